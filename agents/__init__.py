@@ -1,0 +1,1 @@
+"""Agents for TokenTree-v0: MCTS, baselines, episode store, training."""

@@ -1,0 +1,10 @@
+"""Shared test set-up: offline, one torch thread (the machine has 2 cores)."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)

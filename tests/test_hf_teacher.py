@@ -1,0 +1,123 @@
+"""Specification of HFTeacher: KV-cached proposals equal a full recompute, cheap revisits, errors."""
+
+import pytest
+import torch
+
+from tests.helpers import char_primary, loaded, pair_tokenizer
+from tokentree_env.errors import ConfigError, ContextTooLongError, ModelOutputError
+from tokentree_env.teachers import HFTeacher
+from tokentree_env.teachers.alignment import piece_to_primary_map, to_primary_logprobs
+from tokentree_env.teachers.base import Context
+from tokentree_env.tree import Expander, TokenTree
+
+
+def _context(primary, text):
+    return Context(tuple(primary(text)["input_ids"]), text)
+
+
+def _full_recompute(teacher, primary, text):
+    ids = teacher.tokenizer(text, return_tensors="pt")["input_ids"]
+    logits = teacher.model(input_ids=ids).logits[:, -1]
+    if teacher.shares_primary_tokenizer:
+        return torch.log_softmax(logits, -1)[0]
+    return to_primary_logprobs(logits, piece_to_primary_map(teacher.tokenizer, primary), len(primary))[0]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("foreign", [False, True])
+def test_cached_step_by_step_logprobs_equal_a_full_recompute(arch, foreign):
+    primary = char_primary()
+    teacher = HFTeacher(loaded(pair_tokenizer() if foreign else primary, arch))
+    teacher.bind(primary)
+    text = "12+35="
+    for piece in ["4", "7", "+", "1", "3", "=", "1", "2", "."]:
+        text += piece
+        cached = teacher.next_logprobs([_context(primary, text)])[0]
+        full = _full_recompute(teacher, primary, text)
+        finite = torch.isfinite(full)
+        assert torch.equal(finite, torch.isfinite(cached))
+        assert torch.allclose(cached[finite], full[finite], atol=1e-5)
+
+
+def test_siblings_are_forwarded_in_one_batch_and_match_separate_forwards():
+    primary = char_primary()
+    teacher = HFTeacher(loaded(primary))
+    teacher.bind(primary)
+    teacher.next_logprobs([_context(primary, "12+35=")])
+    calls = teacher.counters.forward_calls
+    siblings = [_context(primary, "12+35=" + d) for d in "0123456789"]
+    batched = teacher.next_logprobs(siblings)
+    assert teacher.counters.forward_calls == calls + 1
+    assert teacher.counters.forwarded_tokens == len(primary("12+35=")["input_ids"]) + 10  # no re-encoding
+    for context, row in zip(siblings, batched, strict=True):
+        assert torch.allclose(row, _full_recompute(teacher, primary, context.text), atol=1e-5)
+
+
+def test_a_revisited_context_makes_no_model_call():
+    primary = char_primary()
+    teacher = HFTeacher(loaded(primary))
+    teacher.bind(primary)
+    first = teacher.next_logprobs([_context(primary, "1+1=")])
+    calls = teacher.counters.as_dict()
+    again = teacher.next_logprobs([_context(primary, "1+1=")])
+    assert teacher.counters.as_dict() == calls
+    assert torch.equal(first, again)
+
+
+def test_a_revisited_tree_node_makes_no_model_call():
+    primary = char_primary()
+    teachers = [HFTeacher(loaded(primary, seed=1)), HFTeacher(loaded(pair_tokenizer(), seed=2))]
+    expander = Expander(teachers, HFTeacher(loaded(primary, seed=3)), primary)
+    tree = expander.new_tree("12+35=", references=False)
+    expander.expand(tree, [0])
+    costs = expander.costs()
+    expander.expand(tree, [0])
+    assert expander.costs() == costs
+
+
+def test_the_cache_is_bounded_in_bytes():
+    primary = char_primary()
+    teacher = HFTeacher(loaded(primary), cache_bytes=20_000)
+    teacher.bind(primary)
+    for i in range(40):
+        teacher.next_logprobs([_context(primary, f"{i}+{i}=")])
+    assert teacher.store.bytes <= 20_000 + max(s.nbytes for s in teacher.store._entries.values())
+
+
+def test_a_context_longer_than_the_window_names_the_model():
+    primary = char_primary()
+    teacher = HFTeacher(loaded(primary, name="tiny-window"))
+    teacher.bind(primary)
+    with pytest.raises(ContextTooLongError, match="tiny-window"):
+        teacher.next_logprobs([_context(primary, "1" * 100)])
+
+
+def test_nan_logits_raise_a_typed_error_naming_the_model():
+    primary = char_primary()
+    lm = loaded(primary, name="broken")
+    with torch.no_grad():
+        lm.model.lm_head.weight.fill_(float("nan"))
+    teacher = HFTeacher(lm)
+    teacher.bind(primary)
+    with pytest.raises(ModelOutputError, match="broken"):
+        teacher.next_logprobs([_context(primary, "1+1=")])
+
+
+def test_an_empty_teacher_list_is_refused():
+    primary = char_primary()
+    with pytest.raises(ConfigError, match="teacher list is empty"):
+        Expander([], HFTeacher(loaded(primary)), primary)
+
+
+def test_after_the_primary_is_trained_its_slates_are_recomputed_but_teacher_caches_stay():
+    primary_tok = char_primary()
+    teacher, primary = HFTeacher(loaded(primary_tok, seed=1)), HFTeacher(loaded(primary_tok, seed=2))
+    expander = Expander([teacher], primary, primary_tok)
+    tree = TokenTree("1+1=", primary_tok("1+1=")["input_ids"])
+    expander.expand(tree, [0])
+    teacher_calls = teacher.counters.forward_calls
+    primary.mark_updated()
+    assert not expander.is_fresh(tree, 0)
+    expander.expand(tree, [0])
+    assert expander.is_fresh(tree, 0)
+    assert teacher.counters.forward_calls == teacher_calls  # the teacher's cache was still valid

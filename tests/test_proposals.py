@@ -1,0 +1,69 @@
+"""Specification of proposals and slates: right/wrong children, labels, widths, provenance."""
+
+import numpy as np
+import pytest
+import torch
+
+from tokentree_env.errors import ConfigError
+from tokentree_env.teachers import propose
+from tokentree_env.tree import ExpansionConfig, merge_proposals
+
+
+def _logprobs(probs):
+    return torch.tensor(probs, dtype=torch.float64).log()
+
+
+def test_right_children_are_the_top_k():
+    lp = _logprobs([0.5, 0.3, 0.1, 0.05, 0.03, 0.02])
+    right, _ = propose(lp, k_right=2, k_wrong=0, top_p=0.9, rng=np.random.default_rng(0))
+    assert right == [0, 1]
+
+
+def test_wrong_children_come_from_outside_the_top_p_mass_and_are_reproducible():
+    lp = _logprobs([0.5, 0.3, 0.1, 0.05, 0.03, 0.02])
+    draws = {tuple(propose(lp, k_right=1, k_wrong=2, top_p=0.85, rng=np.random.default_rng(s))[1])
+             for s in range(20)}
+    assert all(set(d) <= {3, 4, 5} for d in draws)  # 0.5+0.3+0.1 >= 0.85: tokens 0-2 are the nucleus
+    assert len(draws) > 1
+    again = propose(lp, k_right=1, k_wrong=2, top_p=0.85, rng=np.random.default_rng(7))
+    assert again == propose(lp, k_right=1, k_wrong=2, top_p=0.85, rng=np.random.default_rng(7))
+
+
+def test_unreachable_and_disallowed_tokens_are_never_proposed():
+    lp = _logprobs([0.6, 0.4, 0.0, 0.0])
+    allowed = torch.tensor([True, False, True, True])
+    right, wrong = propose(lp, k_right=3, k_wrong=3, top_p=0.5, rng=np.random.default_rng(0), allowed=allowed)
+    assert right == [0] and wrong == []
+
+
+def test_direction_is_right_if_any_proposer_ranks_it_top_k_and_wrong_only_if_all_drew_it_from_the_tail():
+    lp = torch.log_softmax(torch.randn(2, 10), -1)
+    slate = merge_proposals([([1, 2], [7]), ([2, 7], [8])], lp, width=8)
+    labels = dict(zip(slate.tokens.tolist(), slate.right.tolist(), strict=True))
+    assert labels == {1: True, 2: True, 7: True, 8: False}
+    votes = dict(zip(slate.tokens.tolist(), slate.votes.tolist(), strict=True))
+    assert votes[2] == 2 and votes[8] == 0
+    proposed = dict(zip(slate.tokens.tolist(), slate.proposed.tolist(), strict=True))
+    assert proposed[7] == [True, True] and proposed[8] == [False, True]
+
+
+def test_slate_keeps_every_models_logprob_of_every_child():
+    lp = torch.log_softmax(torch.randn(3, 10), -1)
+    slate = merge_proposals([([1], []), ([2], []), ([3], [])], lp, width=8)
+    for i, t in enumerate(slate.tokens):
+        assert np.allclose(slate.logprobs[i], lp[:, t].numpy(), atol=1e-6)
+
+
+def test_an_overfull_slate_keeps_reference_children_and_wrong_slots():
+    lp = torch.log_softmax(torch.randn(1, 40), -1)
+    slate = merge_proposals([(list(range(10)), list(range(20, 30)))], lp, width=8, wrong_slots=2,
+                            reference_tokens=[35])
+    assert len(slate) == 8
+    assert slate.tokens[0] == 35 and slate.reference[0] and slate.right[0]
+    assert int((~slate.right).sum()) == 2
+
+
+@pytest.mark.parametrize("field,value", [("k_right", 0), ("width", 0), ("k_wrong", -1), ("top_p", 0.0)])
+def test_bad_expansion_config_raises_naming_the_field(field, value):
+    with pytest.raises(ConfigError, match=field):
+        ExpansionConfig(**{field: value})

@@ -1,0 +1,55 @@
+"""Specification of the model zoo: every model loads offline and meets its targets; training works."""
+
+import json
+
+import pytest
+import torch
+
+from tokentree_env.models import load_model
+from tokentree_env.zoo import ZOO
+from tokentree_env.zoo.report import evaluate_zoo_model
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_model_loads_offline_with_a_lossless_tokenizer(name):
+    lm = load_model(f"zoo:{name}")
+    assert not lm.model.training
+    assert lm.max_positions >= 256
+    text = "12+35+20=47+20=67. rev abc=cba."
+    ids = lm.tokenizer(text)["input_ids"]
+    assert ids[0] == lm.tokenizer.bos_token_id
+    assert lm.tokenizer.decode(ids, skip_special_tokens=True) == text
+
+
+def test_zoo_has_three_architectures_in_two_styles_and_foreign_tokenizers():
+    teachers = [m for m in ZOO.values() if m.role == "teacher"]
+    primary = ZOO["primary"]
+    assert len({m.arch for m in teachers}) >= 3
+    assert {m.style for m in teachers} == {"step", "terse"}
+    assert any(m.tokenizer != primary.tokenizer for m in teachers)
+    assert ZOO["teacher-llama"].arch == "llama" and ZOO["teacher-llama"].tokenizer == "bpe"
+    pair = ZOO["pair-mistral-char"], ZOO["pair-mistral-bpe"]
+    assert pair[0].tokenizer == primary.tokenizer != pair[1].tokenizer
+    assert (pair[0].arch, pair[0].style, pair[0].mix) == (pair[1].arch, pair[1].style, pair[1].mix)
+    assert len({(m.hidden, m.layers) for m in ZOO.values() if m.role != "judge"}) == 1  # same size
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_model_meets_its_targets_on_200_heldout_problems(name):
+    rows = evaluate_zoo_model(name, n=200)
+    assert rows
+    failed = [(r.metric, round(r.value, 3), r.target) for r in rows if r.met is False]
+    assert not failed, f"{name} misses targets: {failed}"
+
+
+def test_reduced_budget_training_lowers_the_loss_and_saves_loadable_models(tmp_path):
+    from tokentree_env.zoo.train import train_zoo
+
+    cards = train_zoo(tmp_path, ["teacher-gpt2", "judge"], budget=0.04, jobs=2, progress=False)
+    for name, card in cards.items():
+        losses = [x["loss"] for x in card["losses"]]
+        assert losses[-1] < losses[0], name
+        lm = load_model(str(tmp_path / name))
+        out = lm.model(**lm.tokenizer("12+35=", return_tensors="pt"))
+        assert torch.isfinite(out.logits).all()
+        assert json.loads((tmp_path / name / "zoo_card.json").read_text())["spec"]["name"] == name

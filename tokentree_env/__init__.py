@@ -1,0 +1,1 @@
+"""TokenTree: text generation as a game tree, as a Gymnasium environment."""

@@ -1,0 +1,50 @@
+"""Typed errors of TokenTree.
+
+Every error the library raises on purpose derives from :class:`TokenTreeError`, so
+``except TokenTreeError`` catches them all. Each message says what was received and
+what to do about it.
+
+Exception tree::
+
+    TokenTreeError
+    ├── ConfigError            a bad argument or configuration value (also a ValueError)
+    ├── ModelNotFoundError     a model name that cannot be resolved (offline, or misspelt)
+    ├── TaskFormatError        a malformed task file or dataset row (also a ValueError)
+    ├── ContextTooLongError    a context longer than a model's window
+    ├── ModelOutputError       a model returned NaN/inf logits or an unusable answer
+    └── EnvStateError          an env method called in the wrong state (step before reset, ...)
+"""
+
+from __future__ import annotations
+
+
+class TokenTreeError(Exception):
+    """Base class of every error raised on purpose by TokenTree."""
+
+
+class ConfigError(TokenTreeError, ValueError):
+    """A bad argument or configuration value; the message names the field and the value."""
+
+
+class ModelNotFoundError(TokenTreeError, OSError):
+    """A model spec (hub id, local path or ``zoo:NAME``) that cannot be resolved.
+
+    Likely cause: the machine is offline (``HF_HUB_OFFLINE=1``) and the model is not in the
+    local cache, the path is misspelt, or the zoo name does not exist.
+    """
+
+
+class TaskFormatError(TokenTreeError, ValueError):
+    """A malformed task file line or dataset row; the message names the file and line."""
+
+
+class ContextTooLongError(TokenTreeError, ValueError):
+    """A context longer than a model's context window; the message names the model."""
+
+
+class ModelOutputError(TokenTreeError, RuntimeError):
+    """A model produced unusable output, e.g. NaN or infinite logits."""
+
+
+class EnvStateError(TokenTreeError, RuntimeError):
+    """An environment method was called in a state that does not allow it."""

@@ -1,0 +1,46 @@
+"""Task suite: prompts, reference answers and verifiers (built-in, JSONL, ``datasets``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tokentree_env.tasks.base import (
+    Problem,
+    Split,
+    Task,
+    Verifier,
+    exact_verifier,
+    extract_final_answer,
+    numeric_verifier,
+    resolve_verifier,
+)
+from tokentree_env.tasks.builtin import BUILTIN_TASKS, DEFAULT_TASK, GeneratedTask, builtin_task
+from tokentree_env.tasks.files import load_jsonl_task, task_from_dataset
+
+
+def load_task(spec: str | Task = DEFAULT_TASK) -> Task:
+    """A task from a built-in name ("chain3", "add2", "reverse"), a ``.jsonl`` path, or a Task."""
+    if isinstance(spec, Task):
+        return spec
+    if spec.endswith(".jsonl") or Path(spec).is_file():
+        return load_jsonl_task(spec)
+    return builtin_task(spec)
+
+
+__all__ = [
+    "BUILTIN_TASKS",
+    "DEFAULT_TASK",
+    "GeneratedTask",
+    "Problem",
+    "Split",
+    "Task",
+    "Verifier",
+    "builtin_task",
+    "exact_verifier",
+    "extract_final_answer",
+    "load_jsonl_task",
+    "load_task",
+    "numeric_verifier",
+    "resolve_verifier",
+    "task_from_dataset",
+]

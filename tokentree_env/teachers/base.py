@@ -1,0 +1,105 @@
+"""The teacher interface: next-token distributions in the primary's vocabulary, and proposals.
+
+A teacher (and the primary, used as a proposer) answers one question for a batch of contexts:
+the log-probabilities of the next token, **in the primary's vocabulary**. From those,
+:func:`propose` picks ``k_right`` likely children (the top-k) and ``k_wrong`` deliberately
+unlikely ones (uniform over the tail outside the top-p mass, reproducible from a seed).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Context:
+    """A state: the primary-token ids of prompt + generated text, and their decoded text."""
+
+    ids: tuple[int, ...]
+    text: str
+
+
+@dataclass
+class CostCounter:
+    """Work a model did: batched forward calls, tokens forwarded (padding excluded), tokens generated."""
+
+    forward_calls: int = 0
+    forwarded_tokens: int = 0
+    generated_tokens: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class Teacher(ABC):
+    """A model that reads contexts and gives next-token log-probs in the primary's vocabulary.
+
+    Implementations: :class:`~tokentree_env.teachers.hf.HFTeacher` (any transformers causal LM)
+    and :class:`~tokentree_env.teachers.scripted.ScriptedTeacher` (a table, for unit tests).
+    ``version`` changes whenever the model's weights change (the primary after training), so
+    that what was cached from it can be recomputed.
+    """
+
+    name: str = "teacher"
+    version: int = 0
+
+    def __init__(self) -> None:
+        self.counters = CostCounter()
+
+    def bind(self, primary_tokenizer) -> None:  # noqa: B027 - optional hook
+        """Attach the primary's tokenizer (the canonical vocabulary). Called once by the tree."""
+
+    @abstractmethod
+    def next_logprobs(self, contexts: Sequence[Context]) -> torch.Tensor:
+        """Log-probabilities of the next primary token after each context, ``(B, V_p)``;
+        ``-inf`` for tokens the model cannot produce."""
+
+    @abstractmethod
+    def answer(self, prompt: str, *, max_new_tokens: int = 64) -> str:
+        """The model's greedy answer to ``prompt`` (text after the prompt, without EOS)."""
+
+    def mark_updated(self) -> None:
+        """Declare the weights changed: bump ``version`` and drop cached state."""
+        self.version += 1
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release models and connections."""
+
+
+def propose(
+    logprobs: torch.Tensor,
+    *,
+    k_right: int,
+    k_wrong: int,
+    top_p: float,
+    rng: np.random.Generator,
+    allowed: torch.Tensor | None = None,
+) -> list[tuple[list[int], list[int]]]:
+    """Per row of ``logprobs`` ``(M, V)`` (or one row ``(V,)``): right children (the top
+    ``k_right``) and wrong ones (``k_wrong`` drawn uniformly, without replacement, from the tokens
+    outside the smallest set holding ``top_p`` of the mass).
+
+    Only tokens with finite log-prob (and ``allowed``, if given) are proposed. Rows share one
+    sort; the draws use ``rng`` row by row, so the result depends only on the inputs.
+    """
+    single = logprobs.dim() == 1
+    lp = logprobs[None] if single else logprobs
+    if allowed is not None:
+        lp = lp.masked_fill(~allowed, float("-inf"))
+    sorted_lp, order = torch.sort(lp, dim=-1, descending=True, stable=True)  # (M, V)
+    finite = torch.isfinite(sorted_lp).sum(-1).tolist()
+    nucleus = ((sorted_lp.exp().cumsum(-1) < top_p).sum(-1) + 1).tolist()
+    order = order.numpy()
+    out = []
+    for m in range(lp.shape[0]):
+        row = order[m, : finite[m]]
+        right = row[:k_right]
+        tail = row[max(nucleus[m], right.size):]
+        wrong = rng.choice(tail, size=min(k_wrong, tail.size), replace=False) if tail.size else tail
+        out.append((right.tolist(), wrong.tolist()))
+    return out[0] if single else out

@@ -1,0 +1,168 @@
+"""``HFTeacher``: any transformers causal LM as a teacher (or as the primary proposer).
+
+Speed (the physical limit is the forward passes):
+
+- a context already read is a cache hit: no model call (KV and next-token log-probs kept in
+  a byte-bounded LRU, keyed by the model's own token ids);
+- a new context is read from the cached state of its longest cached prefix (the parent's
+  ids, or a few tokens back when a foreign tokenizer re-merges the end of the text), so the
+  prompt is never re-encoded;
+- contexts that share a cached prefix are forwarded together in one batch, right-padded (no
+  mask needed: under causal attention padding at the end affects only the padded positions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from tokentree_env.errors import ContextTooLongError, ModelOutputError
+from tokentree_env.models.loader import LoadedModel, load_model
+from tokentree_env.teachers.alignment import piece_to_primary_map, same_tokenizer, to_primary_logprobs
+from tokentree_env.teachers.base import Context, Teacher
+from tokentree_env.teachers.kvstore import DEFAULT_CACHE_BYTES, CachedState, KVStore
+
+PREFIX_LOOKBACK = 4
+"""How many tokens back from the end a foreign-tokenizer teacher looks for a cached prefix."""
+
+FEWEST_STEPS_INSTRUCTION = "Answer in the fewest steps. Give only the answer."
+
+
+class HFTeacher(Teacher):
+    """A transformers causal LM giving next-token log-probs in the primary's vocabulary.
+
+    Args:
+        model: a hub id, local path, ``zoo:NAME``, or a :class:`LoadedModel`.
+        name: display name (default: the model spec).
+        cache_bytes: bound of the KV/log-prob LRU cache, in bytes.
+        system_prompt: instruction for chat models' reference answers (used only when the
+            tokenizer has a chat template).
+    """
+
+    def __init__(self, model: str | LoadedModel, *, name: str | None = None,
+                 cache_bytes: int = DEFAULT_CACHE_BYTES,
+                 system_prompt: str = FEWEST_STEPS_INSTRUCTION) -> None:
+        super().__init__()
+        self.lm = model if isinstance(model, LoadedModel) else load_model(model)
+        self.name = name or self.lm.name
+        self.model, self.tokenizer = self.lm.model, self.lm.tokenizer
+        self.max_positions = self.lm.max_positions
+        self.store = KVStore(cache_bytes)
+        self.system_prompt = system_prompt
+        self.shares_primary_tokenizer = True
+        self._map: torch.Tensor | None = None
+        self._primary_size = len(self.tokenizer)
+
+    # -- vocabulary ------------------------------------------------------------------------
+    def bind(self, primary_tokenizer) -> None:
+        """Use ``primary_tokenizer``'s vocabulary; build the piece map when it differs from ours."""
+        self.shares_primary_tokenizer = same_tokenizer(self.tokenizer, primary_tokenizer)
+        self._primary_size = max(len(primary_tokenizer), max(primary_tokenizer.get_vocab().values()) + 1)
+        self._map = None if self.shares_primary_tokenizer else piece_to_primary_map(
+            self.tokenizer, primary_tokenizer)
+        self.store.clear()
+
+    def own_ids(self, context: Context) -> tuple[int, ...]:
+        """The context in this model's own tokens (never another model's ids)."""
+        ids = context.ids if self.shares_primary_tokenizer else self._encode(context.text)
+        if len(ids) > self.max_positions:
+            raise ContextTooLongError(
+                f"context of {len(ids)} tokens is longer than the window of model {self.name!r} "
+                f"({self.max_positions} positions); lower max_new_tokens or use a shorter prompt")
+        return ids
+
+    def _encode(self, text: str) -> tuple[int, ...]:
+        """Own ids of ``text`` with special tokens; the Rust backend directly when there is one
+        (the Python ``__call__`` costs ~15x more, on the hot path of every expansion)."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is not None:
+            return tuple(backend.encode(text).ids)
+        return tuple(self.tokenizer(text)["input_ids"])
+
+    # -- next-token distributions ------------------------------------------------------------
+    def next_logprobs(self, contexts: Sequence[Context]) -> torch.Tensor:
+        """Next-token log-probs in the primary's vocabulary for each context, ``(B, V_p)``."""
+        results: list[torch.Tensor | None] = [None] * len(contexts)
+        groups: dict[tuple[int, ...] | None, list[tuple[int, tuple[int, ...]]]] = {}
+        for i, context in enumerate(contexts):
+            ids = self.own_ids(context)
+            hit = self.store.get(ids)
+            if hit is not None:
+                results[i] = hit.logprobs
+                continue
+            base = self._cached_prefix(ids)
+            groups.setdefault(base.ids if base else None, []).append((i, ids))
+        for base_ids, rows in groups.items():
+            base = self.store.get(base_ids) if base_ids is not None else None
+            for (i, _), logprobs in zip(rows, self._forward(base, [ids for _, ids in rows]), strict=True):
+                results[i] = logprobs
+        return torch.stack(results)
+
+    def _cached_prefix(self, ids: tuple[int, ...]) -> CachedState | None:
+        lookback = 1 if self.shares_primary_tokenizer else PREFIX_LOOKBACK
+        for cut in range(1, min(lookback, len(ids) - 1) + 1):
+            state = self.store.get(ids[:-cut])
+            if state is not None:
+                return state
+        return None
+
+    @torch.no_grad()
+    def _forward(self, base: CachedState | None, rows: list[tuple[int, ...]]) -> list[torch.Tensor]:
+        """One batched forward of each row's suffix after ``base``; caches and returns log-probs."""
+        start = len(base.ids) if base else 0
+        lengths = [len(r) - start for r in rows]
+        width = max(lengths)
+        pad = self.tokenizer.pad_token_id or 0
+        suffix = torch.tensor([list(r[start:]) + [pad] * (width - len(r) + start) for r in rows])  # (B, S)
+        cache = None
+        if base is not None:
+            from transformers import DynamicCache
+
+            b = len(rows)
+            cache = DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1))
+                                                 for k, v in base.kv])
+        out = self.model(input_ids=suffix, cache=cache, use_cache=True)
+        self.counters.forward_calls += 1
+        self.counters.forwarded_tokens += sum(lengths)
+        last = torch.tensor(lengths) - 1
+        logits = out.logits[torch.arange(len(rows)), last]  # (B, V_t)
+        if not torch.isfinite(logits).all():
+            raise ModelOutputError(f"model {self.name!r} returned NaN/inf logits; check its weights and dtype")
+        logprobs = (torch.log_softmax(logits.float(), dim=-1) if self._map is None
+                    else to_primary_logprobs(logits, self._map, self._primary_size))
+        layers = [(layer.keys, layer.values) for layer in out.cache.layers]
+        for i, ids in enumerate(rows):
+            n = len(ids)
+            kv = tuple((k[i:i + 1, :, :n], v[i:i + 1, :, :n]) for k, v in layers)
+            self.store.put(CachedState(ids, kv, logprobs[i]))
+        return list(logprobs)
+
+    # -- reference answers -----------------------------------------------------------------
+    @torch.no_grad()
+    def answer(self, prompt: str, *, max_new_tokens: int = 64) -> str:
+        """Greedy answer; chat models get the fewest-steps system prompt via their chat template."""
+        if getattr(self.tokenizer, "chat_template", None):
+            messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}]
+            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
+            ids = ids if isinstance(ids, torch.Tensor) else ids["input_ids"]
+        else:
+            ids = self.tokenizer(prompt, return_tensors="pt")["input_ids"]
+        budget = min(max_new_tokens, self.max_positions - ids.shape[1])
+        if budget <= 0:
+            raise ContextTooLongError(f"prompt of {ids.shape[1]} tokens fills the window of {self.name!r}")
+        out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=budget,
+                                  do_sample=False, pad_token_id=self.tokenizer.pad_token_id,
+                                  eos_token_id=self.tokenizer.eos_token_id)
+        new = out[0, ids.shape[1]:]
+        self.counters.forward_calls += len(new)
+        self.counters.forwarded_tokens += ids.shape[1] + len(new)
+        self.counters.generated_tokens += len(new)
+        return self.tokenizer.decode(new, skip_special_tokens=True)
+
+    def mark_updated(self) -> None:
+        super().mark_updated()
+        self.store.clear()
+
+    def close(self) -> None:
+        self.store.clear()

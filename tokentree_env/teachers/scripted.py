@@ -1,0 +1,34 @@
+"""``ScriptedTeacher``: a deterministic table-driven teacher for unit tests (no model)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from tokentree_env.teachers.base import Context, Teacher
+
+
+class ScriptedTeacher(Teacher):
+    """Next-token log-probs from a function of the context text; answers from a dict.
+
+    ``distribution(text) -> {primary_token_id: probability}``; unlisted tokens get probability 0.
+    Counts one forward call and one forwarded token per context, like a cached model would.
+    """
+
+    def __init__(self, distribution: Callable[[str], dict[int, float]], vocab_size: int, *,
+                 answers: dict[str, str] | None = None, name: str = "scripted") -> None:
+        super().__init__()
+        self.distribution, self.vocab_size, self.answers, self.name = distribution, vocab_size, answers or {}, name
+
+    def next_logprobs(self, contexts: Sequence[Context]) -> torch.Tensor:
+        out = torch.full((len(contexts), self.vocab_size), float("-inf"))
+        for i, context in enumerate(contexts):
+            for token, p in self.distribution(context.text).items():
+                out[i, token] = torch.tensor(p).log()
+        self.counters.forward_calls += 1
+        self.counters.forwarded_tokens += len(contexts)
+        return out
+
+    def answer(self, prompt: str, *, max_new_tokens: int = 64) -> str:
+        return self.answers.get(prompt, "")

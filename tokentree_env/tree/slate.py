@@ -1,0 +1,116 @@
+"""A node's slate: its children (primary token ids) with provenance, merged from every proposer.
+
+Each child keeps which models proposed it, every model's log-prob of it, its right-direction
+votes, whether it lies on a teacher's reference answer, and its direction label: **right** if
+any proposer ranks it in its top-k (or it is on a reference path), **wrong** only if every
+proposer drew it from the low-probability tail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from tokentree_env.teachers.alignment import UNMAPPED_LOGPROB
+
+
+@dataclass
+class Slate:
+    """Children of one node; arrays are aligned by child index ``i < n <= K``.
+
+    Model columns ``m`` follow the expander's model order (teachers first, the primary last
+    when it proposes).
+    """
+
+    tokens: np.ndarray  # (n,) int64 primary token ids
+    right: np.ndarray  # (n,) bool direction label (True = right)
+    votes: np.ndarray  # (n,) int32 models ranking the child in their top-k
+    proposed: np.ndarray  # (n, M) bool which models proposed the child (right or wrong)
+    logprobs: np.ndarray  # (n, M) float32 each model's log-prob of the child, floored
+    reference: np.ndarray  # (n,) bool child continues a teacher's reference answer
+    primary_version: int = 0
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
+
+    def index_of(self, token: int) -> int | None:
+        """The child index of ``token``, or None when it is not on the slate."""
+        hits = np.flatnonzero(self.tokens == token)
+        return int(hits[0]) if hits.size else None
+
+    def to_json(self) -> dict:
+        return {k: getattr(self, k).tolist() for k in ("tokens", "right", "votes", "proposed", "logprobs",
+                                                       "reference")} | {"primary_version": self.primary_version}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Slate:
+        return cls(
+            tokens=np.asarray(data["tokens"], dtype=np.int64),
+            right=np.asarray(data["right"], dtype=bool),
+            votes=np.asarray(data["votes"], dtype=np.int32),
+            proposed=np.asarray(data["proposed"], dtype=bool).reshape(len(data["tokens"]), -1),
+            logprobs=np.asarray(data["logprobs"], dtype=np.float32).reshape(len(data["tokens"]), -1),
+            reference=np.asarray(data["reference"], dtype=bool),
+            primary_version=int(data["primary_version"]),
+        )
+
+
+def merge_proposals(
+    proposals: Sequence[tuple[list[int], list[int]]],
+    logprobs: torch.Tensor,
+    *,
+    width: int,
+    reference_tokens: Sequence[int] = (),
+    wrong_slots: int | None = None,
+    primary_version: int = 0,
+) -> Slate:
+    """Merge per-model ``(right, wrong)`` proposals into one slate of at most ``width`` children.
+
+    Args:
+        proposals: per model, the right (top-k) and wrong (tail) token ids it proposed.
+        logprobs: ``(M, V_p)`` every model's next-token log-probs in the primary vocabulary.
+        width: the slate width ``K``.
+        reference_tokens: tokens continuing a teacher's reference answer (always kept, right).
+        wrong_slots: slots kept for wrong children when the slate overflows (default ``K // 4``).
+
+    Order: reference children, then right ones by votes and mean log-prob, then wrong ones by
+    mean log-prob; wrong children keep up to ``wrong_slots`` places when there are too many.
+    """
+    n_models = len(proposals)
+    votes: dict[int, int] = {}
+    proposed: dict[int, set[int]] = {}
+    for m, (right, wrong) in enumerate(proposals):
+        for t in right:
+            votes[t] = votes.get(t, 0) + 1
+        for t in (*right, *wrong):
+            proposed.setdefault(t, set()).add(m)
+    refs = list(dict.fromkeys(int(t) for t in reference_tokens))
+    for t in refs:
+        proposed.setdefault(t, set())
+    floored = logprobs.clamp(min=UNMAPPED_LOGPROB)  # (M, V_p)
+    mean_lp = floored.mean(0)
+
+    def key(t: int) -> tuple[float, float]:
+        return (-votes.get(t, 0), -float(mean_lp[t]))
+
+    right_tokens = sorted((t for t in proposed if t not in refs and votes.get(t, 0) > 0), key=key)
+    wrong_tokens = sorted((t for t in proposed if t not in refs and votes.get(t, 0) == 0), key=key)
+    room = max(0, width - len(refs))
+    keep_wrong = min(len(wrong_tokens), wrong_slots if wrong_slots is not None else max(1, width // 4))
+    right_tokens = right_tokens[: max(room - keep_wrong, room - len(wrong_tokens))]
+    wrong_tokens = wrong_tokens[: room - len(right_tokens)]
+    tokens = (refs + right_tokens + wrong_tokens)[:width]
+    idx = torch.tensor(tokens, dtype=torch.long)
+    return Slate(
+        tokens=np.asarray(tokens, dtype=np.int64),
+        right=np.asarray([t in refs or votes.get(t, 0) > 0 for t in tokens], dtype=bool),
+        votes=np.asarray([votes.get(t, 0) for t in tokens], dtype=np.int32),
+        proposed=np.asarray([[m in proposed[t] for m in range(n_models)] for t in tokens], dtype=bool).reshape(
+            len(tokens), n_models),
+        logprobs=floored[:, idx].T.numpy().astype(np.float32).reshape(len(tokens), n_models),
+        reference=np.asarray([t in refs for t in tokens], dtype=bool),
+        primary_version=primary_version,
+    )

@@ -1,0 +1,70 @@
+"""The model zoo's catalogue: which models exist, how each is built and trained, its targets.
+
+Names are used as ``zoo:NAME`` anywhere a model is accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+JUDGE_VERDICT_TEMPLATE = "check {prompt}{answer}>"
+"""The judge's verdict prompt. The judge first works the problem itself as a chain ending in
+:data:`JUDGE_VERDICT_SEPARATOR` ("47+20=67;"), then answers ``y`` (correct) or ``n`` (wrong):
+checking a three-addend sum in a single token is beyond a model this small, comparing is not."""
+JUDGE_VERDICT_SEPARATOR = ";"
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """How one zoo model is built and trained, and the accuracy it must reach."""
+
+    name: str
+    role: str  # "teacher" | "primary" | "judge"
+    arch: str  # "llama" | "qwen2" | "gpt2" | "mistral"
+    tokenizer: str  # "char" | "bpe" | "bpe-small"
+    style: str  # "step" (chain of partial sums) | "terse" (final answer only)
+    mix: dict[str, float]  # training mixture: task name (or "verdict") -> weight
+    steps: int
+    hidden: int = 64
+    layers: int = 2
+    seed: int = 0
+    targets: dict[str, float] = field(default_factory=dict)  # metric -> minimum
+    maxima: dict[str, float] = field(default_factory=dict)  # metric -> maximum
+    description: str = ""
+
+
+_TEACHER_MIX = {"chain3": 0.7, "add2": 0.3}
+_TEACHER_TARGETS = {"add2": 0.90, "chain3": 0.80}
+
+ZOO: dict[str, ZooModel] = {
+    m.name: m
+    for m in [
+        ZooModel("teacher-llama", "teacher", "llama", "bpe", "step", _TEACHER_MIX, 3000, seed=1,
+                 targets=_TEACHER_TARGETS,
+                 description="Llama, byte-level BPE (GPT-2 split), answers step by step"),
+        ZooModel("teacher-qwen2", "teacher", "qwen2", "char", "terse", _TEACHER_MIX, 4000, seed=2,
+                 targets=_TEACHER_TARGETS,
+                 description="Qwen2, the primary's char tokenizer, answers tersely"),
+        ZooModel("teacher-gpt2", "teacher", "gpt2", "bpe-small", "step", _TEACHER_MIX, 3000, seed=3,
+                 targets=_TEACHER_TARGETS,
+                 description="GPT-2, a smaller byte-level BPE, answers step by step"),
+        ZooModel("pair-mistral-char", "teacher", "mistral", "char", "step", _TEACHER_MIX, 3000, seed=4,
+                 targets=_TEACHER_TARGETS,
+                 description="Mistral, char tokenizer (shares the primary's); tokenizer-ablation pair"),
+        ZooModel("pair-mistral-bpe", "teacher", "mistral", "bpe", "step", _TEACHER_MIX, 3000, seed=4,
+                 targets=_TEACHER_TARGETS,
+                 description="Mistral, byte-level BPE; differs from pair-mistral-char only in tokenizer"),
+        ZooModel("primary", "primary", "llama", "char", "step",
+                 {"reverse": 0.58, "add2": 0.40, "chain3": 0.02}, 2000, seed=5,
+                 targets={"reverse": 0.80}, maxima={"chain3": 0.50},
+                 description="the policy: competent on reverse, weak on chain3 (little training on it)"),
+        ZooModel("judge", "judge", "gpt2", "char", "step",
+                 {"chain3": 0.25, "add2": 0.1, "reverse": 0.1, "verdict": 0.55}, 5000, seed=6,
+                 targets={"eos_auc": 0.95, "verdict": 0.90},
+                 description="small judge: P(EOS | context) for completeness and a y/n verdict"),
+    ]
+}
+
+DEFAULT_TEACHERS: tuple[str, ...] = ("zoo:teacher-llama", "zoo:teacher-qwen2", "zoo:teacher-gpt2")
+DEFAULT_PRIMARY = "zoo:primary"
+DEFAULT_JUDGE = "zoo:judge"

@@ -1,0 +1,138 @@
+"""The zoo's accuracy report: every model on a fixed held-out sample, against its targets.
+
+Teachers and the primary are scored by greedy decoding on each built-in task. The judge is
+scored as a completeness detector (ROC AUC of P(EOS | context) on finished vs unfinished
+contexts) and as a yes/no verifier (accuracy on correct vs corrupted answers).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tokentree_env.models.generation import greedy_complete, next_token_logprobs
+from tokentree_env.models.loader import LoadedModel, load_model
+from tokentree_env.tasks.builtin import BUILTIN_TASKS, builtin_task
+from tokentree_env.zoo.catalog import JUDGE_VERDICT_SEPARATOR, JUDGE_VERDICT_TEMPLATE, ZOO
+
+REPORT_SAMPLE = 200
+REPORT_SEED = 123
+
+
+@dataclass
+class MetricRow:
+    """One model's value on one metric, and whether it meets its target (None: no target)."""
+
+    model: str
+    metric: str
+    value: float
+    target: str = ""
+    met: bool | None = None
+
+
+def task_accuracy(lm: LoadedModel, task_name: str, n: int = REPORT_SAMPLE) -> float:
+    """Greedy held-out accuracy of a model on the first ``n`` held-out problems of a task."""
+    task = builtin_task(task_name)
+    problems = list(task.problems("heldout"))[:n]
+    completions = greedy_complete(lm.model, lm.tokenizer, [p.prompt for p in problems])
+    return sum(task.verify(p, c) for p, c in zip(problems, completions, strict=True)) / len(problems)
+
+
+def roc_auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
+    """ROC AUC as the probability that a random positive outscores a random negative (ties 1/2)."""
+    wins = sum((p > q) + 0.5 * (p == q) for p in positives for q in negatives)
+    return wins / (len(positives) * len(negatives))
+
+
+def judge_eos_auc(lm: LoadedModel, n: int = REPORT_SAMPLE, seed: int = REPORT_SEED) -> float:
+    """ROC AUC of the judge's P(EOS | context): finished answers vs unfinished prefixes."""
+    rng = random.Random(seed)
+    finished, unfinished = [], []
+    for name in BUILTIN_TASKS:
+        for p in list(builtin_task(name).problems("heldout"))[: n // len(BUILTIN_TASKS) + 1]:
+            solution = p.solutions[rng.choice(sorted(p.solutions))]
+            finished.append(p.prompt + solution)
+            unfinished.append(p.prompt + solution[: rng.randrange(len(solution) - 1)])
+    eos = lm.tokenizer.eos_token_id
+    p_fin = next_token_logprobs(lm.model, lm.tokenizer, finished)[:, eos].tolist()
+    p_unf = next_token_logprobs(lm.model, lm.tokenizer, unfinished)[:, eos].tolist()
+    return roc_auc(p_fin, p_unf)
+
+
+def judge_verdict_accuracy(lm: LoadedModel, n: int = REPORT_SAMPLE, seed: int = REPORT_SEED) -> float:
+    """Accuracy of the judge's y/n verdict on held-out answers, half correct, half corrupted."""
+    from tokentree_env.zoo.train import corrupt_answer
+
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i, p in enumerate(list(builtin_task("chain3").problems("heldout"))[:n]):
+        answer = p.solutions[rng.choice(["step", "terse"])]
+        correct = i % 2 == 0
+        texts.append(JUDGE_VERDICT_TEMPLATE.format(prompt=p.prompt,
+                                                   answer=answer if correct else corrupt_answer(answer, rng)))
+        labels.append(correct)
+    said_yes = [p > 0.5 for p in judge_verdicts(lm, texts)]
+    return sum(s == c for s, c in zip(said_yes, labels, strict=True)) / len(labels)
+
+
+def judge_verdicts(lm: LoadedModel, verdict_prompts: Sequence[str], max_work_tokens: int = 24) -> list[float]:
+    """P(yes) of the judge's verdict for each prompt: the judge writes its own working up to the
+    separator greedily, then its next-token probabilities of ``y`` and ``n`` are compared."""
+    works = greedy_complete(lm.model, lm.tokenizer, verdict_prompts, max_new_tokens=max_work_tokens)
+    contexts = [p + w.split(JUDGE_VERDICT_SEPARATOR)[0] + JUDGE_VERDICT_SEPARATOR
+                for p, w in zip(verdict_prompts, works, strict=True)]
+    logp = next_token_logprobs(lm.model, lm.tokenizer, contexts)
+    yes, no = (lm.tokenizer.convert_tokens_to_ids(t) for t in ("y", "n"))
+    return torch.sigmoid(logp[:, yes] - logp[:, no]).tolist()
+
+
+def evaluate_zoo_model(name: str, models_dir: str | Path | None = None, n: int = REPORT_SAMPLE) -> list[MetricRow]:
+    """All metrics of one zoo model, each checked against the catalogue's targets."""
+    if name not in ZOO:
+        from tokentree_env.errors import ConfigError
+        raise ConfigError(f"no zoo model {name!r}; the zoo has {sorted(ZOO)}")
+    spec = ZOO[name]
+    lm = load_model(str(Path(models_dir) / name)) if models_dir else load_model(f"zoo:{name}")
+    if spec.role == "judge":
+        values = {"eos_auc": judge_eos_auc(lm, n), "verdict": judge_verdict_accuracy(lm, n)}
+    else:
+        values = {t: task_accuracy(lm, t, n) for t in BUILTIN_TASKS}
+    rows = []
+    for metric, value in values.items():
+        row = MetricRow(name, metric, value)
+        if metric in spec.targets:
+            row.target, row.met = f">= {spec.targets[metric]:.2f}", value >= spec.targets[metric]
+        elif metric in spec.maxima:
+            row.target, row.met = f"<= {spec.maxima[metric]:.2f}", value <= spec.maxima[metric]
+        rows.append(row)
+    return rows
+
+
+def zoo_report(names: Sequence[str] | None = None, models_dir: str | Path | None = None,
+               n: int = REPORT_SAMPLE, progress: bool = True) -> list[MetricRow]:
+    """Evaluate the named zoo models (all by default) with a progress bar."""
+    from rich.progress import track
+
+    rows: list[MetricRow] = []
+    for name in track(list(names or ZOO), description="evaluating the zoo", disable=not progress):
+        rows += evaluate_zoo_model(name, models_dir, n)
+    return rows
+
+
+def print_report(rows: Sequence[MetricRow]) -> bool:
+    """Print the report as a table; return True when every target is met."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Model zoo accuracy (held-out sample of {REPORT_SAMPLE})")
+    for col in ("model", "metric", "value", "target", "met"):
+        table.add_column(col)
+    for r in rows:
+        met = "" if r.met is None else ("[green]yes[/]" if r.met else "[red]NO[/]")
+        table.add_row(r.model, r.metric, f"{r.value:.3f}", r.target, met)
+    Console().print(table)
+    return all(r.met is not False for r in rows)

@@ -1,0 +1,174 @@
+"""Train the built-in model zoo from scratch, reproducibly, on the built-in task suite.
+
+Run ``tokentree zoo train`` (or ``python -m tokentree_env.zoo.train``). Each model is
+trained in its own process with one torch thread; ``--budget`` scales every model's steps
+(the CI test runs a small fraction). The output is standard Hugging Face format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from multiprocessing import get_context
+from pathlib import Path
+
+from tokentree_env.tasks.builtin import builtin_task
+from tokentree_env.zoo.catalog import JUDGE_VERDICT_SEPARATOR, JUDGE_VERDICT_TEMPLATE, ZOO, ZooModel
+
+BATCH_SIZE = 64
+LEARNING_RATE = 3e-3
+WARMUP_STEPS = 100
+MAX_POSITIONS = 256
+TOKENIZER_SEED = 7
+LOG_EVERY = 100
+
+
+def corrupt_answer(answer: str, rng: random.Random) -> str:
+    """A wrong version of a numeric answer: its final number moved by a small or large delta."""
+    head, sep, last = answer.rstrip(".").rpartition("=")
+    value = int(last)
+    delta = rng.choice([1, 2, 10, 20, rng.randint(1, 60)]) * rng.choice([-1, 1])
+    wrong = value + delta if value + delta > 0 else value + abs(delta)
+    return f"{head}{sep}{wrong}."
+
+
+def sample_example(spec: ZooModel, rng: random.Random) -> tuple[str, str]:
+    """One ``(prompt, target)`` training pair from the model's mixture."""
+    kind = rng.choices(list(spec.mix), weights=list(spec.mix.values()))[0]
+    if kind == "verdict":
+        problem = builtin_task(rng.choice(["chain3", "chain3", "add2"])).sample(rng)
+        answer = problem.solutions[rng.choice(["step", "terse"])]
+        correct = rng.random() < 0.5
+        if not correct:
+            answer = corrupt_answer(answer, rng)
+        work = problem.solutions["step"].rstrip(".") + JUDGE_VERDICT_SEPARATOR
+        return JUDGE_VERDICT_TEMPLATE.format(prompt=problem.prompt, answer=answer), work + "yn"[not correct]
+    problem = builtin_task(kind).sample(rng)
+    style = rng.choice(["step", "terse"]) if spec.role == "judge" else spec.style
+    return problem.prompt, problem.solutions[style]
+
+
+def tokenizer_corpus(n: int = 4000, seed: int = TOKENIZER_SEED) -> list[str]:
+    """Texts of every task and style, to train the zoo's BPE tokenizers on."""
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(n):
+        for name in ("chain3", "add2", "reverse"):
+            p = builtin_task(name).sample(rng)
+            texts += [p.prompt + s for s in p.solutions.values()]
+    return texts
+
+
+def build_model(spec: ZooModel, vocab_size: int, special_ids: dict[str, int]):
+    """A freshly initialised model of the spec's architecture (hidden size, layers, window)."""
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, MistralConfig, Qwen2Config
+
+    common = dict(vocab_size=vocab_size, tie_word_embeddings=True, **special_ids)
+    h, n_layers = spec.hidden, spec.layers
+    if spec.arch == "gpt2":
+        config = GPT2Config(n_embd=h, n_layer=n_layers, n_head=4, n_positions=MAX_POSITIONS, **common)
+    else:
+        cls = {"llama": LlamaConfig, "qwen2": Qwen2Config, "mistral": MistralConfig}[spec.arch]
+        extra = {"sliding_window": None} if spec.arch == "mistral" else {}
+        config = cls(hidden_size=h, intermediate_size=4 * h, num_hidden_layers=n_layers,
+                     num_attention_heads=4, num_key_value_heads=4,
+                     max_position_embeddings=MAX_POSITIONS, **extra, **common)
+    return AutoModelForCausalLM.from_config(config)
+
+
+def _encode(tok, prompt: str, target: str, bos: int, eos: int) -> tuple[list[int], list[int]]:
+    p = tok.encode(prompt, add_special_tokens=False).ids
+    t = tok.encode(target, add_special_tokens=False).ids + [eos]
+    return [bos, *p, *t], [-100] * (1 + len(p)) + t
+
+
+def train_one(spec: ZooModel, out_dir: str, budget: float = 1.0) -> dict:
+    """Train one zoo model and save it (model + tokenizer + card) under ``out_dir/NAME``."""
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    from tokentree_env.zoo.tokenizers import BOS, EOS, PAD, build_tokenizer, wrap
+
+    torch.set_num_threads(1)
+    torch.manual_seed(spec.seed)
+    rng = random.Random(spec.seed)
+    tok = build_tokenizer(spec.tokenizer, tokenizer_corpus())
+    ids = {"bos_token_id": tok.token_to_id(BOS), "eos_token_id": tok.token_to_id(EOS),
+           "pad_token_id": tok.token_to_id(PAD)}
+    model = build_model(spec, tok.get_vocab_size(), ids)
+    model.train()
+    steps = max(20, int(spec.steps * budget))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01)
+    schedule = get_cosine_schedule_with_warmup(optimizer, min(WARMUP_STEPS, steps // 10), steps)
+    losses, started, window = [], time.process_time(), []
+    for step in range(steps):
+        batch = [_encode(tok, *sample_example(spec, rng), ids["bos_token_id"], ids["eos_token_id"])
+                 for _ in range(BATCH_SIZE)]
+        width = max(len(x) for x, _ in batch)
+        input_ids = torch.tensor([x + [ids["pad_token_id"]] * (width - len(x)) for x, _ in batch])
+        labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in batch])
+        mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x, _ in batch])
+        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        window.append(loss.item())
+        if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
+            losses.append({"step": step + 1, "loss": sum(window) / len(window)})
+            window = []
+    model.eval()
+    path = Path(out_dir) / spec.name
+    model.save_pretrained(path)
+    wrap(tok).save_pretrained(path)
+    card = {"spec": asdict(spec), "steps": steps, "budget": budget, "cpu_seconds": time.process_time() - started,
+            "parameters": sum(p.numel() for p in model.parameters()), "losses": losses}
+    (path / "zoo_card.json").write_text(json.dumps(card, indent=1))
+    return card
+
+
+def train_zoo(out_dir: str | Path, names: Sequence[str] | None = None, *, budget: float = 1.0,
+              jobs: int = 2, progress: bool = True) -> dict[str, dict]:
+    """Train the named zoo models (all by default) with ``jobs`` processes; returns their cards."""
+    names = list(names or ZOO)
+    unknown = [n for n in names if n not in ZOO]
+    if unknown:
+        from tokentree_env.errors import ConfigError
+        raise ConfigError(f"unknown zoo model(s) {unknown}; the zoo has {sorted(ZOO)}")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    from rich.progress import Progress
+
+    cards: dict[str, dict] = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool, \
+            Progress(disable=not progress) as bar:
+        task = bar.add_task("training the zoo", total=len(names))
+        futures = {pool.submit(train_one, ZOO[n], str(out_dir), budget): n for n in names}
+        for future, name in futures.items():
+            cards[name] = future.result()
+            bar.update(task, advance=1, description=f"trained {name}")
+    return cards
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from tokentree_env.models.loader import zoo_dir
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(zoo_dir()), help="output folder (default: the package's zoo)")
+    parser.add_argument("--models", nargs="*", default=None, help="zoo names to train (default: all)")
+    parser.add_argument("--budget", type=float, default=1.0, help="fraction of each model's training steps")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel training processes")
+    args = parser.parse_args(argv)
+    cards = train_zoo(args.out, args.models, budget=args.budget, jobs=args.jobs)
+    for name, card in cards.items():
+        print(f"{name}: {card['steps']} steps, loss {card['losses'][0]['loss']:.3f} -> "
+              f"{card['losses'][-1]['loss']:.3f}, {card['cpu_seconds']:.0f} CPU-s, {card['parameters']} params")
+
+
+if __name__ == "__main__":
+    main()
