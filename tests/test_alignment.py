@@ -5,7 +5,7 @@ import math
 import torch
 
 from tests.helpers import bpe_primary, char_primary, loaded, pair_tokenizer
-from tokentree_env.teachers import HFTeacher, UNMAPPED_LOGPROB, piece_to_primary_map, to_primary_logprobs
+from tokentree_env.teachers import UNMAPPED_LOGPROB, HFTeacher, piece_to_primary_map, to_primary_logprobs
 from tokentree_env.teachers.base import Context
 from tokentree_env.tree import TokenTree
 

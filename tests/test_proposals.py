@@ -1,5 +1,7 @@
 """Specification of proposals and slates: right/wrong children, labels, widths, provenance."""
 
+import random
+
 import numpy as np
 import pytest
 import torch
@@ -15,24 +17,24 @@ def _logprobs(probs):
 
 def test_right_children_are_the_top_k():
     lp = _logprobs([0.5, 0.3, 0.1, 0.05, 0.03, 0.02])
-    right, _ = propose(lp, k_right=2, k_wrong=0, top_p=0.9, rng=np.random.default_rng(0))
+    right, _ = propose(lp, k_right=2, k_wrong=0, top_p=0.9, rng=random.Random(0))
     assert right == [0, 1]
 
 
 def test_wrong_children_come_from_outside_the_top_p_mass_and_are_reproducible():
     lp = _logprobs([0.5, 0.3, 0.1, 0.05, 0.03, 0.02])
-    draws = {tuple(propose(lp, k_right=1, k_wrong=2, top_p=0.85, rng=np.random.default_rng(s))[1])
+    draws = {tuple(propose(lp, k_right=1, k_wrong=2, top_p=0.85, rng=random.Random(s))[1])
              for s in range(20)}
     assert all(set(d) <= {3, 4, 5} for d in draws)  # 0.5+0.3+0.1 >= 0.85: tokens 0-2 are the nucleus
     assert len(draws) > 1
-    again = propose(lp, k_right=1, k_wrong=2, top_p=0.85, rng=np.random.default_rng(7))
-    assert again == propose(lp, k_right=1, k_wrong=2, top_p=0.85, rng=np.random.default_rng(7))
+    again = propose(lp, k_right=1, k_wrong=2, top_p=0.85, rng=random.Random(7))
+    assert again == propose(lp, k_right=1, k_wrong=2, top_p=0.85, rng=random.Random(7))
 
 
 def test_unreachable_and_disallowed_tokens_are_never_proposed():
     lp = _logprobs([0.6, 0.4, 0.0, 0.0])
     allowed = torch.tensor([True, False, True, True])
-    right, wrong = propose(lp, k_right=3, k_wrong=3, top_p=0.5, rng=np.random.default_rng(0), allowed=allowed)
+    right, wrong = propose(lp, k_right=3, k_wrong=3, top_p=0.5, rng=random.Random(0), allowed=allowed)
     assert right == [0] and wrong == []
 
 

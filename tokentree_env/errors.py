@@ -12,7 +12,9 @@ Exception tree::
     ├── TaskFormatError        a malformed task file or dataset row (also a ValueError)
     ├── ContextTooLongError    a context longer than a model's window
     ├── ModelOutputError       a model returned NaN/inf logits or an unusable answer
-    └── EnvStateError          an env method called in the wrong state (step before reset, ...)
+    ├── EnvStateError          an env method called in the wrong state (step before reset, ...)
+    └── InvalidActionError     an action outside the action space, or a masked one when masked
+                               actions are set to raise (also a ValueError)
 """
 
 from __future__ import annotations
@@ -48,3 +50,7 @@ class ModelOutputError(TokenTreeError, RuntimeError):
 
 class EnvStateError(TokenTreeError, RuntimeError):
     """An environment method was called in a state that does not allow it."""
+
+
+class InvalidActionError(TokenTreeError, ValueError):
+    """An action outside the action space, or a masked action when the env is set to raise."""

@@ -39,7 +39,7 @@ def _problem_from_row(row: Any, where: str) -> tuple[Problem, str | None]:
     if row.get("verifier") is not None:
         try:
             verifier = resolve_verifier(row["verifier"])
-        except Exception as exc:  # noqa: BLE001 - re-raised with the location
+        except Exception as exc:
             raise TaskFormatError(f"{where}: {exc}") from exc
     return Problem(str(row["prompt"]), str(row["answer"]), verifier=verifier), split
 

@@ -8,11 +8,11 @@ unlikely ones (uniform over the tail outside the top-p mass, reproducible from a
 
 from __future__ import annotations
 
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
-import numpy as np
 import torch
 
 
@@ -51,7 +51,7 @@ class Teacher(ABC):
     def __init__(self) -> None:
         self.counters = CostCounter()
 
-    def bind(self, primary_tokenizer) -> None:  # noqa: B027 - optional hook
+    def bind(self, primary_tokenizer) -> None:
         """Attach the primary's tokenizer (the canonical vocabulary). Called once by the tree."""
 
     @abstractmethod
@@ -67,7 +67,7 @@ class Teacher(ABC):
         """Declare the weights changed: bump ``version`` and drop cached state."""
         self.version += 1
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release models and connections."""
 
 
@@ -77,7 +77,7 @@ def propose(
     k_right: int,
     k_wrong: int,
     top_p: float,
-    rng: np.random.Generator,
+    rng: random.Random,
     allowed: torch.Tensor | None = None,
 ) -> list[tuple[list[int], list[int]]]:
     """Per row of ``logprobs`` ``(M, V)`` (or one row ``(V,)``): right children (the top
@@ -94,12 +94,10 @@ def propose(
     sorted_lp, order = torch.sort(lp, dim=-1, descending=True, stable=True)  # (M, V)
     finite = torch.isfinite(sorted_lp).sum(-1).tolist()
     nucleus = ((sorted_lp.exp().cumsum(-1) < top_p).sum(-1) + 1).tolist()
-    order = order.numpy()
     out = []
     for m in range(lp.shape[0]):
-        row = order[m, : finite[m]]
+        row = order[m, : finite[m]].tolist()
         right = row[:k_right]
-        tail = row[max(nucleus[m], right.size):]
-        wrong = rng.choice(tail, size=min(k_wrong, tail.size), replace=False) if tail.size else tail
-        out.append((right.tolist(), wrong.tolist()))
+        tail = row[max(nucleus[m], len(right)):]
+        out.append((right, rng.sample(tail, min(k_wrong, len(tail)))))
     return out[0] if single else out

@@ -113,8 +113,9 @@ class HFTeacher(Teacher):
         start = len(base.ids) if base else 0
         lengths = [len(r) - start for r in rows]
         width = max(lengths)
-        pad = self.tokenizer.pad_token_id or 0
-        suffix = torch.tensor([list(r[start:]) + [pad] * (width - len(r) + start) for r in rows])  # (B, S)
+        # right padding repeats each row's last token: under causal attention it only affects the
+        # padded positions, and it is not the pad id that some models warn about without a mask
+        suffix = torch.tensor([list(r[start:]) + [r[-1]] * (width - len(r) + start) for r in rows])  # (B, S)
         cache = None
         if base is not None:
             from transformers import DynamicCache

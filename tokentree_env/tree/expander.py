@@ -8,10 +8,10 @@ costs nothing), draws right and wrong proposals, and merges them into a slate.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from tokentree_env.errors import ConfigError
@@ -113,7 +113,7 @@ class Expander:
         return [tree.nodes[n].slate for n in nodes]
 
     def _slate(self, tree: TokenTree, node: int, logprobs: torch.Tensor) -> Slate:
-        rng = np.random.default_rng([self.config.seed, *tree.nodes[node].ids])
+        rng = random.Random(hash((self.config.seed, tree.nodes[node].ids)))  # int tuples hash the same everywhere
         c = self.config
         drawn = iter(propose(logprobs[self.proposer_columns], k_right=c.k_right, k_wrong=c.k_wrong,
                              top_p=c.top_p, rng=rng, allowed=self.allowed))

@@ -90,27 +90,29 @@ def merge_proposals(
     refs = list(dict.fromkeys(int(t) for t in reference_tokens))
     for t in refs:
         proposed.setdefault(t, set())
-    floored = logprobs.clamp(min=UNMAPPED_LOGPROB)  # (M, V_p)
-    mean_lp = floored.mean(0)
+    candidates = list(proposed)
+    lp = logprobs[:, candidates].clamp(min=UNMAPPED_LOGPROB).T.numpy().astype(np.float32)  # (C, M)
+    row = {t: i for i, t in enumerate(candidates)}
+    mean_lp = lp.mean(1)
 
     def key(t: int) -> tuple[float, float]:
-        return (-votes.get(t, 0), -float(mean_lp[t]))
+        return (-votes.get(t, 0), -float(mean_lp[row[t]]))
 
-    right_tokens = sorted((t for t in proposed if t not in refs and votes.get(t, 0) > 0), key=key)
-    wrong_tokens = sorted((t for t in proposed if t not in refs and votes.get(t, 0) == 0), key=key)
+    right_tokens = sorted((t for t in candidates if t not in refs and votes.get(t, 0) > 0), key=key)
+    wrong_tokens = sorted((t for t in candidates if t not in refs and votes.get(t, 0) == 0), key=key)
     room = max(0, width - len(refs))
     keep_wrong = min(len(wrong_tokens), wrong_slots if wrong_slots is not None else max(1, width // 4))
     right_tokens = right_tokens[: max(room - keep_wrong, room - len(wrong_tokens))]
     wrong_tokens = wrong_tokens[: room - len(right_tokens)]
     tokens = (refs + right_tokens + wrong_tokens)[:width]
-    idx = torch.tensor(tokens, dtype=torch.long)
+    rows = [row[t] for t in tokens]
     return Slate(
         tokens=np.asarray(tokens, dtype=np.int64),
         right=np.asarray([t in refs or votes.get(t, 0) > 0 for t in tokens], dtype=bool),
         votes=np.asarray([votes.get(t, 0) for t in tokens], dtype=np.int32),
         proposed=np.asarray([[m in proposed[t] for m in range(n_models)] for t in tokens], dtype=bool).reshape(
             len(tokens), n_models),
-        logprobs=floored[:, idx].T.numpy().astype(np.float32).reshape(len(tokens), n_models),
+        logprobs=lp[rows].reshape(len(tokens), n_models),
         reference=np.asarray([t in refs for t in tokens], dtype=bool),
         primary_version=primary_version,
     )

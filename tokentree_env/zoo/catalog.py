@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-JUDGE_VERDICT_TEMPLATE = "check {prompt}{answer}>"
-"""The judge's verdict prompt. The judge first works the problem itself as a chain ending in
-:data:`JUDGE_VERDICT_SEPARATOR` ("47+20=67;"), then answers ``y`` (correct) or ``n`` (wrong):
-checking a three-addend sum in a single token is beyond a model this small, comparing is not."""
-JUDGE_VERDICT_SEPARATOR = ";"
+JUDGE_CHECK_PREFIX = "check "
+JUDGE_WORK_END = ";"
+JUDGE_ANSWER_END = ">"
+"""The judge's verdict protocol: ``check {prompt}`` -> the judge works the problem itself,
+greedily, up to ``;`` ("47+20=67;") -> the proposed final answer (extracted as the verifier does)
+is appended with ``>`` -> the judge says ``y`` (correct) or ``n`` (wrong). Checking a three-addend sum in one token is beyond a model
+this small; comparing its own result with the proposal is not. The judge works before it sees
+the proposal, so it cannot copy the proposal's number into its working."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,10 @@ ZOO: dict[str, ZooModel] = {
         ZooModel("teacher-llama", "teacher", "llama", "bpe", "step", _TEACHER_MIX, 3000, seed=1,
                  targets=_TEACHER_TARGETS,
                  description="Llama, byte-level BPE (GPT-2 split), answers step by step"),
-        ZooModel("teacher-qwen2", "teacher", "qwen2", "char", "terse", _TEACHER_MIX, 4000, seed=2,
+        ZooModel("teacher-qwen2", "teacher", "qwen2", "char", "terse", _TEACHER_MIX, 6000, layers=4, seed=2,
                  targets=_TEACHER_TARGETS,
-                 description="Qwen2, the primary's char tokenizer, answers tersely"),
+                 description="Qwen2, the primary's char tokenizer, answers tersely (4 layers: a one-shot "
+                             "three-addend sum needs the depth)"),
         ZooModel("teacher-gpt2", "teacher", "gpt2", "bpe-small", "step", _TEACHER_MIX, 3000, seed=3,
                  targets=_TEACHER_TARGETS,
                  description="GPT-2, a smaller byte-level BPE, answers step by step"),
@@ -55,13 +59,15 @@ ZOO: dict[str, ZooModel] = {
                  targets=_TEACHER_TARGETS,
                  description="Mistral, byte-level BPE; differs from pair-mistral-char only in tokenizer"),
         ZooModel("primary", "primary", "llama", "char", "step",
-                 {"reverse": 0.58, "add2": 0.40, "chain3": 0.02}, 2000, seed=5,
+                 {"reverse": 0.56, "add2": 0.40, "chain3": 0.04}, 2500, layers=4, seed=5,
                  targets={"reverse": 0.80}, maxima={"chain3": 0.50},
-                 description="the policy: competent on reverse, weak on chain3 (little training on it)"),
-        ZooModel("judge", "judge", "gpt2", "char", "step",
-                 {"chain3": 0.25, "add2": 0.1, "reverse": 0.1, "verdict": 0.55}, 5000, seed=6,
+                 description="the policy: competent on reverse, weak on chain3 (little training on it); "
+                             "as deep as the deepest teacher, so its weakness is training, not size"),
+        ZooModel("judge", "judge", "llama", "char", "step",
+                 {"chain3": 0.25, "add2": 0.1, "reverse": 0.1, "verdict": 0.55}, 5000, layers=4, seed=6,
                  targets={"eos_auc": 0.95, "verdict": 0.90},
-                 description="small judge: P(EOS | context) for completeness and a y/n verdict"),
+                 description="small judge: P(EOS | context) for completeness and a worked y/n verdict "
+                             "(Llama: rotary positions make comparing two numbers learnable; 4 layers)"),
     ]
 }
 

@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
+from tokentree_env.judge.judge import worked_verdicts
 from tokentree_env.models.generation import greedy_complete, next_token_logprobs
 from tokentree_env.models.loader import LoadedModel, load_model
 from tokentree_env.tasks.builtin import BUILTIN_TASKS, builtin_task
-from tokentree_env.zoo.catalog import JUDGE_VERDICT_SEPARATOR, JUDGE_VERDICT_TEMPLATE, ZOO
+from tokentree_env.zoo.catalog import ZOO
 
 REPORT_SAMPLE = 200
 REPORT_SEED = 123
@@ -68,26 +67,15 @@ def judge_verdict_accuracy(lm: LoadedModel, n: int = REPORT_SAMPLE, seed: int = 
     from tokentree_env.zoo.train import corrupt_answer
 
     rng = random.Random(seed)
-    texts, labels = [], []
+    prompts, answers, labels = [], [], []
     for i, p in enumerate(list(builtin_task("chain3").problems("heldout"))[:n]):
         answer = p.solutions[rng.choice(["step", "terse"])]
         correct = i % 2 == 0
-        texts.append(JUDGE_VERDICT_TEMPLATE.format(prompt=p.prompt,
-                                                   answer=answer if correct else corrupt_answer(answer, rng)))
+        prompts.append(p.prompt)
+        answers.append(answer if correct else corrupt_answer(answer, rng))
         labels.append(correct)
-    said_yes = [p > 0.5 for p in judge_verdicts(lm, texts)]
+    said_yes = [p > 0.5 for p in worked_verdicts(lm, prompts, answers)]
     return sum(s == c for s, c in zip(said_yes, labels, strict=True)) / len(labels)
-
-
-def judge_verdicts(lm: LoadedModel, verdict_prompts: Sequence[str], max_work_tokens: int = 24) -> list[float]:
-    """P(yes) of the judge's verdict for each prompt: the judge writes its own working up to the
-    separator greedily, then its next-token probabilities of ``y`` and ``n`` are compared."""
-    works = greedy_complete(lm.model, lm.tokenizer, verdict_prompts, max_new_tokens=max_work_tokens)
-    contexts = [p + w.split(JUDGE_VERDICT_SEPARATOR)[0] + JUDGE_VERDICT_SEPARATOR
-                for p, w in zip(verdict_prompts, works, strict=True)]
-    logp = next_token_logprobs(lm.model, lm.tokenizer, contexts)
-    yes, no = (lm.tokenizer.convert_tokens_to_ids(t) for t in ("y", "n"))
-    return torch.sigmoid(logp[:, yes] - logp[:, no]).tolist()
 
 
 def evaluate_zoo_model(name: str, models_dir: str | Path | None = None, n: int = REPORT_SAMPLE) -> list[MetricRow]:

@@ -17,8 +17,9 @@ from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
 
+from tokentree_env.tasks.base import extract_final_answer
 from tokentree_env.tasks.builtin import builtin_task
-from tokentree_env.zoo.catalog import JUDGE_VERDICT_SEPARATOR, JUDGE_VERDICT_TEMPLATE, ZOO, ZooModel
+from tokentree_env.zoo.catalog import JUDGE_ANSWER_END, JUDGE_CHECK_PREFIX, JUDGE_WORK_END, ZOO, ZooModel
 
 BATCH_SIZE = 64
 LEARNING_RATE = 3e-3
@@ -37,8 +38,9 @@ def corrupt_answer(answer: str, rng: random.Random) -> str:
     return f"{head}{sep}{wrong}."
 
 
-def sample_example(spec: ZooModel, rng: random.Random) -> tuple[str, str]:
-    """One ``(prompt, target)`` training pair from the model's mixture."""
+def sample_example(spec: ZooModel, rng: random.Random) -> tuple[str, list[tuple[str, bool]]]:
+    """One training example from the model's mixture: a prompt and target segments, each
+    ``(text, trained)``; untrained segments (a proposed answer shown to the judge) get no loss."""
     kind = rng.choices(list(spec.mix), weights=list(spec.mix.values()))[0]
     if kind == "verdict":
         problem = builtin_task(rng.choice(["chain3", "chain3", "add2"])).sample(rng)
@@ -46,11 +48,12 @@ def sample_example(spec: ZooModel, rng: random.Random) -> tuple[str, str]:
         correct = rng.random() < 0.5
         if not correct:
             answer = corrupt_answer(answer, rng)
-        work = problem.solutions["step"].rstrip(".") + JUDGE_VERDICT_SEPARATOR
-        return JUDGE_VERDICT_TEMPLATE.format(prompt=problem.prompt, answer=answer), work + "yn"[not correct]
+        work = problem.solutions["step"].rstrip(".") + JUDGE_WORK_END
+        shown = extract_final_answer(answer) + JUDGE_ANSWER_END
+        return JUDGE_CHECK_PREFIX + problem.prompt, [(work, True), (shown, False), ("yn"[not correct], True)]
     problem = builtin_task(kind).sample(rng)
     style = rng.choice(["step", "terse"]) if spec.role == "judge" else spec.style
-    return problem.prompt, problem.solutions[style]
+    return problem.prompt, [(problem.solutions[style], True)]
 
 
 def tokenizer_corpus(n: int = 4000, seed: int = TOKENIZER_SEED) -> list[str]:
@@ -81,10 +84,15 @@ def build_model(spec: ZooModel, vocab_size: int, special_ids: dict[str, int]):
     return AutoModelForCausalLM.from_config(config)
 
 
-def _encode(tok, prompt: str, target: str, bos: int, eos: int) -> tuple[list[int], list[int]]:
-    p = tok.encode(prompt, add_special_tokens=False).ids
-    t = tok.encode(target, add_special_tokens=False).ids + [eos]
-    return [bos, *p, *t], [-100] * (1 + len(p)) + t
+def _encode(tok, prompt: str, segments: list[tuple[str, bool]], bos: int, eos: int) -> tuple[list[int], list[int]]:
+    """Ids ``[bos, prompt, segments..., eos]`` and labels: loss on trained segments and EOS only."""
+    ids = [bos, *tok.encode(prompt, add_special_tokens=False).ids]
+    labels = [-100] * len(ids)
+    for text, trained in segments:
+        seg = tok.encode(text, add_special_tokens=False).ids
+        ids += seg
+        labels += seg if trained else [-100] * len(seg)
+    return ids + [eos], labels + [eos]
 
 
 def train_one(spec: ZooModel, out_dir: str, budget: float = 1.0) -> dict:
@@ -148,7 +156,8 @@ def train_zoo(out_dir: str | Path, names: Sequence[str] | None = None, *, budget
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool, \
             Progress(disable=not progress) as bar:
         task = bar.add_task("training the zoo", total=len(names))
-        futures = {pool.submit(train_one, ZOO[n], str(out_dir), budget): n for n in names}
+        longest_first = sorted(names, key=lambda n: -ZOO[n].steps * ZOO[n].layers)
+        futures = {pool.submit(train_one, ZOO[n], str(out_dir), budget): n for n in longest_first}
         for future, name in futures.items():
             cards[name] = future.result()
             bar.update(task, advance=1, description=f"trained {name}")

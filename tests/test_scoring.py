@@ -1,0 +1,40 @@
+"""Specification of child scoring: similarity to the reference answers and the prior."""
+
+import numpy as np
+import pytest
+
+from tests.helpers import char_primary, loaded
+from tokentree_env.scoring import MeanEmbeddingSimilarity, prior
+from tokentree_env.teachers import HFTeacher
+
+
+def test_mean_embedding_similarity_is_the_cosine_of_running_means_and_needs_no_forward():
+    tok = char_primary()
+    primary = HFTeacher(loaded(tok))
+    sim = MeanEmbeddingSimilarity()
+    sim.bind(primary)
+    table = primary.model.get_input_embeddings().weight.detach().numpy()
+    ref_ids = tok("47+20=67.", add_special_tokens=False)["input_ids"]
+    ref = sim.reference([ref_ids], ["47+20=67."])
+    path = tok("47+", add_special_tokens=False)["input_ids"]
+    children = np.array(tok("2x", add_special_tokens=False)["input_ids"])
+    got = sim.children(ref, path, "47+", children, ["2", "x"])
+    for child, value in zip(children, got, strict=True):
+        mean = table[[*path, child]].mean(0)
+        expected = mean @ table[ref_ids].mean(0) / (np.linalg.norm(mean) * np.linalg.norm(table[ref_ids].mean(0)))
+        assert value == pytest.approx(expected, abs=1e-5)
+    assert primary.counters.forward_calls == 0
+
+
+def test_the_prior_is_normalised_weightage_times_similarity_clipped_at_zero():
+    p = prior(np.array([0.25, 0.25, 0.5]), np.array([0.8, -0.3, 0.4]))
+    assert p == pytest.approx([0.5, 0.0, 0.5])
+
+
+def test_the_prior_is_uniform_when_no_child_scores_above_zero():
+    assert prior(np.ones(4), -np.ones(4)) == pytest.approx([0.25] * 4)
+
+
+def test_the_prior_can_mix_in_the_primary_probabilities():
+    p = prior(np.ones(2), np.array([1.0, 0.0]), primary_logprobs=np.log([0.2, 0.8]), primary_mix=0.5)
+    assert p == pytest.approx([0.5 * 1.0 + 0.5 * 0.2, 0.5 * 0.8])

@@ -1,0 +1,86 @@
+"""``Judge``: completeness from P(EOS | context), and an LMGT-style yes/no verdict.
+
+Completeness reuses :class:`~tokentree_env.teachers.hf.HFTeacher` (KV-cached, its EOS mapped to
+the primary's EOS), so asking after each punctuation token costs one cached 1-token forward.
+
+Verdicts follow the zoo judge's protocol (see :mod:`tokentree_env.zoo.catalog`): the judge works
+the problem up to ``;``, the proposed answer is appended with ``>``, and P(y) is compared with
+P(n). Other judges use a plain yes/no prompt (``verdict_template``) and compare P(" yes") with
+P(" no").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from tokentree_env.models.generation import greedy_complete, next_token_logprobs
+from tokentree_env.models.loader import LoadedModel
+from tokentree_env.tasks.base import extract_final_answer
+from tokentree_env.teachers.base import Context
+from tokentree_env.teachers.hf import HFTeacher
+from tokentree_env.zoo.catalog import JUDGE_ANSWER_END, JUDGE_CHECK_PREFIX, JUDGE_WORK_END
+
+PLAIN_VERDICT_TEMPLATE = "Question: {prompt}\nProposed answer: {answer}\nIs the proposed answer correct? Answer yes or no:"
+
+
+def worked_verdicts(lm: LoadedModel, prompts: Sequence[str], answers: Sequence[str],
+                    max_work_tokens: int = 24) -> list[float]:
+    """P(yes) of the zoo judge's worked verdict on each proposed answer (batched)."""
+    checks = [JUDGE_CHECK_PREFIX + p for p in prompts]
+    works = greedy_complete(lm.model, lm.tokenizer, checks, max_new_tokens=max_work_tokens)
+    contexts = [c + w.split(JUDGE_WORK_END)[0] + JUDGE_WORK_END + extract_final_answer(a) + JUDGE_ANSWER_END
+                for c, w, a in zip(checks, works, answers, strict=True)]
+    logp = next_token_logprobs(lm.model, lm.tokenizer, contexts)
+    yes, no = (lm.tokenizer.convert_tokens_to_ids(t) for t in ("y", "n"))
+    return torch.sigmoid(logp[:, yes] - logp[:, no]).tolist()
+
+
+class Judge:
+    """A small LM that says whether an answer is complete, and whether it is right.
+
+    Args:
+        model: hub id, local path, ``zoo:NAME`` or a :class:`LoadedModel`.
+        verdict_template: ``None`` for the zoo protocol (worked verdict), or a format string with
+            ``{prompt}`` and ``{answer}`` whose next token is " yes" or " no".
+    """
+
+    def __init__(self, model: str | LoadedModel, *, verdict_template: str | None = None) -> None:
+        self.teacher = HFTeacher(model)
+        self.name = self.teacher.name
+        if verdict_template is None and self.teacher.tokenizer.convert_tokens_to_ids("y") is None:
+            verdict_template = PLAIN_VERDICT_TEMPLATE
+        self.verdict_template = verdict_template
+
+    @property
+    def counters(self):
+        return self.teacher.counters
+
+    def bind(self, primary_tokenizer) -> None:
+        """Map the judge's EOS onto the primary's (the judge may use another tokenizer)."""
+        self.teacher.bind(primary_tokenizer)
+        self._eos = primary_tokenizer.eos_token_id
+
+    def p_complete(self, context: Context) -> float:
+        """P(EOS | context) under the judge: high once an answer is finished."""
+        return float(self.teacher.next_logprobs([context])[0, self._eos].exp())
+
+    @torch.no_grad()
+    def verdict(self, prompt: str, answer: str) -> float:
+        """P(yes): the judge's belief that ``answer`` answers ``prompt`` correctly."""
+        lm = self.teacher.lm
+        if self.verdict_template is None:
+            p_yes = worked_verdicts(lm, [prompt], [answer])[0]
+            self.counters.forward_calls += 2
+            self.counters.forwarded_tokens += 2 * len(lm.tokenizer(JUDGE_CHECK_PREFIX + prompt + answer)["input_ids"])
+            return p_yes
+        text = self.verdict_template.format(prompt=prompt, answer=answer)
+        logp = next_token_logprobs(lm.model, lm.tokenizer, [text])[0]
+        self.counters.forward_calls += 1
+        self.counters.forwarded_tokens += len(lm.tokenizer(text)["input_ids"])
+        ids = [lm.tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in (" yes", " no")]
+        return float(torch.sigmoid(logp[ids[0]] - logp[ids[1]]))
+
+    def close(self) -> None:
+        self.teacher.close()

