@@ -58,7 +58,7 @@ def make_stack(size: str) -> tuple[list[HFTeacher], HFTeacher]:
     return teachers, HFTeacher(lms[-1])
 
 
-@torch.no_grad()
+@torch.inference_mode()  # the cheapest way to run the bare forwards, as the expansion does
 def bare_forward_seconds(expander: Expander, tree, parent: int, token: int) -> float:
     """Sum over models of one timed 1-token forward from the parent's cached state."""
     from transformers import DynamicCache
@@ -69,7 +69,7 @@ def bare_forward_seconds(expander: Expander, tree, parent: int, token: int) -> f
         ids = model.own_ids(child_ctx)
         base = model._cached_prefix(ids)  # what the expansion itself starts from
         new = torch.tensor([ids[len(base.ids):]]) if base else torch.tensor([ids])
-        cache = DynamicCache(ddp_cache_data=list(base.kv)) if base else None
+        cache = DynamicCache(ddp_cache_data=[v.tensors() for v in base.kv]) if base else None
         start = time.perf_counter()
         model.model(input_ids=new, cache=cache, use_cache=True)
         total += time.perf_counter() - start

@@ -121,3 +121,25 @@ def test_after_the_primary_is_trained_its_slates_are_recomputed_but_teacher_cach
     expander.expand(tree, [0])
     assert expander.is_fresh(tree, 0)
     assert teacher.counters.forward_calls == teacher_calls  # the teacher's cache was still valid
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_branching_copies_on_write_so_siblings_never_corrupt_each_other(arch):
+    primary = char_primary()
+    teacher = HFTeacher(loaded(primary, arch))
+    teacher.bind(primary)
+    for text in ["12+3", "12+35", "12+34", "12+35=", "12+34=", "12+35=4", "12+3"]:
+        cached = teacher.next_logprobs([_context(primary, text)])[0]
+        assert torch.allclose(cached, _full_recompute(teacher, primary, text), atol=1e-5), text
+
+
+def test_a_linear_path_shares_one_arena_instead_of_a_cache_per_node():
+    primary = char_primary()
+    teacher = HFTeacher(loaded(primary))
+    teacher.bind(primary)
+    text = "12+35="
+    for piece in "47+13=60.":
+        text += piece
+        teacher.next_logprobs([_context(primary, text)])
+    arenas = {id(state.kv[0].arena) for state in teacher.store._entries.values()}
+    assert len(arenas) <= 2  # one chain: the prompt's arena, regrown once at most

@@ -21,7 +21,7 @@ from tokentree_env.errors import ContextTooLongError, ModelOutputError
 from tokentree_env.models.loader import LoadedModel, load_model
 from tokentree_env.teachers.alignment import piece_to_primary_map, same_tokenizer, to_primary_logprobs
 from tokentree_env.teachers.base import Context, Teacher
-from tokentree_env.teachers.kvstore import DEFAULT_CACHE_BYTES, CachedState, KVStore
+from tokentree_env.teachers.kvstore import DEFAULT_CACHE_BYTES, CachedState, KVStore, arena_cache
 
 PREFIX_LOOKBACK = 4
 """How many tokens back from the end a foreign-tokenizer teacher looks for a cached prefix."""
@@ -48,6 +48,7 @@ class HFTeacher(Teacher):
         self.name = name or self.lm.name
         self.model, self.tokenizer = self.lm.model, self.lm.tokenizer
         self.max_positions = self.lm.max_positions
+        self.n_layers = self.model.config.get_text_config().num_hidden_layers
         self.store = KVStore(cache_bytes)
         self.system_prompt = system_prompt
         self.shares_primary_tokenizer = True
@@ -107,7 +108,7 @@ class HFTeacher(Teacher):
                 return state
         return None
 
-    @torch.no_grad()
+    @torch.inference_mode()  # cheaper per op than no_grad; cached KV is only read inside it again
     def _forward(self, base: CachedState | None, rows: list[tuple[int, ...]]) -> list[torch.Tensor]:
         """One batched forward of each row's suffix after ``base``; caches and returns log-probs."""
         start = len(base.ids) if base else 0
@@ -116,27 +117,21 @@ class HFTeacher(Teacher):
         # right padding repeats each row's last token: under causal attention it only affects the
         # padded positions, and it is not the pad id that some models warn about without a mask
         suffix = torch.tensor([list(r[start:]) + [r[-1]] * (width - len(r) + start) for r in rows])  # (B, S)
-        cache = None
-        if base is not None:
-            from transformers import DynamicCache
-
-            b = len(rows)
-            cache = DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1))
-                                                 for k, v in base.kv])
+        cache = arena_cache(base.kv if base else None, self.n_layers, self.max_positions)
         out = self.model(input_ids=suffix, cache=cache, use_cache=True)
         self.counters.forward_calls += 1
         self.counters.forwarded_tokens += sum(lengths)
-        last = torch.tensor(lengths) - 1
-        logits = out.logits[torch.arange(len(rows)), last]  # (B, V_t)
+        if all(n == width for n in lengths):
+            logits = out.logits[:, -1]  # (B, V_t)
+        else:
+            logits = out.logits[torch.arange(len(rows)), torch.tensor(lengths) - 1]  # (B, V_t)
         if not torch.isfinite(logits).all():
             raise ModelOutputError(f"model {self.name!r} returned NaN/inf logits; check its weights and dtype")
         logprobs = (torch.log_softmax(logits.float(), dim=-1) if self._map is None
                     else to_primary_logprobs(logits, self._map, self._primary_size))
-        layers = [(layer.keys, layer.values) for layer in out.cache.layers]
+        per_layer = [layer.views([len(r) for r in rows]) for layer in cache.layers]
         for i, ids in enumerate(rows):
-            n = len(ids)
-            kv = tuple((k[i:i + 1, :, :n], v[i:i + 1, :, :n]) for k, v in layers)
-            self.store.put(CachedState(ids, kv, logprobs[i]))
+            self.store.put(CachedState(ids, tuple(views[i] for views in per_layer), logprobs[i]))
         return list(logprobs)
 
     # -- reference answers -----------------------------------------------------------------

@@ -1,4 +1,13 @@
-"""A byte-bounded LRU store of per-context model state (KV tensors and next-token log-probs)."""
+"""Per-context model state (KV and next-token log-probs): append-in-place arenas and a byte-bounded LRU.
+
+Extending a context by one token must not copy its whole KV cache (``DynamicCache`` concatenates,
+so every step allocates and fills a fresh ``(T + 1)``-long tensor, and a tree keeping every node's
+cache pays that in memory too). Here a chain of contexts shares one **arena**: a buffer with spare
+capacity whose rows record how many positions are written. A context is a view
+``(arena, row, length)``; extending it writes the new positions in place when the view ends at the
+arena's tip, and copies the prefix into a new arena only when a sibling already wrote there
+(copy on write) or the capacity is exhausted (doubling, so amortised O(1) per token).
+"""
 
 from __future__ import annotations
 
@@ -6,31 +15,123 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
+MIN_CAPACITY = 32
+
+
+class Arena:
+    """KV buffers ``(B, heads, capacity, head_dim)`` and, per row, how many positions are written."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, used: list[int]) -> None:
+        self.keys, self.values, self.used = keys, values, used
+
+    @classmethod
+    def empty(cls, like: torch.Tensor, batch: int, capacity: int) -> Arena:
+        shape = (batch, like.shape[1], capacity, like.shape[3])
+        return cls(like.new_empty(shape), like.new_empty(shape), [0] * batch)
+
+    @property
+    def capacity(self) -> int:
+        return self.keys.shape[2]
+
+
+@dataclass
+class KVView:
+    """One context's KV in one layer: the first ``length`` positions of ``arena`` row ``row``."""
+
+    arena: Arena
+    row: int
+    length: int
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        a, r, n = self.arena, self.row, self.length
+        return a.keys[r:r + 1, :, :n], a.values[r:r + 1, :, :n]
+
+    @property
+    def nbytes(self) -> int:
+        k = self.arena.keys
+        return 2 * self.length * k.shape[1] * k.shape[3] * k.element_size()
+
+
+class ArenaLayer(DynamicLayer):
+    """A ``DynamicLayer`` that appends into arenas instead of concatenating.
+
+    Every batch row starts from the same ``base`` view (or from nothing, for a fresh context);
+    after the forward, :meth:`views` gives each row's view of its extended context.
+    """
+
+    def __init__(self, base: KVView | None = None, max_positions: int = 2**31) -> None:
+        super().__init__()
+        self.base, self.max_positions = base, max_positions
+        self.arena: Arena | None = None
+        self.row_offset = 0
+        self.length = base.length if base else 0
+        if base is not None:
+            self.is_initialized = True
+            self.keys, self.values = base.tensors()
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        batch, new = key_states.shape[0], key_states.shape[2]
+        start, end = self.length, self.length + new
+        base = self.base
+        if self.arena is None and base is not None and batch == 1 and base.arena.used[base.row] == start \
+                and end <= base.arena.capacity:
+            self.arena, self.row_offset = base.arena, base.row  # the base ends at the arena's tip: append
+        elif self.arena is None or end > self.arena.capacity:
+            arena = Arena.empty(key_states, batch, min(self.max_positions, max(MIN_CAPACITY, 2 * end)))
+            if start:  # copy the prefix once (a 1-row base broadcasts over the batch)
+                arena.keys[:, :, :start] = self.keys
+                arena.values[:, :, :start] = self.values
+            arena.used = [start] * batch
+            self.arena, self.row_offset = arena, 0
+        rows = slice(self.row_offset, self.row_offset + batch)
+        self.arena.keys[rows, :, start:end] = key_states
+        self.arena.values[rows, :, start:end] = value_states
+        for r in range(self.row_offset, self.row_offset + batch):
+            self.arena.used[r] = max(self.arena.used[r], end)
+        self.length = end
+        self.keys = self.arena.keys[rows, :, :end]
+        self.values = self.arena.values[rows, :, :end]
+        self.is_initialized = True
+        return self.keys, self.values
+
+    def views(self, lengths: list[int]) -> list[KVView]:
+        """Each batch row's view, cut to its own length (rows were right-padded to one width)."""
+        for i, n in enumerate(lengths):  # positions beyond a row's length held padding: free them
+            self.arena.used[self.row_offset + i] = n
+        return [KVView(self.arena, self.row_offset + i, n) for i, n in enumerate(lengths)]
+
+
+def arena_cache(base: tuple[KVView, ...] | None, n_layers: int, max_positions: int) -> DynamicCache:
+    """A ``DynamicCache`` of :class:`ArenaLayer` s, every row starting from ``base`` (a view per layer)."""
+    cache = DynamicCache()
+    cache.layers = [ArenaLayer(base[i] if base else None, max_positions) for i in range(n_layers)]
+    return cache
 
 
 @dataclass
 class CachedState:
-    """One model's state after reading a context: its own token ids, the KV tensors covering them
-    (per layer ``(keys, values)``, each ``(1, heads, T, head_dim)``) and the next-token log-probs
-    in the primary vocabulary ``(V_p,)``."""
+    """One model's state after reading a context: its own token ids, a KV view per layer, and the
+    next-token log-probs in the primary vocabulary ``(V_p,)``."""
 
     ids: tuple[int, ...]
-    kv: tuple[tuple[torch.Tensor, torch.Tensor], ...]
+    kv: tuple[KVView, ...]
     logprobs: torch.Tensor
 
     @property
     def nbytes(self) -> int:
-        kv = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in self.kv)
-        return kv + self.logprobs.numel() * self.logprobs.element_size()
+        """Bytes of the context's own KV positions and log-probs (arena slack not counted)."""
+        return sum(v.nbytes for v in self.kv) + self.logprobs.numel() * self.logprobs.element_size()
 
 
 class KVStore:
-    """LRU map ``own token ids -> CachedState`` holding at most ``max_bytes`` of tensors.
+    """LRU map ``own token ids -> CachedState`` holding at most ``max_bytes`` (by :attr:`CachedState.nbytes`).
 
-    Entries may be views of one batched tensor (siblings decoded together): the byte count is
-    that of the views, so a partly evicted batch keeps its storage until its last view goes.
+    States along a chain share an arena, so the true footprint is about that of the longest
+    context per chain, up to twice that for the arena's spare capacity.
     """
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
@@ -53,6 +154,12 @@ class KVStore:
         while self.bytes > self.max_bytes and len(self._entries) > 1:
             _, evicted = self._entries.popitem(last=False)
             self.bytes -= evicted.nbytes
+
+    def discard(self, ids: tuple[int, ...]) -> None:
+        """Drop one entry if present."""
+        old = self._entries.pop(ids, None)
+        if old is not None:
+            self.bytes -= old.nbytes
 
     def clear(self) -> None:
         self._entries.clear()
