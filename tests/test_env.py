@@ -244,3 +244,27 @@ def test_random_action_sequences_raise_only_typed_errors(env, actions):
             assert not 0 <= a < env.action_space.n
         except EnvStateError:
             assert done
+
+
+def test_a_user_reward_function_adds_its_terms_at_the_end():
+    def bonus(summary):
+        return {"bonus": 1.0 if summary["completion"].endswith(".") else 0.0}
+
+    env = TokenTreeEnv(reward_fn=bonus, **SMALL)
+    total, _, info = play(env, np.random.default_rng(0), options={"prompt": "12+35+20="})
+    assert "user:bonus" in info["reward_terms"]
+    assert np.isfinite(total)
+
+
+def test_an_instruct_primary_gets_its_chat_template_applied_to_the_prompt():
+    from tests.helpers import char_primary, loaded
+    from tokentree_env.teachers import HFTeacher
+    from tokentree_env.tree import Expander
+
+    tok = char_primary()
+    tok.chat_template = "{% for m in messages %}<{{ m['content'] }}>{% endfor %}"
+    primary = HFTeacher(loaded(tok))
+    tree = Expander([primary], primary, tok).new_tree("12+3=", references=False)
+    assert tree.root_text == "<12+3=>"
+    assert tree.nodes[0].ids == tuple(tok("<12+3=>", add_special_tokens=False)["input_ids"])
+    assert tree.prompt == "12+3="

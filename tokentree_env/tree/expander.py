@@ -86,9 +86,19 @@ class Expander:
         """Text of primary token ids (special tokens dropped)."""
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
+    def prompt_text(self, prompt: str) -> str:
+        """The primary's input for ``prompt``: its chat template applied when it has one (instruct
+        models), else the prompt itself. Foreign teachers read this text as the context's start."""
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                      add_generation_prompt=True)
+        return prompt
+
     def new_tree(self, prompt: str, *, references: bool = True, max_new_tokens: int = 48) -> TokenTree:
         """A tree for ``prompt``, with each teacher's greedy reference answer inserted."""
-        tree = TokenTree(prompt, self.tokenizer(prompt)["input_ids"])
+        text = self.prompt_text(prompt)
+        templated = text != prompt
+        tree = TokenTree(prompt, self.tokenizer(text, add_special_tokens=not templated)["input_ids"], root_text=text)
         if references:
             for teacher in self.teachers:
                 text = teacher.answer(prompt, max_new_tokens=max_new_tokens)

@@ -64,9 +64,10 @@ class Node:
 class TokenTree:
     """The token tree of one prompt, shared by every episode on it (one tree per prompt)."""
 
-    def __init__(self, prompt: str, prompt_ids: Sequence[int]) -> None:
+    def __init__(self, prompt: str, prompt_ids: Sequence[int], root_text: str | None = None) -> None:
         self.prompt = prompt
-        self.nodes: list[Node] = [Node(tuple(int(i) for i in prompt_ids), text=prompt)]
+        self.root_text = root_text if root_text is not None else prompt  # the prompt as the primary reads it
+        self.nodes: list[Node] = [Node(tuple(int(i) for i in prompt_ids), text=self.root_text)]
         self._by_ids: dict[tuple[int, ...], int] = {self.nodes[ROOT].ids: ROOT}
         self.reference_paths: dict[str, list[int]] = {}
         self.reference_children: dict[int, set[int]] = {}
@@ -104,7 +105,7 @@ class TokenTree:
         """The node's context; ``decode`` maps primary ids to text (computed once, then kept)."""
         n = self.nodes[node]
         if n.text is None:
-            n.text = self.prompt + decode(self.path_tokens(node))
+            n.text = self.root_text + decode(self.path_tokens(node))
         return Context(n.ids, n.text)
 
     # -- reference paths ------------------------------------------------------------------------
@@ -182,6 +183,7 @@ class TokenTree:
         return {
             "format": TREE_FORMAT,
             "prompt": self.prompt,
+            "root_text": self.root_text,
             "prompt_ids": list(self.nodes[ROOT].ids),
             "last_return": self.last_return,
             "reference_paths": self.reference_paths,
@@ -195,7 +197,7 @@ class TokenTree:
     def from_json(cls, data: dict) -> TokenTree:
         if data.get("format") != TREE_FORMAT:
             raise ConfigError(f"token tree format {data.get('format')!r} is not {TREE_FORMAT}")
-        tree = cls(data["prompt"], data["prompt_ids"])
+        tree = cls(data["prompt"], data["prompt_ids"], data.get("root_text"))
         for row in data["nodes"][1:]:
             tree.child(row["parent"], row["token"])
         for node, row in zip(tree.nodes, data["nodes"], strict=True):
