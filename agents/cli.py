@@ -27,6 +27,50 @@ def _zoo_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from agents.evaluate import evaluate, make_agent
+    from agents.store import EpisodeStore
+    from tokentree_env.tasks import load_task
+
+    task = load_task(args.task)
+    prompts = [p.prompt for p in task.problems(args.split)][: args.n]
+    env_kwargs = {"task": task, "split": args.split, "max_new_tokens": args.max_new_tokens}
+    if args.teachers:
+        env_kwargs["teachers"] = args.teachers
+    if args.primary:
+        env_kwargs["primary"] = args.primary
+    if args.judge:
+        env_kwargs["judge"] = None if args.judge == "none" else args.judge
+    agents = [make_agent(spec, args.seed) for spec in args.agents]  # validate every spec before running
+    store = EpisodeStore(args.store) if args.store else None
+    summaries = []
+    with Progress() as bar:
+        for agent in agents:
+            job = bar.add_task(f"{agent.name}", total=len(prompts))
+            summary, _ = evaluate(agent, prompts, env_kwargs, store=store, progress=lambda j=job: bar.advance(j))
+            summaries.append(summary)
+    table = Table(title=f"{task.name} / {args.split}: {len(prompts)} prompts, evaluation mode")
+    for col in ("agent", "accuracy", "95% CI", "mean return", "fwd tokens/ep", "model calls/ep", "s"):
+        table.add_column(col)
+    for s in summaries:
+        table.add_row(s.agent, f"{s.accuracy:.3f}", f"{s.accuracy_low:.2f}-{s.accuracy_high:.2f}",
+                      f"{s.mean_return:.3f}", f"{s.forwarded_tokens:.0f}", f"{s.model_calls:.0f}", f"{s.seconds:.1f}")
+    Console().print(table)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"task": task.name, "split": args.split, "prompts": len(prompts),
+                                          "summaries": [asdict(s) for s in summaries]}, indent=1))
+    print(f"results: {args.out}" + (f"; episodes: {args.store}" if store else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tokentree`` and its subcommands."""
     parser = argparse.ArgumentParser(
@@ -35,6 +79,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    search = commands.add_parser("search", help="run agents over a task split (evaluation mode) and compare them")
+    search.add_argument("--agents", nargs="+", default=["mcts:8"],
+                        help="agent specs: random, greedy-primary, greedy-prior, ensemble-greedy, best-reference, "
+                             "best-of:N, beam:W, mcts:S, mcts-gumbel:S, mcts-design-prior:S")
+    search.add_argument("--task", default="chain3", help="built-in task name or a JSONL file")
+    search.add_argument("--split", default="heldout", choices=["train", "heldout"])
+    search.add_argument("--n", type=int, default=50, help="number of prompts")
+    search.add_argument("--teachers", nargs="*", default=None, help="teacher models (default: the zoo's three)")
+    search.add_argument("--primary", default=None, help="primary model (default: zoo:primary)")
+    search.add_argument("--judge", default=None, help="judge model, or 'none' (default: zoo:judge)")
+    search.add_argument("--max-new-tokens", type=int, default=32)
+    search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--out", default="results/search.json", help="where to write the results table as JSON")
+    search.add_argument("--store", default=None, help="append every episode to this JSONL episode store")
+    search.set_defaults(func=_search)
 
     zoo = commands.add_parser("zoo", help="the built-in model zoo: accuracy report, retraining")
     zoo_commands = zoo.add_subparsers(dest="zoo_command", metavar="ZOO_COMMAND", required=True)

@@ -321,11 +321,26 @@ class TokenTreeEnv(gym.Env):
         return self._transition(state, action, planner=True)
 
     def update_weightage(self, path: Sequence[tuple[int, int]], episode_return: float, prompt: str | None = None) -> bool:
-        """Apply the weightage rule along a (simulated) path; returns whether the return improved."""
+        """Apply the weightage rule along a (simulated) path; returns whether the return improved.
+
+        Does nothing in evaluation mode (weightage is frozen there) and returns False.
+        """
+        if not self.apply_weightage_updates:
+            return False
         prompt = prompt or (self._state.prompt if self._state else None)
         if prompt not in self.trees:
             raise EnvStateError(f"no tree for prompt {prompt!r}")
         return self.trees[prompt].apply_weightage(path, episode_return, self.weightage_rule)
+
+    def hard_reward(self, state: EnvState) -> float:
+        """The task verifier's score in [0, 1] of a finished state's answer (for evaluation reports).
+
+        Only for finished states: a search must never read the verifier before the final answer.
+        """
+        if not state.done:
+            raise EnvStateError("hard_reward() reads the verifier only for a finished episode's answer")
+        tree = self.trees[state.prompt]
+        return self.task.verify(self._problems[state.prompt], self.expander.decode(tree.path_tokens(state.node)))
 
     def costs(self) -> dict[str, dict[str, int]]:
         """Forward calls, forwarded and generated tokens per model so far (judge included)."""

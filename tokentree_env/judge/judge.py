@@ -52,6 +52,7 @@ class Judge:
         if verdict_template is None and self.teacher.tokenizer.convert_tokens_to_ids("y") is None:
             verdict_template = PLAIN_VERDICT_TEMPLATE
         self.verdict_template = verdict_template
+        self._verdicts: dict[tuple[str, str], float] = {}  # verdicts are deterministic: ask once
 
     @property
     def counters(self):
@@ -66,9 +67,18 @@ class Judge:
         """P(EOS | context) under the judge: high once an answer is finished."""
         return float(self.teacher.next_logprobs([context])[0, self._eos].exp())
 
-    @torch.no_grad()
     def verdict(self, prompt: str, answer: str) -> float:
-        """P(yes): the judge's belief that ``answer`` answers ``prompt`` correctly."""
+        """P(yes): the judge's belief that ``answer`` answers ``prompt`` correctly (cached: a search
+        reaches the same answers again and again)."""
+        key = (prompt, answer)
+        if key not in self._verdicts:
+            if len(self._verdicts) > 100_000:
+                self._verdicts.clear()
+            self._verdicts[key] = self._ask(prompt, answer)
+        return self._verdicts[key]
+
+    @torch.no_grad()
+    def _ask(self, prompt: str, answer: str) -> float:
         lm = self.teacher.lm
         if self.verdict_template is None:
             p_yes = worked_verdicts(lm, [prompt], [answer])[0]
@@ -84,3 +94,4 @@ class Judge:
 
     def close(self) -> None:
         self.teacher.close()
+        self._verdicts.clear()

@@ -1,0 +1,146 @@
+"""The agent interface and the episode runner, with budget accounting.
+
+An agent picks actions through the env's public API; :meth:`Agent.run_episode` plays one episode
+and reports what it cost: forwarded tokens over every model the episode made run (teachers,
+primary, judge; the teachers' reference answers included when the episode's ``reset`` built the
+tree), model calls and generated tokens, read from ``env.unwrapped.costs()``.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tokentree_env.env.token_tree_env import FEATURES
+
+PRIOR = FEATURES.index("prior")
+PRIMARY_LOGPROB = FEATURES.index("primary_logprob")
+TEACHER_LOGPROB = FEATURES.index("teacher_logprob")
+
+
+def features(obs) -> np.ndarray:
+    """Per-candidate features of an observation, ``(K, F)``."""
+    return obs["features"].reshape(len(obs["action_mask"]), len(FEATURES))
+
+
+def masked_argmax(obs, column: int) -> int:
+    """The valid candidate with the highest value of a feature column."""
+    return int(np.argmax(np.where(obs["action_mask"] == 1, features(obs)[:, column], -np.inf)))
+
+
+def total_costs(env) -> dict[str, int]:
+    """Forward calls, forwarded and generated tokens summed over every model of the env."""
+    out = {"model_calls": 0, "forwarded_tokens": 0, "generated_tokens": 0}
+    for c in env.unwrapped.costs().values():
+        out["model_calls"] += c["forward_calls"]
+        out["forwarded_tokens"] += c["forwarded_tokens"]
+        out["generated_tokens"] += c["generated_tokens"]
+    return out
+
+
+@dataclass
+class StepRecord:
+    """One decision: the slate, what the agent knew of it, and what it chose."""
+
+    candidates: list[int]
+    directions: list[str]
+    prior: list[float]
+    chosen: int
+    reward: float
+    visits: list[float] = field(default_factory=list)  # visit distribution (search agents; else empty)
+    q_values: list[float] = field(default_factory=list)  # mean return per child (search agents; else empty)
+
+
+@dataclass
+class EpisodeResult:
+    """What one episode produced and cost."""
+
+    agent: str
+    prompt: str
+    completion: str
+    hard_reward: float
+    episode_return: float
+    reward_terms: dict[str, float]
+    terminal_reason: str | None
+    steps: int
+    forwarded_tokens: int
+    model_calls: int
+    generated_tokens: int
+    seconds: float
+    tokens: list[int] = field(default_factory=list)
+    records: list[StepRecord] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Agent(ABC):
+    """Chooses children in TokenTree-v0. Implement :meth:`act`; :meth:`begin` is an optional hook."""
+
+    name: str = "agent"
+
+    def begin(self, env, obs, info) -> None:  # noqa: B027 - optional hook
+        """Called after ``reset`` (planning agents plan here)."""
+
+    @abstractmethod
+    def act(self, env, obs, info) -> int:
+        """The action (child index) to take from the current state."""
+
+    def last_search(self) -> tuple[list[float], list[float]] | None:
+        """Visit distribution and Q values of the last decision, for search agents."""
+        return None
+
+    def run_episode(self, env, *, seed: int | None = None, options: dict | None = None) -> EpisodeResult:
+        """Play one episode; return its answer, hard reward, return and cost."""
+        before, started = total_costs(env), time.perf_counter()
+        obs, info = env.reset(seed=seed, options=options)
+        self.begin(env, obs, info)
+        records, total, done = [], 0.0, False
+        while not done:
+            action = self.act(env, obs, info)
+            search = self.last_search()
+            step = StepRecord(candidates=obs["candidates"][obs["action_mask"] == 1].tolist(),
+                              directions=list(info["directions"]), prior=features(obs)[obs["action_mask"] == 1,
+                                                                                       PRIOR].tolist(),
+                              chosen=int(action), reward=0.0,
+                              visits=search[0] if search else [], q_values=search[1] if search else [])
+            obs, reward, terminated, truncated, info = env.step(action)
+            step.reward = float(reward)
+            records.append(step)
+            total += reward
+            done = terminated or truncated
+        after = total_costs(env)
+        u = env.unwrapped
+        state = u.get_state()
+        return EpisodeResult(
+            agent=self.name, prompt=state.prompt, completion=info["text"], hard_reward=u.hard_reward(state),
+            episode_return=float(total), reward_terms=info["reward_terms"], terminal_reason=info["terminal_reason"],
+            steps=len(records), forwarded_tokens=after["forwarded_tokens"] - before["forwarded_tokens"],
+            model_calls=after["model_calls"] - before["model_calls"],
+            generated_tokens=after["generated_tokens"] - before["generated_tokens"],
+            seconds=time.perf_counter() - started, tokens=list(u.trees[state.prompt].path_tokens(state.node)),
+            records=records)
+
+
+class PlanningAgent(Agent):
+    """An agent that plans a whole answer (a token sequence) at the start and then plays it."""
+
+    def begin(self, env, obs, info) -> None:
+        self._plan = list(self.plan(env, obs))
+
+    @abstractmethod
+    def plan(self, env, obs) -> list[int]:
+        """The primary-token sequence to play (simulated through ``env.unwrapped.simulate``)."""
+
+    def act(self, env, obs, info) -> int:
+        if self._plan:
+            token = self._plan.pop(0)
+            hits = np.flatnonzero((obs["candidates"] == token) & (obs["action_mask"] == 1))
+            if hits.size:
+                return int(hits[0])
+            self._plan = []
+        return masked_argmax(obs, TEACHER_LOGPROB)  # off the plan (cannot happen on a cached tree)

@@ -1,0 +1,101 @@
+"""Run agents over a task split and summarise accuracy against compute.
+
+Every agent starts on a **fresh env** (fresh token trees), so no agent rides on another's cached
+expansions, and each is charged its teachers' reference answers. Accuracy is measured in evaluation
+mode: the search never sees the verifier (``simulate`` withholds it), weightage is frozen, and the
+verifier only scores the final answer. In evaluation the judge stands in for the verifier inside
+planners' returns, so its weight defaults to 1.0 here (the env's training default is 0.1).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from agents.base import Agent, EpisodeResult
+from agents.baselines import BeamSearch, BestOfN, BestReference, EnsembleGreedy, GreedyPrimary, GreedyPrior, RandomAgent
+from agents.search import MCTSAgent, MCTSConfig
+from agents.store import EpisodeStore
+from tokentree_env.errors import ConfigError
+
+EVAL_JUDGE_WEIGHT = 1.0
+AGENT_SPECS = ("random", "greedy-primary", "greedy-prior", "ensemble-greedy", "best-reference", "best-of:N",
+               "beam:W", "mcts:S", "mcts-gumbel:S", "mcts-design-prior:S")
+
+
+def make_agent(spec: str, seed: int = 0) -> Agent:
+    """An agent from a spec: a name, with a budget after a colon for budgeted ones (``mcts:8``)."""
+    name, _, arg = spec.partition(":")
+    try:
+        budget = int(arg) if arg else None
+    except ValueError:
+        raise ConfigError(f"agent {spec!r}: the budget after ':' must be an integer") from None
+    simple = {"random": lambda: RandomAgent(seed), "greedy-primary": GreedyPrimary, "greedy-prior": GreedyPrior,
+              "ensemble-greedy": EnsembleGreedy, "best-reference": BestReference}
+    if name in simple:
+        return simple[name]()
+    if name == "best-of":
+        return BestOfN(budget or 4, seed=seed)
+    if name == "beam":
+        return BeamSearch(budget or 2)
+    if name in ("mcts", "mcts-gumbel", "mcts-design-prior"):
+        config = MCTSConfig(num_simulations=budget or 8, gumbel=name == "mcts-gumbel",
+                            teacher_mix=0.0 if name == "mcts-design-prior" else MCTSConfig.teacher_mix)
+        return MCTSAgent(config, seed=seed, name=f"{name}-{config.num_simulations}")
+    raise ConfigError(f"unknown agent {spec!r}; choose from {list(AGENT_SPECS)}")
+
+
+@dataclass
+class Summary:
+    """An agent's results over a split, with a 95 % Wilson interval on accuracy."""
+
+    agent: str
+    episodes: int
+    accuracy: float
+    accuracy_low: float
+    accuracy_high: float
+    mean_return: float
+    forwarded_tokens: float
+    model_calls: float
+    generated_tokens: float
+    seconds: float
+
+
+def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarise(agent: str, results: Sequence[EpisodeResult], seconds: float) -> Summary:
+    n = len(results)
+    acc = sum(r.hard_reward for r in results) / n
+    lo, hi = wilson(sum(r.hard_reward for r in results), n)
+    return Summary(agent, n, acc, lo, hi, sum(r.episode_return for r in results) / n,
+                   sum(r.forwarded_tokens for r in results) / n, sum(r.model_calls for r in results) / n,
+                   sum(r.generated_tokens for r in results) / n, seconds)
+
+
+def evaluate(agent: Agent, prompts: Sequence[str], env_kwargs: dict | None = None, *,
+             store: EpisodeStore | None = None, progress=None) -> tuple[Summary, list[EpisodeResult]]:
+    """Play one episode per prompt on a fresh evaluation env; store each episode if asked."""
+    from tokentree_env.env import TokenTreeEnv
+
+    kwargs = {"evaluation": True, "reward_weights": {"judge_weight": EVAL_JUDGE_WEIGHT}} | dict(env_kwargs or {})
+    env = TokenTreeEnv(**kwargs)
+    started, results = time.perf_counter(), []
+    for prompt in prompts:
+        result = agent.run_episode(env, options={"prompt": prompt})
+        results.append(result)
+        if store is not None:
+            store.append(result)
+        if progress is not None:
+            progress()
+    env.close()
+    return summarise(agent.name, results, time.perf_counter() - started), results

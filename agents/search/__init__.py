@@ -1,0 +1,7 @@
+"""Search: AlphaZero-style MCTS (PUCT and Gumbel) over the env's planner API."""
+
+from agents.search.mcts import MCTS, MCTSAgent, MCTSConfig, backward, puct_scores, select
+from agents.search.tree import NO_PARENT, ROOT_INDEX, UNVISITED, SearchTree
+
+__all__ = ["MCTS", "NO_PARENT", "ROOT_INDEX", "UNVISITED", "MCTSAgent", "MCTSConfig", "SearchTree", "backward",
+           "puct_scores", "select"]

@@ -1,0 +1,100 @@
+"""Search strength in evaluation mode: accuracy against total forwarded tokens, per agent.
+
+Every agent plays the same held-out prompts of the default task on a fresh env (fresh trees; the
+teachers' reference answers are charged to every agent). The search never sees the verifier; it
+scores only the final answers. Budgeted agents are swept (MCTS simulations, best-of-N samples, beam
+width); fixed-cost agents are points at their own cost. Writes JSON, a PNG of accuracy vs tokens and
+a Markdown table, and checks the issue's comparison: at each budget, is MCTS more accurate than
+best-of-N and beam at no more compute, and than every fixed-cost agent whose cost is within it?
+
+Run: ``python -m benchmarks.search`` (``--n 20`` for a quick look).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from agents.evaluate import evaluate, make_agent
+from tokentree_env.tasks import builtin_task
+
+FIXED = ("random", "greedy-primary", "greedy-prior", "ensemble-greedy", "best-reference")
+SWEEPS = {"mcts": (2, 4, 8, 16), "mcts-gumbel": (4, 8), "mcts-design-prior": (8,), "best-of": (2, 4, 8),
+          "beam": (1, 2, 3)}
+
+
+def compare(rows: list[dict]) -> list[dict]:
+    """For each MCTS point: the best accuracy any other agent reaches at no more forwarded tokens."""
+    checks = []
+    for m in (r for r in rows if r["agent"].startswith("mcts-") and "gumbel" not in r["agent"]
+              and "design" not in r["agent"]):
+        rivals = [r for r in rows if not r["agent"].startswith("mcts") and r["forwarded_tokens"] <= m["forwarded_tokens"]]
+        best = max(rivals, key=lambda r: r["accuracy"], default=None)
+        checks.append({"mcts": m["agent"], "mcts_accuracy": m["accuracy"], "mcts_tokens": m["forwarded_tokens"],
+                       "best_rival": best["agent"] if best else None,
+                       "rival_accuracy": best["accuracy"] if best else None,
+                       "mcts_strictly_better": best is None or m["accuracy"] > best["accuracy"]})
+    return checks
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    families: dict[str, list[dict]] = {}
+    for r in rows:
+        families.setdefault(r["agent"].rsplit("-", 1)[0] if r["agent"][-1].isdigit() else r["agent"], []).append(r)
+    for name, pts in families.items():
+        pts = sorted(pts, key=lambda r: r["forwarded_tokens"])
+        xs, ys = [p["forwarded_tokens"] for p in pts], [p["accuracy"] for p in pts]
+        err = [[p["accuracy"] - p["accuracy_low"] for p in pts], [p["accuracy_high"] - p["accuracy"] for p in pts]]
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=name, linestyle="-" if len(pts) > 1 else "none")
+    ax.set_xscale("log")
+    ax.set_xlabel("total forwarded tokens per episode (all models)")
+    ax.set_ylabel("held-out accuracy (95% CI)")
+    ax.set_title("Search strength, evaluation mode (chain3, zoo)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100, help="held-out prompts")
+    parser.add_argument("--out", default="results/search")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    prompts = [p.prompt for p in builtin_task("chain3").problems("heldout")[: args.n]]
+    specs = [*FIXED, *(f"{name}:{b}" for name, budgets in SWEEPS.items() for b in budgets)]
+    rows = []
+    for spec in specs:
+        summary, _ = evaluate(make_agent(spec), prompts)
+        rows.append(asdict(summary))
+        print(f"{summary.agent:22s} acc {summary.accuracy:.3f} [{summary.accuracy_low:.2f}, {summary.accuracy_high:.2f}]"
+              f"  tokens/ep {summary.forwarded_tokens:7.0f}  {summary.seconds:6.1f}s", flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"benchmark": "search", "task": "chain3", "split": "heldout", "prompts": len(prompts), "rows": rows,
+              "mcts_vs_rivals": compare(rows)}
+    (out / "search.json").write_text(json.dumps(result, indent=1))
+    plot(rows, out / "search.png")
+    lines = ["| agent | accuracy | 95% CI | forwarded tokens / episode | model calls / episode |", "|---|---|---|---|---|"]
+    lines += [f"| {r['agent']} | {r['accuracy']:.3f} | {r['accuracy_low']:.2f}-{r['accuracy_high']:.2f} | "
+              f"{r['forwarded_tokens']:.0f} | {r['model_calls']:.0f} |" for r in sorted(rows, key=lambda r: r["forwarded_tokens"])]
+    (out / "search.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    for c in result["mcts_vs_rivals"]:
+        print(c)
+    print(f"wrote {out}/search.json, search.png, search.md")
+    return result
+
+
+if __name__ == "__main__":
+    main()

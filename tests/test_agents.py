@@ -1,0 +1,109 @@
+"""Specification of the agents: every baseline runs with its budget accounted; weightage across runs."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from agents.evaluate import AGENT_SPECS, evaluate, make_agent, wilson
+from tokentree_env.env import TokenTreeEnv
+from tokentree_env.errors import ConfigError
+
+SMALL = {"teachers": ["zoo:teacher-qwen2", "zoo:teacher-llama"], "max_new_tokens": 14}
+
+
+@pytest.mark.parametrize("spec", ["random", "greedy-primary", "greedy-prior", "ensemble-greedy", "best-reference",
+                                  "best-of:2", "beam:2", "mcts:4", "mcts-gumbel:4", "mcts-design-prior:4"])
+def test_every_agent_plays_episodes_and_reports_its_cost(spec):
+    prompts = ["12+35+20=", "31+42+15="]
+    summary, results = evaluate(make_agent(spec), prompts, SMALL)
+    assert summary.episodes == 2
+    assert 0.0 <= summary.accuracy <= 1.0
+    for r in results:
+        assert r.steps == len(r.records) >= 1
+        assert r.forwarded_tokens > 0 and r.model_calls > 0
+        assert r.terminal_reason in {"eos", "judge", "max_new_tokens"}
+
+
+def test_search_agents_record_visit_distributions():
+    _, results = evaluate(make_agent("mcts:4"), ["12+35+20="], SMALL)
+    for record in results[0].records:
+        assert len(record.visits) == len(record.candidates)
+        assert sum(record.visits) == pytest.approx(1.0)
+
+
+def test_fixed_cost_agents_cost_less_than_a_search():
+    cheap, _ = evaluate(make_agent("ensemble-greedy"), ["12+35+20="], SMALL)
+    search, _ = evaluate(make_agent("mcts:8"), ["12+35+20="], SMALL)
+    assert cheap.forwarded_tokens < search.forwarded_tokens
+
+
+def test_an_unknown_agent_spec_names_the_choices():
+    with pytest.raises(ConfigError, match="best-of:N"):
+        make_agent("alphago")
+    assert "mcts:S" in AGENT_SPECS
+
+
+def test_wilson_interval_brackets_the_proportion():
+    lo, hi = wilson(9, 10)
+    assert lo < 0.9 < hi <= 1.0
+
+
+def test_weightage_changes_in_self_play_persists_across_runs_and_is_frozen_in_evaluation(tmp_path):
+    prompt = "12+35+20="
+    env = TokenTreeEnv(**SMALL)
+    agent = make_agent("random", seed=3)
+    for _ in range(4):
+        agent.run_episode(env, options={"prompt": prompt})
+    factors = env.trees[prompt].nodes[0].factors.copy()
+    assert not np.allclose(factors, 1.0)  # random play chose wrong children; they were lowered
+    env.save_trees(tmp_path)
+
+    later = TokenTreeEnv(**SMALL)  # a new run
+    later.load_trees(tmp_path)
+    assert np.allclose(later.trees[prompt].nodes[0].factors, factors)
+
+    frozen = TokenTreeEnv(evaluation=True, **SMALL)
+    frozen.load_trees(tmp_path)
+    for _ in range(3):
+        agent.run_episode(frozen, options={"prompt": prompt})
+    assert np.allclose(frozen.trees[prompt].nodes[0].factors, factors)
+
+
+def test_the_search_command_prints_a_table_and_saves_json(tmp_path):
+    out = tmp_path / "search.json"
+    store = tmp_path / "episodes.jsonl"
+    run = subprocess.run([sys.executable, "-m", "agents.cli", "search", "--agents", "ensemble-greedy", "mcts:2",
+                          "--n", "2", "--out", str(out), "--store", str(store)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "accuracy" in run.stdout
+    import json
+
+    data = json.loads(out.read_text())
+    assert [s["agent"] for s in data["summaries"]] == ["ensemble-greedy", "mcts-2"]
+    from agents.store import EpisodeStore
+
+    assert len(EpisodeStore(store)) == 4
+
+
+def test_a_trained_maskable_ppo_model_plays_behind_the_agent_interface():
+    from sb3_contrib import MaskablePPO
+
+    from agents import MaskablePPOAgent
+    from tokentree_env.env.sb3 import TokenTreeExtractor
+
+    env = TokenTreeEnv(teachers=["zoo:teacher-qwen2"], judge=None, max_new_tokens=8)
+    model = MaskablePPO("MultiInputPolicy", env, n_steps=32, batch_size=16, n_epochs=1, seed=0,
+                        policy_kwargs={"features_extractor_class": TokenTreeExtractor})
+    model.learn(total_timesteps=64)
+    result = MaskablePPOAgent(model).run_episode(env, options={"prompt": "12+35+20="})
+    assert result.steps >= 1
+
+
+def test_the_public_api_is_explicit():
+    import agents
+
+    assert {"MCTSAgent", "EpisodeStore", "evaluate", "make_agent", "BestOfN"} <= set(agents.__all__)
+    assert all(hasattr(agents, name) for name in agents.__all__)

@@ -1,0 +1,97 @@
+"""Specification of MCTS: PUCT arithmetic, backup, finding the best leaf, no peeking at the answer."""
+
+import math
+
+import numpy as np
+import pytest
+
+from agents.search import MCTS, MCTSAgent, MCTSConfig, SearchTree, backward, puct_scores
+from agents.testing import ToyTreeEnv
+from tokentree_env.errors import ConfigError
+
+
+def test_puct_on_a_hand_computed_case():
+    tree = SearchTree(4, 3)
+    tree.add_node(None, np.array([0.5, 0.3, 0.2]), np.array([True, True, False]))
+    tree.node_visits[0] = 4
+    tree.node_values[0] = 0.5
+    tree.children_visits[0] = [3, 0, 0]
+    tree.children_values[0] = [1.0, 0.0, 0.0]
+    scores = puct_scores(tree, 0, c_puct=2.0, bounds=(0.0, 2.0))
+    # child 0: Q_norm = 1/2, U = 2·0.5·sqrt(4)/(1+3) = 0.5; child 1 (unvisited): Q = parent 0.5 -> 0.25, U = 1.2
+    assert scores[0] == pytest.approx(0.5 + 0.5)
+    assert scores[1] == pytest.approx(0.25 + 2.0 * 0.3 * 2 / 1)
+    assert scores[2] == -math.inf  # masked
+
+
+def test_backward_adds_edge_rewards_and_averages_values():
+    tree = SearchTree(3, 2)
+    mask = np.array([True, True])
+    tree.add_node("root", np.array([0.5, 0.5]), mask)
+    tree.add_node("a", np.array([0.5, 0.5]), mask, parent=0, action=1, reward=0.5)
+    backward(tree, 1, 2.0)
+    backward(tree, 1, 0.0)
+    assert tree.children_visits[0, 1] == 2
+    assert tree.children_values[0, 1] == pytest.approx(((0.5 + 2.0) + (0.5 + 0.0)) / 2)
+    assert tree.node_visits[0] == 2
+
+
+@pytest.mark.parametrize("gumbel", [False, True])
+def test_mcts_finds_the_best_leaf_of_a_small_tree(gumbel):
+    values = {(i, j): -1.0 for i in range(3) for j in range(3)}
+    values[(2, 1)] = 1.0
+    env = ToyTreeEnv(values, width=3, depth=2)
+    agent = MCTSAgent(MCTSConfig(num_simulations=24, gumbel=gumbel, gumbel_actions=3, teacher_mix=0.0))
+    obs, _ = env.reset()
+    path = []
+    while True:
+        action = agent.act(env, obs, {})
+        path.append(action)
+        obs, reward, terminated, _, _ = env.step(action)
+        if terminated:
+            break
+    assert tuple(path) == (2, 1) and reward == 1.0
+
+
+def test_mcts_follows_a_misleading_prior_only_until_values_say_otherwise():
+    values = {(0, 0): 0.1, (1, 0): 1.0}
+    priors = {(): [0.9, 0.1]}
+    env = ToyTreeEnv(values, width=2, depth=2, priors=priors)
+    tree = MCTS(MCTSConfig(num_simulations=40, teacher_mix=0.0)).search(env, env.reset()[0])
+    assert tree.children_values[0, 1] > tree.children_values[0, 0]
+    assert MCTS(MCTSConfig(num_simulations=40, teacher_mix=0.0)).choose(tree) == 1
+
+
+def test_visit_distribution_is_the_policy_target():
+    env = ToyTreeEnv({(0, 0): 1.0}, width=2, depth=2)
+    tree = MCTS(MCTSConfig(num_simulations=10, teacher_mix=0.0)).search(env, env.reset()[0])
+    dist = tree.visit_distribution()
+    assert dist.sum() == pytest.approx(1.0) and dist[0] > dist[1]
+
+
+@pytest.mark.parametrize("field,value", [("num_simulations", 0), ("c_puct", 0.0), ("teacher_mix", 2.0),
+                                         ("rollout", "x")])
+def test_bad_search_config_raises_naming_the_field(field, value):
+    with pytest.raises(ConfigError, match=field):
+        MCTSConfig(**{field: value})
+
+
+def test_in_evaluation_mode_the_verifier_is_read_only_for_the_final_answer():
+    from tokentree_env.env import TokenTreeEnv
+
+    env = TokenTreeEnv(teachers=["zoo:teacher-qwen2", "zoo:teacher-llama"], evaluation=True, max_new_tokens=12)
+    calls = []
+    inner = env.task.verifier
+
+    def counting(completion, answer):
+        calls.append(completion)
+        return inner(completion, answer)
+
+    env.task.verifier = counting
+    prompt = env.task.problems("heldout")[0].prompt
+    result = MCTSAgent(MCTSConfig(num_simulations=6)).run_episode(env, options={"prompt": prompt})
+    env.task.verifier = inner
+    assert result.steps >= 1
+    # the env's final reward and the runner's report read the verifier, both after the end; the
+    # search (dozens of simulated episodes) never did
+    assert calls == [result.completion, result.completion]
