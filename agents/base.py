@@ -71,7 +71,8 @@ class EpisodeResult:
     model_calls: int
     generated_tokens: int
     seconds: float
-    tokens: list[int] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)  # the answer's primary token ids
+    prompt_ids: list[int] = field(default_factory=list)  # the root's ids (contexts = prompt_ids + tokens[:i])
     records: list[StepRecord] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -123,7 +124,7 @@ class Agent(ABC):
             model_calls=after["model_calls"] - before["model_calls"],
             generated_tokens=after["generated_tokens"] - before["generated_tokens"],
             seconds=time.perf_counter() - started, tokens=list(u.trees[state.prompt].path_tokens(state.node)),
-            records=records)
+            prompt_ids=list(u.trees[state.prompt].nodes[0].ids), records=records)
 
 
 class PlanningAgent(Agent):

@@ -71,6 +71,24 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from agents.training import TrainConfig, TrainingRun
+
+    config = TrainConfig(output_dir=args.output_dir, iterations=args.iterations,
+                         prompts_per_iteration=args.prompts_per_iteration, seed=args.seed,
+                         signals=tuple(args.signals), simulations=args.simulations, epochs=args.epochs,
+                         learning_rate=args.learning_rate, ewc=args.ewc, si=args.si, replay=args.replay,
+                         lora=args.lora, report_to=args.report_to, eval_size=args.eval_size,
+                         **({"primary": args.primary} if args.primary else {}),
+                         **({"teachers": tuple(args.teachers)} if args.teachers else {}))
+    summary = TrainingRun(config, resume=args.resume).run()
+    print(f"task accuracy {summary['task_accuracy_before']:.3f} -> {summary['task_accuracy_after']:.3f}; "
+          f"general accuracy {summary['general_accuracy_before']:.3f} -> {summary['general_accuracy_after']:.3f} "
+          f"(forgetting {summary['forgetting']:+.3f}); curves: {summary['curves']}")
+    print(f"checkpoints: {config.output_dir}/checkpoints (save_pretrained; usable as --primary)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tokentree`` and its subcommands."""
     parser = argparse.ArgumentParser(
@@ -95,6 +113,26 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--out", default="results/search.json", help="where to write the results table as JSON")
     search.add_argument("--store", default=None, help="append every episode to this JSONL episode store")
     search.set_defaults(func=_search)
+
+    train = commands.add_parser("train", help="the loop: self-play search -> train the primary -> evaluate")
+    train.add_argument("--output-dir", default="runs/tokentree")
+    train.add_argument("--resume", action="store_true", help="continue a run killed or stopped in --output-dir")
+    train.add_argument("--iterations", type=int, default=4)
+    train.add_argument("--prompts-per-iteration", type=int, default=64)
+    train.add_argument("--signals", nargs="+", default=["sft"], choices=["sft", "dpo", "distill", "grpo", "rloo"])
+    train.add_argument("--simulations", type=int, default=4, help="MCTS simulations per step in self-play")
+    train.add_argument("--epochs", type=int, default=3)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--ewc", type=float, default=0.0, help="EWC strength (0 = off)")
+    train.add_argument("--si", type=float, default=0.0, help="Synaptic Intelligence strength (0 = off)")
+    train.add_argument("--replay", default="auto", choices=["auto", "on", "off"])
+    train.add_argument("--lora", action="store_true", help="train LoRA adapters through PEFT")
+    train.add_argument("--primary", default=None)
+    train.add_argument("--teachers", nargs="*", default=None)
+    train.add_argument("--eval-size", type=int, default=200)
+    train.add_argument("--report-to", default="none", help="passed to TRL: none, tensorboard, wandb")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=_train)
 
     zoo = commands.add_parser("zoo", help="the built-in model zoo: accuracy report, retraining")
     zoo_commands = zoo.add_subparsers(dest="zoo_command", metavar="ZOO_COMMAND", required=True)

@@ -1,0 +1,167 @@
+"""Specification of training the primary: datasets, losses, forgetting penalties, the resumable loop."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from agents.training import (
+    EWC,
+    SynapticIntelligence,
+    TrainConfig,
+    TrainingRun,
+    distillation_dataset,
+    dpo_dataset,
+    sft_dataset,
+    visit_distillation_loss,
+)
+from tests.helpers import char_primary, loaded
+from tokentree_env.errors import ConfigError
+
+
+def _record(prompt, completion, hard, ret, tok, q=None):
+    tokens = tok(completion, add_special_tokens=False)["input_ids"]
+    steps = []
+    for t in tokens:
+        other = tok.convert_tokens_to_ids("9") if t != tok.convert_tokens_to_ids("9") else tok.convert_tokens_to_ids("8")
+        steps.append({"candidates": [t, other], "directions": ["right", "wrong"], "prior": [0.5, 0.5], "chosen": 0,
+                      "reward": 0.0, "visits": [0.75, 0.25], "q_values": q or [1.0, -1.0]})
+    return {"prompt": prompt, "completion": completion, "hard_reward": hard, "episode_return": ret,
+            "tokens": tokens, "prompt_ids": tok(prompt)["input_ids"], "records": steps}
+
+
+@pytest.fixture
+def store_records():
+    tok = char_primary()
+    return tok, [_record("1+2+3=", "3+3=6.", 1.0, 0.5, tok), _record("1+2+3=", "6.", 1.0, 0.9, tok),
+                 _record("1+2+3=", "7.", 0.0, 1.5, tok), _record("4+4+4=", "12.", 0.0, 0.1, tok)]
+
+
+def test_sft_keeps_the_best_successful_path_per_prompt(store_records):
+    _, records = store_records
+    rows = sft_dataset(records).to_list()
+    assert rows == [{"prompt": "1+2+3=", "completion": "6."}]
+
+
+def test_dpo_pairs_the_chosen_continuation_against_a_lower_valued_sibling(store_records):
+    tok, records = store_records
+    rows = dpo_dataset(records, tok).to_list()
+    assert rows[0] == {"prompt": "1+2+3=", "chosen": "6.", "rejected": "9"}
+    assert rows[1] == {"prompt": "1+2+3=6", "chosen": ".", "rejected": "9"}
+
+
+def test_distillation_rows_hold_context_ids_children_and_visits(store_records):
+    tok, records = store_records
+    rows = distillation_dataset(records[:1]).to_list()
+    assert len(rows) == len(records[0]["tokens"])
+    assert rows[1]["input_ids"] == tok("1+2+3=")["input_ids"] + records[0]["tokens"][:1]
+    assert rows[0]["visits"] == [0.75, 0.25]
+
+
+def test_the_distillation_loss_equals_a_hand_computed_value():
+    logits = torch.tensor([[0.0, math.log(3.0), 0.0, 5.0]])  # token 3 is not a child: renormalised away
+    children = torch.tensor([[1, 0, -1]])
+    visits = torch.tensor([[0.5, 0.5, 0.0]])
+    # over children {1, 0}: p = 3/4, 1/4
+    expected = -(0.5 * math.log(0.75) + 0.5 * math.log(0.25))
+    assert visit_distillation_loss(logits, children, visits).item() == pytest.approx(expected, rel=1e-6)
+
+
+def _perturb(model):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+
+
+def test_ewc_penalty_is_zero_at_the_anchor_and_positive_after_a_perturbation():
+    tok = char_primary()
+    model = loaded(tok).model
+    ewc = EWC(strength=10.0)
+    ewc.refresh(model, tok, [("rev abc=", "cba."), ("rev xy=", "yx.")])
+    assert ewc.penalty(model).item() == 0.0
+    _perturb(model)
+    assert ewc.penalty(model).item() > 0.0
+
+
+def test_si_penalty_is_zero_at_the_anchor_and_positive_after_a_perturbation():
+    tok = char_primary()
+    model = loaded(tok).model
+    si = SynapticIntelligence(strength=1.0)
+    si.begin_round(model)
+    for name, p in model.named_parameters():  # a round whose steps decreased the loss
+        si.omega[name] = torch.ones_like(p)
+    _perturb(model)
+    si.end_round(model)
+    assert si.penalty(model).item() == 0.0
+    _perturb(model)
+    assert si.penalty(model).item() > 0.0
+
+
+def _tiny(tmp_path, **kw):
+    base = dict(output_dir=str(tmp_path / "run"), iterations=2, prompts_per_iteration=4, epochs=1, eval_size=10,
+                simulations=2, teachers=("zoo:teacher-qwen2", "zoo:teacher-llama"), max_new_tokens=14)
+    return TrainConfig(**(base | kw))
+
+
+def test_a_two_iteration_loop_changes_the_primarys_weights_and_checkpoints_it(tmp_path):
+    from tokentree_env.models import load_model
+
+    summary = TrainingRun(_tiny(tmp_path, replay="on", ewc=1.0)).run()
+    assert summary["iterations"] == 2
+    before = load_model("zoo:primary").model.state_dict()
+    after = load_model(str(tmp_path / "run" / "checkpoints" / "iter-1" / "primary")).model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert (tmp_path / "run" / "learning_curves.png").exists()
+
+
+def test_a_grpo_step_runs(tmp_path):
+    TrainingRun(_tiny(tmp_path, iterations=1, prompts_per_iteration=2, signals=("grpo",), judge=None)).run()
+
+
+def test_a_run_cannot_silently_overwrite_or_resume_nothing(tmp_path):
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        TrainingRun(_tiny(tmp_path), resume=True)
+    with pytest.raises(ConfigError, match="signals"):
+        TrainConfig(signals=("magic",))
+
+
+RUNNER = """
+import sys
+from agents.training import TrainConfig, TrainingRun
+cfg = TrainConfig(output_dir=sys.argv[1], iterations=2, prompts_per_iteration=6, epochs=1, eval_size=10, simulations=2,
+                  teachers=("zoo:teacher-qwen2", "zoo:teacher-llama"), max_new_tokens=14)
+TrainingRun(cfg, resume=sys.argv[2] == "resume").run()
+"""
+
+
+def test_kill_and_resume_keeps_every_episode_duplicates_none_and_repeats_no_iteration(tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(out), "new"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    episodes = out / "episodes.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not episodes.exists() or episodes.read_text().count("\n") < 8):
+        time.sleep(0.2)  # kill in the second iteration's self-play
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    kept = [json.loads(line) for line in episodes.read_text().splitlines() if line.strip().endswith("}")]
+    done = subprocess.run([sys.executable, "-c", RUNNER, str(out), "resume"], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    from agents.store import EpisodeStore
+
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore")
+        final = EpisodeStore(episodes).records()
+    keys = [(r["iteration"], r["prompt_index"]) for r in final]
+    assert len(keys) == len(set(keys)) == 12  # every episode exactly once
+    assert all(r in final for r in kept)  # nothing completed before the kill was lost
+    state = json.loads((out / "state.json").read_text())
+    assert state["completed"] == 2 and [h["iteration"] for h in state["history"]] == [0, 1]
