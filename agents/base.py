@@ -84,7 +84,7 @@ class Agent(ABC):
 
     name: str = "agent"
 
-    def begin(self, env, obs, info) -> None:  # noqa: B027 - optional hook
+    def begin(self, env, obs, info) -> None:
         """Called after ``reset`` (planning agents plan here)."""
 
     @abstractmethod

@@ -15,7 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from agents.base import Agent, EpisodeResult
-from agents.baselines import BeamSearch, BestOfN, BestReference, EnsembleGreedy, GreedyPrimary, GreedyPrior, RandomAgent
+from agents.baselines import (
+    BeamSearch,
+    BestOfN,
+    BestReference,
+    EnsembleGreedy,
+    GreedyPrimary,
+    GreedyPrior,
+    RandomAgent,
+)
 from agents.search import MCTSAgent, MCTSConfig
 from agents.store import EpisodeStore
 from tokentree_env.errors import ConfigError

@@ -32,6 +32,8 @@ from tokentree_env.env.token_tree_env import FEATURES
 from tokentree_env.errors import ConfigError
 
 PRIOR = FEATURES.index("prior")
+GUMBEL_C_VISIT = 50.0
+GUMBEL_C_SCALE = 0.1
 TEACHER_LOGPROB = FEATURES.index("teacher_logprob")
 
 
@@ -155,7 +157,9 @@ class MCTS:
         prior = self._root_prior(self.prior(obs), mask)
         tree.add_node(env.get_state(), prior, mask)
         bounds = [math.inf, -math.inf]
+        self._search_bounds = bounds
         candidates = self._gumbel_candidates(prior, mask) if cfg.gumbel else None
+        self._candidates = candidates
         for sim in range(cfg.num_simulations):
             if candidates is not None:
                 node, action = ROOT_INDEX, self._gumbel_action(tree, candidates, sim)
@@ -212,8 +216,14 @@ class MCTS:
 
     # -- acting ----------------------------------------------------------------------------------
     def choose(self, tree: SearchTree) -> int:
-        """The action to play from the root's visit counts (and Q for ties), at the temperature."""
+        """The action to play: for Gumbel, the most visited candidate with the best ``g + logit +
+        σ(q̂)``; else from the root's visit counts (Q breaks ties), at the temperature."""
         visits = tree.children_visits[ROOT_INDEX].astype(np.float64)
+        if self.config.gumbel and getattr(self, "_candidates", None):
+            top = visits[self._candidates].max()
+            finalists = [a for a in self._candidates if visits[a] == top]
+            score = self._gumbel_scores(tree, finalists)
+            return int(max(finalists, key=lambda a: score[a]))
         if self.config.temperature > 0:
             p = visits ** (1.0 / self.config.temperature)
             return int(self.rng.choice(len(p), p=p / p.sum()))
@@ -231,24 +241,35 @@ class MCTS:
             prior = (1 - cfg.dirichlet_fraction) * prior + cfg.dirichlet_fraction * noise
         return prior
 
-    def _gumbel_candidates(self, prior: np.ndarray, mask: np.ndarray) -> list[int]:
+    def _gumbel_candidates(self, prior: np.ndarray, mask: np.ndarray) -> list[int] | None:
+        """Gumbel-top-m root actions. The noise is scaled by the temperature: at 0 (decoding) the
+        top-m by prior and the final argmax are deterministic; above 0 acting samples from the
+        improved policy, as in Gumbel MuZero."""
         logits = np.where(mask, np.log(np.maximum(prior, 1e-12)), -np.inf)
-        self._gumbel = self.rng.gumbel(size=prior.shape)
+        self._gumbel = self.config.temperature * self.rng.gumbel(size=prior.shape)
         m = min(self.config.gumbel_actions, int(mask.sum()))
-        return list(np.argsort(-(logits + self._gumbel))[:m])
+        return list(np.argsort(-(logits + self._gumbel), kind="stable")[:m]) if m else None
+
+    def _gumbel_scores(self, tree: SearchTree, candidates: list[int]) -> dict[int, float]:
+        """``g + logit + σ(q̂)`` per candidate, with ``σ(q̂) = (c_visit + max N) · c_scale · q̂`` and
+        ``q̂`` the min-max normalised Q (Danihelka et al. 2022, eq. 8; c_visit = 50, c_scale = 0.1).
+        Unvisited candidates take the root's mean value."""
+        visits = tree.children_visits[ROOT_INDEX]
+        q = np.where(visits > 0, tree.children_values[ROOT_INDEX], tree.node_values[ROOT_INDEX])
+        lo, hi = self._bounds(self._search_bounds)
+        q_hat = (q - lo) / (hi - lo) if hi > lo else np.full_like(q, 0.5)
+        sigma = (GUMBEL_C_VISIT + visits.max()) * GUMBEL_C_SCALE * q_hat
+        prior = tree.children_prior[ROOT_INDEX]
+        return {a: self._gumbel[a] + math.log(max(prior[a], 1e-12)) + sigma[a] for a in candidates}
 
     def _gumbel_action(self, tree: SearchTree, candidates: list[int], sim: int) -> int:
-        """Sequential halving: visit the surviving candidates round-robin; halve them by
-        ``g + logit + σ(Q)`` after each round of ``num_simulations / log2(m)`` visits."""
+        """Sequential halving: visit the surviving candidates round-robin; after each of the
+        ``log2(m)`` rounds keep the better half by ``g + logit + σ(q̂)``."""
         m = len(candidates)
         rounds = max(1, math.ceil(math.log2(m)))
         per_round = max(1, self.config.num_simulations // rounds)
         keep = max(1, m >> min(sim // per_round, rounds))
-        prior = tree.children_prior[ROOT_INDEX]
-        q = tree.children_values[ROOT_INDEX]
-        visited = tree.children_visits[ROOT_INDEX] > 0
-        sigma = 50.0 * np.where(visited, q, 0.0) / (1 + tree.children_visits[ROOT_INDEX].max())
-        score = {a: self._gumbel[a] + math.log(max(prior[a], 1e-12)) + sigma[a] for a in candidates}
+        score = self._gumbel_scores(tree, candidates)
         survivors = sorted(candidates, key=lambda a: -score[a])[:keep]
         return min(survivors, key=lambda a: tree.children_visits[ROOT_INDEX, a])
 

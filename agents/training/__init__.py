@@ -4,7 +4,12 @@ from agents.training.continual import EWC, SIAccumulator, SynapticIntelligence, 
 from agents.training.datasets import distillation_dataset, dpo_dataset, general_dataset, sft_dataset
 from agents.training.loop import SIGNALS, TrainConfig, TrainingRun
 from agents.training.rewards import judge_reward, panel_logprob_reward, verifier_reward
-from agents.training.trainers import TreeDPOTrainer, TreeSFTTrainer, VisitDistillationTrainer, visit_distillation_loss
+from agents.training.trainers import (
+    TreeDPOTrainer,
+    TreeSFTTrainer,
+    VisitDistillationTrainer,
+    visit_distillation_loss,
+)
 
 __all__ = [
     "EWC", "SIGNALS", "SIAccumulator", "SynapticIntelligence", "TrainConfig", "TrainingRun", "TreeDPOTrainer",

@@ -1,0 +1,20 @@
+"""The public surface is explicit: ``__all__`` lists it, and every name in it exists."""
+
+import tokentree_env
+
+
+def test_tokentree_env_exports_its_public_api():
+    expected = {"TokenTreeEnv", "EnvState", "FEATURES", "HFTeacher", "Teacher", "ScriptedTeacher", "Judge",
+                "Expander", "ExpansionConfig", "TokenTree", "WeightageRule", "RewardConfig", "Task", "Problem",
+                "load_task", "builtin_task", "load_jsonl_task", "task_from_dataset", "load_model", "LoadedModel",
+                "TokenTreeError", "ConfigError", "ModelNotFoundError", "TaskFormatError", "ContextTooLongError",
+                "ModelOutputError", "EnvStateError", "InvalidActionError"}
+    assert set(tokentree_env.__all__) == expected
+    assert all(hasattr(tokentree_env, name) for name in tokentree_env.__all__)
+
+
+def test_every_error_derives_from_one_base():
+    for name in tokentree_env.__all__:
+        obj = getattr(tokentree_env, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, tokentree_env.TokenTreeError)
