@@ -54,7 +54,8 @@ def plot(rows: list[dict], path: Path) -> None:
     for name, pts in families.items():
         pts = sorted(pts, key=lambda r: r["forwarded_tokens"])
         xs, ys = [p["forwarded_tokens"] for p in pts], [p["accuracy"] for p in pts]
-        err = [[p["accuracy"] - p["accuracy_low"] for p in pts], [p["accuracy_high"] - p["accuracy"] for p in pts]]
+        err = [[max(0.0, p["accuracy"] - p["accuracy_low"]) for p in pts],
+               [max(0.0, p["accuracy_high"] - p["accuracy"]) for p in pts]]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=name, linestyle="-" if len(pts) > 1 else "none")
     ax.set_xscale("log")
     ax.set_xlabel("total forwarded tokens per episode (all models)")
