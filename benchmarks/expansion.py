@@ -93,7 +93,7 @@ def run(size: str, steps: int) -> dict:
         token = next(int(t) for t in slate.tokens if t != primary.tokenizer.eos_token_id)
         bare = bare_forward_seconds(expander, tree, node, token)
         for model in expander.models:  # the bare timing must not leave the child cached
-            model.store._entries.pop(model.own_ids(tree.context(tree.child(node, token), expander.decode)), None)
+            model.store.discard(model.own_ids(tree.context(tree.child(node, token), expander.decode)))
         child = tree.child(node, token)
         begin = time.perf_counter()
         expander.expand(tree, [child])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +217,7 @@ class TokenTreeEnv(gym.Env):
         })
         self.trees: dict[str, TokenTree] = {}
         self._problems: dict[str, Problem] = {}
+        self._by_prompt: dict[str, Problem] | None = None
         self._references: dict[str, np.ndarray] = {}
         self._node_cache: dict[tuple[str, int], tuple] = {}
         self._state: EnvState | None = None
@@ -374,10 +375,10 @@ class TokenTreeEnv(gym.Env):
 
     # -- internals ----------------------------------------------------------------------------------
     def _known_problem(self, prompt: str, answer: str | None) -> Problem:
-        for split in ("train", "heldout"):
-            for p in self.task.problems(split):
-                if p.prompt == prompt:
-                    return p
+        if self._by_prompt is None:  # built once: resets by prompt are the evaluation runner's hot path
+            self._by_prompt = {p.prompt: p for split in ("heldout", "train") for p in self.task.problems(split)}
+        if prompt in self._by_prompt:
+            return self._by_prompt[prompt]
         return Problem(prompt, answer if answer is not None else "", verifier=None if answer is not None else (
             lambda completion, ans: 0.0))
 
@@ -537,7 +538,3 @@ class TokenTreeEnv(gym.Env):
                          f"{feats[i, 1]:+.2f}  {feats[i, 4]:8.2f}    {len(p['proposed_by'])} model(s)")
         return "\n".join(lines)
 
-
-def with_overrides(state: EnvState, **changes) -> EnvState:
-    """A copy of ``state`` with fields replaced (for planners that build states by hand)."""
-    return replace(state, **changes)
