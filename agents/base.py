@@ -48,6 +48,7 @@ class StepRecord:
 
     candidates: list[int]
     directions: list[str]
+    proposed_by: list[list[str]]  # provenance: the models that proposed each candidate
     prior: list[float]
     chosen: int
     reward: float
@@ -105,7 +106,8 @@ class Agent(ABC):
             action = self.act(env, obs, info)
             search = self.last_search()
             step = StepRecord(candidates=obs["candidates"][obs["action_mask"] == 1].tolist(),
-                              directions=list(info["directions"]), prior=features(obs)[obs["action_mask"] == 1,
+                              directions=list(info["directions"]),
+                              proposed_by=[p["proposed_by"] for p in info.get("provenance", [])], prior=features(obs)[obs["action_mask"] == 1,
                                                                                        PRIOR].tolist(),
                               chosen=int(action), reward=0.0,
                               visits=search[0] if search else [], q_values=search[1] if search else [])

@@ -29,7 +29,7 @@ def test_every_agent_plays_episodes_and_reports_its_cost(spec):
 def test_search_agents_record_visit_distributions():
     _, results = evaluate(make_agent("mcts:4"), ["12+35+20="], SMALL)
     for record in results[0].records:
-        assert len(record.visits) == len(record.candidates)
+        assert len(record.visits) == len(record.candidates) == len(record.proposed_by)
         assert sum(record.visits) == pytest.approx(1.0)
 
 
