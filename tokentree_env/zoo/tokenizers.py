@@ -1,8 +1,9 @@
 """Tokenizers of the built-in model zoo, built with the ``tokenizers`` library.
 
 - ``char``: one token per character (printable ASCII and newline); the primary's tokenizer.
-- ``bpe``: byte-level BPE with GPT-2's pre-tokenizer split, 512 entries (convertible to GGUF).
-- ``bpe-small``: the same kind with 320 entries, so its merges differ from ``bpe``.
+- ``bpe``: byte-level BPE with GPT-2's pre-tokenizer split, trained to 512 entries (329 once digit
+  merges are dropped; convertible to GGUF).
+- ``bpe-small``: the same kind trained to 320 entries (262 after the drop), so its merges differ.
 
 The BPEs keep digits as single tokens (merges that would join digits are dropped after
 training), as many modern tokenizers do: a 2-digit number as one token turns addition into a
