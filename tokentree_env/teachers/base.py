@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 
 
@@ -72,32 +73,34 @@ class Teacher(ABC):
 
 
 def propose(
-    logprobs: torch.Tensor,
+    logprobs,
     *,
     k_right: int,
     k_wrong: int,
     top_p: float,
     rng: random.Random,
-    allowed: torch.Tensor | None = None,
+    allowed=None,
 ) -> list[tuple[list[int], list[int]]]:
-    """Per row of ``logprobs`` ``(M, V)`` (or one row ``(V,)``): right children (the top
-    ``k_right``) and wrong ones (``k_wrong`` drawn uniformly, without replacement, from the tokens
-    outside the smallest set holding ``top_p`` of the mass).
+    """Per row of ``logprobs`` ``(M, V)`` (or one row ``(V,)``; a tensor or an array): right children
+    (the top ``k_right``) and wrong ones (``k_wrong`` drawn uniformly, without replacement, from the
+    tokens outside the smallest set holding ``top_p`` of the mass).
 
-    Only tokens with finite log-prob (and ``allowed``, if given) are proposed. Rows share one
-    sort; the draws use ``rng`` row by row, so the result depends only on the inputs.
+    Only tokens with finite log-prob (and ``allowed``, if given) are proposed. NumPy throughout: at
+    zoo sizes a torch op costs more in dispatch than in arithmetic, and this runs once per node.
     """
-    single = logprobs.dim() == 1
-    lp = logprobs[None] if single else logprobs
+    lp = np.asarray(logprobs, dtype=np.float64)
+    single = lp.ndim == 1
+    lp = lp[None] if single else lp
     if allowed is not None:
-        lp = lp.masked_fill(~allowed, float("-inf"))
-    sorted_lp, order = torch.sort(lp, dim=-1, descending=True, stable=True)  # (M, V)
-    finite = torch.isfinite(sorted_lp).sum(-1).tolist()
-    nucleus = ((sorted_lp.exp().cumsum(-1) < top_p).sum(-1) + 1).tolist()
+        lp = np.where(np.asarray(allowed, dtype=bool), lp, -np.inf)
+    order = np.argsort(-lp, axis=-1, kind="stable")  # (M, V)
+    sorted_lp = np.take_along_axis(lp, order, axis=-1)
+    finite = np.isfinite(sorted_lp).sum(-1)
+    nucleus = (np.cumsum(np.exp(sorted_lp), axis=-1) < top_p).sum(-1) + 1
     out = []
     for m in range(lp.shape[0]):
         row = order[m, : finite[m]].tolist()
         right = row[:k_right]
-        tail = row[max(nucleus[m], len(right)):]
+        tail = row[max(int(nucleus[m]), len(right)):]
         out.append((right, rng.sample(tail, min(k_wrong, len(tail)))))
     return out[0] if single else out

@@ -79,6 +79,7 @@ class Expander:
         self.allowed = torch.ones(size, dtype=torch.bool)
         specials = [i for i in primary_tokenizer.all_special_ids if i != primary_tokenizer.eos_token_id]
         self.allowed[specials] = False
+        self._allowed_np = self.allowed.numpy()
         self.eos_id = primary_tokenizer.eos_token_id
 
     # -- trees ----------------------------------------------------------------------------------
@@ -125,8 +126,9 @@ class Expander:
     def _slate(self, tree: TokenTree, node: int, logprobs: torch.Tensor) -> Slate:
         rng = random.Random(hash((self.config.seed, tree.nodes[node].ids)))  # int tuples hash the same everywhere
         c = self.config
+        logprobs = logprobs.numpy()  # (M, V_p), once per node
         drawn = iter(propose(logprobs[self.proposer_columns], k_right=c.k_right, k_wrong=c.k_wrong,
-                             top_p=c.top_p, rng=rng, allowed=self.allowed))
+                             top_p=c.top_p, rng=rng, allowed=self._allowed_np))
         proposals = [next(drawn) if m in self.proposer_columns else ([], []) for m in range(len(self.models))]
         return merge_proposals(proposals, logprobs, width=c.width, wrong_slots=c.wrong_slots,
                                reference_tokens=sorted(tree.reference_children.get(node, ())),

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from tokentree_env.teachers.alignment import UNMAPPED_LOGPROB
 
@@ -60,7 +59,7 @@ class Slate:
 
 def merge_proposals(
     proposals: Sequence[tuple[list[int], list[int]]],
-    logprobs: torch.Tensor,
+    logprobs,
     *,
     width: int,
     reference_tokens: Sequence[int] = (),
@@ -71,7 +70,8 @@ def merge_proposals(
 
     Args:
         proposals: per model, the right (top-k) and wrong (tail) token ids it proposed.
-        logprobs: ``(M, V_p)`` every model's next-token log-probs in the primary vocabulary.
+        logprobs: ``(M, V_p)`` every model's next-token log-probs in the primary vocabulary
+            (a tensor or an array).
         width: the slate width ``K``.
         reference_tokens: tokens continuing a teacher's reference answer (always kept, right).
         wrong_slots: slots kept for wrong children when the slate overflows (default ``K // 4``).
@@ -91,7 +91,7 @@ def merge_proposals(
     for t in refs:
         proposed.setdefault(t, set())
     candidates = list(proposed)
-    lp = logprobs[:, candidates].clamp(min=UNMAPPED_LOGPROB).T.numpy().astype(np.float32)  # (C, M)
+    lp = np.maximum(np.asarray(logprobs)[:, candidates], UNMAPPED_LOGPROB).T.astype(np.float32, copy=False)  # (C, M)
     row = {t: i for i, t in enumerate(candidates)}
     mean_lp = lp.mean(1)
 
