@@ -95,3 +95,22 @@ def test_in_evaluation_mode_the_verifier_is_read_only_for_the_final_answer():
     # the env's final reward and the runner's report read the verifier, both after the end; the
     # search (dozens of simulated episodes) never did
     assert calls == [result.completion, result.completion]
+
+
+def test_a_value_head_trained_on_returns_replaces_rollouts():
+    from agents.baselines import RandomAgent
+    from agents.search.value import ValueHead, collect_returns
+
+    # the best leaf sits under a prior the head can read: child 1's prior is high exactly where it pays
+    values = {(i, j): (1.0 if (i, j) == (1, 1) else -1.0) for i in range(2) for j in range(2)}
+    priors = {(): [0.2, 0.8], (0,): [0.5, 0.5], (1,): [0.3, 0.7]}
+    env = ToyTreeEnv(values, width=2, depth=2, priors=priors)
+    inputs, returns = collect_returns(env, RandomAgent(seed=0), [None] * 60)
+    head = ValueHead(inputs.shape[1])
+    losses = head.fit(inputs, returns)
+    assert losses[-1] < losses[0]
+    calls_before = env.simulate_calls
+    tree = MCTS(MCTSConfig(num_simulations=12, teacher_mix=0.0), value_fn=head.value_fn).search(env, env.reset()[0])
+    # each simulation expands one node and asks the head: no rollout simulations beyond the expansions
+    assert env.simulate_calls - calls_before <= 12
+    assert tree.size > 1
