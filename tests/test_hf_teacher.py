@@ -143,3 +143,24 @@ def test_a_linear_path_shares_one_arena_instead_of_a_cache_per_node():
         teacher.next_logprobs([_context(primary, text)])
     arenas = {id(state.kv[0].arena) for state in teacher.store._entries.values()}
     assert len(arenas) <= 2  # one chain: the prompt's arena, regrown once at most
+
+
+def test_a_same_tokenizer_teachers_reference_answer_matches_generate_and_leaves_its_path_cached():
+    teacher = HFTeacher("zoo:teacher-qwen2")
+    primary = HFTeacher("zoo:primary")
+    expander = Expander([teacher], primary, primary.tokenizer)
+    prompt = "12+35+20="
+    ids = teacher.tokenizer(prompt, return_tensors="pt")["input_ids"]
+    generated = teacher.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=16,
+                                       do_sample=False, pad_token_id=teacher.tokenizer.pad_token_id,
+                                       eos_token_id=teacher.tokenizer.eos_token_id)
+    expected = teacher.tokenizer.decode(generated[0, ids.shape[1]:], skip_special_tokens=True)
+    tree = expander.new_tree(prompt, max_new_tokens=16)
+    assert expander.decode(tree.reference_paths[teacher.name][:-1]) == expected
+    calls = teacher.counters.forward_calls
+    node, nodes = 0, [0]
+    for token in tree.reference_paths[teacher.name][:-1]:
+        node = tree.child(node, token)
+        nodes.append(node)
+    expander.expand(tree, nodes)
+    assert teacher.counters.forward_calls == calls  # the whole reference path was already cached

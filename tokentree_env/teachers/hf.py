@@ -137,7 +137,14 @@ class HFTeacher(Teacher):
     # -- reference answers -----------------------------------------------------------------
     @torch.no_grad()
     def answer(self, prompt: str, *, max_new_tokens: int = 64) -> str:
-        """Greedy answer; chat models get the fewest-steps system prompt via their chat template."""
+        """Greedy answer; chat models get the fewest-steps system prompt via their chat template.
+
+        A teacher that shares the primary's tokenizer decodes through its own KV store: the prompt is
+        encoded once for the answer and the tree alike, and every node on its reference path is
+        already cached when the tree expands it.
+        """
+        if self.shares_primary_tokenizer and not getattr(self.tokenizer, "chat_template", None):
+            return self._cached_greedy(prompt, max_new_tokens)
         if getattr(self.tokenizer, "chat_template", None):
             messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}]
             ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
@@ -155,6 +162,21 @@ class HFTeacher(Teacher):
         self.counters.forwarded_tokens += ids.shape[1] + len(new)
         self.counters.generated_tokens += len(new)
         return self.tokenizer.decode(new, skip_special_tokens=True)
+
+    def _cached_greedy(self, prompt: str, max_new_tokens: int) -> str:
+        ids = self._encode(prompt)
+        budget = min(max_new_tokens, self.max_positions - len(ids))
+        if budget <= 0:
+            raise ContextTooLongError(f"prompt of {len(ids)} tokens fills the window of {self.name!r}")
+        out: list[int] = []
+        for _ in range(budget):
+            token = int(self.next_logprobs([Context(ids, "")])[0].argmax())
+            self.counters.generated_tokens += 1
+            if token == self.tokenizer.eos_token_id:
+                break
+            out.append(token)
+            ids = (*ids, token)
+        return self.tokenizer.decode(out, skip_special_tokens=True)
 
     def mark_updated(self) -> None:
         super().mark_updated()
