@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -66,7 +66,6 @@ class TrainConfig:
     replay_fraction: float = 0.5
     # evaluation
     eval_size: int = 200
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.signals = tuple(self.signals)

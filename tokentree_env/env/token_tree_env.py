@@ -512,7 +512,8 @@ class TokenTreeEnv(gym.Env):
 
     def _info(self, state: EnvState, terms: dict, reason: str | None, invalid: bool) -> dict[str, Any]:
         tree = self.trees[state.prompt]
-        info = {"prompt": state.prompt, "text": self.expander.decode(tree.path_tokens(state.node)),
+        text = tree.context(state.node, self.expander.decode).text[len(tree.root_text):]  # cached per node
+        info = {"prompt": state.prompt, "text": text,
                 "step": state.length, "reward_terms": dict(terms), "terminal_reason": reason,
                 "invalid_action": invalid, "min_reference_length": tree.min_reference_length}
         if not state.done:

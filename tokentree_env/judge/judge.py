@@ -26,12 +26,23 @@ PLAIN_VERDICT_TEMPLATE = "Question: {prompt}\nProposed answer: {answer}\nIs the 
 
 
 def worked_verdicts(lm: LoadedModel, prompts: Sequence[str], answers: Sequence[str],
-                    max_work_tokens: int = 24) -> list[float]:
-    """P(yes) of the zoo judge's worked verdict on each proposed answer (batched)."""
+                    max_work_tokens: int = 24, counters=None) -> list[float]:
+    """P(yes) of the zoo judge's worked verdict on each proposed answer (batched).
+
+    With ``counters``, charges what ran per row: the working's ``generate`` (the prefill, then one
+    forward per further token) and the final forward over the whole context.
+    """
     checks = [JUDGE_CHECK_PREFIX + p for p in prompts]
     works = greedy_complete(lm.model, lm.tokenizer, checks, max_new_tokens=max_work_tokens)
     contexts = [c + w.split(JUDGE_WORK_END)[0] + JUDGE_WORK_END + extract_final_answer(a) + JUDGE_ANSWER_END
                 for c, w, a in zip(checks, works, answers, strict=True)]
+    if counters is not None:
+        for check, work, context in zip(checks, works, contexts, strict=True):
+            generated = max(1, len(lm.tokenizer(work, add_special_tokens=False)["input_ids"]) + 1)  # + EOS
+            counters.forward_calls += generated + 1
+            counters.forwarded_tokens += (len(lm.tokenizer(check)["input_ids"]) + generated - 1
+                                          + len(lm.tokenizer(context)["input_ids"]))
+            counters.generated_tokens += generated
     logp = next_token_logprobs(lm.model, lm.tokenizer, contexts)
     yes, no = (lm.tokenizer.convert_tokens_to_ids(t) for t in ("y", "n"))
     return torch.sigmoid(logp[:, yes] - logp[:, no]).tolist()
@@ -81,10 +92,7 @@ class Judge:
     def _ask(self, prompt: str, answer: str) -> float:
         lm = self.teacher.lm
         if self.verdict_template is None:
-            p_yes = worked_verdicts(lm, [prompt], [answer])[0]
-            self.counters.forward_calls += 2
-            self.counters.forwarded_tokens += 2 * len(lm.tokenizer(JUDGE_CHECK_PREFIX + prompt + answer)["input_ids"])
-            return p_yes
+            return worked_verdicts(lm, [prompt], [answer], counters=self.counters)[0]
         text = self.verdict_template.format(prompt=prompt, answer=answer)
         logp = next_token_logprobs(lm.model, lm.tokenizer, [text])[0]
         self.counters.forward_calls += 1

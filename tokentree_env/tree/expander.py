@@ -12,6 +12,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from tokentree_env.errors import ConfigError
@@ -76,10 +77,8 @@ class Expander:
         for model in self.models:
             model.bind(primary_tokenizer)
         size = max(len(primary_tokenizer), max(primary_tokenizer.get_vocab().values()) + 1)
-        self.allowed = torch.ones(size, dtype=torch.bool)
-        specials = [i for i in primary_tokenizer.all_special_ids if i != primary_tokenizer.eos_token_id]
-        self.allowed[specials] = False
-        self._allowed_np = self.allowed.numpy()
+        self.allowed = np.ones(size, dtype=bool)  # tokens a proposer may propose: no specials but EOS
+        self.allowed[[i for i in primary_tokenizer.all_special_ids if i != primary_tokenizer.eos_token_id]] = False
         self.eos_id = primary_tokenizer.eos_token_id
 
     # -- trees ----------------------------------------------------------------------------------
@@ -128,7 +127,7 @@ class Expander:
         c = self.config
         logprobs = logprobs.numpy()  # (M, V_p), once per node
         drawn = iter(propose(logprobs[self.proposer_columns], k_right=c.k_right, k_wrong=c.k_wrong,
-                             top_p=c.top_p, rng=rng, allowed=self._allowed_np))
+                             top_p=c.top_p, rng=rng, allowed=self.allowed))
         proposals = [next(drawn) if m in self.proposer_columns else ([], []) for m in range(len(self.models))]
         return merge_proposals(proposals, logprobs, width=c.width, wrong_slots=c.wrong_slots,
                                reference_tokens=sorted(tree.reference_children.get(node, ())),
