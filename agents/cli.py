@@ -68,24 +68,81 @@ def _search(args: argparse.Namespace) -> int:
     Path(args.out).write_text(json.dumps({"task": task.name, "split": args.split, "prompts": len(prompts),
                                           "summaries": [asdict(s) for s in summaries]}, indent=1))
     print(f"results: {args.out}" + (f"; episodes: {args.store}" if store else ""))
+    if store:
+        print(f"see an episode's search: tokentree view {args.store} --episode -1")
     return 0
+
+
+def _quiet_libraries() -> None:
+    """The loop reports its own progress: silence the libraries' per-call bars and deprecation notes."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
+def _run_folder(output_dir: str | None, resume: bool) -> str:
+    """``--output-dir`` if given; else the newest ``runs/tokentree-N`` to resume, or a new one."""
+    if output_dir:
+        return output_dir
+    from pathlib import Path
+
+    numbered = sorted((int(p.name.rsplit("-", 1)[1]), p) for p in Path("runs").glob("tokentree-*")
+                      if p.name.rsplit("-", 1)[1].isdigit())
+    if resume:
+        if not numbered:
+            from tokentree_env.errors import ConfigError
+
+            raise ConfigError("nothing to resume: no runs/tokentree-N folder here; pass --output-dir")
+        return str(numbered[-1][1])
+    return f"runs/tokentree-{numbered[-1][0] + 1 if numbered else 1}"
 
 
 def _train(args: argparse.Namespace) -> int:
     from agents.training import TrainConfig, TrainingRun
 
-    config = TrainConfig(output_dir=args.output_dir, iterations=args.iterations,
-                         prompts_per_iteration=args.prompts_per_iteration, seed=args.seed,
-                         signals=tuple(args.signals), simulations=args.simulations, epochs=args.epochs,
-                         learning_rate=args.learning_rate, ewc=args.ewc, si=args.si, replay=args.replay,
-                         lora=args.lora, report_to=args.report_to, eval_size=args.eval_size,
-                         **({"primary": args.primary} if args.primary else {}),
-                         **({"teachers": tuple(args.teachers)} if args.teachers else {}))
-    summary = TrainingRun(config, resume=args.resume).run()
+    _quiet_libraries()
+    args.output_dir = _run_folder(args.output_dir, args.resume)
+    print(f"run folder: {args.output_dir}" + (" (resuming)" if args.resume else ""))
+    if args.resume:  # a resumed run keeps the settings it started with (stored in its state.json)
+        run = TrainingRun.from_output_dir(args.output_dir)
+    else:
+        config = TrainConfig(output_dir=args.output_dir, iterations=args.iterations,
+                             prompts_per_iteration=args.prompts_per_iteration, seed=args.seed,
+                             signals=tuple(args.signals), simulations=args.simulations, epochs=args.epochs,
+                             learning_rate=args.learning_rate, accumulate=args.accumulate, ewc=args.ewc,
+                             si=args.si, replay=args.replay, lora=args.lora, report_to=args.report_to,
+                             eval_size=args.eval_size,
+                             **({"primary": args.primary} if args.primary else {}),
+                             **({"teachers": tuple(args.teachers)} if args.teachers else {}))
+        run = TrainingRun(config)
+    summary = run.run()
     print(f"task accuracy {summary['task_accuracy_before']:.3f} -> {summary['task_accuracy_after']:.3f}; "
           f"general accuracy {summary['general_accuracy_before']:.3f} -> {summary['general_accuracy_after']:.3f} "
           f"(forgetting {summary['forgetting']:+.3f}); curves: {summary['curves']}")
-    print(f"checkpoints: {config.output_dir}/checkpoints (save_pretrained; usable as --primary)")
+    print(f"checkpoints: {run.config.output_dir}/checkpoints (save_pretrained; usable as --primary)")
+    print(f"see the search: tokentree view {run.config.output_dir}")
+    return 0
+
+
+def _view(args: argparse.Namespace) -> int:
+    from agents.viewer import write_view
+
+    out = write_view(args.source, args.out, episode=args.episode, primary=args.primary)
+    print(f"wrote {out} (self-contained; open it in a browser)")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from benchmarks.suite import config_from_args, run
+
+    _quiet_libraries()
+    run(config_from_args(args))
     return 0
 
 
@@ -115,24 +172,45 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(func=_search)
 
     train = commands.add_parser("train", help="the loop: self-play search -> train the primary -> evaluate")
-    train.add_argument("--output-dir", default="runs/tokentree")
-    train.add_argument("--resume", action="store_true", help="continue a run killed or stopped in --output-dir")
-    train.add_argument("--iterations", type=int, default=4)
-    train.add_argument("--prompts-per-iteration", type=int, default=64)
-    train.add_argument("--signals", nargs="+", default=["sft"], choices=["sft", "dpo", "distill", "grpo", "rloo"])
-    train.add_argument("--simulations", type=int, default=4, help="MCTS simulations per step in self-play")
-    train.add_argument("--epochs", type=int, default=3)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--ewc", type=float, default=0.0, help="EWC strength (0 = off)")
-    train.add_argument("--si", type=float, default=0.0, help="Synaptic Intelligence strength (0 = off)")
-    train.add_argument("--replay", default="auto", choices=["auto", "on", "off"])
+    train.add_argument("--output-dir", default=None,
+                       help="run folder (default: a new runs/tokentree-N; with --resume: the newest one)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue a run killed or stopped in --output-dir, with the settings it started with")
+    from agents.training.loop import SIGNALS, TrainConfig
+
+    defaults = TrainConfig()
+    train.add_argument("--iterations", type=int, default=defaults.iterations)
+    train.add_argument("--prompts-per-iteration", type=int, default=defaults.prompts_per_iteration)
+    train.add_argument("--signals", nargs="+", default=list(defaults.signals), choices=list(SIGNALS))
+    train.add_argument("--simulations", type=int, default=defaults.simulations,
+                       help="MCTS simulations per step in self-play")
+    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    train.add_argument("--accumulate", action=argparse.BooleanOptionalAction, default=defaults.accumulate,
+                       help="train on every episode of the run so far (default), or on this iteration's only")
+    train.add_argument("--ewc", type=float, default=defaults.ewc, help="EWC strength (0 = off)")
+    train.add_argument("--si", type=float, default=defaults.si, help="Synaptic Intelligence strength (0 = off)")
+    train.add_argument("--replay", default=defaults.replay, choices=["auto", "on", "off"])
     train.add_argument("--lora", action="store_true", help="train LoRA adapters through PEFT")
     train.add_argument("--primary", default=None)
     train.add_argument("--teachers", nargs="*", default=None)
-    train.add_argument("--eval-size", type=int, default=200)
+    train.add_argument("--eval-size", type=int, default=defaults.eval_size)
     train.add_argument("--report-to", default="none", help="passed to TRL: none, tensorboard, wandb")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=defaults.seed)
     train.set_defaults(func=_train)
+
+    view = commands.add_parser("view", help="write a self-contained HTML view of a token tree or episode")
+    view.add_argument("source", help="a run folder (runs/tokentree-N), a tree .json or an episodes .jsonl")
+    view.add_argument("-o", "--out", default=None, help="HTML file (default: tree.html beside the source)")
+    view.add_argument("--episode", type=int, default=-1, help="which stored episode (default: the last)")
+    view.add_argument("--primary", default=None, help="the tokenizer to show tokens with (default: the run's)")
+    view.set_defaults(func=_view)
+
+    bench = commands.add_parser("bench", help="the benchmark suite: speed, search, ablations, learning")
+    from benchmarks.suite import add_arguments
+
+    add_arguments(bench)
+    bench.set_defaults(func=_bench)
 
     zoo = commands.add_parser("zoo", help="the built-in model zoo: accuracy report, retraining")
     zoo_commands = zoo.add_subparsers(dest="zoo_command", metavar="ZOO_COMMAND", required=True)

@@ -30,7 +30,8 @@ from tokentree_env.errors import ConfigError
 
 EVAL_JUDGE_WEIGHT = 1.0
 AGENT_SPECS = ("random", "greedy-primary", "greedy-prior", "ensemble-greedy", "best-reference", "best-of:N",
-               "beam:W", "mcts:S", "mcts-gumbel:S", "mcts-design-prior:S")
+               "beam:W", "mcts:S", "mcts-gumbel:S", "mcts-design-prior:S", "mcts-uniform-prior:S",
+               "mcts-primary-prior:S")
 
 
 def make_agent(spec: str, seed: int = 0) -> Agent:
@@ -48,9 +49,10 @@ def make_agent(spec: str, seed: int = 0) -> Agent:
         return BestOfN(budget or 4, seed=seed)
     if name == "beam":
         return BeamSearch(budget or 2)
-    if name in ("mcts", "mcts-gumbel", "mcts-design-prior"):
+    if name in ("mcts", "mcts-gumbel", "mcts-design-prior", "mcts-uniform-prior", "mcts-primary-prior"):
         config = MCTSConfig(num_simulations=budget or 8, gumbel=name == "mcts-gumbel",
-                            teacher_mix=0.0 if name == "mcts-design-prior" else MCTSConfig.teacher_mix)
+                            teacher_mix=0.0 if name == "mcts-design-prior" else MCTSConfig.teacher_mix,
+                            prior={"mcts-uniform-prior": "uniform", "mcts-primary-prior": "primary"}.get(name, "env"))
         return MCTSAgent(config, seed=seed, name=f"{name}-{config.num_simulations}")
     raise ConfigError(f"unknown agent {spec!r}; choose from {list(AGENT_SPECS)}")
 

@@ -8,7 +8,7 @@ def test_tokentree_env_exports_its_public_api():
                 "Expander", "ExpansionConfig", "TokenTree", "WeightageRule", "RewardConfig", "Task", "Problem",
                 "load_task", "builtin_task", "load_jsonl_task", "task_from_dataset", "load_model", "LoadedModel",
                 "TokenTreeError", "ConfigError", "ModelNotFoundError", "TaskFormatError", "ContextTooLongError",
-                "ModelOutputError", "EnvStateError", "InvalidActionError"}
+                "ModelOutputError", "EnvStateError", "InvalidActionError", "OpenAITeacher", "RemoteTeacherError"}
     assert set(tokentree_env.__all__) == expected
     assert all(hasattr(tokentree_env, name) for name in tokentree_env.__all__)
 

@@ -165,3 +165,52 @@ def test_kill_and_resume_keeps_every_episode_duplicates_none_and_repeats_no_iter
     assert all(r in final for r in kept)  # nothing completed before the kill was lost
     state = json.loads((out / "state.json").read_text())
     assert state["completed"] == 2 and [h["iteration"] for h in state["history"]] == [0, 1]
+    # and the resumed run is the run that was never killed: same episodes, same trees and weightage
+    whole = tmp_path / "whole"
+    subprocess.run([sys.executable, "-c", RUNNER, str(whole), "new"], env=env, check=True, capture_output=True,
+                   timeout=600)
+    uninterrupted = {(r["iteration"], r["prompt_index"]): r["tokens"] for r in EpisodeStore(whole / "episodes.jsonl")}
+    assert {(r["iteration"], r["prompt_index"]): r["tokens"] for r in final} == uninterrupted
+    trees = sorted((whole / "checkpoints" / "iter-1" / "trees").iterdir())
+    assert trees and [t.name for t in trees] == sorted(p.name for p in (out / "checkpoints" / "iter-1" / "trees").iterdir())
+    for t in trees:  # the resumed tree lacks only nodes the skipped searches had expanded (a cache)
+        whole_w, resumed_w = weightage_by_path(t), weightage_by_path(out / "checkpoints" / "iter-1" / "trees" / t.name)
+        assert resumed_w and resumed_w.items() <= whole_w.items()
+
+
+def weightage_by_path(path) -> dict:
+    """(token path from the root) -> that node's children's weightage factors, from a saved tree."""
+    nodes = json.loads(path.read_text())["nodes"]
+    paths = [()]
+    for row in nodes[1:]:
+        paths.append((*paths[row["parent"]], row["token"]))
+    return {paths[i]: tuple(row["factors"]) for i, row in enumerate(nodes) if row["factors"] is not None}
+
+
+def test_anchor_importance_is_normalised_so_a_uniform_shift_costs_strength_times_its_square():
+    tok = char_primary()
+    model = loaded(tok).model
+    ewc = EWC(strength=3.0)
+    ewc.refresh(model, tok, [("rev abc=", "cba."), ("rev xy=", "yx.")])
+    count = sum(v.numel() for v in ewc.importance.values())
+    assert math.isclose(sum(float(v.sum()) for v in ewc.importance.values()) / count, 1.0, rel_tol=1e-4)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1)  # every parameter moves by 0.1: penalty = 3 · mean(importance) · 0.01
+    assert math.isclose(ewc.penalty(model).item(), 3.0 * 0.01, rel_tol=1e-3)
+
+
+def test_auto_replay_follows_hard_reward_and_heldout_accuracy_not_the_shaped_return(tmp_path):
+    run = TrainingRun(_tiny(tmp_path))
+    run.state["baseline"] = {"task_accuracy": 0.3, "general_accuracy": 1.0}
+    ok = [{"hard_reward": 1.0, "episode_return": -0.7}] * 4
+    assert not run._replay_needed(ok)  # negative shaped return alone does not trigger
+    assert run._replay_needed([{"hard_reward": 0.0, "episode_return": -0.7}] * 4)  # no success at all
+    run.state["history"] = [{"mean_hard_reward": 1.0, "task_accuracy": 0.4, "general_accuracy": 0.6}]
+    assert run._replay_needed(ok)  # the last evaluation showed forgetting
+    run.state["history"].append({"mean_hard_reward": 1.0, "task_accuracy": 0.5, "general_accuracy": 0.99})
+    assert run._replay_needed(ok)  # once forgetting was seen, replay stays on
+    run.state["history"] = [{"mean_hard_reward": 1.0, "task_accuracy": 0.4, "general_accuracy": 0.99}]
+    assert not run._replay_needed(ok)
+    assert run._replay_needed([{"hard_reward": 1.0}, {"hard_reward": 0.0}])  # the reward fell
+    assert TrainingRun(_tiny(tmp_path / "on", replay="on"))._replay_needed(ok)

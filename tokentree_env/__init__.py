@@ -17,6 +17,7 @@ from tokentree_env.errors import (
     InvalidActionError,
     ModelNotFoundError,
     ModelOutputError,
+    RemoteTeacherError,
     TaskFormatError,
     TokenTreeError,
 )
@@ -24,7 +25,7 @@ from tokentree_env.judge import Judge
 from tokentree_env.models import LoadedModel, load_model
 from tokentree_env.rewards import RewardConfig
 from tokentree_env.tasks import Problem, Task, builtin_task, load_jsonl_task, load_task, task_from_dataset
-from tokentree_env.teachers import HFTeacher, ScriptedTeacher, Teacher
+from tokentree_env.teachers import HFTeacher, OpenAITeacher, ScriptedTeacher, Teacher
 from tokentree_env.tree import Expander, ExpansionConfig, TokenTree, WeightageRule
 
 __version__ = "0.1.0"
@@ -45,7 +46,9 @@ __all__ = [
     "LoadedModel",
     "ModelNotFoundError",
     "ModelOutputError",
+    "OpenAITeacher",
     "Problem",
+    "RemoteTeacherError",
     "RewardConfig",
     "ScriptedTeacher",
     "Task",

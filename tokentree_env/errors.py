@@ -12,6 +12,7 @@ Exception tree::
     ├── TaskFormatError        a malformed task file or dataset row (also a ValueError)
     ├── ContextTooLongError    a context longer than a model's window
     ├── ModelOutputError       a model returned NaN/inf logits or an unusable answer
+    ├── RemoteTeacherError     a remote teacher's server failed (after retries) or sent a malformed response
     ├── EnvStateError          an env method called in the wrong state (step before reset, ...)
     └── InvalidActionError     an action outside the action space, or a masked one when masked
                                actions are set to raise (also a ValueError)
@@ -46,6 +47,11 @@ class ContextTooLongError(TokenTreeError, ValueError):
 
 class ModelOutputError(TokenTreeError, RuntimeError):
     """A model produced unusable output, e.g. NaN or infinite logits."""
+
+
+class RemoteTeacherError(TokenTreeError, RuntimeError):
+    """A remote teacher's server could not be reached after retries, timed out, or sent a
+    malformed response; the message names the server, the model and what failed."""
 
 
 class EnvStateError(TokenTreeError, RuntimeError):

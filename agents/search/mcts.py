@@ -21,7 +21,7 @@ The Gumbel variant (Danihelka et al. 2022, "Policy improvement by planning with 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +32,8 @@ from tokentree_env.env.token_tree_env import FEATURES
 from tokentree_env.errors import ConfigError
 
 PRIOR = FEATURES.index("prior")
+PRIMARY_LOGPROB = FEATURES.index("primary_logprob")
+PRIORS = ("env", "uniform", "primary")
 GUMBEL_C_VISIT = 50.0
 GUMBEL_C_SCALE = 0.1
 TEACHER_LOGPROB = FEATURES.index("teacher_logprob")
@@ -65,6 +67,10 @@ class MCTSConfig:
     on a fresh tree its weightage is uniform and similarity barely tells digits apart, so with fewer
     simulations than children the right child is often never tried (measured on 10 held-out chain3
     prompts, 8 simulations: accuracy 0.00 at λ=0, 1.00 at λ=0.5; see benchmarks/README.md)."""
+    prior: str = "env"
+    """Where the search prior comes from: "env" (the env's weightage × similarity, mixed with the
+    panel by ``teacher_mix``), "uniform" (over the valid children) or "primary" (the primary's own
+    probabilities of the children). The last two exist for ablations."""
     update_weightage: bool = False
     """Also apply the weightage rule along each simulated rollout (self-play only; the env ignores
     it in evaluation mode). Off by default: the env applies it to the episode actually played."""
@@ -78,6 +84,8 @@ class MCTSConfig:
             raise ConfigError(f"MCTSConfig.dirichlet_fraction must be in [0, 1], got {self.dirichlet_fraction}")
         if not 0.0 <= self.teacher_mix <= 1.0:
             raise ConfigError(f"MCTSConfig.teacher_mix must be in [0, 1], got {self.teacher_mix}")
+        if self.prior not in PRIORS:
+            raise ConfigError(f"MCTSConfig.prior must be one of {PRIORS}, got {self.prior!r}")
         if self.rollout not in ("teacher", "prior"):
             raise ConfigError(f"MCTSConfig.rollout must be 'teacher' or 'prior', got {self.rollout!r}")
 
@@ -206,6 +214,14 @@ class MCTS:
         """The search prior of a node's children: the env's prior, optionally mixed with the panel's."""
         mask = obs["action_mask"] == 1
         feats = _features(obs)
+        if self.config.prior != "env":
+            if not mask.any():
+                return np.zeros(len(mask))
+            if self.config.prior == "uniform":
+                return mask / mask.sum()
+            logits = np.where(mask, feats[:, PRIMARY_LOGPROB], -np.inf)
+            probs = np.exp(logits - logits.max())
+            return probs / probs.sum()
         prior = feats[:, PRIOR] * mask
         lam = self.config.teacher_mix
         if lam > 0 and mask.any():
@@ -298,6 +314,12 @@ class MCTSAgent(Agent):
         self.mcts = MCTS(config, value_fn=value_fn, rng=np.random.default_rng(seed))
         self.name = name or f"mcts{'-gumbel' if config.gumbel else ''}-{config.num_simulations}"
         self._last: tuple[list[float], list[float]] | None = None
+
+    def reseed(self, seed: int | Sequence[int]) -> None:
+        """Restart the search's random stream (noise, Gumbel draws, sampling). Seeding each episode
+        makes it independent of the episodes played before it, so a resumed run that skips them
+        plays the same episode an uninterrupted run would."""
+        self.mcts.rng = np.random.default_rng(seed)
 
     def act(self, env, obs, info) -> int:
         tree = self.mcts.search(env.unwrapped, obs)

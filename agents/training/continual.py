@@ -1,10 +1,11 @@
 """Guards against forgetting: EWC and Synaptic Intelligence penalties (replay lives in the loop).
 
-Both are quadratic anchors ``strength · Σ importance · (θ - θ*)²`` around the parameters ``θ*``
-of the model before the round:
+Both are quadratic anchors ``strength · mean(importance · (θ - θ*)²)`` around the parameters ``θ*``
+of the model before the round, with the importance normalised to mean 1 (so ``strength`` is on the
+loss's scale):
 
 - **EWC** (Kirkpatrick et al. 2017): importance = the diagonal empirical Fisher information of the
-  general data under the pre-round model (mean squared gradient of its NLL), times 1/2.
+  general data under the pre-round model (mean squared per-example gradient of its NLL).
 - **Synaptic Intelligence** (Zenke et al. 2017): importance accumulates, per parameter, the path
   integral ``ω = -Σ_steps g · Δθ`` of the previous rounds, normalised by ``(θ_end - θ_start)² + ξ``.
 
@@ -33,44 +34,47 @@ class QuadraticAnchor:
     def set_anchor(self, model) -> None:
         self.anchor = {n: p.detach().clone() for n, p in trainable(model).items()}
 
+    def set_importance(self, importance: dict[str, torch.Tensor]) -> None:
+        """Store importance normalised to mean 1 over all parameters, so ``strength`` is on the scale
+        of the loss whatever the model's size or how small its gradients are (a model that already
+        fits the general data has a Fisher of ~1e-10 per parameter)."""
+        total = sum(float(v.sum()) for v in importance.values())
+        count = sum(v.numel() for v in importance.values())
+        scale = count / total if total > 0 else 0.0
+        self.importance = {n: v * scale for n, v in importance.items()}
+
     def penalty(self, model) -> torch.Tensor:
+        """``strength · mean over parameters of importance · (θ - θ*)²``."""
         params = trainable(model)
         total = next(iter(params.values())).new_zeros(())
+        count = 0
         for name, imp in self.importance.items():
             if name in params:
                 total = total + (imp * (params[name] - self.anchor[name]) ** 2).sum()
-        return self.strength * total
+                count += imp.numel()
+        return self.strength * total / max(1, count)
 
 
-def fisher_diagonal(model, tokenizer, texts: list[tuple[str, str]], *, batch_size: int = 16) -> dict[str, torch.Tensor]:
-    """Diagonal empirical Fisher: mean over batches of the squared gradient of the completions' NLL."""
+def fisher_diagonal(model, tokenizer, texts: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+    """Diagonal empirical Fisher: the mean over examples of the squared per-example gradient of the
+    completion's NLL (per example, not per batch: squaring a batch mean underestimates it)."""
     params = trainable(model)
     fisher = {n: torch.zeros_like(p) for n, p in params.items()}
     was_training = model.training
     model.eval()
-    batches = 0
-    for start in range(0, len(texts), batch_size):
-        chunk = texts[start:start + batch_size]
-        ids, labels = [], []
-        for prompt, completion in chunk:
-            p = tokenizer(prompt)["input_ids"]
-            c = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-            ids.append(p + c)
-            labels.append([-100] * len(p) + c)
-        width = max(map(len, ids))
-        pad = tokenizer.pad_token_id or 0
-        input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids])
-        label_t = torch.tensor([y + [-100] * (width - len(y)) for y in labels])
-        mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])
+    for prompt, completion in texts:
+        p = tokenizer(prompt)["input_ids"]
+        c = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        input_ids = torch.tensor([p + c])
+        labels = torch.tensor([[-100] * len(p) + c])
         model.zero_grad(set_to_none=True)
-        model(input_ids=input_ids, attention_mask=mask, labels=label_t).loss.backward()
-        for n, p in params.items():
-            if p.grad is not None:
-                fisher[n] += p.grad.detach() ** 2
-        batches += 1
+        model(input_ids=input_ids, labels=labels).loss.backward()
+        for n, q in params.items():
+            if q.grad is not None:
+                fisher[n] += q.grad.detach() ** 2
     model.zero_grad(set_to_none=True)
     model.train(was_training)
-    return {n: f / max(1, batches) for n, f in fisher.items()}
+    return {n: f / max(1, len(texts)) for n, f in fisher.items()}
 
 
 class EWC(QuadraticAnchor):
@@ -79,7 +83,7 @@ class EWC(QuadraticAnchor):
     def refresh(self, model, tokenizer, general_texts: list[tuple[str, str]]) -> None:
         """Before a round: anchor at the current model, importance from its Fisher on general data."""
         self.set_anchor(model)
-        self.importance = {n: 0.5 * f for n, f in fisher_diagonal(model, tokenizer, general_texts).items()}
+        self.set_importance(fisher_diagonal(model, tokenizer, general_texts))
 
 
 class SynapticIntelligence(QuadraticAnchor):
@@ -90,6 +94,7 @@ class SynapticIntelligence(QuadraticAnchor):
         self.damping = damping
         self.omega: dict[str, torch.Tensor] = {}
         self.start: dict[str, torch.Tensor] = {}
+        self.raw_importance: dict[str, torch.Tensor] = {}  # Σ over rounds, before normalising
 
     def begin_round(self, model) -> None:
         self.start = {n: p.detach().clone() for n, p in trainable(model).items()}
@@ -102,7 +107,8 @@ class SynapticIntelligence(QuadraticAnchor):
         for n, p in trainable(model).items():
             delta = p.detach() - self.start[n]
             contribution = torch.relu(self.omega[n]) / (delta ** 2 + self.damping)
-            self.importance[n] = self.importance.get(n, torch.zeros_like(p)) + contribution
+            self.raw_importance[n] = self.raw_importance.get(n, torch.zeros_like(p)) + contribution
+        self.set_importance(self.raw_importance)
         self.set_anchor(model)
 
 

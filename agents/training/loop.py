@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,8 +40,8 @@ class TrainConfig:
     """Settings of ``tokentree train``."""
 
     output_dir: str = "runs/tokentree"
-    iterations: int = 4
-    prompts_per_iteration: int = 64
+    iterations: int = 6
+    prompts_per_iteration: int = 400
     seed: int = 0
     # models and tasks
     teachers: tuple[str, ...] = DEFAULT_TEACHERS
@@ -49,21 +50,25 @@ class TrainConfig:
     task: str = "chain3"
     general_task: str = "reverse"
     # self-play search
-    simulations: int = 4
+    simulations: int = 2
     dirichlet_fraction: float = 0.25
     max_new_tokens: int = 32
     # training
     signals: tuple[str, ...] = ("sft",)
-    epochs: int = 3
-    learning_rate: float = 1e-3
+    accumulate: bool = True  # train on every stored episode of the run so far (expert-iteration buffer)
+    epochs: int = 8
+    learning_rate: float = 2e-3
+    dpo_learning_rate: float = 5e-5  # DPO diverges at SFT's rate (measured: 2e-3 collapses both tasks)
+    dpo_epochs: int = 1
     batch_size: int = 16
     lora: bool = False
     report_to: str = "none"
     # continual learning
-    ewc: float = 0.0
+    ewc: float = 1000.0  # strength on importance normalised to mean 1; 0 = off
     si: float = 0.0
     replay: str = "auto"
     replay_fraction: float = 0.5
+    replay_tolerance: float = 0.05
     # evaluation
     eval_size: int = 200
 
@@ -98,6 +103,17 @@ class TrainingRun:
         self.ewc = EWC(config.ewc) if config.ewc > 0 else None
         self.si = SynapticIntelligence(config.si) if config.si > 0 else None
 
+    @classmethod
+    def from_output_dir(cls, output_dir: str | Path, *, console: Console | None = None) -> TrainingRun:
+        """Resume the run in ``output_dir`` with the settings it was started with."""
+        state_path = Path(output_dir) / "state.json"
+        if not state_path.exists():
+            raise ConfigError(f"nothing to resume in {output_dir}: no state.json")
+        stored = json.loads(state_path.read_text())["config"]
+        config = TrainConfig(**{k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__})
+        config.output_dir = str(output_dir)
+        return cls(config, resume=True, console=console)
+
     # -- models ---------------------------------------------------------------------------------
     def _primary_path(self) -> str:
         done = self.state["completed"]
@@ -124,19 +140,24 @@ class TrainingRun:
         primary = HFTeacher(lm, name="primary")
         env = self._make_env(primary)
         if self.state["baseline"] is None:
-            self.state["baseline"] = self._evaluate(lm)
+            self.state["baseline"] = self.evaluate(lm)
             self._save_state()
         with Progress(console=self.console) as bar:
             for iteration in range(self.state["completed"], c.iterations):
+                started = time.perf_counter()
                 records = self._self_play(env, iteration, bar)
-                self._train(lm, records, iteration)
+                played = time.perf_counter()
+                self.train_round(lm, records, self._training_records(records, iteration), iteration)
                 primary.mark_updated()
-                metrics = self._evaluate(lm)
-                metrics.update(self._episode_metrics(records), iteration=iteration)
+                trained = time.perf_counter()
+                metrics = self.evaluate(lm)
+                metrics.update(self._episode_metrics(records), iteration=iteration,
+                               self_play_seconds=played - started, train_seconds=trained - played,
+                               eval_seconds=time.perf_counter() - trained)
                 self._checkpoint(lm, env, iteration, metrics)
-                self.console.print(f"iteration {iteration}: task acc {metrics['task_accuracy']:.3f}, general acc "
-                                   f"{metrics['general_accuracy']:.3f}, self-play hard reward "
-                                   f"{metrics['mean_hard_reward']:.3f}, replay {metrics['replay']}")
+                self.console.print(f"iteration {iteration}: {c.task} {metrics['task_accuracy']:.3f}, {c.general_task} "
+                                   f"{metrics['general_accuracy']:.3f}, self-play solved "
+                                   f"{metrics['mean_hard_reward']:.2f}, replay {'on' if metrics['replay'] else 'off'}")
         env.close()
         return self.summary()
 
@@ -150,8 +171,7 @@ class TrainingRun:
         """Play the iteration's prompts; stored episodes of a killed run are re-played, not re-searched."""
         c = self.config
         done = {r["prompt_index"]: r for r in self.store if r.get("iteration") == iteration}
-        agent = MCTSAgent(MCTSConfig(num_simulations=c.simulations, dirichlet_fraction=c.dirichlet_fraction),
-                          seed=c.seed * 1000 + iteration)
+        agent = MCTSAgent(MCTSConfig(num_simulations=c.simulations, dirichlet_fraction=c.dirichlet_fraction))
         job = bar.add_task(f"iteration {iteration}: self-play", total=c.prompts_per_iteration)
         records = []
         for index, prompt in enumerate(self._prompts(iteration)):
@@ -159,6 +179,7 @@ class TrainingRun:
                 self._replay_episode(env, done[index])
                 records.append(done[index])
             else:
+                agent.reseed([c.seed, iteration, index])
                 record = asdict(agent.run_episode(env, options={"prompt": prompt}))
                 record.update(iteration=iteration, prompt_index=index)
                 self.store.append(record)
@@ -177,20 +198,43 @@ class TrainingRun:
                 break
 
     def _replay_needed(self, records: list[dict]) -> bool:
-        mode = self.config.replay
-        if mode != "auto":
-            return mode == "on"
+        """Replay general data this round? ``on``/``off`` force it; ``auto`` replays when the
+        iteration's mean hard reward is <= 0 or fell by more than ``replay_tolerance`` from the
+        previous iteration's, when the primary's last held-out task accuracy fell by more than the
+        tolerance below the baseline, or once any evaluation showed its general accuracy that far
+        below the baseline (forgetting). Defined on hard reward and held-out accuracy, not on the
+        shaped return, which is nearly always negative."""
+        c = self.config
+        if c.replay != "auto":
+            return c.replay == "on"
+        tol = c.replay_tolerance
         mean = sum(r["hard_reward"] for r in records) / max(1, len(records))
-        previous = self.state["history"][-1]["mean_hard_reward"] if self.state["history"] else None
-        return mean <= 0.0 or (previous is not None and mean < previous)
+        history, base = self.state["history"], self.state["baseline"]
+        if mean <= 0.0 or (history and mean < history[-1]["mean_hard_reward"] - tol):
+            return True
+        last = history[-1] if history else base
+        if last["task_accuracy"] < base["task_accuracy"] - tol:
+            return True
+        # forgetting, once seen, keeps replay on: the task data that caused it stays in the buffer
+        return any(h["general_accuracy"] < base["general_accuracy"] - tol for h in history)
 
-    def _train(self, lm, records: list[dict], iteration: int) -> None:
+    def _training_records(self, records: list[dict], iteration: int) -> list[dict]:
+        """This iteration's episodes, or (``accumulate``) every stored episode of iterations so far."""
+        if not self.config.accumulate:
+            return records
+        return [r for r in self.store if r.get("iteration", 0) < iteration] + records
+
+    def train_round(self, lm, records: list[dict], buffer: list[dict] | None = None, iteration: int = 0) -> None:
+        """One round of training ``lm`` (a :class:`LoadedModel`, updated in place): the configured
+        signals on ``buffer`` (default: ``records``; RL samples the prompts of ``records``), guarded
+        by EWC / SI / replay; the replay decision looks at this iteration's ``records`` only."""
+        buffer = records if buffer is None else buffer
         from datasets import concatenate_datasets
 
         c = self.config
         tok, model = lm.tokenizer, lm.model
         replay = self._replay_needed(records)
-        self._last_replay = replay
+        self._last_replay, self._losses = replay, []
         general = general_dataset(max(1, int(c.replay_fraction * c.prompts_per_iteration)),
                                   seed=c.seed * 7919 + iteration, task=c.general_task)
         penalties = []
@@ -205,17 +249,17 @@ class TrainingRun:
         model.train()
         for signal in c.signals:
             if signal == "sft":
-                data = sft_dataset(records)
+                data = sft_dataset(buffer)
                 if replay:  # general data joins the round even when no task episode succeeded
                     data = concatenate_datasets([data, general]).shuffle(seed=c.seed + iteration)
                 if len(data):
                     self._sft(model, tok, data, penalties, callbacks)
             elif signal == "dpo":
-                data = dpo_dataset(records, tok)
+                data = dpo_dataset(buffer, tok)
                 if len(data):
                     self._dpo(model, tok, data, penalties, callbacks)
             elif signal == "distill":
-                data = distillation_dataset(records)
+                data = distillation_dataset(buffer)
                 if len(data):
                     self._distill(model, tok, data, penalties, callbacks)
             else:
@@ -224,12 +268,21 @@ class TrainingRun:
         if self.si is not None:
             self.si.end_round(model)
 
+    def _fit(self, trainer) -> None:
+        """Train quietly (the loop's own progress bar and per-iteration line report progress) and
+        keep the round's mean training loss for the iteration's metrics."""
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        self._losses.append(float(trainer.train().training_loss))
+
     def _common_args(self) -> dict:
         c = self.config
-        return dict(output_dir=str(self.dir / "trainer"), use_cpu=True, bf16=False, report_to=c.report_to,
-                    dataloader_num_workers=0, per_device_train_batch_size=c.batch_size, num_train_epochs=c.epochs,
-                    learning_rate=c.learning_rate, save_strategy="no", logging_steps=10, disable_tqdm=True,
-                    seed=c.seed)
+        return {"output_dir": str(self.dir / "trainer"), "use_cpu": True, "bf16": False, "report_to": c.report_to,
+                    "dataloader_num_workers": 0, "per_device_train_batch_size": c.batch_size, "num_train_epochs": c.epochs,
+                    "learning_rate": c.learning_rate, "save_strategy": "no", "logging_steps": 10, "disable_tqdm": True,
+                    "seed": c.seed}
 
     def _peft(self):
         if not self.config.lora:
@@ -243,26 +296,28 @@ class TrainingRun:
 
         from agents.training.trainers import TreeSFTTrainer
 
-        TreeSFTTrainer(model=model, args=SFTConfig(max_length=128, **self._common_args()), train_dataset=data,
+        self._fit(TreeSFTTrainer(model=model, args=SFTConfig(max_length=128, **self._common_args()), train_dataset=data,
                        processing_class=tok, penalties=penalties, callbacks=callbacks,
-                       peft_config=self._peft()).train()
+                       peft_config=self._peft()))
 
     def _dpo(self, model, tok, data, penalties, callbacks) -> None:
         from trl import DPOConfig
 
         from agents.training.trainers import TreeDPOTrainer
 
-        TreeDPOTrainer(model=model, args=DPOConfig(max_length=128, **self._common_args()), train_dataset=data,
-                       processing_class=tok, penalties=penalties, callbacks=callbacks,
-                       peft_config=self._peft()).train()
+        args = self._common_args() | {"learning_rate": self.config.dpo_learning_rate,
+                                      "num_train_epochs": self.config.dpo_epochs}
+        self._fit(TreeDPOTrainer(model=model, args=DPOConfig(max_length=128, **args), train_dataset=data,
+                                 processing_class=tok, penalties=penalties, callbacks=callbacks,
+                                 peft_config=self._peft()))
 
     def _distill(self, model, tok, data, penalties, callbacks) -> None:
         from trl import SFTConfig
 
         from agents.training.trainers import VisitDistillationTrainer
 
-        VisitDistillationTrainer(model=model, args=SFTConfig(**self._common_args()), train_dataset=data,
-                                 processing_class=tok, penalties=penalties, callbacks=callbacks).train()
+        self._fit(VisitDistillationTrainer(model=model, args=SFTConfig(**self._common_args()), train_dataset=data,
+                                 processing_class=tok, penalties=penalties, callbacks=callbacks))
 
     def _rl(self, signal: str, model, tok, records: list[dict]) -> None:
         from datasets import Dataset
@@ -286,17 +341,18 @@ class TrainingRun:
             from trl import GRPOConfig, GRPOTrainer
 
             args = GRPOConfig(num_generations=4, max_completion_length=c.max_new_tokens, **common)
-            GRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=data, processing_class=tok,
-                        peft_config=self._peft()).train()
+            self._fit(GRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=data, processing_class=tok,
+                        peft_config=self._peft()))
         else:
             from trl import RLOOConfig, RLOOTrainer
 
             args = RLOOConfig(num_generations=4, max_completion_length=c.max_new_tokens, **common)
-            RLOOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=data, processing_class=tok,
-                        peft_config=self._peft()).train()
+            self._fit(RLOOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=data, processing_class=tok,
+                        peft_config=self._peft()))
 
     # -- measuring and saving -------------------------------------------------------------------
-    def _evaluate(self, lm) -> dict:
+    def evaluate(self, lm) -> dict:
+        """The primary on its own (greedy, no teachers, no search) on the held-out splits."""
         from tokentree_env.zoo.report import task_accuracy
 
         c = self.config
@@ -307,7 +363,8 @@ class TrainingRun:
         n = max(1, len(records))
         return {"episodes": len(records), "mean_hard_reward": sum(r["hard_reward"] for r in records) / n,
                 "mean_return": sum(r["episode_return"] for r in records) / n,
-                "forwarded_tokens": sum(r["forwarded_tokens"] for r in records), "replay": self._last_replay}
+                "forwarded_tokens": sum(r["forwarded_tokens"] for r in records), "replay": self._last_replay,
+                "train_loss": sum(self._losses) / max(1, len(self._losses))}
 
     def _checkpoint(self, lm, env, iteration: int, metrics: dict) -> None:
         """Primary (save_pretrained) and trees into a temporary folder, renamed into place; then the

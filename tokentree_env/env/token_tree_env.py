@@ -232,8 +232,10 @@ class TokenTreeEnv(gym.Env):
         if spec == self.primary.name:
             return self.primary  # one model in both roles: one forward serves both
         if spec.startswith("openai:"):
-            raise ConfigError(f"remote teacher {spec!r}: OpenAI-compatible teachers are not available yet; "
-                              "use local models (zoo:NAME, a hub id or a path)")
+            from tokentree_env.teachers.remote import OpenAITeacher, parse_spec
+
+            model, base_url = parse_spec(spec)
+            return OpenAITeacher(base_url, model)
         return HFTeacher(spec, cache_bytes=cache_bytes)
 
     # -- gymnasium API ---------------------------------------------------------------------------
