@@ -17,7 +17,7 @@ import json
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -32,6 +32,8 @@ from tokentree_env.tree.tree import save_json_atomic
 from tokentree_env.zoo.catalog import DEFAULT_JUDGE, DEFAULT_PRIMARY, DEFAULT_TEACHERS
 
 SIGNALS = ("sft", "dpo", "distill", "grpo", "rloo")
+SIGNAL_LEARNING_RATES = {"dpo": 5e-5, "distill": 2e-4, "grpo": 1e-4, "rloo": 1e-4}
+SIGNAL_EPOCHS = {"dpo": 1, "distill": 2, "grpo": 1, "rloo": 1}
 REPLAY = ("auto", "on", "off")
 
 
@@ -58,8 +60,10 @@ class TrainConfig:
     accumulate: bool = True  # train on every stored episode of the run so far (expert-iteration buffer)
     epochs: int = 8
     learning_rate: float = 2e-3
-    dpo_learning_rate: float = 5e-5  # DPO diverges at SFT's rate (measured: 2e-3 collapses both tasks)
-    dpo_epochs: int = 1
+    signal_learning_rates: dict[str, float] = field(default_factory=lambda: dict(SIGNAL_LEARNING_RATES))
+    """Per-signal learning rate and epochs where they differ from ``learning_rate`` / ``epochs`` (SFT's):
+    at SFT's 2e-3 x 8 epochs DPO, distillation and GRPO collapse both tasks (measured)."""
+    signal_epochs: dict[str, int] = field(default_factory=lambda: dict(SIGNAL_EPOCHS))
     batch_size: int = 16
     lora: bool = False
     report_to: str = "none"
@@ -277,12 +281,14 @@ class TrainingRun:
         trainer.remove_callback(ProgressCallback)
         self._losses.append(float(trainer.train().training_loss))
 
-    def _common_args(self) -> dict:
+    def _common_args(self, signal: str = "sft") -> dict:
+        """TRL arguments shared by the trainers, with the signal's own learning rate and epochs."""
         c = self.config
         return {"output_dir": str(self.dir / "trainer"), "use_cpu": True, "bf16": False, "report_to": c.report_to,
-                    "dataloader_num_workers": 0, "per_device_train_batch_size": c.batch_size, "num_train_epochs": c.epochs,
-                    "learning_rate": c.learning_rate, "save_strategy": "no", "logging_steps": 10, "disable_tqdm": True,
-                    "seed": c.seed}
+                "dataloader_num_workers": 0, "per_device_train_batch_size": c.batch_size,
+                "num_train_epochs": c.signal_epochs.get(signal, c.epochs),
+                "learning_rate": c.signal_learning_rates.get(signal, c.learning_rate), "save_strategy": "no",
+                "logging_steps": 10, "disable_tqdm": True, "seed": c.seed}
 
     def _peft(self):
         if not self.config.lora:
@@ -305,9 +311,8 @@ class TrainingRun:
 
         from agents.training.trainers import TreeDPOTrainer
 
-        args = self._common_args() | {"learning_rate": self.config.dpo_learning_rate,
-                                      "num_train_epochs": self.config.dpo_epochs}
-        self._fit(TreeDPOTrainer(model=model, args=DPOConfig(max_length=128, **args), train_dataset=data,
+        self._fit(TreeDPOTrainer(model=model, args=DPOConfig(max_length=128, **self._common_args("dpo")),
+                                 train_dataset=data,
                                  processing_class=tok, penalties=penalties, callbacks=callbacks,
                                  peft_config=self._peft()))
 
@@ -316,7 +321,7 @@ class TrainingRun:
 
         from agents.training.trainers import VisitDistillationTrainer
 
-        self._fit(VisitDistillationTrainer(model=model, args=SFTConfig(**self._common_args()), train_dataset=data,
+        self._fit(VisitDistillationTrainer(model=model, args=SFTConfig(**self._common_args("distill")), train_dataset=data,
                                  processing_class=tok, penalties=penalties, callbacks=callbacks))
 
     def _rl(self, signal: str, model, tok, records: list[dict]) -> None:
@@ -336,7 +341,7 @@ class TrainingRun:
             judge = Judge(c.judge)
             judge.bind(tok)
             rewards.append(judge_reward(judge))
-        common = self._common_args() | {"per_device_train_batch_size": 8, "num_train_epochs": 1}
+        common = self._common_args(signal) | {"per_device_train_batch_size": 8}
         if signal == "grpo":
             from trl import GRPOConfig, GRPOTrainer
 
