@@ -73,7 +73,7 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """The loop reports its own progress: silence the libraries' per-call bars and deprecation notes."""
     import warnings
 
@@ -106,7 +106,7 @@ def _run_folder(output_dir: str | None, resume: bool) -> str:
 def _train(args: argparse.Namespace) -> int:
     from agents.training import TrainConfig, TrainingRun
 
-    _quiet_libraries()
+    quiet_libraries()
     args.output_dir = _run_folder(args.output_dir, args.resume)
     print(f"run folder: {args.output_dir}" + (" (resuming)" if args.resume else ""))
     if args.resume:  # a resumed run keeps the settings it started with (stored in its state.json)
@@ -141,7 +141,7 @@ def _view(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from benchmarks.suite import config_from_args, run
 
-    _quiet_libraries()
+    quiet_libraries()
     run(config_from_args(args))
     return 0
 

@@ -43,10 +43,10 @@ CL_BASE = {"ewc": 0.0, "si": 0.0, "replay": "off", "accumulate": False, "epochs"
 def _quiet() -> None:
     import torch
 
-    from agents.cli import _quiet_libraries
+    from agents.cli import quiet_libraries
 
     torch.set_num_threads(1)
-    _quiet_libraries()
+    quiet_libraries()
 
 
 def _silent_console():
