@@ -216,6 +216,8 @@ class TrainingRun:
         history, base = self.state["history"], self.state["baseline"]
         if mean <= 0.0 or (history and mean < history[-1]["mean_hard_reward"] - tol):
             return True
+        if base is None:  # a round driven from outside the loop, before any evaluation
+            return False
         last = history[-1] if history else base
         if last["task_accuracy"] < base["task_accuracy"] - tol:
             return True
@@ -302,9 +304,9 @@ class TrainingRun:
 
         from agents.training.trainers import TreeSFTTrainer
 
-        self._fit(TreeSFTTrainer(model=model, args=SFTConfig(max_length=128, **self._common_args()), train_dataset=data,
-                       processing_class=tok, penalties=penalties, callbacks=callbacks,
-                       peft_config=self._peft()))
+        self._fit(TreeSFTTrainer(model=model, args=SFTConfig(max_length=128, **self._common_args()),
+                                 train_dataset=data, processing_class=tok, penalties=penalties, callbacks=callbacks,
+                                 peft_config=self._peft()))
 
     def _dpo(self, model, tok, data, penalties, callbacks) -> None:
         from trl import DPOConfig
@@ -321,8 +323,9 @@ class TrainingRun:
 
         from agents.training.trainers import VisitDistillationTrainer
 
-        self._fit(VisitDistillationTrainer(model=model, args=SFTConfig(**self._common_args("distill")), train_dataset=data,
-                                 processing_class=tok, penalties=penalties, callbacks=callbacks))
+        self._fit(VisitDistillationTrainer(model=model, args=SFTConfig(**self._common_args("distill")),
+                                           train_dataset=data, processing_class=tok, penalties=penalties,
+                                           callbacks=callbacks))
 
     def _rl(self, signal: str, model, tok, records: list[dict]) -> None:
         from datasets import Dataset
@@ -342,18 +345,13 @@ class TrainingRun:
             judge.bind(tok)
             rewards.append(judge_reward(judge))
         common = self._common_args(signal) | {"per_device_train_batch_size": 8}
-        if signal == "grpo":
-            from trl import GRPOConfig, GRPOTrainer
+        import trl
 
-            args = GRPOConfig(num_generations=4, max_completion_length=c.max_new_tokens, **common)
-            self._fit(GRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=data, processing_class=tok,
-                        peft_config=self._peft()))
-        else:
-            from trl import RLOOConfig, RLOOTrainer
-
-            args = RLOOConfig(num_generations=4, max_completion_length=c.max_new_tokens, **common)
-            self._fit(RLOOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=data, processing_class=tok,
-                        peft_config=self._peft()))
+        config_cls, trainer_cls = ((trl.GRPOConfig, trl.GRPOTrainer) if signal == "grpo"
+                                   else (trl.RLOOConfig, trl.RLOOTrainer))
+        args = config_cls(num_generations=4, max_completion_length=c.max_new_tokens, **common)
+        self._fit(trainer_cls(model=model, reward_funcs=rewards, args=args, train_dataset=data, processing_class=tok,
+                              peft_config=self._peft()))
 
     # -- measuring and saving -------------------------------------------------------------------
     def evaluate(self, lm) -> dict:
