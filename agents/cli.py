@@ -117,7 +117,7 @@ def _train(args: argparse.Namespace) -> int:
                              signals=tuple(args.signals), simulations=args.simulations, epochs=args.epochs,
                              learning_rate=args.learning_rate, accumulate=args.accumulate, ewc=args.ewc,
                              si=args.si, replay=args.replay, lora=args.lora, report_to=args.report_to,
-                             eval_size=args.eval_size,
+                             eval_size=args.eval_size, workers=args.workers,
                              **({"primary": args.primary} if args.primary else {}),
                              **({"teachers": tuple(args.teachers)} if args.teachers else {}))
         run = TrainingRun(config)
@@ -195,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--primary", default=None)
     train.add_argument("--teachers", nargs="*", default=None)
     train.add_argument("--eval-size", type=int, default=defaults.eval_size)
+    train.add_argument("--workers", type=int, default=0,
+                       help="self-play processes (0 = one per core, 1 = none; the episodes are the same)")
     train.add_argument("--report-to", default="none", help="passed to TRL: none, tensorboard, wandb")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.set_defaults(func=_train)

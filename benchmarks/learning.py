@@ -4,12 +4,14 @@ Three parts, each over several seeds (mean and 95 % t-interval across seeds):
 
 1. **Signals.** ``tokentree train`` on the built-in defaults with each training signal; the primary's
    own held-out accuracy (greedy, no teachers, no search) after every iteration. The SFT run is the
-   README's main command exactly; the other signals run a shorter loop (``SIGNAL_LOOP``) because DPO
+   README's main command exactly, each seed run alone on the machine with self-play on every core,
+   as a user runs it (its wall time is the target's); the other signals run a shorter loop (``SIGNAL_LOOP``) because DPO
    pairs, distillation targets and RL generation cost more per episode.
 2. **No-search control.** SFT on the teachers' own greedy answers (every answer the verifier
    accepts, as the search run keeps only episodes the verifier accepts), same optimiser settings, and
-   in each iteration as much generation time as the matching search run's self-play took: the same
-   wall time, spent on answers instead of search.
+   in each iteration as much generation time as the matching search run's self-play took, times
+   the cores that self-play used (the control decodes on one core): the same core-seconds, spent on
+   answers instead of search.
 3. **Forgetting.** Two rounds of training on the SFT run's stored self-play episodes (iterations 0
    and 1) with settings prone to forgetting (no accumulation, 8 epochs at 2e-3), under none / EWC /
    SI / replay; general-task accuracy beside task accuracy.
@@ -66,12 +68,18 @@ def loop_job(out: str, signal: str, seed: int, overrides: dict) -> dict:
     started = time.perf_counter()
     run = TrainingRun(config, console=_silent_console())
     run.run()
+    from agents.training.selfplay import default_workers
+
     return {"kind": "loop", "signal": signal, "seed": seed, "wall_seconds": time.perf_counter() - started,
+            "self_play_cores": config.workers or default_workers(),
             "baseline": run.state["baseline"], "history": run.state["history"], "config": asdict(config)}
 
 
 def control_job(out: str, seed: int, search: dict) -> dict:
-    """SFT on the teachers' verified greedy answers, matching the search run's self-play time."""
+    """SFT on the teachers' verified greedy answers, matching the search run's self-play time.
+
+    The control decodes on one core; a search run whose self-play used ``c`` worker processes
+    (one core each) is matched by ``c`` times its self-play seconds: the same core-seconds."""
     _quiet()
     import random
 
@@ -80,7 +88,9 @@ def control_job(out: str, seed: int, search: dict) -> dict:
     from tokentree_env.models.generation import greedy_complete
     from tokentree_env.tasks import load_task
 
-    config = TrainConfig(**{**search["config"], "output_dir": str(Path(out) / "runs" / f"control-seed{seed}")})
+    config = TrainConfig(**{**search["config"], "output_dir": str(Path(out) / "runs" / f"control-seed{seed}"),
+                            "workers": 1})
+    cores = search.get("self_play_cores", 1)
     shutil.rmtree(config.output_dir, ignore_errors=True)
     run = TrainingRun(config, console=_silent_console())
     task = load_task(config.task)
@@ -93,7 +103,7 @@ def control_job(out: str, seed: int, search: dict) -> dict:
     history, buffer, cursor = [], [], 0
     for iteration, searched in enumerate(search["history"]):
         records, begin = [], time.perf_counter()
-        while time.perf_counter() - begin < searched["self_play_seconds"] and cursor < len(problems):
+        while time.perf_counter() - begin < cores * searched["self_play_seconds"] and cursor < len(problems):
             chunk = problems[cursor:cursor + 16]
             cursor += len(chunk)
             for teacher in teachers:
@@ -286,7 +296,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--signals", nargs="+", default=["sft", "dpo", "distill", "grpo"])
     parser.add_argument("--quick", action="store_true", help="small loops: a first look, not a measurement")
     parser.add_argument("--tiny", action="store_true", help="a smoke run for the tests")
-    parser.add_argument("--jobs", type=int, default=2, help="parallel processes (one core each)")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="parallel processes (one core each) after the SFT runs, which run alone")
     parser.add_argument("--out", default="results/learning")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -298,22 +309,23 @@ def main(argv: list[str] | None = None) -> dict:
     other_loop = TINY_LOOP if args.tiny else QUICK_LOOP if args.quick else SIGNAL_LOOP
     seeds = range(args.seeds)
     results: list[dict] = []
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        ceiling = pool.submit(best_teacher_accuracy, defaults.teachers, defaults.task,
-                              main_loop.get("eval_size", defaults.eval_size))
-        # the SFT run is the README's main command; the control and the forgetting part build on it
-        sft = {s: pool.submit(loop_job, str(out), "sft", s, main_loop) for s in seeds} if "sft" in args.signals else {}
-        others = [pool.submit(loop_job, str(out), sig, s, other_loop) for sig in args.signals if sig != "sft"
-                  for s in seeds]
-        followers = []
-        for s, future in sft.items():
-            run = future.result()
-            results.append(run)
+    sft_runs = []
+    if "sft" in args.signals:  # the README's main command: each seed alone on the machine, all cores, timed
+        for s in seeds:
+            run = loop_job(str(out), "sft", s, main_loop | {"workers": 1 if args.tiny else 0})
+            sft_runs.append(run)
             print(f"sft seed {s}: {run['baseline']['task_accuracy']:.3f} -> {run['history'][-1]['task_accuracy']:.3f} "
                   f"in {run['wall_seconds']:.0f} s", flush=True)
-            followers.append(pool.submit(control_job, str(out), s, run))
-            followers += [pool.submit(forgetting_job, str(out), s, v, main_loop) for v in CL_VARIANTS]
-        for future in others + followers:
+    results += sft_runs
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:  # the rest: one core per job
+        ceiling = pool.submit(best_teacher_accuracy, defaults.teachers, defaults.task,
+                              main_loop.get("eval_size", defaults.eval_size))
+        futures = [pool.submit(loop_job, str(out), sig, s, other_loop) for sig in args.signals if sig != "sft"
+                   for s in seeds]
+        for run in sft_runs:  # the control and the forgetting part build on the SFT runs
+            futures.append(pool.submit(control_job, str(out), run["seed"], run))
+            futures += [pool.submit(forgetting_job, str(out), run["seed"], v, main_loop) for v in CL_VARIANTS]
+        for future in futures:
             results.append(future.result())
         ceiling_name, ceiling_acc = ceiling.result()
     summary = summarize(results, ceiling_acc, ceiling_name)

@@ -268,3 +268,25 @@ def test_an_instruct_primary_gets_its_chat_template_applied_to_the_prompt():
     assert tree.root_text == "<12+3=>"
     assert tree.nodes[0].ids == tuple(tok("<12+3=>", add_special_tokens=False)["input_ids"])
     assert tree.prompt == "12+3="
+
+
+def test_prepared_trees_play_the_same_episodes_as_trees_built_at_reset():
+    from tokentree_env.tasks import load_task
+
+    prompts = [p.prompt for p in load_task("add2").problems("train")[:3]]
+    plain, prepared = TokenTreeEnv(**SMALL), TokenTreeEnv(**SMALL)
+    assert prepared.prepare(prompts) == 3
+    assert prepared.prepare(prompts) == 0  # built once
+    for prompt in prompts:
+        traces = []
+        for env in (plain, prepared):
+            obs, info = env.reset(options={"prompt": prompt})
+            trace = [obs["candidates"].tolist()]
+            terminated = truncated = False
+            while not (terminated or truncated):
+                obs, reward, terminated, truncated, info = env.step(0)
+                trace.append((obs["candidates"].tolist(), round(reward, 9)))
+            traces.append((trace, info["text"], env.trees[prompt].reference_paths))
+        assert traces[0] == traces[1]
+    plain.close()
+    prepared.close()

@@ -164,3 +164,16 @@ def test_a_same_tokenizer_teachers_reference_answer_matches_generate_and_leaves_
         nodes.append(node)
     expander.expand(tree, nodes)
     assert teacher.counters.forward_calls == calls  # the whole reference path was already cached
+
+
+def test_batched_reference_answers_equal_answers_one_prompt_at_a_time():
+    from tokentree_env.tasks import load_task
+
+    primary = HFTeacher("zoo:primary")
+    prompts = [p.prompt for task in ("add2", "chain3") for p in load_task(task).problems("train")[:12]]
+    batched, single = HFTeacher("zoo:teacher-gpt2"), HFTeacher("zoo:teacher-gpt2")  # a foreign tokenizer
+    for teacher in (batched, single):
+        teacher.bind(primary.tokenizer)
+    answers = batched.answers(prompts, max_new_tokens=24, batch_size=8)  # prompts of several lengths, left-padded
+    assert answers == [single.answer(p, max_new_tokens=24) for p in prompts]
+    assert batched.counters == single.counters  # the same work charged per prompt

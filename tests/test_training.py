@@ -120,6 +120,16 @@ def test_a_two_iteration_loop_changes_the_primarys_weights_and_checkpoints_it(tm
     assert (tmp_path / "run" / "learning_curves.png").exists()
 
 
+def test_self_play_on_worker_processes_stores_the_episodes_played_in_process(tmp_path):
+    runs = {w: TrainingRun(_tiny(tmp_path / f"w{w}", workers=w, prompts_per_iteration=6)) for w in (1, 2)}
+    for run in runs.values():
+        run.run()
+    one, two = ({(r["iteration"], r["prompt_index"]): r["tokens"] for r in run.store} for run in runs.values())
+    assert len(one) == 12 and one == two
+    trees = sorted(p.name for p in (tmp_path / "w1" / "run" / "checkpoints" / "iter-1" / "trees").iterdir())
+    assert trees == sorted(p.name for p in (tmp_path / "w2" / "run" / "checkpoints" / "iter-1" / "trees").iterdir())
+
+
 def test_a_grpo_step_runs(tmp_path):
     TrainingRun(_tiny(tmp_path, iterations=1, prompts_per_iteration=2, signals=("grpo",), judge=None)).run()
 

@@ -27,6 +27,7 @@ from agents.search import MCTSAgent, MCTSConfig
 from agents.store import EpisodeStore
 from agents.training.continual import EWC, SIAccumulator, SynapticIntelligence
 from agents.training.datasets import distillation_dataset, dpo_dataset, general_dataset, sft_dataset
+from agents.training.selfplay import SelfPlayJob, SelfPlayPool, default_workers
 from tokentree_env.errors import ConfigError
 from tokentree_env.tree.tree import save_json_atomic
 from tokentree_env.zoo.catalog import DEFAULT_JUDGE, DEFAULT_PRIMARY, DEFAULT_TEACHERS
@@ -43,7 +44,7 @@ class TrainConfig:
 
     output_dir: str = "runs/tokentree"
     iterations: int = 6
-    prompts_per_iteration: int = 400
+    prompts_per_iteration: int = 600
     seed: int = 0
     # models and tasks
     teachers: tuple[str, ...] = DEFAULT_TEACHERS
@@ -55,6 +56,11 @@ class TrainConfig:
     simulations: int = 2
     dirichlet_fraction: float = 0.25
     max_new_tokens: int = 32
+    workers: int = 1
+    """Self-play processes: 1 = in the loop's own process, 0 = one per available core (at most 8;
+    ``tokentree train``'s default). The episodes are the same either way (each prompt's depends only
+    on its tree and seed). Workers are spawned processes: a script that runs the loop with them
+    needs the usual ``if __name__ == "__main__":`` guard, as for PyTorch's DataLoader workers."""
     # training
     signals: tuple[str, ...] = ("sft",)
     accumulate: bool = True  # train on every stored episode of the run so far (expert-iteration buffer)
@@ -86,6 +92,8 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.replay must be one of {REPLAY}, got {self.replay!r}")
         if self.iterations < 1 or self.prompts_per_iteration < 1:
             raise ConfigError("TrainConfig.iterations and prompts_per_iteration must be >= 1")
+        if self.workers < 0:
+            raise ConfigError(f"TrainConfig.workers must be >= 0 (0 = one per core), got {self.workers}")
 
 
 class TrainingRun:
@@ -106,6 +114,7 @@ class TrainingRun:
         self.store = EpisodeStore(self.dir / "episodes.jsonl")
         self.ewc = EWC(config.ewc) if config.ewc > 0 else None
         self.si = SynapticIntelligence(config.si) if config.si > 0 else None
+        self._pool: SelfPlayPool | None = None
 
     @classmethod
     def from_output_dir(cls, output_dir: str | Path, *, console: Console | None = None) -> TrainingRun:
@@ -123,15 +132,21 @@ class TrainingRun:
         done = self.state["completed"]
         return str(self.dir / "checkpoints" / f"iter-{done - 1}" / "primary") if done else self.config.primary
 
+    def _env_kwargs(self) -> dict:
+        c = self.config
+        return {"teachers": list(c.teachers), "judge": c.judge, "task": c.task, "split": "train",
+                "max_new_tokens": c.max_new_tokens, "expansion_seed": c.seed}
+
+    def _trees_path(self) -> Path | None:
+        trees = self.dir / "checkpoints" / f"iter-{self.state['completed'] - 1}" / "trees"
+        return trees if self.state["completed"] and trees.exists() else None
+
     def _make_env(self, primary):
         from tokentree_env.env import TokenTreeEnv
 
-        c = self.config
-        env = TokenTreeEnv(teachers=list(c.teachers), primary=primary, judge=c.judge, task=c.task, split="train",
-                           max_new_tokens=c.max_new_tokens, expansion_seed=c.seed)
-        trees = self.dir / "checkpoints" / f"iter-{self.state['completed'] - 1}" / "trees"
-        if self.state["completed"] and trees.exists():
-            env.load_trees(trees, merge=False)
+        env = TokenTreeEnv(primary=primary, **self._env_kwargs())
+        if self._trees_path() is not None:
+            env.load_trees(self._trees_path(), merge=False)
         return env
 
     # -- the loop -------------------------------------------------------------------------------
@@ -142,10 +157,23 @@ class TrainingRun:
         c = self.config
         lm = load_model(self._primary_path())
         primary = HFTeacher(lm, name="primary")
+        primary.version = self.state["completed"]  # training rounds so far: slates say which primary made them
         env = self._make_env(primary)
         if self.state["baseline"] is None:
             self.state["baseline"] = self.evaluate(lm)
             self._save_state()
+        workers = c.workers or default_workers()
+        self._pool = SelfPlayPool(workers) if workers > 1 else None
+        try:
+            self._iterate(lm, primary, env)
+        finally:
+            if self._pool is not None:
+                self._pool.close()
+        env.close()
+        return self.summary()
+
+    def _iterate(self, lm, primary, env) -> None:
+        c = self.config
         with Progress(console=self.console) as bar:
             for iteration in range(self.state["completed"], c.iterations):
                 started = time.perf_counter()
@@ -162,8 +190,6 @@ class TrainingRun:
                 self.console.print(f"iteration {iteration}: {c.task} {metrics['task_accuracy']:.3f}, {c.general_task} "
                                    f"{metrics['general_accuracy']:.3f}, self-play solved "
                                    f"{metrics['mean_hard_reward']:.2f}, replay {'on' if metrics['replay'] else 'off'}")
-        env.close()
-        return self.summary()
 
     def _prompts(self, iteration: int) -> list[str]:
         from tokentree_env.tasks import load_task
@@ -172,24 +198,47 @@ class TrainingRun:
         return random.Random(f"{self.config.seed}:{iteration}").sample(train, self.config.prompts_per_iteration)
 
     def _self_play(self, env, iteration: int, bar) -> list[dict]:
-        """Play the iteration's prompts; stored episodes of a killed run are re-played, not re-searched."""
+        """Play the iteration's prompts (on the worker pool when there is one); stored episodes of a
+        killed run are re-played, not re-searched. Returns the records in prompt order."""
         c = self.config
         done = {r["prompt_index"]: r for r in self.store if r.get("iteration") == iteration}
-        agent = MCTSAgent(MCTSConfig(num_simulations=c.simulations, dirichlet_fraction=c.dirichlet_fraction))
         job = bar.add_task(f"iteration {iteration}: self-play", total=c.prompts_per_iteration)
+        prompts = self._prompts(iteration)
         records = []
-        for index, prompt in enumerate(self._prompts(iteration)):
-            if index in done:
-                self._replay_episode(env, done[index])
-                records.append(done[index])
-            else:
+        for index in sorted(done):
+            self._replay_episode(env, done[index])
+            records.append(done[index])
+            bar.advance(job)
+        todo = [(index, prompt) for index, prompt in enumerate(prompts) if index not in done]
+        for chunk in self._play(env, iteration, todo):
+            for record in chunk:
+                self.store.append(record)
+            records += chunk
+            bar.advance(job, len(chunk))
+        return sorted(records, key=lambda r: r["prompt_index"])
+
+    def _play(self, env, iteration: int, todo: list[tuple[int, str]]):
+        """Episodes of ``todo`` (prompt index, prompt), a chunk of records at a time."""
+        c = self.config
+        if self._pool is None:
+            env.prepare([prompt for _, prompt in todo])  # reference answers and judge workings in batches
+            agent = MCTSAgent(MCTSConfig(num_simulations=c.simulations, dirichlet_fraction=c.dirichlet_fraction))
+            for index, prompt in todo:
                 agent.reseed([c.seed, iteration, index])
                 record = asdict(agent.run_episode(env, options={"prompt": prompt}))
                 record.update(iteration=iteration, prompt_index=index)
-                self.store.append(record)
-                records.append(record)
-            bar.advance(job)
-        return records
+                yield [record]
+            return
+        out = self.dir / "selfplay-trees"
+        trees = self._trees_path()
+        job = SelfPlayJob(env_kwargs=self._env_kwargs(), primary=self._primary_path(),
+                          primary_version=self.state["completed"], trees=str(trees) if trees else None,
+                          out=str(out), simulations=c.simulations, dirichlet_fraction=c.dirichlet_fraction,
+                          seed=c.seed, iteration=iteration)
+        for chunk in self._pool.play(job, todo):
+            env.load_trees(out, merge=False, prompts=[r["prompt"] for r in chunk])  # the workers' trees
+            yield chunk
+        shutil.rmtree(out, ignore_errors=True)
 
     @staticmethod
     def _replay_episode(env, record: dict) -> None:
@@ -228,7 +277,8 @@ class TrainingRun:
         """This iteration's episodes, or (``accumulate``) every stored episode of iterations so far."""
         if not self.config.accumulate:
             return records
-        return [r for r in self.store if r.get("iteration", 0) < iteration] + records
+        earlier = [r for r in self.store if r.get("iteration", 0) < iteration]  # stored as workers finished
+        return sorted(earlier, key=lambda r: (r.get("iteration", 0), r.get("prompt_index", 0))) + records
 
     def train_round(self, lm, records: list[dict], buffer: list[dict] | None = None, iteration: int = 0) -> None:
         """One round of training ``lm`` (a :class:`LoadedModel`, updated in place): the configured

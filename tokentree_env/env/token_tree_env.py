@@ -44,6 +44,13 @@ class EnvState:
     done: bool = False
 
 
+def tree_filename(prompt: str) -> str:
+    """The file a prompt's tree is saved in by :meth:`TokenTreeEnv.save_trees` (a hash of the prompt)."""
+    import hashlib
+
+    return f"{hashlib.sha1(prompt.encode()).hexdigest()[:16]}.json"
+
+
 class TokenTreeEnv(gym.Env):
     """
     ## Description
@@ -89,7 +96,8 @@ class TokenTreeEnv(gym.Env):
 
     A prompt drawn with `self.np_random` from the task's split (or `options["prompt"]`). Before a
     prompt's first episode, each teacher answers it greedily; the answers become reference paths of
-    the tree (`info` marks children on them) and set `L_min`.
+    the tree (`info` marks children on them) and set `L_min`. `env.unwrapped.prepare(prompts)` does
+    this for many prompts at once, in batches (the same trees, built far faster).
 
     ## Episode End
 
@@ -312,6 +320,23 @@ class TokenTreeEnv(gym.Env):
             raise EnvStateError(f"set_state() needs an EnvState of this env's trees, got {state!r:.80}")
         self._state = state
 
+    def prepare(self, prompts: Sequence[str]) -> int:
+        """Build the trees of many prompts ahead of their episodes, in batches.
+
+        Each teacher answers all the prompts in batched ``generate`` calls (a tree's reference
+        paths) and the judge works them in batches, where :meth:`reset` would decode one prompt at
+        a time; the episodes are then the same as without preparing. Call it with the prompts a run
+        is about to play (the training loop does, per iteration). Returns how many trees it built.
+        """
+        prompts = list(dict.fromkeys(prompts))
+        todo = [p for p in prompts if p not in self.trees]
+        trees = self.expander.new_trees(todo, references=self.references,
+                                        max_new_tokens=self.detector.config.max_new_tokens) if todo else []
+        self.trees.update(zip(todo, trees, strict=True))
+        if self.judge is not None and self.judge_verdict and hasattr(self.judge, "prepare"):
+            self.judge.prepare(prompts)
+        return len(todo)
+
     def simulate(self, state: EnvState, action: int):
         """Expand ``action`` from ``state`` without moving the episode.
 
@@ -353,17 +378,21 @@ class TokenTreeEnv(gym.Env):
         return out
 
     # -- trees ---------------------------------------------------------------------------------------
-    def save_trees(self, folder: str | Path) -> None:
-        """Save every tree (slates, references, weightage) as JSON files in ``folder``."""
-        import hashlib
+    def save_trees(self, folder: str | Path, prompts: Sequence[str] | None = None) -> None:
+        """Save every tree (or those of ``prompts``) with slates, references and weightage as JSON files
+        in ``folder``, one per prompt (named by :func:`tree_filename`)."""
+        for prompt in self.trees if prompts is None else prompts:
+            self.trees[prompt].save(Path(folder) / tree_filename(prompt))
 
-        for prompt, tree in self.trees.items():
-            tree.save(Path(folder) / f"{hashlib.sha1(prompt.encode()).hexdigest()[:16]}.json")
-
-    def load_trees(self, folder: str | Path, *, merge: bool = True) -> int:
-        """Load trees saved by :meth:`save_trees` (e.g. by other workers), merging into existing ones."""
+    def load_trees(self, folder: str | Path, *, merge: bool = True, prompts: Sequence[str] | None = None) -> int:
+        """Load trees saved by :meth:`save_trees` (e.g. by other workers), merging into existing ones
+        (``merge=False`` replaces them). With ``prompts``, only those prompts' trees, where saved."""
+        paths = (sorted(Path(folder).glob("*.json")) if prompts is None
+                 else [Path(folder) / tree_filename(p) for p in prompts])
         count = 0
-        for path in sorted(Path(folder).glob("*.json")):
+        for path in paths:
+            if not path.exists():
+                continue
             tree = TokenTree.load(path)
             if merge and tree.prompt in self.trees:
                 self.trees[tree.prompt].merge(tree, self.weightage_rule)

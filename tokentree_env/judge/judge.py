@@ -25,24 +25,38 @@ from tokentree_env.zoo.catalog import JUDGE_ANSWER_END, JUDGE_CHECK_PREFIX, JUDG
 PLAIN_VERDICT_TEMPLATE = "Question: {prompt}\nProposed answer: {answer}\nIs the proposed answer correct? Answer yes or no:"
 
 
-def worked_verdicts(lm: LoadedModel, prompts: Sequence[str], answers: Sequence[str],
-                    max_work_tokens: int = 24, counters=None) -> list[float]:
-    """P(yes) of the zoo judge's worked verdict on each proposed answer (batched).
+def worked_checks(lm: LoadedModel, prompts: Sequence[str], max_work_tokens: int = 24, counters=None) -> list[str]:
+    """The zoo judge's own working of each prompt, up to its end marker (batched greedy decoding).
 
-    With ``counters``, charges what ran per row: the working's ``generate`` (the prefill, then one
-    forward per further token) and the final forward over the whole context.
+    The working depends on the prompt only, so a caller checking many answers to one prompt works
+    it once. With ``counters``, charges the ``generate`` per row (the prefill, then one forward per
+    further token).
     """
     checks = [JUDGE_CHECK_PREFIX + p for p in prompts]
     works = greedy_complete(lm.model, lm.tokenizer, checks, max_new_tokens=max_work_tokens)
-    contexts = [c + w.split(JUDGE_WORK_END)[0] + JUDGE_WORK_END + extract_final_answer(a) + JUDGE_ANSWER_END
-                for c, w, a in zip(checks, works, answers, strict=True)]
     if counters is not None:
-        for check, work, context in zip(checks, works, contexts, strict=True):
+        for check, work in zip(checks, works, strict=True):
             generated = max(1, len(lm.tokenizer(work, add_special_tokens=False)["input_ids"]) + 1)  # + EOS
-            counters.forward_calls += generated + 1
-            counters.forwarded_tokens += (len(lm.tokenizer(check)["input_ids"]) + generated - 1
-                                          + len(lm.tokenizer(context)["input_ids"]))
+            counters.forward_calls += generated
+            counters.forwarded_tokens += len(lm.tokenizer(check)["input_ids"]) + generated - 1
             counters.generated_tokens += generated
+    return [w.split(JUDGE_WORK_END)[0] for w in works]
+
+
+def worked_verdicts(lm: LoadedModel, prompts: Sequence[str], answers: Sequence[str],
+                    max_work_tokens: int = 24, counters=None, works: Sequence[str] | None = None) -> list[float]:
+    """P(yes) of the zoo judge's worked verdict on each proposed answer (batched).
+
+    ``works`` are the prompts' workings from :func:`worked_checks` (computed here when not given).
+    With ``counters``, charges what ran per row, the final forward over the whole context included.
+    """
+    if works is None:
+        works = worked_checks(lm, prompts, max_work_tokens, counters)
+    contexts = [JUDGE_CHECK_PREFIX + p + w + JUDGE_WORK_END + extract_final_answer(a) + JUDGE_ANSWER_END
+                for p, w, a in zip(prompts, works, answers, strict=True)]
+    if counters is not None:
+        counters.forward_calls += len(contexts)
+        counters.forwarded_tokens += sum(len(lm.tokenizer(c)["input_ids"]) for c in contexts)
     logp = next_token_logprobs(lm.model, lm.tokenizer, contexts)
     yes, no = (lm.tokenizer.convert_tokens_to_ids(t) for t in ("y", "n"))
     return torch.sigmoid(logp[:, yes] - logp[:, no]).tolist()
@@ -64,6 +78,7 @@ class Judge:
             verdict_template = PLAIN_VERDICT_TEMPLATE
         self.verdict_template = verdict_template
         self._verdicts: dict[tuple[str, str], float] = {}  # verdicts are deterministic: ask once
+        self._works: dict[str, str] = {}  # the judge's working of each prompt (zoo protocol)
 
     @property
     def counters(self):
@@ -88,11 +103,27 @@ class Judge:
             self._verdicts[key] = self._ask(prompt, answer)
         return self._verdicts[key]
 
+    def prepare(self, prompts: Sequence[str], *, batch_size: int = 64) -> None:
+        """Work many prompts at once (batched decoding), ahead of their verdicts. The zoo protocol's
+        working depends on the prompt alone; other judges have nothing to prepare."""
+        if self.verdict_template is not None:
+            return
+        todo = list(dict.fromkeys(p for p in prompts if p not in self._works))
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            with torch.no_grad():
+                self._works.update(zip(chunk, worked_checks(self.teacher.lm, chunk, counters=self.counters),
+                                       strict=True))
+
     @torch.no_grad()
     def _ask(self, prompt: str, answer: str) -> float:
         lm = self.teacher.lm
         if self.verdict_template is None:
-            return worked_verdicts(lm, [prompt], [answer], counters=self.counters)[0]
+            if prompt not in self._works:
+                if len(self._works) > 100_000:
+                    self._works.clear()
+                self._works[prompt] = worked_checks(lm, [prompt], counters=self.counters)[0]
+            return worked_verdicts(lm, [prompt], [answer], counters=self.counters, works=[self._works[prompt]])[0]
         text = self.verdict_template.format(prompt=prompt, answer=answer)
         logp = next_token_logprobs(lm.model, lm.tokenizer, [text])[0]
         self.counters.forward_calls += 1
@@ -103,3 +134,4 @@ class Judge:
     def close(self) -> None:
         self.teacher.close()
         self._verdicts.clear()
+        self._works.clear()

@@ -12,30 +12,47 @@ def left_padded(tokenizer, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Te
 
     Returns ``(input_ids, attention_mask)``, both ``(B, T)``. The tokenizer is not mutated.
     """
-    encoded = [tokenizer(t)["input_ids"] for t in texts]
-    width = max(len(e) for e in encoded)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    ids = torch.full((len(encoded), width), pad, dtype=torch.long)  # (B, T)
-    mask = torch.zeros((len(encoded), width), dtype=torch.long)  # (B, T)
-    for row, e in enumerate(encoded):
-        ids[row, width - len(e):] = torch.tensor(e)
-        mask[row, width - len(e):] = 1
+    return left_padded_ids([tokenizer(t)["input_ids"] for t in texts], _pad_id(tokenizer))
+
+
+def left_padded_ids(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of token ids left-padded with ``pad_id`` into ``(input_ids, attention_mask)``, both ``(B, T)``."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
+    for row, r in enumerate(rows):
+        if len(r):
+            ids[row, width - len(r):] = torch.as_tensor(list(r))
+            mask[row, width - len(r):] = 1
     return ids, mask
 
 
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 @torch.no_grad()
+def greedy_ids(model, tokenizer, rows: Sequence[Sequence[int]], *, max_new_tokens: int,
+               batch_size: int = 256) -> list[list[int]]:
+    """Greedy continuations of token-id rows, batched and left-padded: each row's new ids up to
+    (not including) EOS. One ``generate`` per ``batch_size`` rows instead of one per row."""
+    out: list[list[int]] = []
+    eos = tokenizer.eos_token_id
+    for start in range(0, len(rows), batch_size):
+        ids, mask = left_padded_ids(rows[start:start + batch_size], _pad_id(tokenizer))
+        gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=_pad_id(tokenizer), eos_token_id=eos)
+        for new in gen[:, ids.shape[1]:].tolist():
+            out.append(new[:new.index(eos)] if eos in new else new)
+    return out
+
+
 def greedy_complete(model, tokenizer, prompts: Sequence[str], *, max_new_tokens: int = 24,
                     batch_size: int = 256) -> list[str]:
     """Greedy completions of ``prompts`` (text after the prompt, up to EOS, specials dropped)."""
-    out: list[str] = []
-    for start in range(0, len(prompts), batch_size):
-        ids, mask = left_padded(tokenizer, prompts[start:start + batch_size])
-        gen = model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        )
-        out += tokenizer.batch_decode(gen[:, ids.shape[1]:], skip_special_tokens=True)
-    return out
+    rows = [tokenizer(p)["input_ids"] for p in prompts]
+    news = greedy_ids(model, tokenizer, rows, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    return tokenizer.batch_decode(news, skip_special_tokens=True)
 
 
 @torch.no_grad()

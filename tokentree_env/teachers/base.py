@@ -64,6 +64,10 @@ class Teacher(ABC):
     def answer(self, prompt: str, *, max_new_tokens: int = 64) -> str:
         """The model's greedy answer to ``prompt`` (text after the prompt, without EOS)."""
 
+    def answers(self, prompts: Sequence[str], *, max_new_tokens: int = 64) -> list[str]:
+        """Greedy answers of many prompts (:meth:`answer` each; models that can batch override this)."""
+        return [self.answer(p, max_new_tokens=max_new_tokens) for p in prompts]
+
     def mark_updated(self) -> None:
         """Declare the weights changed: bump ``version`` and drop cached state."""
         self.version += 1

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from tokentree_env.errors import ContextTooLongError, ModelOutputError
+from tokentree_env.models.generation import greedy_ids
 from tokentree_env.models.loader import LoadedModel, load_model
 from tokentree_env.teachers.alignment import piece_to_primary_map, same_tokenizer, to_primary_logprobs
 from tokentree_env.teachers.base import Context, Teacher
@@ -135,7 +136,6 @@ class HFTeacher(Teacher):
         return list(logprobs)
 
     # -- reference answers -----------------------------------------------------------------
-    @torch.no_grad()
     def answer(self, prompt: str, *, max_new_tokens: int = 64) -> str:
         """Greedy answer; chat models get the fewest-steps system prompt via their chat template.
 
@@ -143,25 +143,49 @@ class HFTeacher(Teacher):
         encoded once for the answer and the tree alike, and every node on its reference path is
         already cached when the tree expands it.
         """
-        if self.shares_primary_tokenizer and not getattr(self.tokenizer, "chat_template", None):
-            return self._cached_greedy(prompt, max_new_tokens)
-        if getattr(self.tokenizer, "chat_template", None):
+        return self.answers([prompt], max_new_tokens=max_new_tokens)[0]
+
+    @torch.no_grad()
+    def answers(self, prompts: Sequence[str], *, max_new_tokens: int = 64, batch_size: int = 64) -> list[str]:
+        """Greedy answers of many prompts: batched ``generate`` calls (``batch_size`` prompts, left-padded)
+        instead of one per prompt; a teacher sharing the primary's tokenizer decodes through its KV store
+        as in :meth:`answer`, one prompt at a time, which warms the cache its tree expansions read."""
+        if self.shares_primary_tokenizer and not self._chat:
+            return [self._cached_greedy(p, max_new_tokens) for p in prompts]
+        rows = [self._answer_ids(p) for p in prompts]
+        for prompt, ids in zip(prompts, rows, strict=True):
+            if len(ids) >= self.max_positions:
+                raise ContextTooLongError(f"prompt {prompt[:40]!r} of {len(ids)} tokens fills the window of {self.name!r}")
+        out: list[str] = []
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start:start + batch_size]
+            budgets = [min(max_new_tokens, self.max_positions - len(r)) for r in batch]
+            if min(budgets) == max_new_tokens:
+                news = greedy_ids(self.model, self.tokenizer, batch, max_new_tokens=max_new_tokens,
+                                  batch_size=batch_size)
+            else:  # near the window: left padding would shorten the rows' budgets, so one at a time
+                news = [greedy_ids(self.model, self.tokenizer, [r], max_new_tokens=b)[0]
+                        for r, b in zip(batch, budgets, strict=True)]
+            for ids, new, budget in zip(batch, news, budgets, strict=True):
+                generated = min(len(new) + 1, budget)  # + the EOS, when it came within the budget
+                self.counters.forward_calls += generated
+                self.counters.forwarded_tokens += len(ids) + generated
+                self.counters.generated_tokens += generated
+            out += [self.tokenizer.decode(new, skip_special_tokens=True) for new in news]
+        return out
+
+    @property
+    def _chat(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def _answer_ids(self, prompt: str) -> list[int]:
+        """The model's own input ids for answering ``prompt`` (its chat template with the system prompt)."""
+        if self._chat:
             messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}]
-            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
-            ids = ids if isinstance(ids, torch.Tensor) else ids["input_ids"]
-        else:
-            ids = self.tokenizer(prompt, return_tensors="pt")["input_ids"]
-        budget = min(max_new_tokens, self.max_positions - ids.shape[1])
-        if budget <= 0:
-            raise ContextTooLongError(f"prompt of {ids.shape[1]} tokens fills the window of {self.name!r}")
-        out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=budget,
-                                  do_sample=False, pad_token_id=self.tokenizer.pad_token_id,
-                                  eos_token_id=self.tokenizer.eos_token_id)
-        new = out[0, ids.shape[1]:]
-        self.counters.forward_calls += len(new)
-        self.counters.forwarded_tokens += ids.shape[1] + len(new)
-        self.counters.generated_tokens += len(new)
-        return self.tokenizer.decode(new, skip_special_tokens=True)
+            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+            ids = ids if isinstance(ids, list) else ids["input_ids"]
+            return list(ids[0] if ids and isinstance(ids[0], list) else ids)
+        return list(self.tokenizer(prompt)["input_ids"])
 
     def _cached_greedy(self, prompt: str, max_new_tokens: int) -> str:
         ids = self._encode(prompt)

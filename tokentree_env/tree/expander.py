@@ -96,15 +96,25 @@ class Expander:
 
     def new_tree(self, prompt: str, *, references: bool = True, max_new_tokens: int = 48) -> TokenTree:
         """A tree for ``prompt``, with each teacher's greedy reference answer inserted."""
-        text = self.prompt_text(prompt)
-        templated = text != prompt
-        tree = TokenTree(prompt, self.tokenizer(text, add_special_tokens=not templated)["input_ids"], root_text=text)
+        return self.new_trees([prompt], references=references, max_new_tokens=max_new_tokens)[0]
+
+    def new_trees(self, prompts: Sequence[str], *, references: bool = True,
+                  max_new_tokens: int = 48) -> list[TokenTree]:
+        """Trees for many prompts; each teacher answers them all in one batched call
+        (:meth:`Teacher.answers`), so building N trees costs far less than N calls of :meth:`new_tree`."""
+        trees = []
+        for prompt in prompts:
+            text = self.prompt_text(prompt)
+            templated = text != prompt
+            trees.append(TokenTree(prompt, self.tokenizer(text, add_special_tokens=not templated)["input_ids"],
+                                   root_text=text))
         if references:
             for teacher in self.teachers:
-                text = teacher.answer(prompt, max_new_tokens=max_new_tokens)
-                ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-                tree.add_reference(teacher.name, [*ids, self.eos_id])
-        return tree
+                for tree, text in zip(trees, teacher.answers(list(prompts), max_new_tokens=max_new_tokens),
+                                      strict=True):
+                    ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+                    tree.add_reference(teacher.name, [*ids, self.eos_id])
+        return trees
 
     def is_fresh(self, tree: TokenTree, node: int) -> bool:
         """Whether the node has a slate computed with the current primary."""

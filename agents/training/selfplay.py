@@ -1,0 +1,135 @@
+"""Self-play on several worker processes: one env per worker, prompts dealt out in small chunks.
+
+A prompt's episode depends only on its own tree (loaded from the last checkpoint), the primary
+(loaded from the same checkpoint) and the agent's seed for ``(seed, iteration, prompt index)``;
+trees are per prompt and an iteration's prompts are distinct. So dealing the prompts out to
+workers plays the same episodes as playing them one after another in the loop's process, with
+each core busy. Each worker returns its chunk's episode records and saves the chunk's trees; the
+loop stores the records (it is the episode store's only writer) and takes the trees over.
+
+Pytorch runs one thread per worker: two processes of one thread each use two cores far better
+than one process of two threads on models this small (per-call overhead dominates).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass
+
+from tokentree_env.errors import TokenTreeError
+
+
+class SelfPlayWorkerError(TokenTreeError, RuntimeError):
+    """A self-play worker process died (most often: a script without a ``__main__`` guard)."""
+
+
+@dataclass(frozen=True)
+class SelfPlayJob:
+    """What a worker needs to play one iteration's prompts."""
+
+    env_kwargs: dict
+    """``TokenTreeEnv`` arguments (teachers, judge, task, split, ...), without the primary."""
+    primary: str
+    """The primary to play with: the last checkpoint's ``save_pretrained`` folder, or a model spec."""
+    primary_version: int
+    """How many training rounds the primary has had (so slates record which primary made them)."""
+    trees: str | None
+    """The last checkpoint's tree folder (``None`` before the first)."""
+    out: str
+    """Folder the worker saves its chunks' trees in."""
+    simulations: int
+    dirichlet_fraction: float
+    seed: int
+    iteration: int
+
+
+_WORKER: dict = {}  # this worker process's env, built for one job and reused for its chunks
+
+
+def _init_worker() -> None:
+    import torch
+
+    from agents.cli import quiet_libraries
+
+    torch.set_num_threads(1)
+    quiet_libraries()
+
+
+def _env_for(job: SelfPlayJob):
+    """The worker's env for ``job``: built at the job's first chunk (the previous job's is closed)."""
+    if _WORKER.get("job") != job:
+        from tokentree_env.env import TokenTreeEnv
+        from tokentree_env.models import load_model
+        from tokentree_env.teachers import HFTeacher
+
+        if "env" in _WORKER:
+            _WORKER["env"].close()
+        primary = HFTeacher(load_model(job.primary), name="primary")
+        primary.version = job.primary_version
+        _WORKER.update(job=job, env=TokenTreeEnv(primary=primary, **job.env_kwargs))
+    return _WORKER["env"]
+
+
+def play_chunk(job: SelfPlayJob, chunk: Sequence[tuple[int, str]]) -> list[dict]:
+    """Play ``chunk`` (prompt index, prompt) in this process; save the chunk's trees in ``job.out``."""
+    from agents.search import MCTSAgent, MCTSConfig
+
+    env = _env_for(job)
+    prompts = [prompt for _, prompt in chunk]
+    if job.trees is not None:
+        env.load_trees(job.trees, merge=False, prompts=prompts)
+    env.prepare(prompts)
+    agent = MCTSAgent(MCTSConfig(num_simulations=job.simulations, dirichlet_fraction=job.dirichlet_fraction))
+    records = []
+    for index, prompt in chunk:
+        agent.reseed([job.seed, job.iteration, index])
+        record = asdict(agent.run_episode(env, options={"prompt": prompt}))
+        record.update(iteration=job.iteration, prompt_index=index)
+        records.append(record)
+    env.save_trees(job.out, prompts)
+    return records
+
+
+class SelfPlayPool:
+    """``workers`` processes playing chunks of prompts; :meth:`play` yields records chunk by chunk.
+
+    The processes (spawned, one torch thread each) live as long as the pool, so the libraries are
+    imported once; each job's models are loaded once per worker.
+    """
+
+    def __init__(self, workers: int, chunk_size: int = 8) -> None:
+        self.workers, self.chunk_size = workers, chunk_size
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_init_worker)
+
+    def play(self, job: SelfPlayJob, items: Sequence[tuple[int, str]]) -> Iterator[list[dict]]:
+        """Each chunk's records as soon as it is done (not in prompt order); at most two chunks per
+        worker are in flight, so a crash loses little unstored work."""
+        os.makedirs(job.out, exist_ok=True)
+        chunks = [list(items[i:i + self.chunk_size]) for i in range(0, len(items), self.chunk_size)]
+        pending: set[Future] = set()
+        while chunks or pending:
+            while chunks and len(pending) < 2 * self.workers:
+                pending.add(self._pool.submit(play_chunk, job, chunks.pop(0)))
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                try:
+                    yield future.result()
+                except BrokenProcessPool as error:
+                    raise SelfPlayWorkerError(
+                        "a self-play worker process died. Workers are spawned: a script that runs the training "
+                        "loop with workers != 1 must do so under `if __name__ == \"__main__\":`; or pass "
+                        "workers=1 (TrainConfig) / --workers 1 to play in the loop's own process") from error
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def default_workers() -> int:
+    """Self-play processes by default: one per core this process may use, at most 8."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cores))
