@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -144,26 +145,50 @@ def test_a_run_cannot_silently_overwrite_or_resume_nothing(tmp_path):
 RUNNER = """
 import sys
 from agents.training import TrainConfig, TrainingRun
-cfg = TrainConfig(output_dir=sys.argv[1], iterations=2, prompts_per_iteration=6, epochs=1, eval_size=10, simulations=2,
-                  teachers=("zoo:teacher-qwen2", "zoo:teacher-llama"), max_new_tokens=14)
-TrainingRun(cfg, resume=sys.argv[2] == "resume").run()
+if __name__ == "__main__":  # self-play workers are spawned processes
+    cfg = TrainConfig(output_dir=sys.argv[1], iterations=2, prompts_per_iteration=6, epochs=1, eval_size=10,
+                      simulations=2, teachers=("zoo:teacher-qwen2", "zoo:teacher-llama"), max_new_tokens=14,
+                      workers=int(sys.argv[3]))
+    TrainingRun(cfg, resume=sys.argv[2] == "resume").run()
 """
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
+    return [int(c) for c in out.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[1].startswith("Z"))  # a zombie has exited
 
 
 def test_kill_and_resume_keeps_every_episode_duplicates_none_and_repeats_no_iteration(tmp_path):
     out = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(out), "new"], env=env,
+    script = tmp_path / "runner.py"
+    script.write_text(RUNNER)
+    # the killed run and its resumption play on 2 worker processes; the run compared with plays in-process
+    proc = subprocess.Popen([sys.executable, str(script), str(out), "new", "2"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     episodes = out / "episodes.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline and (not episodes.exists() or episodes.read_text().count("\n") < 8):
         time.sleep(0.2)  # kill in the second iteration's self-play
+    workers = _children(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.2)
+    assert workers and not any(_alive(w) for w in workers)  # the workers stop with the loop's process
     kept = [json.loads(line) for line in episodes.read_text().splitlines() if line.strip().endswith("}")]
-    done = subprocess.run([sys.executable, "-c", RUNNER, str(out), "resume"], env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run([sys.executable, str(script), str(out), "resume", "2"], env=env, capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     from agents.store import EpisodeStore
 
@@ -177,7 +202,7 @@ def test_kill_and_resume_keeps_every_episode_duplicates_none_and_repeats_no_iter
     assert state["completed"] == 2 and [h["iteration"] for h in state["history"]] == [0, 1]
     # and the resumed run is the run that was never killed: same episodes, same trees and weightage
     whole = tmp_path / "whole"
-    subprocess.run([sys.executable, "-c", RUNNER, str(whole), "new"], env=env, check=True, capture_output=True,
+    subprocess.run([sys.executable, str(script), str(whole), "new", "1"], env=env, check=True, capture_output=True,
                    timeout=600)
     uninterrupted = {(r["iteration"], r["prompt_index"]): r["tokens"] for r in EpisodeStore(whole / "episodes.jsonl")}
     assert {(r["iteration"], r["prompt_index"]): r["tokens"] for r in final} == uninterrupted

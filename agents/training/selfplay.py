@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -50,13 +52,22 @@ class SelfPlayJob:
 _WORKER: dict = {}  # this worker process's env, built for one job and reused for its chunks
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
     import torch
 
     from agents.cli import quiet_libraries
 
     torch.set_num_threads(1)
     quiet_libraries()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Stop this worker when the loop's process is gone (killed: ``--resume`` replays from the store),
+    instead of playing on, unseen, on cores the next run needs."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _env_for(job: SelfPlayJob):
@@ -104,7 +115,7 @@ class SelfPlayPool:
     def __init__(self, workers: int, chunk_size: int = 8) -> None:
         self.workers, self.chunk_size = workers, chunk_size
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_init_worker)
+                                         initializer=_init_worker, initargs=(os.getpid(),))
 
     def play(self, job: SelfPlayJob, items: Sequence[tuple[int, str]]) -> Iterator[list[dict]]:
         """Each chunk's records as soon as it is done (not in prompt order); at most two chunks per
