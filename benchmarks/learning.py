@@ -20,7 +20,7 @@ Targets (issue #6): the search-trained primary closes >= 80 % of its gap to the 
 10 minutes; it is at least as good as the control; the no-CL run forgets measurably; EWC or replay
 forgets less than no-CL at a matched task gain, beyond the seed-to-seed spread.
 
-Run: ``python -m benchmarks.learning`` (about 40 minutes on 2 cores; ``--quick`` for a look).
+Run: ``python -m benchmarks.learning`` (about 52 minutes on 2 cores; ``--quick`` for a look).
 Writes ``results/learning/learning.json``, ``learning.png`` and ``learning.md``.
 """
 
