@@ -23,11 +23,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from agents.search import MCTSAgent, MCTSConfig
 from agents.store import EpisodeStore
 from agents.training.continual import EWC, SIAccumulator, SynapticIntelligence
 from agents.training.datasets import distillation_dataset, dpo_dataset, general_dataset, sft_dataset
-from agents.training.selfplay import SelfPlayJob, SelfPlayPool, default_workers
+from agents.training.selfplay import SelfPlayJob, SelfPlayPool, default_workers, play_episodes
 from tokentree_env.errors import ConfigError
 from tokentree_env.tree.tree import save_json_atomic
 from tokentree_env.zoo.catalog import DEFAULT_JUDGE, DEFAULT_PRIMARY, DEFAULT_TEACHERS
@@ -145,8 +144,9 @@ class TrainingRun:
         from tokentree_env.env import TokenTreeEnv
 
         env = TokenTreeEnv(primary=primary, **self._env_kwargs())
-        if self._trees_path() is not None:
-            env.load_trees(self._trees_path(), merge=False)
+        trees = self._trees_path()
+        if trees is not None:
+            env.load_trees(trees, merge=False)
         return env
 
     # -- the loop -------------------------------------------------------------------------------
@@ -221,12 +221,8 @@ class TrainingRun:
         """Episodes of ``todo`` (prompt index, prompt), a chunk of records at a time."""
         c = self.config
         if self._pool is None:
-            env.prepare([prompt for _, prompt in todo])  # reference answers and judge workings in batches
-            agent = MCTSAgent(MCTSConfig(num_simulations=c.simulations, dirichlet_fraction=c.dirichlet_fraction))
-            for index, prompt in todo:
-                agent.reseed([c.seed, iteration, index])
-                record = asdict(agent.run_episode(env, options={"prompt": prompt}))
-                record.update(iteration=iteration, prompt_index=index)
+            for record in play_episodes(env, todo, simulations=c.simulations, dirichlet_fraction=c.dirichlet_fraction,
+                                        seed=c.seed, iteration=iteration):
                 yield [record]
             return
         out = self.dir / "selfplay-trees"

@@ -85,22 +85,32 @@ def _env_for(job: SelfPlayJob):
     return _WORKER["env"]
 
 
-def play_chunk(job: SelfPlayJob, chunk: Sequence[tuple[int, str]]) -> list[dict]:
-    """Play ``chunk`` (prompt index, prompt) in this process; save the chunk's trees in ``job.out``."""
+def play_episodes(env, items: Sequence[tuple[int, str]], *, simulations: int, dirichlet_fraction: float,
+                  seed: int, iteration: int) -> Iterator[dict]:
+    """MCTS episodes of ``items`` (prompt index, prompt) on ``env``, one record each, as they finish.
+
+    The prompts' trees are built first in batches (``env.prepare``); each episode's search is seeded
+    by ``(seed, iteration, prompt index)``, so an episode does not depend on where it is played.
+    """
     from agents.search import MCTSAgent, MCTSConfig
 
+    env.prepare([prompt for _, prompt in items])
+    agent = MCTSAgent(MCTSConfig(num_simulations=simulations, dirichlet_fraction=dirichlet_fraction))
+    for index, prompt in items:
+        agent.reseed([seed, iteration, index])
+        record = asdict(agent.run_episode(env, options={"prompt": prompt}))
+        record.update(iteration=iteration, prompt_index=index)
+        yield record
+
+
+def play_chunk(job: SelfPlayJob, chunk: Sequence[tuple[int, str]]) -> list[dict]:
+    """Play ``chunk`` (prompt index, prompt) in this process; save the chunk's trees in ``job.out``."""
     env = _env_for(job)
     prompts = [prompt for _, prompt in chunk]
     if job.trees is not None:
         env.load_trees(job.trees, merge=False, prompts=prompts)
-    env.prepare(prompts)
-    agent = MCTSAgent(MCTSConfig(num_simulations=job.simulations, dirichlet_fraction=job.dirichlet_fraction))
-    records = []
-    for index, prompt in chunk:
-        agent.reseed([job.seed, job.iteration, index])
-        record = asdict(agent.run_episode(env, options={"prompt": prompt}))
-        record.update(iteration=job.iteration, prompt_index=index)
-        records.append(record)
+    records = list(play_episodes(env, chunk, simulations=job.simulations, dirichlet_fraction=job.dirichlet_fraction,
+                                 seed=job.seed, iteration=job.iteration))
     env.save_trees(job.out, prompts)
     return records
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +47,6 @@ class EnvState:
 
 def tree_filename(prompt: str) -> str:
     """The file a prompt's tree is saved in by :meth:`TokenTreeEnv.save_trees` (a hash of the prompt)."""
-    import hashlib
-
     return f"{hashlib.sha1(prompt.encode()).hexdigest()[:16]}.json"
 
 
