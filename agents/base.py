@@ -2,8 +2,9 @@
 
 An agent picks actions through the env's public API; :meth:`Agent.run_episode` plays one episode
 and reports what it cost: forwarded tokens over every model the episode made run (teachers,
-primary, judge; the teachers' reference answers included when the episode's ``reset`` built the
-tree), model calls and generated tokens, read from ``env.unwrapped.costs()``.
+primary, judge; the teachers' reference answers and the judge's working included, whether the
+episode's ``reset`` built the tree or ``env.prepare`` built it in a batch), model calls and generated
+tokens, read from ``env.unwrapped.episode_costs()`` (DESIGN §10).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tokentree_env.env.token_tree_env import FEATURES
+from tokentree_env.env.observation import FEATURES
 
 PRIOR = FEATURES.index("prior")
 PRIMARY_LOGPROB = FEATURES.index("primary_logprob")
@@ -40,6 +41,10 @@ def total_costs(env) -> dict[str, int]:
         out["forwarded_tokens"] += c["forwarded_tokens"]
         out["generated_tokens"] += c["generated_tokens"]
     return out
+
+
+def _minus(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {k: after[k] - before[k] for k in after}
 
 
 @dataclass
@@ -75,6 +80,7 @@ class EpisodeResult:
     tokens: list[int] = field(default_factory=list)  # the answer's primary token ids
     prompt_ids: list[int] = field(default_factory=list)  # the root's ids (contexts = prompt_ids + tokens[:i])
     records: list[StepRecord] = field(default_factory=list)
+    weightage_update: dict[str, int] = field(default_factory=dict)  # factors the episode lowered / raised
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,7 +104,8 @@ class Agent(ABC):
 
     def run_episode(self, env, *, seed: int | None = None, options: dict | None = None) -> EpisodeResult:
         """Play one episode; return its answer, hard reward, return and cost."""
-        before, started = total_costs(env), time.perf_counter()
+        u, started = env.unwrapped, time.perf_counter()
+        before = None if hasattr(u, "episode_costs") else total_costs(env)
         obs, info = env.reset(seed=seed, options=options)
         self.begin(env, obs, info)
         records, total, done = [], 0.0, False
@@ -116,17 +123,17 @@ class Agent(ABC):
             records.append(step)
             total += reward
             done = terminated or truncated
-        after = total_costs(env)
-        u = env.unwrapped
+        after = u.episode_costs() if before is None else _minus(total_costs(env), before)
         state = u.get_state()
         return EpisodeResult(
             agent=self.name, prompt=state.prompt, completion=info["text"], hard_reward=u.hard_reward(state),
             episode_return=float(total), reward_terms=info["reward_terms"], terminal_reason=info["terminal_reason"],
-            steps=len(records), forwarded_tokens=after["forwarded_tokens"] - before["forwarded_tokens"],
-            model_calls=after["model_calls"] - before["model_calls"],
-            generated_tokens=after["generated_tokens"] - before["generated_tokens"],
+            steps=len(records), forwarded_tokens=after["forwarded_tokens"],
+            model_calls=after.get("model_calls", after.get("forward_calls", 0)),
+            generated_tokens=after["generated_tokens"],
             seconds=time.perf_counter() - started, tokens=list(u.trees[state.prompt].path_tokens(state.node)),
-            prompt_ids=list(u.trees[state.prompt].nodes[0].ids), records=records)
+            prompt_ids=list(u.trees[state.prompt].nodes[0].ids), records=records,
+            weightage_update=dict(info.get("weightage_update") or {}))
 
 
 class PlanningAgent(Agent):

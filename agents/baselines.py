@@ -11,6 +11,8 @@ the length terms and the judge's verdict, never the task verifier.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from agents.base import PRIMARY_LOGPROB, PRIOR, TEACHER_LOGPROB, Agent, PlanningAgent, features, masked_argmax
@@ -147,6 +149,43 @@ class BestReference(PlanningAgent):
                     break
             scored.append((total, path))
         return max(scored, key=lambda s: s[0])[1]
+
+
+def final_number(text: str) -> str:
+    """The final answer of a completion, as the verifier reads it (its last number, when it has one)."""
+    from tokentree_env.tasks import extract_final_answer
+
+    answer = extract_final_answer(text)
+    numbers = re.findall(r"[-+]?\d+(?:\.\d+)?", answer)
+    return numbers[-1] if numbers else answer
+
+
+def majority_answer(texts: list[str]) -> int:
+    """Index of the text whose final answer most texts share; a tie goes to the lowest index among the tied
+    answers (the lowest-numbered teacher). Texts with no answer vote for nothing unless all are empty."""
+    finals = [final_number(t) for t in texts]
+    counts: dict[str, int] = {}
+    for f in finals:
+        if f:
+            counts[f] = counts.get(f, 0) + 1
+    if not counts:
+        return 0
+    top = max(counts.values())
+    return next(i for i, f in enumerate(finals) if f and counts[f] == top)
+
+
+class MajorityVote(PlanningAgent):
+    """The teachers' greedy reference answers, voted on by their final numbers; the winning answer is played
+    (ties broken toward the lowest-numbered teacher). The judge and the verifier take no part."""
+
+    name = "majority-vote"
+
+    def plan(self, env, obs) -> list[int]:
+        u = env.unwrapped
+        paths = list(u.trees[u.get_state().prompt].reference_paths.values())
+        if not paths:
+            raise ConfigError("MajorityVote needs reference answers: create the env with references=True")
+        return paths[majority_answer([u.expander.decode(p) for p in paths])]
 
 
 class MaskablePPOAgent(Agent):

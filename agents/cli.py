@@ -36,7 +36,7 @@ def _search(args: argparse.Namespace) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
-    from agents.evaluate import evaluate, make_agent
+    from agents.evaluation import evaluate, make_agent
     from agents.store import EpisodeStore
     from tokentree_env.tasks import load_task
 
@@ -73,19 +73,6 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def quiet_libraries() -> None:
-    """The loop reports its own progress: silence the libraries' per-call bars and deprecation notes."""
-    import warnings
-
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-
-
 def _run_folder(output_dir: str | None, resume: bool) -> str:
     """``--output-dir`` if given; else the newest ``runs/tokentree-N`` to resume, or a new one."""
     if output_dir:
@@ -103,28 +90,43 @@ def _run_folder(output_dir: str | None, resume: bool) -> str:
     return f"runs/tokentree-{numbered[-1][0] + 1 if numbered else 1}"
 
 
+TRAIN_OPTIONS = ("iterations", "prompts_per_iteration", "seed", "simulations", "epochs", "learning_rate", "max_new_tokens",
+                 "accumulate", "ewc", "si", "replay", "lora", "report_to", "eval_size", "workers", "task", "repeats",
+                 "planner_verifier", "gumbel", "distill_target", "backend", "ray_address")
+
+
 def _train(args: argparse.Namespace) -> int:
+    from agents.quiet import quiet_libraries
     from agents.training import TrainConfig, TrainingRun
+    from agents.training.stopping import sigterm_as_interrupt
 
     quiet_libraries()
     args.output_dir = _run_folder(args.output_dir, args.resume)
-    print(f"run folder: {args.output_dir}" + (" (resuming)" if args.resume else ""))
+    print(f"run folder: {args.output_dir}" + (" (resuming)" if args.resume else ""), flush=True)
     if args.resume:  # a resumed run keeps the settings it started with (stored in its state.json)
         run = TrainingRun.from_output_dir(args.output_dir)
     else:
-        config = TrainConfig(output_dir=args.output_dir, iterations=args.iterations,
-                             prompts_per_iteration=args.prompts_per_iteration, seed=args.seed,
-                             signals=tuple(args.signals), simulations=args.simulations, epochs=args.epochs,
-                             learning_rate=args.learning_rate, accumulate=args.accumulate, ewc=args.ewc,
-                             si=args.si, replay=args.replay, lora=args.lora, report_to=args.report_to,
-                             eval_size=args.eval_size, workers=args.workers,
-                             **({"primary": args.primary} if args.primary else {}),
-                             **({"teachers": tuple(args.teachers)} if args.teachers else {}))
-        run = TrainingRun(config)
-    summary = run.run()
-    print(f"task accuracy {summary['task_accuracy_before']:.3f} -> {summary['task_accuracy_after']:.3f}; "
-          f"general accuracy {summary['general_accuracy_before']:.3f} -> {summary['general_accuracy_after']:.3f} "
-          f"(forgetting {summary['forgetting']:+.3f}); curves: {summary['curves']}")
+        overrides = {k: getattr(args, k) for k in TRAIN_OPTIONS}
+        overrides |= {"signals": tuple(args.signals)} | ({"primary": args.primary} if args.primary else {})
+        overrides |= ({"teachers": tuple(args.teachers)} if args.teachers else {})
+        overrides |= ({"judge": None if args.judge == "none" else args.judge} if args.judge else {})
+        run = TrainingRun(TrainConfig(output_dir=args.output_dir, **overrides))
+    try:
+        with sigterm_as_interrupt():
+            summary = run.run()
+    except KeyboardInterrupt:
+        print(f"stopped; nothing completed was lost. Resume with: tokentree train --resume --output-dir "
+              f"{run.config.output_dir}", file=sys.stderr, flush=True)
+        return 130
+    line = (f"{summary['task']} accuracy {summary['task_accuracy_before']:.3f} -> {summary['task_accuracy_after']:.3f}; "
+            f"general accuracy {summary['general_accuracy_before']:.3f} -> {summary['general_accuracy_after']:.3f} "
+            f"(forgetting {summary['forgetting']:+.3f})")
+    best = (summary.get("teachers") or {}).get("best")
+    if best:
+        gap = best - summary["task_accuracy_before"]
+        closed = (summary["task_accuracy_after"] - summary["task_accuracy_before"]) / gap if gap > 0 else float("nan")
+        line += f"; best teacher {best:.3f} (primary closed {100 * closed:.0f} % of the gap)"
+    print(f"{line}; curves: {summary['curves']}")
     print(f"checkpoints: {run.config.output_dir}/checkpoints (save_pretrained; usable as --primary)")
     print(f"see the search: tokentree view {run.config.output_dir}")
     return 0
@@ -139,7 +141,8 @@ def _view(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from benchmarks.suite import config_from_args, run
+    from agents.bench.suite import config_from_args, run
+    from agents.quiet import quiet_libraries
 
     quiet_libraries()
     run(config_from_args(args))
@@ -176,14 +179,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run folder (default: a new runs/tokentree-N; with --resume: the newest one)")
     train.add_argument("--resume", action="store_true",
                        help="continue a run killed or stopped in --output-dir, with the settings it started with")
-    from agents.training.loop import SIGNALS, TrainConfig
+    from agents.training.config import BACKENDS, DISTILL_TARGETS, SIGNAL_NAMES, TrainConfig
 
     defaults = TrainConfig()
+    train.add_argument("--task", default=defaults.task, help="built-in task name or a JSONL file")
     train.add_argument("--iterations", type=int, default=defaults.iterations)
     train.add_argument("--prompts-per-iteration", type=int, default=defaults.prompts_per_iteration)
-    train.add_argument("--signals", nargs="+", default=list(defaults.signals), choices=list(SIGNALS))
+    train.add_argument("--repeats", type=int, default=defaults.repeats,
+                       help="episodes per prompt in an iteration, played one after another (weightage acts)")
+    train.add_argument("--signals", nargs="+", default=list(defaults.signals), choices=list(SIGNAL_NAMES))
     train.add_argument("--simulations", type=int, default=defaults.simulations,
                        help="MCTS simulations per step in self-play")
+    train.add_argument("--gumbel", action="store_true", help="Gumbel MuZero search instead of PUCT")
+    train.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, help="the longest answer")
+    train.add_argument("--planner-verifier", action=argparse.BooleanOptionalAction,
+                       default=defaults.planner_verifier,
+                       help="the verifier scores the search's leaves in self-play (train prompts only)")
+    train.add_argument("--distill-target", default=defaults.distill_target, choices=list(DISTILL_TARGETS))
     train.add_argument("--epochs", type=int, default=defaults.epochs)
     train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
     train.add_argument("--accumulate", action=argparse.BooleanOptionalAction, default=defaults.accumulate,
@@ -194,9 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lora", action="store_true", help="train LoRA adapters through PEFT")
     train.add_argument("--primary", default=None)
     train.add_argument("--teachers", nargs="*", default=None)
+    train.add_argument("--judge", default=None, help="judge model, or 'none' (default: zoo:judge)")
     train.add_argument("--eval-size", type=int, default=defaults.eval_size)
     train.add_argument("--workers", type=int, default=0,
                        help="self-play processes (0 = one per core, 1 = none; the episodes are the same)")
+    train.add_argument("--backend", default=defaults.backend, choices=list(BACKENDS),
+                       help="where self-play runs: local processes, or Ray actors")
+    train.add_argument("--ray-address", default=None, help="a Ray cluster to join (default: start one locally)")
     train.add_argument("--report-to", default="none", help="passed to TRL: none, tensorboard, wandb")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.set_defaults(func=_train)
@@ -209,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     view.set_defaults(func=_view)
 
     bench = commands.add_parser("bench", help="the benchmark suite: speed, search, ablations, learning")
-    from benchmarks.suite import add_arguments
+    from agents.bench.config import add_arguments
 
     add_arguments(bench)
     bench.set_defaults(func=_bench)
@@ -241,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print("tokentree: interrupted", file=sys.stderr)
+        return 130
     except (TokenTreeError, OSError) as exc:
         if args.debug:
             raise

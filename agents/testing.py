@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from tokentree_env.env.token_tree_env import FEATURES
+from tokentree_env.env.observation import FEATURES
 
 
 @dataclass(frozen=True)

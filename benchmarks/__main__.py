@@ -1,5 +1,6 @@
-"""``python -m benchmarks``: the benchmark suite (same as ``tokentree bench``)."""
+"""``python -m benchmarks``: the benchmark suite (same as ``tokentree bench``; the machinery is
+:mod:`agents.bench.suite`)."""
 
-from benchmarks.suite import main
+from agents.bench.suite import main
 
 main()

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from agents.evaluate import AGENT_SPECS, evaluate, make_agent, wilson
+from agents.evaluation import AGENT_SPECS, evaluate, make_agent, wilson
 from tokentree_env.env import TokenTreeEnv
 from tokentree_env.errors import ConfigError
 
@@ -56,19 +56,19 @@ def test_weightage_changes_in_self_play_persists_across_runs_and_is_frozen_in_ev
     agent = make_agent("random", seed=3)
     for _ in range(4):
         agent.run_episode(env, options={"prompt": prompt})
-    factors = env.trees[prompt].nodes[0].factors.copy()
-    assert not np.allclose(factors, 1.0)  # random play chose wrong children; they were lowered
+    factors = env.trees[prompt].weightage(0).copy()
+    assert not np.allclose(factors, factors[0])  # random play chose wrong children; they were lowered
     env.save_trees(tmp_path)
 
     later = TokenTreeEnv(**SMALL)  # a new run
     later.load_trees(tmp_path)
-    assert np.allclose(later.trees[prompt].nodes[0].factors, factors)
+    assert np.allclose(later.trees[prompt].weightage(0), factors)
 
     frozen = TokenTreeEnv(evaluation=True, **SMALL)
     frozen.load_trees(tmp_path)
     for _ in range(3):
         agent.run_episode(frozen, options={"prompt": prompt})
-    assert np.allclose(frozen.trees[prompt].nodes[0].factors, factors)
+    assert np.allclose(frozen.trees[prompt].weightage(0), factors)
 
 
 def test_the_search_command_prints_a_table_and_saves_json(tmp_path):

@@ -4,7 +4,7 @@ No benchmark is a timed test: these check shape and consistency, never speed."""
 
 import json
 
-from benchmarks import learning, suite
+from agents.bench import learning, suite
 
 
 def test_the_suite_runs_every_part_on_a_tiny_budget_and_writes_json_plots_and_a_table(tmp_path):

@@ -152,20 +152,20 @@ def test_weightage_is_applied_at_the_end_of_an_episode_and_frozen_in_evaluation(
     wrong = [i for i, d in enumerate(info["directions"]) if d == "wrong"]
     assert wrong, "the default slate has wrong-direction children"
     tree = env.trees["12+35+20="]
-    before = tree.nodes[0].factors.copy()
+    before = tree.weightage(0).copy()
     env.step(wrong[0])
-    assert (tree.nodes[0].factors == before).all()  # not before the end
+    assert (tree.weightage(0) == before).all()  # not before the end
     while not env.get_state().done:
         env.step(0)
-    assert tree.nodes[0].factors[wrong[0]] < before[wrong[0]]
+    assert tree.weightage(0)[wrong[0]] < before[wrong[0]]
 
     frozen = TokenTreeEnv(evaluation=True, **SMALL)
     frozen.reset(options={"prompt": "12+35+20="})
-    start = frozen.trees["12+35+20="].nodes[0].factors.copy()
+    start = frozen.trees["12+35+20="].weightage(0).copy()
     frozen.step(wrong[0])
     while not frozen.get_state().done:
         frozen.step(0)
-    assert (frozen.trees["12+35+20="].nodes[0].factors == start).all()
+    assert (frozen.trees["12+35+20="].weightage(0) == start).all()
 
 
 def test_simulate_does_not_move_the_episode_and_hides_the_verifier(env):

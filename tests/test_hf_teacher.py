@@ -177,3 +177,28 @@ def test_batched_reference_answers_equal_answers_one_prompt_at_a_time():
     answers = batched.answers(prompts, max_new_tokens=24, batch_size=8)  # prompts of several lengths, left-padded
     assert answers == [single.answer(p, max_new_tokens=24) for p in prompts]
     assert batched.counters == single.counters  # the same work charged per prompt
+
+
+def test_batched_generation_and_batched_forwards_warn_about_no_attention_mask(caplog):
+    """Ragged batches are left-padded with a mask (``generate``) or right-padded with each row's own last token
+    (cached forwards), so transformers never warns that padded ids came without an attention mask."""
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    from tokentree_env.env import TokenTreeEnv
+
+    hf_logging.set_verbosity_warning()
+    hf_logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING):
+            env = TokenTreeEnv(teachers=["zoo:teacher-gpt2", "zoo:teacher-llama"], primary="zoo:teacher-gpt2",
+                               max_new_tokens=8)
+            env.prepare(["12+35+20=", "1+2+3=", "11+22+33+44+55="])
+            for prompt in ("12+35+20=", "1+2+3="):
+                obs, _ = env.reset(options={"prompt": prompt})
+                env.expander.expand(env.trees[prompt], list(range(len(env.trees[prompt]))))
+    finally:
+        hf_logging.disable_propagation()
+        hf_logging.set_verbosity_error()
+    assert not [r for r in caplog.records if "attention_mask" in r.getMessage()]

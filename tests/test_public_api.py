@@ -8,7 +8,8 @@ def test_tokentree_env_exports_its_public_api():
                 "Expander", "ExpansionConfig", "TokenTree", "WeightageRule", "RewardConfig", "Task", "Problem",
                 "load_task", "builtin_task", "load_jsonl_task", "task_from_dataset", "load_model", "LoadedModel",
                 "TokenTreeError", "ConfigError", "ModelNotFoundError", "TaskFormatError", "ContextTooLongError",
-                "ModelOutputError", "EnvStateError", "InvalidActionError", "OpenAITeacher", "RemoteTeacherError"}
+                "ModelOutputError", "EnvStateError", "InvalidActionError", "OpenAITeacher", "RemoteTeacherError",
+                "PromptError", "TreeMismatchError", "VerifierLeakError"}
     assert set(tokentree_env.__all__) == expected
     assert all(hasattr(tokentree_env, name) for name in tokentree_env.__all__)
 
@@ -18,3 +19,11 @@ def test_every_error_derives_from_one_base():
         obj = getattr(tokentree_env, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, tokentree_env.TokenTreeError)
+
+
+def test_agents_exports_its_public_api():
+    import agents
+
+    assert {"MCTSAgent", "MCTSConfig", "EnsembleGreedy", "BestReference", "MajorityVote", "BestOfN", "BeamSearch",
+            "EpisodeStore", "evaluate", "make_agent"} <= set(agents.__all__)
+    assert all(hasattr(agents, name) for name in agents.__all__)

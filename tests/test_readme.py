@@ -20,3 +20,17 @@ def snippet(heading: str) -> str:
 def test_readme_snippet_runs(heading, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # snippets may write files (tree.json, ep.jsonl)
     exec(compile(snippet(heading), f"README: {heading}", "exec"), {})
+
+
+ROOT = README.parent
+DOCS = [README, ROOT / "benchmarks" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_docs_link_only_to_files_inside_the_repository(doc):
+    for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+        if target.startswith(("http://", "https://", "#", "mailto:")):
+            continue
+        path = (doc.parent / target.split("#", 1)[0]).resolve()
+        assert path.is_relative_to(ROOT), f"{doc.name} links outside the repository: {target}"
+        assert path.exists(), f"{doc.name} links to a missing file: {target}"

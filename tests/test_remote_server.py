@@ -27,6 +27,8 @@ import pytest
 from tokentree_env.errors import RemoteTeacherError
 from tokentree_env.teachers import Context, HFTeacher, OpenAITeacher, propose
 
+pytestmark = pytest.mark.integration
+
 if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("gguf") is None:
     if os.environ.get("TOKENTREE_REQUIRE_SERVER") == "1":
         raise RuntimeError("TOKENTREE_REQUIRE_SERVER=1 but llama-cpp-python[server] / gguf are not installed: "

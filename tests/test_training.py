@@ -219,7 +219,7 @@ def weightage_by_path(path) -> dict:
     paths = [()]
     for row in nodes[1:]:
         paths.append((*paths[row["parent"]], row["token"]))
-    return {paths[i]: tuple(row["factors"]) for i, row in enumerate(nodes) if row["factors"] is not None}
+    return {paths[i]: tuple(map(tuple, row["factors"])) for i, row in enumerate(nodes) if row["slate"] is not None}
 
 
 def test_anchor_importance_is_normalised_so_a_uniform_shift_costs_strength_times_its_square():
@@ -235,17 +235,41 @@ def test_anchor_importance_is_normalised_so_a_uniform_shift_costs_strength_times
     assert math.isclose(ewc.penalty(model).item(), 3.0 * 0.01, rel_tol=1e-3)
 
 
-def test_auto_replay_follows_hard_reward_and_heldout_accuracy_not_the_shaped_return(tmp_path):
-    run = TrainingRun(_tiny(tmp_path))
-    run.state["baseline"] = {"task_accuracy": 0.3, "general_accuracy": 1.0}
-    ok = [{"hard_reward": 1.0, "episode_return": -0.7}] * 4
-    assert not run._replay_needed(ok)  # negative shaped return alone does not trigger
-    assert run._replay_needed([{"hard_reward": 0.0, "episode_return": -0.7}] * 4)  # no success at all
-    run.state["history"] = [{"mean_hard_reward": 1.0, "task_accuracy": 0.4, "general_accuracy": 0.6}]
-    assert run._replay_needed(ok)  # the last evaluation showed forgetting
-    run.state["history"].append({"mean_hard_reward": 1.0, "task_accuracy": 0.5, "general_accuracy": 0.99})
-    assert run._replay_needed(ok)  # once forgetting was seen, replay stays on
-    run.state["history"] = [{"mean_hard_reward": 1.0, "task_accuracy": 0.4, "general_accuracy": 0.99}]
-    assert not run._replay_needed(ok)
-    assert run._replay_needed([{"hard_reward": 1.0}, {"hard_reward": 0.0}])  # the reward fell
-    assert TrainingRun(_tiny(tmp_path / "on", replay="on"))._replay_needed(ok)
+def test_auto_replay_follows_hard_reward_and_validation_accuracy_never_heldout_or_the_shaped_return(tmp_path):
+    from agents.training.guards import replay_needed
+
+    config = _tiny(tmp_path)
+    base = {"validation_task_accuracy": 0.3, "validation_general_accuracy": 1.0,
+            "task_accuracy": 0.0, "general_accuracy": 0.0}  # held-out numbers that would say "forgetting"
+    assert not replay_needed(config, 1.0, [], base)  # held-out accuracy is never read
+    assert replay_needed(config, 0.0, [], base)  # no success at all
+    history = [{"mean_hard_reward": 1.0, "validation_task_accuracy": 0.4, "validation_general_accuracy": 0.6}]
+    assert replay_needed(config, 1.0, history, base)  # the last validation showed forgetting
+    history.append({"mean_hard_reward": 1.0, "validation_task_accuracy": 0.5, "validation_general_accuracy": 0.99})
+    assert replay_needed(config, 1.0, history, base)  # once forgetting was seen, replay stays on
+    history = [{"mean_hard_reward": 1.0, "validation_task_accuracy": 0.4, "validation_general_accuracy": 0.99}]
+    assert not replay_needed(config, 1.0, history, base)
+    assert replay_needed(config, 0.5, history, base)  # the reward fell
+    assert replay_needed(_tiny(tmp_path, replay="on"), 1.0, [], base)
+
+
+def test_the_validation_split_comes_from_the_train_split_and_is_never_played(tmp_path):
+    from tokentree_env.tasks import builtin_task
+
+    run = TrainingRun(_tiny(tmp_path, validation_size=50))
+    validation = {p.prompt for p in run.validation_problems("chain3")}
+    train = {p.prompt for p in builtin_task("chain3").problems("train")}
+    assert len(validation) == 50 and validation <= train
+    assert not validation & set(run._prompts(0))
+
+
+def test_resume_replay_raises_a_typed_error_when_a_stored_token_is_not_on_the_slate():
+    from agents.training import ReplayMismatchError
+    from tokentree_env.env import TokenTreeEnv
+
+    env = TokenTreeEnv(teachers=["zoo:teacher-qwen2"], judge=None, max_new_tokens=8)
+    obs, _ = env.reset(options={"prompt": "12+35+20="})
+    missing = next(t for t in range(env.observer.vocab_size) if t not in obs["candidates"][obs["action_mask"] == 1])
+    record = {"prompt": "12+35+20=", "tokens": [missing], "iteration": 0, "repeat": 0}
+    with pytest.raises(ReplayMismatchError, match=f"token {missing} at step 0"):
+        TrainingRun._replay_episode(env, record)

@@ -8,12 +8,15 @@ Exception tree::
 
     TokenTreeError
     ├── ConfigError            a bad argument or configuration value (also a ValueError)
+    │   ├── PromptError        a prompt the primary's tokenizer cannot read faithfully
+    │   └── TreeMismatchError  a saved token tree built by other models than the env's
     ├── ModelNotFoundError     a model name that cannot be resolved (offline, or misspelt)
     ├── TaskFormatError        a malformed task file or dataset row (also a ValueError)
     ├── ContextTooLongError    a context longer than a model's window
     ├── ModelOutputError       a model returned NaN/inf logits or an unusable answer
     ├── RemoteTeacherError     a remote teacher's server failed (after retries) or sent a malformed response
     ├── EnvStateError          an env method called in the wrong state (step before reset, ...)
+    ├── VerifierLeakError      evaluation mode refused a setting or call that shows the verifier to a planner
     └── InvalidActionError     an action outside the action space, or a masked one when masked
                                actions are set to raise (also a ValueError)
 """
@@ -27,6 +30,16 @@ class TokenTreeError(Exception):
 
 class ConfigError(TokenTreeError, ValueError):
     """A bad argument or configuration value; the message names the field and the value."""
+
+
+class PromptError(ConfigError):
+    """A prompt the primary's tokenizer cannot encode faithfully: characters it maps to its unknown
+    token, or special-token text (which is never read as a real special token). The message names the
+    offending characters or tokens."""
+
+
+class TreeMismatchError(ConfigError):
+    """A saved token tree was built by other base models (teacher specs or tokenizers) than the env's."""
 
 
 class ModelNotFoundError(TokenTreeError, OSError):
@@ -56,6 +69,11 @@ class RemoteTeacherError(TokenTreeError, RuntimeError):
 
 class EnvStateError(TokenTreeError, RuntimeError):
     """An environment method was called in a state that does not allow it."""
+
+
+class VerifierLeakError(TokenTreeError):
+    """Evaluation mode refused a setting or a call that would show the task verifier to a planner
+    (the verifier may score only the final answer of an evaluated episode)."""
 
 
 class InvalidActionError(TokenTreeError, ValueError):

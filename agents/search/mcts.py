@@ -28,7 +28,7 @@ import numpy as np
 
 from agents.base import Agent
 from agents.search.tree import NO_PARENT, ROOT_INDEX, UNVISITED, SearchTree
-from tokentree_env.env.token_tree_env import FEATURES
+from tokentree_env.env.observation import FEATURES
 from tokentree_env.errors import ConfigError
 
 PRIOR = FEATURES.index("prior")

@@ -25,11 +25,33 @@ def verifier_reward(task: Task) -> RewardFunc:
     return task_verifier
 
 
-def judge_reward(judge) -> RewardFunc:
-    """The judge's verdict as a shift in [-1, 1]: ``2 P(yes) - 1``."""
+def task_reward() -> RewardFunc:
+    """Hard reward in [0, 1] from each row's own task verifier: the dataset needs ``answer`` and ``task``
+    columns (built-in task names or JSONL paths), so task rows and general-task replay rows share a batch."""
+    from tokentree_env.tasks import load_task
+
+    tasks: dict[str, Task] = {}
+
+    def task_verifier(prompts: Sequence[str], completions: Sequence[str], answer: Sequence[str],
+                      task: Sequence[str], **kwargs) -> list[float]:
+        out = []
+        for p, c, a, name in zip(prompts, completions, answer, task, strict=True):
+            if name not in tasks:
+                tasks[name] = load_task(name)
+            out.append(tasks[name].verify(Problem(p, a), c))
+        return out
+
+    return task_verifier
+
+
+def judge_reward(judge, tasks: Sequence[str] | None = None) -> RewardFunc:
+    """The judge's verdict as a shift in [-1, 1]: ``2 P(yes) - 1``; with ``tasks``, rows of other tasks (a
+    ``task`` column) get 0, since a judge is trained for its own task."""
 
     def judge_verdict(prompts: Sequence[str], completions: Sequence[str], **kwargs) -> list[float]:
-        return [2.0 * judge.verdict(p, c) - 1.0 for p, c in zip(prompts, completions, strict=True)]
+        names = kwargs.get("task") or [None] * len(prompts)
+        return [2.0 * judge.verdict(p, c) - 1.0 if tasks is None or name in tasks else 0.0
+                for p, c, name in zip(prompts, completions, names, strict=True)]
 
     return judge_verdict
 

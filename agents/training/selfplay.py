@@ -1,11 +1,12 @@
 """Self-play on several worker processes: one env per worker, prompts dealt out in small chunks.
 
-A prompt's episode depends only on its own tree (loaded from the last checkpoint), the primary
-(loaded from the same checkpoint) and the agent's seed for ``(seed, iteration, prompt index)``;
-trees are per prompt and an iteration's prompts are distinct. So dealing the prompts out to
-workers plays the same episodes as playing them one after another in the loop's process, with
-each core busy. Each worker returns its chunk's episode records and saves the chunk's trees; the
-loop stores the records (it is the episode store's only writer) and takes the trees over.
+A prompt's episodes depend only on its own tree (loaded from the last checkpoint), the primary
+(loaded from the same checkpoint) and the agent's seed for ``(seed, iteration, prompt index, repeat)``;
+trees are per prompt, an iteration's prompts are distinct, and a prompt's repeats are played one after
+another by the same worker. So dealing the prompts out to workers plays the same episodes as playing
+them in the loop's process, with each core busy. Each worker returns its chunk's episode records and
+saves the chunk's trees; the loop stores the records (it is the episode store's only writer) and takes
+the trees over.
 
 Pytorch runs one thread per worker: two processes of one thread each use two cores far better
 than one process of two threads on models this small (per-call overhead dominates).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -47,6 +49,7 @@ class SelfPlayJob:
     dirichlet_fraction: float
     seed: int
     iteration: int
+    gumbel: bool = False
 
 
 _WORKER: dict = {}  # this worker process's env, built for one job and reused for its chunks
@@ -55,8 +58,9 @@ _WORKER: dict = {}  # this worker process's env, built for one job and reused fo
 def _init_worker(parent: int) -> None:
     import torch
 
-    from agents.cli import quiet_libraries
+    from agents.quiet import quiet_libraries
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the loop's process stops us
     torch.set_num_threads(1)
     quiet_libraries()
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
@@ -85,32 +89,34 @@ def _env_for(job: SelfPlayJob):
     return _WORKER["env"]
 
 
-def play_episodes(env, items: Sequence[tuple[int, str]], *, simulations: int, dirichlet_fraction: float,
-                  seed: int, iteration: int) -> Iterator[dict]:
-    """MCTS episodes of ``items`` (prompt index, prompt) on ``env``, one record each, as they finish.
+def play_episodes(env, items: Sequence[tuple[int, str, Sequence[int]]], job: SelfPlayJob) -> Iterator[dict]:
+    """MCTS episodes of ``items`` (prompt index, prompt, repeats to play) on ``env``, one record each, as
+    they finish. A prompt's repeats are played one after another on its tree.
 
-    The prompts' trees are built first in batches (``env.prepare``); each episode's search is seeded
-    by ``(seed, iteration, prompt index)``, so an episode does not depend on where it is played.
+    The prompts' trees are built first in batches (``env.prepare``; what a prompt's rows cost is charged
+    to its first episode); each episode's search is seeded by ``(seed, iteration, prompt index, repeat)``,
+    so an episode does not depend on where it is played.
     """
     from agents.search import MCTSAgent, MCTSConfig
 
-    env.prepare([prompt for _, prompt in items])
-    agent = MCTSAgent(MCTSConfig(num_simulations=simulations, dirichlet_fraction=dirichlet_fraction))
-    for index, prompt in items:
-        agent.reseed([seed, iteration, index])
-        record = asdict(agent.run_episode(env, options={"prompt": prompt}))
-        record.update(iteration=iteration, prompt_index=index)
-        yield record
+    env.unwrapped.prepare([prompt for _, prompt, _ in items])
+    agent = MCTSAgent(MCTSConfig(num_simulations=job.simulations, dirichlet_fraction=job.dirichlet_fraction,
+                                 gumbel=job.gumbel))
+    for index, prompt, repeats in items:
+        for repeat in repeats:
+            agent.reseed([job.seed, job.iteration, index, repeat])
+            record = asdict(agent.run_episode(env, options={"prompt": prompt}))
+            record.update(iteration=job.iteration, prompt_index=index, repeat=repeat)
+            yield record
 
 
-def play_chunk(job: SelfPlayJob, chunk: Sequence[tuple[int, str]]) -> list[dict]:
-    """Play ``chunk`` (prompt index, prompt) in this process; save the chunk's trees in ``job.out``."""
+def play_chunk(job: SelfPlayJob, chunk: Sequence[tuple[int, str, Sequence[int]]]) -> list[dict]:
+    """Play ``chunk`` in this process; save the chunk's trees in ``job.out``."""
     env = _env_for(job)
-    prompts = [prompt for _, prompt in chunk]
+    prompts = [prompt for _, prompt, _ in chunk]
     if job.trees is not None:
         env.load_trees(job.trees, merge=False, prompts=prompts)
-    records = list(play_episodes(env, chunk, simulations=job.simulations, dirichlet_fraction=job.dirichlet_fraction,
-                                 seed=job.seed, iteration=job.iteration))
+    records = list(play_episodes(env, chunk, job))
     env.save_trees(job.out, prompts)
     return records
 
@@ -127,7 +133,7 @@ class SelfPlayPool:
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_init_worker, initargs=(os.getpid(),))
 
-    def play(self, job: SelfPlayJob, items: Sequence[tuple[int, str]]) -> Iterator[list[dict]]:
+    def play(self, job: SelfPlayJob, items: Sequence[tuple[int, str, Sequence[int]]]) -> Iterator[list[dict]]:
         """Each chunk's records as soon as it is done (not in prompt order); at most two chunks per
         worker are in flight, so a crash loses little unstored work."""
         os.makedirs(job.out, exist_ok=True)
@@ -147,6 +153,10 @@ class SelfPlayPool:
                         "workers=1 (TrainConfig) / --workers 1 to play in the loop's own process") from error
 
     def close(self) -> None:
+        """Stop the workers now: a stopped run does not wait for chunks in flight (their episodes were not
+        stored, so ``--resume`` plays them again)."""
+        for process in list(getattr(self._pool, "_processes", {}).values()):
+            process.terminate()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import torch
-from trl import DPOTrainer, SFTTrainer
+from trl import DPOTrainer, GRPOTrainer, RLOOTrainer, SFTTrainer
 
 
 class PenaltyMixin:
@@ -38,6 +38,22 @@ class TreeSFTTrainer(PenaltyMixin, SFTTrainer):
 
 class TreeDPOTrainer(PenaltyMixin, DPOTrainer):
     """``DPOTrainer`` on sibling pairs, with forgetting penalties."""
+
+    def __init__(self, *args, penalties=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.penalties = tuple(penalties)
+
+
+class TreeGRPOTrainer(PenaltyMixin, GRPOTrainer):
+    """``GRPOTrainer`` (on-policy RL of the primary on the env's rewards), with forgetting penalties."""
+
+    def __init__(self, *args, penalties=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.penalties = tuple(penalties)
+
+
+class TreeRLOOTrainer(PenaltyMixin, RLOOTrainer):
+    """``RLOOTrainer`` with forgetting penalties."""
 
     def __init__(self, *args, penalties=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)

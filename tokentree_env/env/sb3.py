@@ -16,7 +16,7 @@ from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from tokentree_env.env.token_tree_env import FEATURES
+from tokentree_env.env.observation import FEATURES
 
 
 class TokenTreeExtractor(BaseFeaturesExtractor):

@@ -3,63 +3,84 @@
 Completeness reuses :class:`~tokentree_env.teachers.hf.HFTeacher` (KV-cached, its EOS mapped to
 the primary's EOS), so asking after each punctuation token costs one cached 1-token forward.
 
-Verdicts follow the zoo judge's protocol (see :mod:`tokentree_env.zoo.catalog`): the judge works
-the problem up to ``;``, the proposed answer is appended with ``>``, and P(y) is compared with
-P(n). Other judges use a plain yes/no prompt (``verdict_template``) and compare P(" yes") with
-P(" no").
+The verdict follows one of three protocols (``Judge.protocol``):
+
+- ``"check"`` (the ``chain5`` zoo judge): ``check {prompt};{final answer}>`` then P(y) against
+  P(n). The judge compares without working the problem out: a fallible checker, not a second solver.
+- ``"worked"`` (the ``chain3`` zoo judge): the judge works the problem itself up to ``;``, greedily,
+  then the final answer is appended with ``>`` and P(y) is compared with P(n). This re-solves the
+  problem: on ``chain3`` it is a verifier in disguise, kept for reproducibility.
+- ``"yesno"`` (every other model): a plain question, ``verdict_template``, after which the verdict is
+  ``P(yes) / (P(yes) + P(no))`` over the model's " yes" and " no" tokens.
+
+The zoo protocols are read from the model folder's ``zoo_card.json``; any other model gets ``"yesno"``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Hashable, Sequence
+from pathlib import Path
 
 import torch
 
+from tokentree_env.errors import ConfigError
 from tokentree_env.models.generation import greedy_complete, next_token_logprobs
 from tokentree_env.models.loader import LoadedModel
 from tokentree_env.tasks.base import extract_final_answer
 from tokentree_env.teachers.base import Context
 from tokentree_env.teachers.hf import HFTeacher
-from tokentree_env.zoo.catalog import JUDGE_ANSWER_END, JUDGE_CHECK_PREFIX, JUDGE_WORK_END
+from tokentree_env.judge.protocol import JUDGE_ANSWER_END, JUDGE_CHECK_PREFIX, JUDGE_WORK_END
 
 PLAIN_VERDICT_TEMPLATE = "Question: {prompt}\nProposed answer: {answer}\nIs the proposed answer correct? Answer yes or no:"
+PROTOCOLS = ("check", "worked", "yesno")
+CACHE_LIMIT = 100_000
 
 
-def worked_checks(lm: LoadedModel, prompts: Sequence[str], max_work_tokens: int = 24, counters=None) -> list[str]:
+def worked_checks(lm: LoadedModel, prompts: Sequence[str], max_work_tokens: int = 24, counters=None,
+                  owners: Sequence[Hashable] | None = None) -> list[str]:
     """The zoo judge's own working of each prompt, up to its end marker (batched greedy decoding).
 
     The working depends on the prompt only, so a caller checking many answers to one prompt works
-    it once. With ``counters``, charges the ``generate`` per row (the prefill, then one forward per
-    further token).
+    it once. With ``counters``, charges each row what it forwarded (the prefill, then one token per
+    further step), to ``owners[i]`` as well when given.
     """
     checks = [JUDGE_CHECK_PREFIX + p for p in prompts]
     works = greedy_complete(lm.model, lm.tokenizer, checks, max_new_tokens=max_work_tokens)
     if counters is not None:
-        for check, work in zip(checks, works, strict=True):
+        owners = owners if owners is not None else [None] * len(checks)
+        for check, work, owner in zip(checks, works, owners, strict=True):
             generated = max(1, len(lm.tokenizer(work, add_special_tokens=False)["input_ids"]) + 1)  # + EOS
-            counters.forward_calls += generated
-            counters.forwarded_tokens += len(lm.tokenizer(check)["input_ids"]) + generated - 1
-            counters.generated_tokens += generated
+            counters.add(calls=generated, forwarded=len(lm.tokenizer(check)["input_ids"]) + generated - 1,
+                         generated=generated, owner=owner)
     return [w.split(JUDGE_WORK_END)[0] for w in works]
 
 
 def worked_verdicts(lm: LoadedModel, prompts: Sequence[str], answers: Sequence[str],
                     max_work_tokens: int = 24, counters=None, works: Sequence[str] | None = None) -> list[float]:
-    """P(yes) of the zoo judge's worked verdict on each proposed answer (batched).
+    """P(yes) of the zoo judge's verdict on each proposed answer (batched).
 
-    ``works`` are the prompts' workings from :func:`worked_checks` (computed here when not given).
-    With ``counters``, charges what ran per row, the final forward over the whole context included.
+    ``works`` are the prompts' workings from :func:`worked_checks` (computed here when not given; a
+    ``"check"`` judge passes empty workings). With ``counters``, charges the final forward per row.
     """
     if works is None:
         works = worked_checks(lm, prompts, max_work_tokens, counters)
     contexts = [JUDGE_CHECK_PREFIX + p + w + JUDGE_WORK_END + extract_final_answer(a) + JUDGE_ANSWER_END
                 for p, w, a in zip(prompts, works, answers, strict=True)]
     if counters is not None:
-        counters.forward_calls += len(contexts)
-        counters.forwarded_tokens += sum(len(lm.tokenizer(c)["input_ids"]) for c in contexts)
+        counters.add(calls=len(contexts), forwarded=sum(len(lm.tokenizer(c)["input_ids"]) for c in contexts))
     logp = next_token_logprobs(lm.model, lm.tokenizer, contexts)
     yes, no = (lm.tokenizer.convert_tokens_to_ids(t) for t in ("y", "n"))
     return torch.sigmoid(logp[:, yes] - logp[:, no]).tolist()
+
+
+def zoo_protocol(lm: LoadedModel) -> str | None:
+    """The verdict protocol a zoo judge was trained for (its ``zoo_card.json``), or None for other models."""
+    card = Path(lm.path) / "zoo_card.json" if lm.path else None
+    if card is None or not card.is_file():
+        return None
+    spec = json.loads(card.read_text()).get("spec", {})
+    return spec.get("verdict_protocol", "worked") if spec.get("role") == "judge" else None
 
 
 class Judge:
@@ -67,18 +88,20 @@ class Judge:
 
     Args:
         model: hub id, local path, ``zoo:NAME`` or a :class:`LoadedModel`.
-        verdict_template: ``None`` for the zoo protocol (worked verdict), or a format string with
-            ``{prompt}`` and ``{answer}`` whose next token is " yes" or " no".
+        protocol: ``"check"``, ``"worked"`` or ``"yesno"`` (default: the zoo card's, else ``"yesno"``).
+        verdict_template: the ``"yesno"`` question, a format string with ``{prompt}`` and ``{answer}``.
     """
 
-    def __init__(self, model: str | LoadedModel, *, verdict_template: str | None = None) -> None:
+    def __init__(self, model: str | LoadedModel, *, protocol: str | None = None,
+                 verdict_template: str = PLAIN_VERDICT_TEMPLATE) -> None:
         self.teacher = HFTeacher(model)
         self.name = self.teacher.name
-        if verdict_template is None and self.teacher.tokenizer.convert_tokens_to_ids("y") is None:
-            verdict_template = PLAIN_VERDICT_TEMPLATE
+        self.protocol = protocol or zoo_protocol(self.teacher.lm) or "yesno"
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"Judge protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         self.verdict_template = verdict_template
         self._verdicts: dict[tuple[str, str], float] = {}  # verdicts are deterministic: ask once
-        self._works: dict[str, str] = {}  # the judge's working of each prompt (zoo protocol)
+        self._works: dict[str, str] = {}  # the judge's working of each prompt ("worked" protocol)
 
     @property
     def counters(self):
@@ -98,38 +121,51 @@ class Judge:
         reaches the same answers again and again)."""
         key = (prompt, answer)
         if key not in self._verdicts:
-            if len(self._verdicts) > 100_000:
+            if len(self._verdicts) > CACHE_LIMIT:
                 self._verdicts.clear()
             self._verdicts[key] = self._ask(prompt, answer)
         return self._verdicts[key]
 
-    def prepare(self, prompts: Sequence[str], *, batch_size: int = 64) -> None:
-        """Work many prompts at once (batched decoding), ahead of their verdicts. The zoo protocol's
-        working depends on the prompt alone; other judges have nothing to prepare."""
-        if self.verdict_template is not None:
+    def verdicts(self, prompts: Sequence[str], answers: Sequence[str]) -> list[float]:
+        """:meth:`verdict` of many answers (one batched forward for the uncached ones)."""
+        todo = list(dict.fromkeys((p, a) for p, a in zip(prompts, answers, strict=True) if (p, a) not in self._verdicts))
+        if todo and self.protocol == "check":
+            with torch.no_grad():
+                values = worked_verdicts(self.teacher.lm, [p for p, _ in todo], [a for _, a in todo],
+                                         counters=self.counters, works=[""] * len(todo))
+            self._verdicts.update(zip(todo, values, strict=True))
+        return [self.verdict(p, a) for p, a in zip(prompts, answers, strict=True)]
+
+    def prepare(self, prompts: Sequence[str], *, batch_size: int = 64, owners: Sequence[Hashable] | None = None) -> None:
+        """Work many prompts at once (batched decoding), ahead of their verdicts. Only the ``"worked"``
+        protocol has anything to prepare. Each prompt's working is charged to ``owners[i]`` when given."""
+        if self.protocol != "worked":
             return
+        owner_of = dict(zip(prompts, owners, strict=True)) if owners is not None else {}
         todo = list(dict.fromkeys(p for p in prompts if p not in self._works))
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
             with torch.no_grad():
-                self._works.update(zip(chunk, worked_checks(self.teacher.lm, chunk, counters=self.counters),
-                                       strict=True))
+                works = worked_checks(self.teacher.lm, chunk, counters=self.counters,
+                                      owners=[owner_of.get(p) for p in chunk])
+            self._works.update(zip(chunk, works, strict=True))
 
     @torch.no_grad()
     def _ask(self, prompt: str, answer: str) -> float:
         lm = self.teacher.lm
-        if self.verdict_template is None:
+        if self.protocol == "check":
+            return worked_verdicts(lm, [prompt], [answer], counters=self.counters, works=[""])[0]
+        if self.protocol == "worked":
             if prompt not in self._works:
-                if len(self._works) > 100_000:
+                if len(self._works) > CACHE_LIMIT:
                     self._works.clear()
                 self._works[prompt] = worked_checks(lm, [prompt], counters=self.counters)[0]
             return worked_verdicts(lm, [prompt], [answer], counters=self.counters, works=[self._works[prompt]])[0]
         text = self.verdict_template.format(prompt=prompt, answer=answer)
         logp = next_token_logprobs(lm.model, lm.tokenizer, [text])[0]
-        self.counters.forward_calls += 1
-        self.counters.forwarded_tokens += len(lm.tokenizer(text)["input_ids"])
-        ids = [lm.tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in (" yes", " no")]
-        return float(torch.sigmoid(logp[ids[0]] - logp[ids[1]]))
+        self.counters.add(calls=1, forwarded=len(lm.tokenizer(text)["input_ids"]))
+        yes, no = (lm.tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in (" yes", " no"))
+        return float(torch.sigmoid(logp[yes] - logp[no]))  # = P(yes) / (P(yes) + P(no))
 
     def close(self) -> None:
         self.teacher.close()

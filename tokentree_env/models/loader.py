@@ -34,6 +34,11 @@ def zoo_dir() -> Path:
     return Path(str(resources.files("tokentree_env.zoo") / "models"))
 
 
+def zoo_names() -> list[str]:
+    """The zoo models shipped with the package (the folders of :func:`zoo_dir`)."""
+    return sorted(p.name for p in zoo_dir().iterdir() if p.is_dir())
+
+
 def resolve_model_path(spec: str) -> str:
     """Map ``zoo:NAME`` to its folder; return local paths and hub ids unchanged.
 
@@ -44,13 +49,12 @@ def resolve_model_path(spec: str) -> str:
         raise ModelNotFoundError(f"a model is named by a non-empty string, got {spec!r}")
     if not spec.startswith(ZOO_PREFIX):
         return spec
-    from tokentree_env.zoo.catalog import ZOO
-
     name = spec[len(ZOO_PREFIX):]
-    if name not in ZOO:
-        close = difflib.get_close_matches(name, list(ZOO), n=1)
+    names = zoo_names()
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
         hint = f" Did you mean 'zoo:{close[0]}'?" if close else ""
-        raise ModelNotFoundError(f"no zoo model {spec!r}; the zoo has {sorted(ZOO)}.{hint}")
+        raise ModelNotFoundError(f"no zoo model {spec!r}; the zoo has {names}.{hint}")
     path = zoo_dir() / name
     if not (path / "config.json").is_file():
         raise ModelNotFoundError(
@@ -59,16 +63,25 @@ def resolve_model_path(spec: str) -> str:
     return str(path)
 
 
-def load_model(spec: str, *, dtype=None) -> LoadedModel:
-    """Load a causal LM and its tokenizer, in eval mode.
+def load_model(spec: str, *, dtype=None, device: str | None = None, trainable: bool = False) -> LoadedModel:
+    """Load a causal LM and its tokenizer, in eval mode, on ``device`` in ``dtype`` (defaults: the
+    hardware's, :mod:`tokentree_env.models.hardware`; fp32 on the CPU).
 
     ``spec`` is a Hugging Face hub id (served from the local cache when offline), a local
-    folder in ``save_pretrained`` format, or ``zoo:NAME`` for a built-in zoo model.
+    folder in ``save_pretrained`` format, or ``zoo:NAME`` for a built-in zoo model. A folder holding a
+    PEFT adapter (a LoRA checkpoint of the training loop) loads the base model its ``adapter_config.json``
+    names, then the adapter (``trainable=True`` keeps the adapter trainable).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
+    from tokentree_env.models.hardware import default_device, default_dtype, resolve_dtype
+
+    device = device or default_device()
+    dtype = resolve_dtype(dtype) or default_dtype(device)
     path = resolve_model_path(spec)
+    if (Path(path) / "adapter_config.json").is_file():
+        return _load_adapter(spec, path, dtype=dtype, device=device, trainable=trainable)
     is_local = Path(path).is_dir()
     if not is_local and (Path(path).exists() or path.startswith((".", "/", "~"))):
         raise ModelNotFoundError(f"model path {path!r} is not a folder in save_pretrained format")
@@ -77,7 +90,7 @@ def load_model(spec: str, *, dtype=None) -> LoadedModel:
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # a bar per tiny model load is noise; restored below
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32).to(device)
         # zoo tokenizers are plain fast tokenizers; AutoTokenizer would swap some (e.g. qwen2) for
         # a class that replaces the pre-tokenizer.
         tok_cls = PreTrainedTokenizerFast if spec.startswith(ZOO_PREFIX) else AutoTokenizer
@@ -94,4 +107,18 @@ def load_model(spec: str, *, dtype=None) -> LoadedModel:
         if bars:
             hf_logging.enable_progress_bar()
     model.eval()
+    return LoadedModel(name=spec, model=model, tokenizer=tokenizer, path=path)
+
+
+def _load_adapter(spec: str, path: str, *, dtype, device: str, trainable: bool) -> LoadedModel:
+    """A base model with a PEFT adapter on top (the adapter folder's tokenizer is used)."""
+    import json
+
+    from peft import PeftModel
+
+    base_spec = json.loads((Path(path) / "adapter_config.json").read_text())["base_model_name_or_path"]
+    base = load_model(base_spec, dtype=dtype, device=device)
+    model = PeftModel.from_pretrained(base.model, path, is_trainable=trainable)
+    model.eval()
+    tokenizer = type(base.tokenizer).from_pretrained(path)  # the base's tokenizer class, saved beside the adapter
     return LoadedModel(name=spec, model=model, tokenizer=tokenizer, path=path)

@@ -68,8 +68,9 @@ def step_terms(teacher_logprobs, config: RewardConfig) -> dict[str, float]:
 
 
 def final_terms(*, hard_reward: float | None, judge_p_yes: float | None, length: int, min_length: int | None,
-                config: RewardConfig) -> dict[str, float]:
-    """End-of-episode terms; ``None`` inputs (verifier withheld, judge off) are left out."""
+                config: RewardConfig, reward_fn: RewardFn | None = None, summary: dict | None = None) -> dict[str, float]:
+    """End-of-episode terms; ``None`` inputs (verifier withheld, judge off) are left out. A user
+    ``reward_fn`` adds its terms (``user:NAME``) from the episode ``summary``."""
     terms = {}
     if hard_reward is not None:
         terms["task"] = config.task_weight * float(hard_reward)
@@ -77,4 +78,6 @@ def final_terms(*, hard_reward: float | None, judge_p_yes: float | None, length:
         terms["judge"] = config.judge_weight * (2.0 * float(judge_p_yes) - 1.0)
     if min_length is not None:
         terms["excess_length"] = -config.excess_length_weight * max(0, length - min_length)
+    if reward_fn is not None:
+        terms.update({f"user:{k}": float(v) for k, v in reward_fn(summary or {}).items()})
     return terms

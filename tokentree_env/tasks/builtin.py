@@ -3,6 +3,11 @@
 - ``chain3`` (the default): sums of exactly three 2-digit numbers, answered as a chain of
   partial sums ("12+35+20=" -> "47+20=67.") or tersely ("67."). Multi-step, so trees have
   depth and every answer ends with ".".
+- ``chain5``: five 2-digit numbers joined by ``+`` or ``-`` ("47-12+85-30+19="), answered as a
+  chain of partial results ("35+85=120-30=90+19=109."), with the first operation written out
+  ("47-12=35+85=120-30=90+19=109.") or tersely ("109."). A ``-`` is drawn only where the partial
+  result stays >= 0, so every partial result is a whole number from 0 to 495. The hard test-bed:
+  four decisive steps, each a place to err.
 - ``add2``: 2-digit addition ("12+35=" -> "47.").
 - ``reverse``: the general task, of a different kind: reverse 3-5 lowercase letters
   ("rev abcd=" -> "dcba."). Forgetting is measured on it.
@@ -23,25 +28,38 @@ SPLIT_SEED = 20261128
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
-def _sum_problem(terms: list[int]) -> Problem:
-    """A sum problem with its step-by-step and terse reference solutions."""
-    prompt = "+".join(map(str, terms)) + "="
-    partial, steps = terms[0], []
-    for term in terms[1:-1]:
-        partial += term
-        steps.append(f"{partial}")
-    total = sum(terms)
-    if len(terms) > 2:
-        chain = "".join(f"{p}+{t}=" for p, t in zip(steps, terms[2:], strict=True))
-        step = f"{chain}{total}."
-    else:
-        step = f"{total}."
-    return Problem(prompt, str(total), solutions={"step": step, "terse": f"{total}."})
+def _sum_problem(terms: list[int], ops: list[str] | None = None) -> Problem:
+    """A problem ``t1 op t2 op ... =`` with its reference solutions: ``"step"`` (a chain of partial
+    results, "47+20=67."), ``"explicit"`` (the chain with the first operation written out,
+    "12+35=47+20=67."), ``"partials"`` (the partial results alone, "47,67.") and ``"terse"`` ("67.")."""
+    ops = ops if ops is not None else ["+"] * (len(terms) - 1)
+    prompt = str(terms[0]) + "".join(f"{op}{t}" for op, t in zip(ops, terms[1:], strict=True)) + "="
+    partials = [terms[0]]
+    for op, term in zip(ops, terms[1:], strict=True):
+        partials.append(partials[-1] + term if op == "+" else partials[-1] - term)
+    total = partials[-1]
+    chain = "".join(f"{p}{op}{t}=" for p, op, t in zip(partials[1:-1], ops[1:], terms[2:], strict=True))
+    explicit = f"{terms[0]}{ops[0]}{terms[1]}=" + chain if len(terms) > 2 else prompt
+    return Problem(prompt, str(total), solutions={"step": f"{chain}{total}.", "explicit": f"{explicit}{total}.",
+                                                  "partials": ",".join(map(str, partials[1:])) + ".",
+                                                  "terse": f"{total}."})
 
 
 def sample_sum(rng: random.Random, n_terms: int) -> Problem:
     """A random sum of ``n_terms`` 2-digit numbers (10-99)."""
     return _sum_problem([rng.randint(10, 99) for _ in range(n_terms)])
+
+
+def sample_chain(rng: random.Random, n_terms: int) -> Problem:
+    """``n_terms`` 2-digit numbers joined by ``+`` or ``-`` (even odds), a ``-`` only where the partial
+    result stays >= 0."""
+    terms = [rng.randint(10, 99) for _ in range(n_terms)]
+    ops, partial = [], terms[0]
+    for term in terms[1:]:
+        op = "-" if rng.random() < 0.5 and partial >= term else "+"
+        ops.append(op)
+        partial = partial + term if op == "+" else partial - term
+    return _sum_problem(terms, ops)
 
 
 def sample_reverse(rng: random.Random) -> Problem:
@@ -103,6 +121,12 @@ _BUILTIN: dict[str, Callable[[], GeneratedTask]] = {
         lambda rng: sample_sum(rng, 3),
         verifier=numeric_verifier,
         description="sum of three 2-digit numbers, answered as a chain of partial sums",
+    ),
+    "chain5": lambda: GeneratedTask(
+        "chain5",
+        lambda rng: sample_chain(rng, 5),
+        verifier=numeric_verifier,
+        description="five 2-digit numbers joined by + or -, answered as a chain of partial results",
     ),
     "add2": lambda: GeneratedTask(
         "add2", lambda rng: sample_sum(rng, 2), verifier=numeric_verifier,

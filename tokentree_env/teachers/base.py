@@ -9,9 +9,11 @@ unlikely ones (uniform over the tail outside the top-p mass, reproducible from a
 from __future__ import annotations
 
 import random
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -25,16 +27,54 @@ class Context:
     text: str
 
 
+COST_FIELDS = ("forward_calls", "forwarded_tokens", "generated_tokens")
+
+
 @dataclass
 class CostCounter:
-    """Work a model did: batched forward calls, tokens forwarded (padding excluded), tokens generated."""
+    """Work a model did: batched forward calls, tokens forwarded (padding excluded), tokens generated.
+
+    Work can also be charged to an **owner** (a prompt being prepared, an episode): :meth:`add` with
+    ``owner=``, or inside :meth:`charging`, records it in ``ledger[owner]`` as well as in the totals,
+    so work done for many owners in one batch is still charged to each (DESIGN §10).
+    """
 
     forward_calls: int = 0
     forwarded_tokens: int = 0
     generated_tokens: int = 0
+    ledger: dict[Hashable, dict[str, int]] = field(default_factory=dict, repr=False, compare=False)
+    _owner: Hashable | None = field(default=None, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, *, calls: int = 0, forwarded: int = 0, generated: int = 0, owner: Hashable | None = None) -> None:
+        """Count work; charge it to ``owner`` (default: the one set by :meth:`charging`, if any).
+        Thread-safe: a remote teacher's requests count from its worker threads."""
+        owner = owner if owner is not None else self._owner
+        with self._lock:
+            self.forward_calls += calls
+            self.forwarded_tokens += forwarded
+            self.generated_tokens += generated
+            if owner is not None:
+                entry = self.ledger.setdefault(owner, dict.fromkeys(COST_FIELDS, 0))
+                entry["forward_calls"] += calls
+                entry["forwarded_tokens"] += forwarded
+                entry["generated_tokens"] += generated
+
+    @contextmanager
+    def charging(self, owner: Hashable) -> Iterator[None]:
+        """Charge the work counted inside the block to ``owner`` (nested blocks: the innermost)."""
+        previous, self._owner = self._owner, owner
+        try:
+            yield
+        finally:
+            self._owner = previous
+
+    def take(self, owner: Hashable) -> dict[str, int]:
+        """The work charged to ``owner`` so far, removed from the ledger (zeros if none)."""
+        return self.ledger.pop(owner, dict.fromkeys(COST_FIELDS, 0))
 
     def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in COST_FIELDS}
 
 
 class Teacher(ABC):
@@ -64,9 +104,15 @@ class Teacher(ABC):
     def answer(self, prompt: str, *, max_new_tokens: int = 64) -> str:
         """The model's greedy answer to ``prompt`` (text after the prompt, without EOS)."""
 
-    def answers(self, prompts: Sequence[str], *, max_new_tokens: int = 64) -> list[str]:
-        """Greedy answers of many prompts (:meth:`answer` each; models that can batch override this)."""
-        return [self.answer(p, max_new_tokens=max_new_tokens) for p in prompts]
+    def answers(self, prompts: Sequence[str], *, max_new_tokens: int = 64,
+                owners: Sequence[Hashable] | None = None) -> list[str]:
+        """Greedy answers of many prompts (:meth:`answer` each; models that can batch override this).
+        With ``owners`` (one per prompt), each prompt's work is charged to its owner in ``counters``."""
+        out = []
+        for i, prompt in enumerate(prompts):
+            with self.counters.charging(owners[i] if owners is not None else None):
+                out.append(self.answer(prompt, max_new_tokens=max_new_tokens))
+        return out
 
     def mark_updated(self) -> None:
         """Declare the weights changed: bump ``version`` and drop cached state."""

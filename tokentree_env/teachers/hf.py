@@ -13,7 +13,7 @@ Speed (the physical limit is the forward passes):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 import torch
 
@@ -120,8 +120,7 @@ class HFTeacher(Teacher):
         suffix = torch.tensor([list(r[start:]) + [r[-1]] * (width - len(r) + start) for r in rows])  # (B, S)
         cache = arena_cache(base.kv if base else None, self.n_layers, self.max_positions)
         out = self.model(input_ids=suffix, cache=cache, use_cache=True)
-        self.counters.forward_calls += 1
-        self.counters.forwarded_tokens += sum(lengths)
+        self.counters.add(calls=1, forwarded=sum(lengths))
         if all(n == width for n in lengths):
             logits = out.logits[:, -1]  # (B, V_t)
         else:
@@ -146,12 +145,21 @@ class HFTeacher(Teacher):
         return self.answers([prompt], max_new_tokens=max_new_tokens)[0]
 
     @torch.no_grad()
-    def answers(self, prompts: Sequence[str], *, max_new_tokens: int = 64, batch_size: int = 64) -> list[str]:
+    def answers(self, prompts: Sequence[str], *, max_new_tokens: int = 64, batch_size: int = 64,
+                owners: Sequence[Hashable] | None = None) -> list[str]:
         """Greedy answers of many prompts: batched ``generate`` calls (``batch_size`` prompts, left-padded)
         instead of one per prompt; a teacher sharing the primary's tokenizer decodes through its KV store
-        as in :meth:`answer`, one prompt at a time, which warms the cache its tree expansions read."""
+        as in :meth:`answer`, one prompt at a time, which warms the cache its tree expansions read.
+
+        Each row is charged what it forwarded (its prompt, then one token per further step; padding is
+        not counted), to ``owners[i]`` as well when given."""
+        owners = list(owners) if owners is not None else [None] * len(prompts)
         if self.shares_primary_tokenizer and not self._chat:
-            return [self._cached_greedy(p, max_new_tokens) for p in prompts]
+            out = []
+            for prompt, owner in zip(prompts, owners, strict=True):
+                with self.counters.charging(owner):
+                    out.append(self._cached_greedy(prompt, max_new_tokens))
+            return out
         rows = [self._answer_ids(p) for p in prompts]
         for prompt, ids in zip(prompts, rows, strict=True):
             if len(ids) >= self.max_positions:
@@ -166,11 +174,10 @@ class HFTeacher(Teacher):
             else:  # near the window: left padding would shorten the rows' budgets, so one at a time
                 news = [greedy_ids(self.model, self.tokenizer, [r], max_new_tokens=b)[0]
                         for r, b in zip(batch, budgets, strict=True)]
-            for ids, new, budget in zip(batch, news, budgets, strict=True):
+            for ids, new, budget, owner in zip(batch, news, budgets, owners[start:start + batch_size], strict=True):
                 generated = min(len(new) + 1, budget)  # + the EOS, when it came within the budget
-                self.counters.forward_calls += generated
-                self.counters.forwarded_tokens += len(ids) + generated
-                self.counters.generated_tokens += generated
+                self.counters.add(calls=generated, forwarded=len(ids) + generated - 1, generated=generated,
+                                  owner=owner)
             out += [self.tokenizer.decode(new, skip_special_tokens=True) for new in news]
         return out
 
@@ -195,7 +202,7 @@ class HFTeacher(Teacher):
         out: list[int] = []
         for _ in range(budget):
             token = int(self.next_logprobs([Context(ids, "")])[0].argmax())
-            self.counters.generated_tokens += 1
+            self.counters.add(generated=1)
             if token == self.tokenizer.eos_token_id:
                 break
             out.append(token)

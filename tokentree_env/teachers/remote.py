@@ -199,7 +199,7 @@ class OpenAITeacher(Teacher):
                                      f"{len(entries)}; lower top_logprobs= to the server's cap (or min_entries= "
                                      "for a server whose lists shrink)")
         usage = payload.get("usage") or {}
-        self.counters.forwarded_tokens += int(usage.get("prompt_tokens") or 0)
+        self.counters.add(forwarded=int(usage.get("prompt_tokens") or 0))
         return self._to_primary(entries)
 
     def _to_primary(self, entries) -> torch.Tensor:
@@ -242,7 +242,7 @@ class OpenAITeacher(Teacher):
             raise ConfigError(f"{self!r} is not bound to a primary tokenizer; pass it to the env or call bind()")
         missing = list(dict.fromkeys(c.text for c in contexts if c.text not in self._cache))
         if missing:
-            self.counters.forward_calls += len(missing)
+            self.counters.add(calls=len(missing))
             for text, row in zip(missing, self._pool.map(self._request_logprobs, missing), strict=True):
                 self._cache[text] = row
             while len(self._cache) > self._cache_size:
@@ -263,7 +263,9 @@ class OpenAITeacher(Teacher):
                 raise RemoteTeacherError(f"{self.server}: completion response has no choices[0].text") from None
             if not isinstance(text, str):
                 raise RemoteTeacherError(f"{self.server}: choices[0].text is {type(text).__name__}, expected a string")
-            self.counters.generated_tokens += int((payload.get("usage") or {}).get("completion_tokens") or 0)
+            usage = payload.get("usage") or {}
+            self.counters.add(calls=1, forwarded=int(usage.get("prompt_tokens") or 0),
+                              generated=int(usage.get("completion_tokens") or 0))
             self._answers[key] = text
         return self._answers[key]
 

@@ -19,16 +19,16 @@ class ScriptedTeacher(Teacher):
     def __init__(self, distribution: Callable[[str], dict[int, float]], vocab_size: int, *,
                  answers: dict[str, str] | None = None, name: str = "scripted") -> None:
         super().__init__()
-        self.distribution, self.vocab_size, self.answers, self.name = distribution, vocab_size, answers or {}, name
+        self.distribution, self.vocab_size, self.name = distribution, vocab_size, name
+        self.answer_table: dict[str, str] = dict(answers or {})  # not ``answers``: that is the batched method
 
     def next_logprobs(self, contexts: Sequence[Context]) -> torch.Tensor:
         out = torch.full((len(contexts), self.vocab_size), float("-inf"))
         for i, context in enumerate(contexts):
             for token, p in self.distribution(context.text).items():
                 out[i, token] = torch.tensor(p).log()
-        self.counters.forward_calls += 1
-        self.counters.forwarded_tokens += len(contexts)
+        self.counters.add(calls=1, forwarded=len(contexts))
         return out
 
     def answer(self, prompt: str, *, max_new_tokens: int = 64) -> str:
-        return self.answers.get(prompt, "")
+        return self.answer_table.get(prompt, "")

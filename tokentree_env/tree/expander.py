@@ -8,14 +8,16 @@ costs nothing), draws right and wrong proposals, and merges them into a slate.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from tokentree_env.errors import ConfigError
+from tokentree_env.errors import ConfigError, PromptError
 from tokentree_env.teachers.base import Teacher, propose
 from tokentree_env.tree.slate import Slate, merge_proposals
 from tokentree_env.tree.tree import ROOT, TokenTree
@@ -80,6 +82,7 @@ class Expander:
         self.allowed = np.ones(size, dtype=bool)  # tokens a proposer may propose: no specials but EOS
         self.allowed[[i for i in primary_tokenizer.all_special_ids if i != primary_tokenizer.eos_token_id]] = False
         self.eos_id = primary_tokenizer.eos_token_id
+        self._built_by: dict | None = None
 
     # -- trees ----------------------------------------------------------------------------------
     def decode(self, ids: Sequence[int]) -> str:
@@ -94,24 +97,70 @@ class Expander:
                                                       add_generation_prompt=True)
         return prompt
 
-    def new_tree(self, prompt: str, *, references: bool = True, max_new_tokens: int = 48) -> TokenTree:
-        """A tree for ``prompt``, with each teacher's greedy reference answer inserted."""
-        return self.new_trees([prompt], references=references, max_new_tokens=max_new_tokens)[0]
+    def check_prompt(self, prompt: str, *, allow_lossy: bool = False) -> None:
+        """Refuse a prompt the primary's tokenizer cannot read faithfully, with a :class:`PromptError`
+        naming what is wrong: special-token text of any model (never read as a real special token), or
+        characters the primary's tokenizer drops or maps to its unknown token (unless ``allow_lossy``)."""
+        specials = sorted({s for tok in self._tokenizers() for s in tok.all_special_tokens if s and s in prompt})
+        if specials:
+            raise PromptError(f"prompt {prompt[:60]!r} contains special-token text {specials}; a prompt is read as "
+                              "plain text and never as special tokens: remove or rewrite it")
+        if allow_lossy or self.decode_keep(self.tokenizer(prompt, add_special_tokens=False)["input_ids"]) == prompt:
+            return
+        bad = sorted({c for c in prompt if self.decode_keep(self.tokenizer(c, add_special_tokens=False)["input_ids"]) != c})
+        raise PromptError(f"prompt {prompt[:60]!r} has characters the primary's tokenizer cannot encode: "
+                          f"{bad or 'its text does not round-trip'}; remove them, or pass allow_lossy_prompts=True "
+                          "to run on the prompt as the primary reads it (those characters dropped)")
 
-    def new_trees(self, prompts: Sequence[str], *, references: bool = True,
-                  max_new_tokens: int = 48) -> list[TokenTree]:
+    def decode_keep(self, ids: Sequence[int]) -> str:
+        """Text of primary ids with special tokens kept (an unknown token shows as its own text)."""
+        return self.tokenizer.decode(list(ids), skip_special_tokens=False)
+
+    def _tokenizers(self) -> list:
+        found = [self.tokenizer]
+        for model in self.models:
+            for attr in ("tokenizer", "teacher_tokenizer"):
+                tok = getattr(model, attr, None)
+                if tok is not None and tok not in found:
+                    found.append(tok)
+        return found
+
+    def built_by(self) -> dict:
+        """What fills this expander's trees: each teacher's spec and tokenizer hash, and the primary's
+        tokenizer hash (not its weights: a trained primary still reads its trees, whose stale slates are
+        recomputed). Saved with every tree and compared on load (:meth:`TokenTree.check_built_by`)."""
+        if self._built_by is None:
+            self._built_by = self._describe()
+        return self._built_by
+
+    def _describe(self) -> dict:
+        return {"teachers": [[t.name, tokenizer_hash(getattr(t, "tokenizer", None) or getattr(t, "teacher_tokenizer", None))]
+                             for t in self.teachers],
+                "primary_tokenizer": tokenizer_hash(self.tokenizer)}
+
+    def new_tree(self, prompt: str, *, references: bool = True, max_new_tokens: int = 48,
+                 allow_lossy: bool = False) -> TokenTree:
+        """A tree for ``prompt``, with each teacher's greedy reference answer inserted."""
+        return self.new_trees([prompt], references=references, max_new_tokens=max_new_tokens,
+                              allow_lossy=allow_lossy)[0]
+
+    def new_trees(self, prompts: Sequence[str], *, references: bool = True, max_new_tokens: int = 48,
+                  owners: Sequence[Hashable] | None = None, allow_lossy: bool = False) -> list[TokenTree]:
         """Trees for many prompts; each teacher answers them all in one batched call
-        (:meth:`Teacher.answers`), so building N trees costs far less than N calls of :meth:`new_tree`."""
-        trees = []
+        (:meth:`Teacher.answers`), so building N trees costs far less than N calls of :meth:`new_tree`.
+        With ``owners``, each prompt's reference answers are charged to its owner (``CostCounter.ledger``)."""
+        trees, built_by = [], self.built_by()
         for prompt in prompts:
+            self.check_prompt(prompt, allow_lossy=allow_lossy)
             text = self.prompt_text(prompt)
             templated = text != prompt
-            trees.append(TokenTree(prompt, self.tokenizer(text, add_special_tokens=not templated)["input_ids"],
-                                   root_text=text))
+            ids = self.tokenizer(text, add_special_tokens=not templated)["input_ids"]
+            root_text = text if not allow_lossy else self.tokenizer.decode(ids, skip_special_tokens=not templated)
+            trees.append(TokenTree(prompt, ids, root_text=root_text, built_by=built_by))
         if references:
             for teacher in self.teachers:
-                for tree, text in zip(trees, teacher.answers(list(prompts), max_new_tokens=max_new_tokens),
-                                      strict=True):
+                texts = teacher.answers(list(prompts), max_new_tokens=max_new_tokens, owners=owners)
+                for tree, text in zip(trees, texts, strict=True):
                     ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
                     tree.add_reference(teacher.name, [*ids, self.eos_id])
         return trees
@@ -146,3 +195,12 @@ class Expander:
     def costs(self) -> dict[str, dict[str, int]]:
         """Forward calls, forwarded and generated tokens per model so far."""
         return {m.name: m.counters.as_dict() for m in self.models}
+
+
+def tokenizer_hash(tokenizer) -> str | None:
+    """A short hash of a tokenizer's vocabulary and special tokens (None when there is no tokenizer)."""
+    if tokenizer is None:
+        return None
+    vocab = sorted(tokenizer.get_vocab().items())
+    specials = [tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id]
+    return hashlib.sha256(json.dumps([vocab, specials]).encode()).hexdigest()[:16]

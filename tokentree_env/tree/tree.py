@@ -4,12 +4,22 @@ A node is a context (prompt + generated primary tokens). The tree stores what ex
 found (slates), never model state (that lives in each teacher's bounded KV cache), so a tree is
 small, saved as JSON, and reused across episodes and runs.
 
-Weightage (DESIGN §3): each child starts at ``1/n`` for the ``n`` children of its node. The
-tree stores a multiplicative *factor* per child (1 at creation); ``weightage = factor / n``.
-After an episode, along the chosen path, a wrong child's factor is multiplied by ``1 - eta``;
-a right child's by ``1 + eta`` (capped) only when the episode's return beat the previous
-episode's on this prompt. Factors are never renormalised, so a wrong child never goes up;
-trees merge by multiplying factors, which keeps that property.
+Weightage (DESIGN §3, ``docs/design.md``): each child starts at ``1/n`` for the ``n`` children
+of its node. The tree stores a multiplicative **factor** per child token (1 until first updated),
+kept per node **by token**, so a factor survives when the slate is recomputed (after the primary
+is trained) and a child that leaves the slate and comes back keeps it. ``weightage = factor / n``
+is computed only when read; stored factors are never renormalised.
+
+After an episode, along the chosen path, a wrong child's factor is multiplied by ``1 - eta``; a
+right child's by ``1 + eta`` (capped) only when the episode's return beat the previous episode's
+on this prompt. **Invariant**: the stored factor of a child token never increases while that child
+is labelled wrong (not by updates, slate recomputation, saving and loading, or merging).
+
+Merging is exact. A tree remembers the factors it **started from** (its *base*: all 1 for a new
+tree, the stored factors for a loaded one) and saves them beside its factors. Merging a saved tree
+multiplies each factor by that tree's own updates, ``factor / base``, so each worker's updates are
+applied once: merging two copies of one checkpoint changes nothing, and a wrong child's factor
+only ever goes down. ``last_return`` merges by a documented rule (:meth:`TokenTree.merge`).
 """
 
 from __future__ import annotations
@@ -23,13 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tokentree_env.errors import ConfigError
+from tokentree_env.errors import ConfigError, TreeMismatchError
 from tokentree_env.teachers.base import Context
 from tokentree_env.tree.slate import Slate
 
 ROOT = 0
 NO_PARENT = -1
-TREE_FORMAT = 1
+TREE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -50,21 +60,37 @@ class WeightageRule:
 
 @dataclass
 class Node:
-    """One context: the ids of prompt + path, its children by token, and (once expanded) its slate."""
+    """One context: the ids of prompt + path, its children by token, its slate once expanded, and the
+    weightage factors of its child tokens (``factors``; ``base``: what this tree started from)."""
 
     ids: tuple[int, ...]
     parent: int = NO_PARENT
     token: int = -1
     children: dict[int, int] = field(default_factory=dict)
     slate: Slate | None = None
-    factors: np.ndarray | None = None  # (n,) float64 weightage factors, aligned with the slate
+    factors: dict[int, float] = field(default_factory=dict)  # child token -> factor (absent = 1)
+    base: dict[int, float] = field(default_factory=dict)  # child token -> factor when this tree started
     text: str | None = None
 
 
-class TokenTree:
-    """The token tree of one prompt, shared by every episode on it (one tree per prompt)."""
+@dataclass(frozen=True)
+class UpdateCount:
+    """How many child factors one application of the weightage rule lowered and raised."""
 
-    def __init__(self, prompt: str, prompt_ids: Sequence[int], root_text: str | None = None) -> None:
+    lowered: int = 0
+    raised: int = 0
+    improved: bool = False
+
+
+class TokenTree:
+    """The token tree of one prompt, shared by every episode on it (one tree per prompt).
+
+    ``built_by`` records the models whose proposals fill it (teacher specs and tokenizer hashes, the
+    primary's tokenizer hash); an env refuses a tree built by other models (:meth:`check_built_by`).
+    """
+
+    def __init__(self, prompt: str, prompt_ids: Sequence[int], root_text: str | None = None,
+                 built_by: dict | None = None) -> None:
         self.prompt = prompt
         self.root_text = root_text if root_text is not None else prompt  # the prompt as the primary reads it
         self.nodes: list[Node] = [Node(tuple(int(i) for i in prompt_ids), text=self.root_text)]
@@ -72,6 +98,8 @@ class TokenTree:
         self.reference_paths: dict[str, list[int]] = {}
         self.reference_children: dict[int, set[int]] = {}
         self.last_return: float | None = None
+        self.base_last_return: float | None = None
+        self.built_by = dict(built_by or {})
 
     # -- structure ----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -124,59 +152,104 @@ class TokenTree:
         lengths = [len(p) for p in self.reference_paths.values() if p]
         return min(lengths) if lengths else None
 
+    # -- provenance -----------------------------------------------------------------------------
+    def check_built_by(self, expected: dict, where: str = "") -> None:
+        """Refuse a tree filled by other base models than ``expected`` (teacher specs, tokenizer hashes).
+
+        The primary's weights may differ (a trained checkpoint still loads its own trees: stale slates
+        are recomputed), but not its tokenizer, since the tree's token ids are the primary's.
+        """
+        if self.built_by and expected and self.built_by != expected:
+            mine, theirs = self.built_by, expected
+            diffs = [k for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
+            raise TreeMismatchError(
+                f"the token tree of {self.prompt!r}{where} was built by other models ({', '.join(diffs)} differ: "
+                f"tree {[mine.get(k) for k in diffs]} vs env {[theirs.get(k) for k in diffs]}); load it into an env "
+                "with the same teachers and primary tokenizer, or start new trees")
+
     # -- weightage ------------------------------------------------------------------------------
     def set_slate(self, node: int, slate: Slate) -> None:
-        """Attach a slate; weightage factors carry over by token, new children start at 1."""
-        n = self.nodes[node]
-        old = dict(zip(n.slate.tokens.tolist(), n.factors.tolist(), strict=True)) if n.slate is not None else {}
-        n.slate = slate
-        n.factors = np.asarray([old.get(t, 1.0) for t in slate.tokens.tolist()], dtype=np.float64)
+        """Attach a (re)computed slate. Factors are kept by token, so they carry over to the new slate,
+        and a child that is not on it keeps its factor for when it comes back."""
+        self.nodes[node].slate = slate
+
+    def factor(self, node: int, token: int) -> float:
+        """The stored weightage factor of ``node``'s child ``token`` (1 until updated)."""
+        return self.nodes[node].factors.get(int(token), 1.0)
 
     def weightage(self, node: int) -> np.ndarray:
-        """Weightage of each child of an expanded node: ``factor / n``, ``(n,)``."""
+        """Weightage of each child on an expanded node's slate: ``factor / n``, ``(n,)``."""
         n = self.nodes[node]
-        if n.factors is None:
+        if n.slate is None:
             raise ConfigError(f"node {node} has not been expanded yet; expand it before reading weightage")
-        return n.factors / max(1, len(n.factors))
+        factors = n.factors
+        return np.asarray([factors.get(t, 1.0) for t in n.slate.tokens.tolist()], dtype=np.float64) / max(
+            1, len(n.slate))
 
     def apply_weightage(self, path: Sequence[tuple[int, int]], episode_return: float,
-                        rule: WeightageRule = WeightageRule()) -> bool:
+                        rule: WeightageRule = WeightageRule()) -> UpdateCount:
         """Apply the rule along ``path`` (``(node, child index)`` pairs) for an episode's return.
 
-        Returns whether the return improved on the previous episode's (so right children rose).
+        Returns how many factors were lowered and raised, and whether the return improved on the
+        previous episode's on this prompt (only then do right children rise).
         """
         improved = self.last_return is not None and episode_return > self.last_return
+        lowered = raised = 0
         for node, index in path:
             n = self.nodes[node]
             if n.slate is None or not 0 <= index < len(n.slate):
                 raise ConfigError(f"path step ({node}, {index}) is not a child on the node's slate")
+            token = int(n.slate.tokens[index])
+            old = n.factors.get(token, 1.0)
             if not n.slate.right[index]:
-                n.factors[index] *= 1.0 - rule.eta
-            elif improved:
-                n.factors[index] = min(rule.cap, n.factors[index] * (1.0 + rule.eta))
+                n.factors[token] = old * (1.0 - rule.eta)
+                lowered += 1
+            elif improved and old < rule.cap:
+                n.factors[token] = min(rule.cap, old * (1.0 + rule.eta))
+                raised += 1
         self.last_return = float(episode_return)
-        return improved
+        return UpdateCount(lowered, raised, improved)
+
+    def rebase(self) -> None:
+        """Take the current factors as this tree's base (done when a tree is loaded as a start point)."""
+        for n in self.nodes:
+            n.base = dict(n.factors)
+        self.base_last_return = self.last_return
 
     def merge(self, other: TokenTree, rule: WeightageRule = WeightageRule()) -> None:
-        """Fold a tree from another worker into this one: nodes and slates missing here are
-        copied; weightage factors of shared children multiply (capped), so wrong never rises."""
+        """Fold a tree saved by another worker into this one.
+
+        Nodes and slates missing here are copied. Each of ``other``'s factors contributes only its own
+        updates, ``factor / base`` relative to the base it started from: ``mine *= theirs / their_base``
+        (a right child's capped at ``rule.cap``). So merging an unplayed copy changes nothing, every
+        worker's updates count once, and a wrong child's factor never rises (its updates are <= 1).
+
+        ``last_return`` (the "previous episode" of the rule): if ``other`` played this prompt since its
+        base, its ``last_return`` is taken, or the larger of the two when this tree played it too (so a
+        later episode must beat the better one before right children rise: never more raises than
+        either worker alone would make).
+        """
         if other.prompt != self.prompt or other.nodes[ROOT].ids != self.nodes[ROOT].ids:
             raise ConfigError(f"cannot merge trees of different prompts: {self.prompt!r} vs {other.prompt!r}")
+        if self.built_by and other.built_by:
+            other.check_built_by(self.built_by, " (merged)")
         for theirs in other.nodes[1:]:
             self.child(self.find(theirs.ids[:-1]), theirs.token)
         for theirs in other.nodes:
             mine = self.nodes[self.find(theirs.ids)]
-            if theirs.slate is None:
-                continue
-            if mine.slate is None:
-                mine.slate, mine.factors = theirs.slate, theirs.factors.copy()
-                continue
-            their_factor = dict(zip(theirs.slate.tokens.tolist(), theirs.factors.tolist(), strict=True))
-            for i, t in enumerate(mine.slate.tokens.tolist()):
-                mine.factors[i] = min(rule.cap, mine.factors[i] * their_factor.get(t, 1.0))
+            if mine.slate is None and theirs.slate is not None:
+                mine.slate = theirs.slate
+            for token, value in theirs.factors.items():
+                delta = value / theirs.base.get(token, 1.0)
+                if delta != 1.0:
+                    merged = mine.factors.get(token, 1.0) * delta
+                    mine.factors[token] = min(rule.cap, merged) if delta > 1.0 else merged
         for name, tokens in other.reference_paths.items():
             if name not in self.reference_paths:
                 self.add_reference(name, tokens)
+        if other.last_return != other.base_last_return and other.last_return is not None:
+            played_here = self.last_return != self.base_last_return and self.last_return is not None
+            self.last_return = max(self.last_return, other.last_return) if played_here else other.last_return
 
     # -- persistence ----------------------------------------------------------------------------
     def to_json(self) -> dict:
@@ -185,28 +258,39 @@ class TokenTree:
             "prompt": self.prompt,
             "root_text": self.root_text,
             "prompt_ids": list(self.nodes[ROOT].ids),
+            "built_by": self.built_by,
             "last_return": self.last_return,
+            "base_last_return": self.base_last_return,
             "reference_paths": self.reference_paths,
             "nodes": [{"parent": n.parent, "token": n.token,
                        "slate": n.slate.to_json() if n.slate is not None else None,
-                       "factors": n.factors.tolist() if n.factors is not None else None}
+                       "factors": _pairs(n.factors), "base": _pairs(n.base)}
                       for n in self.nodes],
         }
 
     @classmethod
     def from_json(cls, data: dict) -> TokenTree:
-        if data.get("format") != TREE_FORMAT:
-            raise ConfigError(f"token tree format {data.get('format')!r} is not {TREE_FORMAT}")
-        tree = cls(data["prompt"], data["prompt_ids"], data.get("root_text"))
+        """A tree from :meth:`to_json` (format 2; format 1's slate-aligned factors are converted)."""
+        version = data.get("format")
+        if version not in (1, TREE_FORMAT):
+            raise ConfigError(f"token tree format {version!r} is not {TREE_FORMAT} (or 1)")
+        tree = cls(data["prompt"], data["prompt_ids"], data.get("root_text"), data.get("built_by"))
         for row in data["nodes"][1:]:
             tree.child(row["parent"], row["token"])
         for node, row in zip(tree.nodes, data["nodes"], strict=True):
             if row["slate"] is not None:
                 node.slate = Slate.from_json(row["slate"])
-                node.factors = np.asarray(row["factors"], dtype=np.float64)
+            if version == 1:  # factors aligned with the slate, no base: the file is the base
+                if row["factors"] is not None:
+                    node.factors = {t: f for t, f in zip(row["slate"]["tokens"], row["factors"], strict=True)
+                                    if f != 1.0}
+                node.base = dict(node.factors)
+            else:
+                node.factors, node.base = dict(row["factors"]), dict(row["base"])
         for name, tokens in data["reference_paths"].items():
             tree.add_reference(name, tokens)
         tree.last_return = data["last_return"]
+        tree.base_last_return = data.get("base_last_return", tree.last_return if version == 1 else None)
         return tree
 
     def save(self, path: str | os.PathLike) -> None:
@@ -215,7 +299,13 @@ class TokenTree:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TokenTree:
+        """A saved tree, exactly as saved (its base included: :meth:`merge` reads it)."""
         return cls.from_json(json.loads(Path(path).read_text()))
+
+
+def _pairs(factors: dict[int, float]) -> list[list]:
+    """Factors as ``[[token, factor], ...]`` (JSON object keys would turn token ids into strings)."""
+    return [[int(t), float(f)] for t, f in sorted(factors.items())]
 
 
 def save_json_atomic(data, path: str | os.PathLike) -> None:

@@ -7,16 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-JUDGE_CHECK_PREFIX = "check "
-JUDGE_WORK_END = ";"
-JUDGE_ANSWER_END = ">"
-"""The judge's verdict protocol: ``check {prompt}`` -> the judge works the problem itself,
-greedily, up to ``;`` ("47+20=67;") -> the proposed final answer (extracted as the verifier does)
-is appended with ``>`` -> the judge says ``y`` (correct) or ``n`` (wrong). Checking a three-addend sum in one token is beyond a model
-this small; comparing its own result with the proposal is not. The judge works before it sees
-the proposal, so it cannot copy the proposal's number into its working."""
-
-
 @dataclass(frozen=True)
 class ZooModel:
     """How one zoo model is built and trained, and the accuracy it must reach."""
@@ -25,8 +15,8 @@ class ZooModel:
     role: str  # "teacher" | "primary" | "judge"
     arch: str  # "llama" | "qwen2" | "gpt2" | "mistral"
     tokenizer: str  # "char" | "bpe" | "bpe-small"
-    style: str  # "step" (chain of partial sums) | "terse" (final answer only)
-    mix: dict[str, float]  # training mixture: task name (or "verdict") -> weight
+    style: str  # "step" (chain of partial results) | "explicit" (the first operation written out) | "terse"
+    mix: dict[str, float]  # training mixture: task name, "verdict" (worked) or "check:TASK" (no working) -> weight
     steps: int
     hidden: int = 64
     layers: int = 2
@@ -34,6 +24,9 @@ class ZooModel:
     targets: dict[str, float] = field(default_factory=dict)  # metric -> minimum
     maxima: dict[str, float] = field(default_factory=dict)  # metric -> maximum
     description: str = ""
+    corpus: tuple[str, ...] = ("chain3", "add2", "reverse")  # tasks whose texts train a BPE tokenizer
+    judge_styles: tuple[str, ...] = ("step", "terse")  # answer styles a judge learns to find complete
+    verdict_protocol: str = "worked"  # a judge's verdict: "worked" (solves, then compares) or "check"
 
 
 _TEACHER_MIX = {"chain3": 0.7, "add2": 0.3}

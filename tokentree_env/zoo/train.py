@@ -19,7 +19,8 @@ from pathlib import Path
 
 from tokentree_env.tasks.base import extract_final_answer
 from tokentree_env.tasks.builtin import builtin_task
-from tokentree_env.zoo.catalog import JUDGE_ANSWER_END, JUDGE_CHECK_PREFIX, JUDGE_WORK_END, ZOO, ZooModel
+from tokentree_env.judge.protocol import JUDGE_ANSWER_END, JUDGE_CHECK_PREFIX, JUDGE_WORK_END
+from tokentree_env.zoo.catalog import ZOO, ZooModel
 
 BATCH_SIZE = 64
 LEARNING_RATE = 3e-3
@@ -42,6 +43,11 @@ def sample_example(spec: ZooModel, rng: random.Random) -> tuple[str, list[tuple[
     """One training example from the model's mixture: a prompt and target segments, each
     ``(text, trained)``; untrained segments (a proposed answer shown to the judge) get no loss."""
     kind = rng.choices(list(spec.mix), weights=list(spec.mix.values()))[0]
+    if kind.startswith("check:"):  # a checker's verdict: the proposal is compared without any working
+        problem = builtin_task(kind.removeprefix("check:")).sample(rng)
+        final = problem.answer if rng.random() < 0.5 else extract_final_answer(corrupt_answer(problem.answer, rng))
+        shown = JUDGE_WORK_END + final + JUDGE_ANSWER_END
+        return JUDGE_CHECK_PREFIX + problem.prompt, [(shown, False), ("yn"[final != problem.answer], True)]
     if kind == "verdict":
         problem = builtin_task(rng.choice(["chain3", "chain3", "add2"])).sample(rng)
         answer = problem.solutions[rng.choice(["step", "terse"])]
@@ -52,16 +58,17 @@ def sample_example(spec: ZooModel, rng: random.Random) -> tuple[str, list[tuple[
         shown = extract_final_answer(answer) + JUDGE_ANSWER_END
         return JUDGE_CHECK_PREFIX + problem.prompt, [(work, True), (shown, False), ("yn"[not correct], True)]
     problem = builtin_task(kind).sample(rng)
-    style = rng.choice(["step", "terse"]) if spec.role == "judge" else spec.style
-    return problem.prompt, [(problem.solutions[style], True)]
+    style = rng.choice(spec.judge_styles) if spec.role == "judge" else spec.style
+    return problem.prompt, [(problem.solutions.get(style, problem.solutions["step"]), True)]
 
 
-def tokenizer_corpus(n: int = 4000, seed: int = TOKENIZER_SEED) -> list[str]:
+def tokenizer_corpus(n: int = 4000, seed: int = TOKENIZER_SEED,
+                     tasks: Sequence[str] = ("chain3", "add2", "reverse")) -> list[str]:
     """Texts of every task and style, to train the zoo's BPE tokenizers on."""
     rng = random.Random(seed)
     texts = []
     for _ in range(n):
-        for name in ("chain3", "add2", "reverse"):
+        for name in tasks:
             p = builtin_task(name).sample(rng)
             texts += [p.prompt + s for s in p.solutions.values()]
     return texts
@@ -105,7 +112,7 @@ def train_one(spec: ZooModel, out_dir: str, budget: float = 1.0) -> dict:
     torch.set_num_threads(1)
     torch.manual_seed(spec.seed)
     rng = random.Random(spec.seed)
-    tok = build_tokenizer(spec.tokenizer, tokenizer_corpus())
+    tok = build_tokenizer(spec.tokenizer, tokenizer_corpus(tasks=spec.corpus))
     ids = {"bos_token_id": tok.token_to_id(BOS), "eos_token_id": tok.token_to_id(EOS),
            "pad_token_id": tok.token_to_id(PAD)}
     model = build_model(spec, tok.get_vocab_size(), ids)

@@ -1,0 +1,96 @@
+"""Settings of the training loop (``tokentree train``). Light on purpose: the command line reads its
+defaults from here without importing torch, transformers or TRL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tokentree_env.errors import ConfigError
+from tokentree_env.zoo.catalog import DEFAULT_JUDGE, DEFAULT_PRIMARY, DEFAULT_TEACHERS
+
+SIGNAL_NAMES = ("sft", "dpo", "distill", "grpo", "rloo")
+SIGNAL_LEARNING_RATES = {"dpo": 5e-5, "distill": 2e-4, "grpo": 1e-4, "rloo": 1e-4}
+SIGNAL_EPOCHS = {"dpo": 1, "distill": 2, "grpo": 1, "rloo": 1}
+REPLAY = ("auto", "on", "off")
+DISTILL_TARGETS = ("visits", "improved")
+BACKENDS = ("local", "ray")
+
+
+@dataclass
+class TrainConfig:
+    """Settings of ``tokentree train``: the run, the models, self-play, training, the guards, evaluation."""
+
+    # -- the run ------------------------------------------------------------------------------
+    output_dir: str = "runs/tokentree"
+    iterations: int = 6
+    prompts_per_iteration: int = 600
+    seed: int = 0
+    # -- models and tasks ---------------------------------------------------------------------
+    teachers: tuple[str, ...] = DEFAULT_TEACHERS
+    primary: str = DEFAULT_PRIMARY
+    """A model spec, or a checkpoint folder (``save_pretrained``; a LoRA checkpoint loads base + adapter)."""
+    judge: str | None = DEFAULT_JUDGE
+    task: str = "chain3"
+    general_task: str = "reverse"
+    # -- self-play search ---------------------------------------------------------------------
+    simulations: int = 2
+    dirichlet_fraction: float = 0.25
+    max_new_tokens: int = 32
+    repeats: int = 1
+    """Episodes per prompt within an iteration, played one after another on the same tree, so the
+    weightage rule's "previous episode on the same prompt" is always the one just played."""
+    planner_verifier: bool = True
+    """Self-play switch: the task verifier scores the search's simulated leaves (train prompts only)."""
+    gumbel: bool = False
+    """Search with Gumbel MuZero (sequential halving at the root) instead of PUCT."""
+    workers: int = 1
+    """Self-play processes: 1 = in the loop's own process, 0 = one per available core (at most 8;
+    ``tokentree train``'s default). The episodes are the same either way (each prompt's depends only
+    on its tree and seed). Workers are spawned processes: a script that runs the loop with them
+    needs the usual ``if __name__ == "__main__":`` guard, as for PyTorch's DataLoader workers."""
+    backend: str = "local"
+    """Where self-play runs: "local" (this process or a process pool, by ``workers``) or "ray"."""
+    ray_address: str | None = None
+    """An existing Ray cluster to join (``ray://...`` or ``auto``); None starts a local instance."""
+    # -- training -----------------------------------------------------------------------------
+    signals: tuple[str, ...] = ("sft",)
+    accumulate: bool = True
+    """Train on every stored episode of the run so far (an expert-iteration buffer)."""
+    epochs: int = 8
+    learning_rate: float = 2e-3
+    signal_learning_rates: dict[str, float] = field(default_factory=lambda: dict(SIGNAL_LEARNING_RATES))
+    """Per-signal learning rate and epochs where they differ from ``learning_rate`` / ``epochs`` (SFT's):
+    at SFT's 2e-3 x 8 epochs DPO, distillation and GRPO collapse both tasks (measured)."""
+    signal_epochs: dict[str, int] = field(default_factory=lambda: dict(SIGNAL_EPOCHS))
+    distill_target: str = "visits"
+    """Distillation target: the visit distribution, or Gumbel MuZero's improved policy ("improved")."""
+    batch_size: int = 16
+    lora: bool = False
+    report_to: str = "none"
+    # -- guards against forgetting --------------------------------------------------------------
+    ewc: float = 1000.0
+    """EWC strength on importance normalised to mean 1; 0 = off."""
+    si: float = 0.0
+    replay: str = "auto"
+    replay_fraction: float = 0.5
+    replay_tolerance: float = 0.05
+    validation_size: int = 100
+    """Train-split problems held back to decide auto-replay (never the held-out split)."""
+    # -- evaluation ------------------------------------------------------------------------------
+    eval_size: int = 200
+
+    def __post_init__(self) -> None:
+        self.signals = tuple(self.signals)
+        self.teachers = tuple(self.teachers)
+        bad = [s for s in self.signals if s not in SIGNAL_NAMES]
+        if bad or not self.signals:
+            raise ConfigError(f"TrainConfig.signals must be some of {SIGNAL_NAMES}, got {list(self.signals)}")
+        for name, value, allowed in (("replay", self.replay, REPLAY), ("distill_target", self.distill_target,
+                                     DISTILL_TARGETS), ("backend", self.backend, BACKENDS)):
+            if value not in allowed:
+                raise ConfigError(f"TrainConfig.{name} must be one of {allowed}, got {value!r}")
+        for name in ("iterations", "prompts_per_iteration", "repeats", "simulations"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise ConfigError(f"TrainConfig.workers must be >= 0 (0 = one per core), got {self.workers}")

@@ -1,0 +1,61 @@
+"""Stopping a run cleanly: SIGTERM behaves like Ctrl-C (SIGINT), and a documented test hook marks the
+phases.
+
+Nothing is lost on a stop: every episode is fsynced to the store as it finishes and checkpoints are
+atomic, so ``--resume`` continues where the run stopped (:mod:`agents.training.loop`).
+
+**Test hook.** With ``TOKENTREE_PHASE_FILE=PATH`` set, the loop appends each phase's name to ``PATH``
+the first time it is inside that phase's real work (``self-play`` after an episode is stored,
+``training`` at an optimizer step, ``evaluation`` between batches); with ``TOKENTREE_PHASE_WAIT=S`` it
+then waits ``S`` seconds there (interruptibly), so a test can deliver a signal inside a given phase.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+PHASE_FILE = "TOKENTREE_PHASE_FILE"
+PHASE_WAIT = "TOKENTREE_PHASE_WAIT"
+_seen: set[str] = set()
+
+
+def phase_reached(name: str) -> None:
+    """The test hook: note (once per process) that the run is inside phase ``name``; see the module docs."""
+    path = os.environ.get(PHASE_FILE)
+    if not path or name in _seen:
+        return
+    _seen.add(name)
+    with open(path, "a") as fh:
+        fh.write(name + "\n")
+    deadline = time.monotonic() + float(os.environ.get(PHASE_WAIT, "0"))
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM raises ``KeyboardInterrupt`` as Ctrl-C does (main thread only)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def phase_callback():
+    """A ``TrainerCallback`` that reports the training phase to the test hook at the first optimizer step."""
+    from transformers import TrainerCallback
+
+    class PhaseCallback(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            phase_reached("training")
+            return control
+
+    return PhaseCallback()

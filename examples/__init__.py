@@ -1,0 +1,1 @@
+"""Examples: short scripts that run top to bottom (``python examples/NAME.py``)."""

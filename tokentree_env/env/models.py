@@ -1,0 +1,72 @@
+"""Model set-up for the env: model specs (``zoo:NAME``, paths, hub ids, ``openai:MODEL@URL``) or
+objects become the primary, the teacher stack and the judge. Knows nothing of the env."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tokentree_env.errors import ConfigError
+from tokentree_env.judge import Judge
+from tokentree_env.teachers import HFTeacher, Teacher
+from tokentree_env.teachers.base import COST_FIELDS
+
+
+@dataclass
+class EnvModels:
+    """The models an env runs: the primary (the policy and canonical vocabulary), the teachers, the judge."""
+
+    primary: HFTeacher
+    teachers: list[Teacher]
+    judge: Judge | None
+
+    @classmethod
+    def build(cls, teachers: Sequence[str | Teacher] | str | Teacher, primary: str | HFTeacher,
+              judge: str | Judge | None, *, cache_bytes: int) -> EnvModels:
+        """Resolve specs into models. A teacher spec equal to the primary's name reuses the primary (one
+        forward serves both roles); ``openai:MODEL@BASE_URL`` is a remote teacher."""
+        if isinstance(teachers, (str, Teacher)):
+            teachers = [teachers]
+        if not isinstance(primary, HFTeacher):
+            primary = HFTeacher(primary, cache_bytes=cache_bytes)
+        stack = [_teacher(t, primary, cache_bytes) for t in teachers]
+        judge = Judge(judge) if isinstance(judge, str) else judge  # or any object with Judge's methods
+        if judge is not None:
+            judge.bind(primary.tokenizer)
+        return cls(primary, stack, judge)
+
+    def costs(self) -> dict[str, dict[str, int]]:
+        """Forward calls, forwarded and generated tokens per model so far (teachers, primary, judge)."""
+        out = {m.name: m.counters.as_dict() for m in dict.fromkeys([*self.teachers, self.primary])}
+        if self.judge is not None:
+            out[f"judge:{self.judge.name}"] = self.judge.counters.as_dict()
+        return out
+
+    def totals(self) -> dict[str, int]:
+        """:meth:`costs` summed over the models."""
+        totals = dict.fromkeys(COST_FIELDS, 0)
+        for counters in self.costs().values():
+            for f in COST_FIELDS:
+                totals[f] += counters[f]
+        return totals
+
+    def close(self) -> None:
+        for model in dict.fromkeys([*self.teachers, self.primary]):
+            model.close()
+        if self.judge is not None:
+            self.judge.close()
+
+
+def _teacher(spec, primary: HFTeacher, cache_bytes: int) -> Teacher:
+    if isinstance(spec, Teacher):
+        return spec
+    if not isinstance(spec, str):
+        raise ConfigError(f"a teacher is a model name or a Teacher object, got {type(spec).__name__}")
+    if spec == primary.name:
+        return primary
+    if spec.startswith("openai:"):
+        from tokentree_env.teachers.remote import OpenAITeacher, parse_spec
+
+        model, base_url = parse_spec(spec)
+        return OpenAITeacher(base_url, model)
+    return HFTeacher(spec, cache_bytes=cache_bytes)

@@ -1,0 +1,146 @@
+"""Observations of TokenTree-v0: the ``Dict`` of 1-D boxes an agent sees, and the ``info`` beside it.
+
+Built from a tree node's slate (expanded by the :class:`~tokentree_env.tree.Expander`), the tree's
+weightage and the similarity scorer. The parts of a node's observation that do not change with the
+weightage (features, candidates, mask, provenance) are computed once per slate and cached. Knows
+nothing of the env.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from tokentree_env.env.state import EnvState
+from tokentree_env.scoring import Similarity, prior
+from tokentree_env.teachers.alignment import UNMAPPED_LOGPROB
+from tokentree_env.tree import ROOT, Expander, TokenTree
+
+FEATURES: tuple[str, ...] = (
+    "prior", "similarity", "weightage", "primary_logprob", "teacher_logprob", "votes", "right", "reference")
+"""Per-candidate features, in the order they are flattened into ``obs["features"]``."""
+FEATURE_LOW = np.array([0.0, -1.0, 0.0, UNMAPPED_LOGPROB, UNMAPPED_LOGPROB, 0.0, 0.0, 0.0], dtype=np.float32)
+
+
+class ObservationBuilder:
+    """Observations and infos of tree nodes for an env with ``width`` action slots.
+
+    Args:
+        expander: the expander whose slates fill the observations (its tokenizer is the vocabulary).
+        similarity: scores each child against the prompt's reference answers (rebound when the
+            primary's weights change).
+        width: K, the action-space size; max_context: context ids shown; primary_mix: the prior's
+            mix of the primary's probabilities; weightage_cap: the weightage feature's upper bound.
+    """
+
+    def __init__(self, expander: Expander, similarity: Similarity, *, width: int, max_context: int,
+                 primary_mix: float, weightage_cap: float) -> None:
+        self.expander, self.similarity, self.width = expander, similarity, width
+        self.max_context, self.primary_mix = max_context, primary_mix
+        tok = expander.tokenizer
+        self.vocab_size = max(len(tok), max(tok.get_vocab().values()) + 1)
+        self.token_texts = [tok.decode([i], skip_special_tokens=True) for i in range(self.vocab_size)]
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+        self.low = FEATURE_LOW
+        self.high = np.array([1.0, 1.0, weightage_cap, 0.0, 0.0, 1.0, 1.0, 1.0], dtype=np.float32)
+        self.space = spaces.Dict({
+            "context": spaces.Box(0, self.vocab_size - 1, (max_context,), dtype=np.int64),
+            "candidates": spaces.Box(0, self.vocab_size - 1, (width,), dtype=np.int64),
+            "features": spaces.Box(np.tile(self.low, width), np.tile(self.high, width), dtype=np.float32),
+            "action_mask": spaces.Box(0, 1, (width,), dtype=np.int8),
+        })
+        self.similarity.bind(expander.primary)
+        self._version = expander.primary.version
+        self._references: dict[str, np.ndarray] = {}
+        self._node_cache: dict[tuple[str, int], tuple] = {}
+
+    def clear(self) -> None:
+        """Forget cached node parts and reference embeddings (after trees are replaced or merged)."""
+        self._node_cache.clear()
+        self._references.clear()
+
+    def prepare(self, tree: TokenTree) -> None:
+        """Ready a prompt's tree for observations: the similarity follows the primary's current weights,
+        the reference answers are embedded, and the root is expanded."""
+        if self.expander.primary.version != self._version:
+            self.similarity.bind(self.expander.primary)
+            self._version = self.expander.primary.version
+            self.clear()
+        if tree.prompt not in self._references:
+            paths = list(tree.reference_paths.values())
+            self._references[tree.prompt] = self.similarity.reference(paths, [self.expander.decode(p) for p in paths])
+        self.expander.expand(tree, [ROOT])
+
+    def _static(self, tree: TokenTree, node: int):
+        """Per-node parts of the observation and info that do not change with weightage (cached)."""
+        key = (tree.prompt, node)
+        found = self._node_cache.get(key)
+        slate = tree.nodes[node].slate
+        if found is not None and found[0] is slate:
+            return found
+        n, tokens, ex = len(slate), slate.tokens, self.expander
+        sim = self.similarity.children(self._references[tree.prompt], tree.path_tokens(node),
+                                       tree.nodes[node].text or "", tokens, [self.token_texts[t] for t in tokens])
+        feats = np.zeros((self.width, len(FEATURES)), dtype=np.float32)
+        feats[:n, 1] = np.clip(sim, -1.0, 1.0)
+        feats[:n, 3] = slate.logprobs[:, ex.primary_column]
+        feats[:n, 4] = slate.logprobs[:, ex.teacher_columns].mean(1)
+        feats[:n, 5] = slate.votes / max(1, len(ex.proposer_columns))
+        feats[:n, 6] = slate.right
+        feats[:n, 7] = slate.reference
+        candidates = np.full(self.width, self.pad_id, dtype=np.int64)
+        candidates[:n] = tokens
+        mask = np.zeros(self.width, dtype=np.int8)
+        mask[:n] = 1
+        names = [m.name for m in ex.models]
+        provenance = [{"token": int(t), "text": ex.tokenizer.convert_ids_to_tokens(int(t)),
+                       "direction": "right" if r else "wrong", "votes": int(v), "reference": bool(ref),
+                       "proposed_by": [names[m] for m in np.flatnonzero(p)]}
+                      for t, r, v, ref, p in zip(tokens, slate.right, slate.votes, slate.reference, slate.proposed,
+                                                 strict=True)]
+        found = (slate, feats, candidates, mask, sim, provenance)
+        self._node_cache[key] = found
+        return found
+
+    def mask(self, tree: TokenTree, state: EnvState) -> np.ndarray:
+        """The action mask of a state (all zeros once the episode is done)."""
+        if state.done or tree.nodes[state.node].slate is None:
+            return np.zeros(self.width, dtype=np.int8)
+        return self._static(tree, state.node)[3]
+
+    def observe(self, tree: TokenTree, state: EnvState) -> dict[str, np.ndarray]:
+        """The observation of ``state`` (expanding its node if needed)."""
+        ids = tree.nodes[state.node].ids[-self.max_context:]
+        context = np.full(self.max_context, self.pad_id, dtype=np.int64)
+        context[self.max_context - len(ids):] = ids
+        if state.done:
+            return {"context": context, "candidates": np.full(self.width, self.pad_id, dtype=np.int64),
+                    "features": np.tile(self.low, self.width), "action_mask": np.zeros(self.width, dtype=np.int8)}
+        self.expander.expand(tree, [state.node])
+        slate, feats, candidates, mask, sim, _ = self._static(tree, state.node)
+        feats = feats.copy()
+        n = len(slate)
+        weightage = tree.weightage(state.node)
+        feats[:n, 2] = weightage
+        feats[:n, 0] = prior(weightage, sim, primary_logprobs=slate.logprobs[:, self.expander.primary_column],
+                             primary_mix=self.primary_mix)
+        feats[n:] = self.low
+        np.clip(feats, self.low, self.high, out=feats)
+        return {"context": context, "candidates": candidates.copy(), "features": feats.reshape(-1),
+                "action_mask": mask.copy()}
+
+    def info(self, tree: TokenTree, state: EnvState, terms: dict, reason: str | None, invalid: bool) -> dict[str, Any]:
+        """The ``info`` of ``state``: answer text, reward terms, end reason and the children's provenance."""
+        text = tree.context(state.node, self.expander.decode).text[len(tree.root_text):]  # cached per node
+        info = {"prompt": state.prompt, "text": text, "step": state.length, "reward_terms": dict(terms),
+                "terminal_reason": reason, "invalid_action": invalid,
+                "min_reference_length": tree.min_reference_length}
+        if not state.done:
+            provenance = self._static(tree, state.node)[5]
+            info["candidates"] = [p["text"] for p in provenance]
+            info["directions"] = [p["direction"] for p in provenance]
+            info["provenance"] = provenance
+        return info
+
