@@ -59,6 +59,8 @@ class StepRecord:
     reward: float
     visits: list[float] = field(default_factory=list)  # visit distribution (search agents; else empty)
     q_values: list[float] = field(default_factory=list)  # mean return per child (search agents; else empty)
+    improved: list[float] = field(default_factory=list)  # Gumbel MuZero's improved policy (else empty)
+    continuations: list[list[int]] = field(default_factory=list)  # per child: the answer the search played after it
 
 
 @dataclass
@@ -81,6 +83,7 @@ class EpisodeResult:
     prompt_ids: list[int] = field(default_factory=list)  # the root's ids (contexts = prompt_ids + tokens[:i])
     records: list[StepRecord] = field(default_factory=list)
     weightage_update: dict[str, int] = field(default_factory=dict)  # factors the episode lowered / raised
+    forwarded_by_model: dict[str, int] = field(default_factory=dict)  # inside the episode's window, per model
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,7 +120,9 @@ class Agent(ABC):
                               proposed_by=[p["proposed_by"] for p in info.get("provenance", [])], prior=features(obs)[obs["action_mask"] == 1,
                                                                                        PRIOR].tolist(),
                               chosen=int(action), reward=0.0,
-                              visits=search[0] if search else [], q_values=search[1] if search else [])
+                              visits=search[0] if search else [], q_values=search[1] if search else [],
+                              improved=list(getattr(self, "last_improved_policy", list)()),
+                              continuations=list(getattr(self, "last_continuations", list)()))
             obs, reward, terminated, truncated, info = env.step(action)
             step.reward = float(reward)
             records.append(step)
@@ -133,7 +138,8 @@ class Agent(ABC):
             generated_tokens=after["generated_tokens"],
             seconds=time.perf_counter() - started, tokens=list(u.trees[state.prompt].path_tokens(state.node)),
             prompt_ids=list(u.trees[state.prompt].nodes[0].ids), records=records,
-            weightage_update=dict(info.get("weightage_update") or {}))
+            weightage_update=dict(info.get("weightage_update") or {}),
+            forwarded_by_model=dict(info.get("episode_cost_by_model") or {}))
 
 
 class PlanningAgent(Agent):

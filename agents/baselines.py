@@ -3,20 +3,22 @@
 Fixed-cost agents (one expansion per generated token): :class:`RandomAgent`,
 :class:`GreedyPrimary` (the primary's own greedy decoding), :class:`GreedyPrior` (weightage ×
 similarity), :class:`EnsembleGreedy` (mean teacher log-prob), :class:`BestReference` (the best
-of the teachers' reference answers). Budgeted planners: :class:`BeamSearch` and
-:class:`BestOfN`. Planners rank complete answers by their **planner return**: the sum of the
-rewards ``simulate`` reports, which in the default set-up holds the teacher-panel log-likelihood,
-the length terms and the judge's verdict, never the task verifier.
+of the teachers' reference answers), :class:`MajorityVote` (the reference answer most teachers
+agree on). Budgeted planners: :class:`BeamSearch` and :class:`BestOfN`.
+
+Complete answers are ranked (``rank=``) by the **judge**'s verdict (the default; the planner return breaks
+ties, and stands in when the judge is off), by the **planner return** (the sum of the rewards
+``simulate`` reports: the teacher-panel log-likelihood, the length terms and the judge's verdict), or by
+the **verifier** (only where the env shows it to planners: self-play with ``planner_verifier``).
 """
 
 from __future__ import annotations
-
-import re
 
 import numpy as np
 
 from agents.base import PRIMARY_LOGPROB, PRIOR, TEACHER_LOGPROB, Agent, PlanningAgent, features, masked_argmax
 from tokentree_env.errors import ConfigError
+from tokentree_env.tasks import majority_index
 
 
 class RandomAgent(Agent):
@@ -58,28 +60,48 @@ class EnsembleGreedy(Agent):
         return masked_argmax(obs, TEACHER_LOGPROB)
 
 
-def rollout(env, state, obs, choose, max_steps: int = 256) -> tuple[list[int], float]:
-    """Follow ``choose(obs) -> action`` through ``simulate`` to the end: ``(tokens, planner return)``."""
-    tokens, total = [], 0.0
+RANKS = ("judge", "return", "verifier")
+
+
+def rollout(env, state, obs, choose, max_steps: int = 256) -> tuple[list[int], float, dict]:
+    """Follow ``choose(obs) -> action`` through ``simulate`` to the end: ``(tokens, planner return, final
+    reward terms)``."""
+    tokens, total, terms = [], 0.0, {}
     for _ in range(max_steps):
         action = choose(obs)
         tokens.append(int(obs["candidates"][action]))
-        state, obs, reward, terminated, truncated, _ = env.simulate(state, action)
+        state, obs, reward, terminated, truncated, info = env.simulate(state, action)
         total += reward
         if terminated or truncated:
+            terms = info["reward_terms"]
             break
-    return tokens, total
+    return tokens, total, terms
+
+
+def rank_key(rank: str, total: float, terms: dict) -> tuple[float, float]:
+    """Sort key of a complete answer: the judge's term (or the verifier's), the planner return breaking ties.
+    A term the env does not report (judge off, verifier withheld) counts as 0, so the return decides."""
+    if rank == "return":
+        return (total, 0.0)
+    return (terms.get("judge" if rank == "judge" else "task", 0.0), total)
+
+
+def _check_rank(rank: str) -> str:
+    if rank not in RANKS:
+        raise ConfigError(f"rank must be one of {RANKS}, got {rank!r}")
+    return rank
 
 
 class BestOfN(PlanningAgent):
-    """Sample ``n`` answers from the teacher panel (child ∝ exp(mean teacher log-prob / T)); play
-    the one with the highest planner return."""
+    """Sample ``n`` answers from the teacher panel's mean distribution (child ∝ exp(mean teacher log-prob / T),
+    the panel's geometric mean); play the best by ``rank`` (the judge by default)."""
 
-    def __init__(self, n: int = 4, temperature: float = 1.0, seed: int = 0) -> None:
+    def __init__(self, n: int = 4, temperature: float = 1.0, seed: int = 0, rank: str = "judge") -> None:
         if n < 1:
             raise ConfigError(f"BestOfN.n must be >= 1, got {n}")
         self.n, self.temperature, self.rng = n, temperature, np.random.default_rng(seed)
-        self.name = f"best-of-{n}"
+        self.rank = _check_rank(rank)
+        self.name = f"best-of-{n}" + ("" if rank == "judge" else f"-by-{rank}")
 
     def _sample(self, obs) -> int:
         mask = obs["action_mask"] == 1
@@ -91,7 +113,7 @@ class BestOfN(PlanningAgent):
         u = env.unwrapped
         root = u.get_state()
         samples = [rollout(u, root, obs, self._sample) for _ in range(self.n)]
-        return max(samples, key=lambda s: s[1])[0]
+        return max(samples, key=lambda s: rank_key(self.rank, s[1], s[2]))[0]
 
 
 class BeamSearch(PlanningAgent):
@@ -126,9 +148,11 @@ class BeamSearch(PlanningAgent):
 
 
 class BestReference(PlanningAgent):
-    """The teachers' greedy reference answers (already in the tree), ranked by planner return."""
+    """The teachers' greedy reference answers (already in the tree), the best by ``rank`` (the judge by default)."""
 
-    name = "best-reference"
+    def __init__(self, rank: str = "judge") -> None:
+        self.rank = _check_rank(rank)
+        self.name = "best-reference" + ("" if rank == "judge" else f"-by-{rank}")
 
     def plan(self, env, obs) -> list[int]:
         u = env.unwrapped
@@ -138,40 +162,18 @@ class BestReference(PlanningAgent):
             raise ConfigError("BestReference needs reference answers: create the env with references=True")
         scored = []
         for path in paths:
-            state, o, total = root, obs, 0.0
+            state, o, total, terms = root, obs, 0.0, {}
             for token in path:
                 hits = np.flatnonzero((o["candidates"] == token) & (o["action_mask"] == 1))
                 if not hits.size:
                     break
-                state, o, reward, terminated, truncated, _ = u.simulate(state, int(hits[0]))
+                state, o, reward, terminated, truncated, info = u.simulate(state, int(hits[0]))
                 total += reward
                 if terminated or truncated:
+                    terms = info["reward_terms"]
                     break
-            scored.append((total, path))
+            scored.append((rank_key(self.rank, total, terms), path))
         return max(scored, key=lambda s: s[0])[1]
-
-
-def final_number(text: str) -> str:
-    """The final answer of a completion, as the verifier reads it (its last number, when it has one)."""
-    from tokentree_env.tasks import extract_final_answer
-
-    answer = extract_final_answer(text)
-    numbers = re.findall(r"[-+]?\d+(?:\.\d+)?", answer)
-    return numbers[-1] if numbers else answer
-
-
-def majority_answer(texts: list[str]) -> int:
-    """Index of the text whose final answer most texts share; a tie goes to the lowest index among the tied
-    answers (the lowest-numbered teacher). Texts with no answer vote for nothing unless all are empty."""
-    finals = [final_number(t) for t in texts]
-    counts: dict[str, int] = {}
-    for f in finals:
-        if f:
-            counts[f] = counts.get(f, 0) + 1
-    if not counts:
-        return 0
-    top = max(counts.values())
-    return next(i for i, f in enumerate(finals) if f and counts[f] == top)
 
 
 class MajorityVote(PlanningAgent):
@@ -185,7 +187,7 @@ class MajorityVote(PlanningAgent):
         paths = list(u.trees[u.get_state().prompt].reference_paths.values())
         if not paths:
             raise ConfigError("MajorityVote needs reference answers: create the env with references=True")
-        return paths[majority_answer([u.expander.decode(p) for p in paths])]
+        return paths[majority_index([u.expander.decode(p) for p in paths])]
 
 
 class MaskablePPOAgent(Agent):

@@ -11,10 +11,28 @@ from collections.abc import Sequence
 
 
 def _zoo_report(args: argparse.Namespace) -> int:
-    from tokentree_env.zoo.report import print_report, zoo_report
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
 
-    ok = print_report(zoo_report(args.models, args.dir, args.sample))
-    print("every target met" if ok else "some targets are NOT met (see the table)")
+    from rich.console import Console
+
+    from agents.quiet import quiet_libraries
+    from tokentree_env.zoo.report import print_report, zoo_report
+    from tokentree_env.zoo.testbed import print_testbed, testbed_report
+
+    quiet_libraries()
+    rows = zoo_report(args.models, args.dir, args.sample)
+    ok = print_report(rows)
+    result = {"models": [asdict(r) for r in rows]}
+    if args.testbed_sample > 0 and not args.models:
+        with Console().status("measuring the chain5 test-bed") as status:
+            report = testbed_report(n=args.testbed_sample, progress=lambda m: status.update(f"test-bed: {m}"))
+        ok = print_testbed(report) and ok
+        result["testbed"] = report
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(("every target met" if ok else "some targets are NOT met (see the tables)") + f"; JSON: {args.out}")
     return 0 if ok else 1
 
 
@@ -235,7 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = zoo_commands.add_parser("report", help="evaluate every zoo model against its targets")
     report.add_argument("--models", nargs="*", default=None, help="zoo names (default: all)")
     report.add_argument("--dir", default=None, help="evaluate models in this folder instead of the package's")
-    report.add_argument("--sample", type=int, default=200, help="held-out problems per task")
+    report.add_argument("--sample", type=int, default=200, help="held-out problems per task for each model")
+    report.add_argument("--testbed-sample", type=int, default=500,
+                        help="held-out chain5 problems for the test-bed figures (0 = skip the test-bed)")
+    report.add_argument("--out", default="results/zoo-report.json", help="where to write the report as JSON")
     report.set_defaults(func=_zoo_report)
     train = zoo_commands.add_parser("train", help="retrain the zoo from scratch (reproducible)")
     train.add_argument("--models", nargs="*", default=None, help="zoo names (default: all)")

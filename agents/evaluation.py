@@ -9,7 +9,6 @@ planners' returns, so its weight defaults to 1.0 here (the env's training defaul
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,16 +21,20 @@ from agents.baselines import (
     EnsembleGreedy,
     GreedyPrimary,
     GreedyPrior,
+    MajorityVote,
     RandomAgent,
 )
 from agents.search import MCTSAgent, MCTSConfig
 from agents.store import EpisodeStore
 from tokentree_env.errors import ConfigError
+from tokentree_env.stats import wilson
 
 EVAL_JUDGE_WEIGHT = 1.0
-AGENT_SPECS = ("random", "greedy-primary", "greedy-prior", "ensemble-greedy", "best-reference", "best-of:N",
-               "beam:W", "mcts:S", "mcts-gumbel:S", "mcts-design-prior:S", "mcts-uniform-prior:S",
-               "mcts-primary-prior:S")
+MCTS_SPECS = ("mcts", "mcts-gumbel", "mcts-judge", "mcts-gumbel-judge", "mcts-design-prior", "mcts-uniform-prior",
+              "mcts-primary-prior")
+AGENT_SPECS = ("random", "greedy-primary", "greedy-prior", "ensemble-greedy", "best-reference",
+               "best-reference-by-return", "majority-vote", "best-of:N", "best-of-return:N", "best-of-verifier:N",
+               "beam:W", *(f"{s}:S" for s in MCTS_SPECS))
 
 
 def make_agent(spec: str, seed: int = 0) -> Agent:
@@ -42,15 +45,17 @@ def make_agent(spec: str, seed: int = 0) -> Agent:
     except ValueError:
         raise ConfigError(f"agent {spec!r}: the budget after ':' must be an integer") from None
     simple = {"random": lambda: RandomAgent(seed), "greedy-primary": GreedyPrimary, "greedy-prior": GreedyPrior,
-              "ensemble-greedy": EnsembleGreedy, "best-reference": BestReference}
+              "ensemble-greedy": EnsembleGreedy, "best-reference": BestReference, "majority-vote": MajorityVote,
+              "best-reference-by-return": lambda: BestReference(rank="return")}
     if name in simple:
         return simple[name]()
-    if name == "best-of":
-        return BestOfN(budget or 4, seed=seed)
+    if name in ("best-of", "best-of-return", "best-of-verifier"):
+        return BestOfN(budget or 4, seed=seed, rank={"best-of": "judge"}.get(name, name.removeprefix("best-of-")))
     if name == "beam":
         return BeamSearch(budget or 2)
-    if name in ("mcts", "mcts-gumbel", "mcts-design-prior", "mcts-uniform-prior", "mcts-primary-prior"):
-        config = MCTSConfig(num_simulations=budget or 8, gumbel=name == "mcts-gumbel",
+    if name in MCTS_SPECS:
+        config = MCTSConfig(num_simulations=budget or 8, gumbel="gumbel" in name,
+                            leaf_value="judge" if name.endswith("-judge") else "rollout",
                             teacher_mix=0.0 if name == "mcts-design-prior" else MCTSConfig.teacher_mix,
                             prior={"mcts-uniform-prior": "uniform", "mcts-primary-prior": "primary"}.get(name, "env"))
         return MCTSAgent(config, seed=seed, name=f"{name}-{config.num_simulations}")
@@ -71,16 +76,6 @@ class Summary:
     model_calls: float
     generated_tokens: float
     seconds: float
-
-
-def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def summarise(agent: str, results: Sequence[EpisodeResult], seconds: float) -> Summary:

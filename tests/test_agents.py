@@ -6,7 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from agents.evaluation import AGENT_SPECS, evaluate, make_agent, wilson
+from agents.evaluation import AGENT_SPECS, evaluate, make_agent
+from tokentree_env.stats import wilson
 from tokentree_env.env import TokenTreeEnv
 from tokentree_env.errors import ConfigError
 

@@ -143,6 +143,8 @@ def test_over_prepared_self_play_the_episodes_forwarded_tokens_sum_to_the_models
     charged = sum(r["forwarded_tokens"] for r in records)
     counted = sum(c["forwarded_tokens"] for c in selfplay.costs().values())
     assert len(records) == 8 and charged == counted
+    for name, counters in selfplay.costs().items():  # and per model
+        assert sum(r["forwarded_by_model"].get(name, 0) for r in records) == counters["forwarded_tokens"], name
     first, second = records[0], records[1]  # the prompt's reference answers and judge working go to its first
     assert first["forwarded_tokens"] > second["forwarded_tokens"]
 
@@ -168,3 +170,15 @@ def test_a_batched_answer_is_charged_only_the_tokens_its_row_forwarded():
         own = len(teacher.tokenizer(prompt)["input_ids"])
         generated = len(teacher.tokenizer(text, add_special_tokens=False)["input_ids"]) + 1  # + EOS
         assert charged["forwarded_tokens"] == own + min(generated, 10) - 1  # no padding counted
+
+
+def test_a_sentence_embedders_forwards_are_counted_and_charged_to_the_episode():
+    from tokentree_env.scoring import SentenceSimilarity
+
+    semantic = TokenTreeEnv(**SMALL, judge=None, similarity=SentenceSimilarity())
+    obs, _ = semantic.reset(options={"prompt": "12+35+20="})
+    info = finish(semantic, obs)
+    embedder = semantic.costs()["similarity:all-MiniLM-L6-v2"]
+    assert embedder["forwarded_tokens"] > 0
+    assert info["episode_cost_by_model"]["similarity:all-MiniLM-L6-v2"] == embedder["forwarded_tokens"]
+    assert info["episode_cost"]["forwarded_tokens"] == sum(c["forwarded_tokens"] for c in semantic.costs().values())

@@ -27,7 +27,7 @@ def _full_recompute(teacher, primary, text):
 @pytest.mark.parametrize("foreign", [False, True])
 def test_cached_step_by_step_logprobs_equal_a_full_recompute(arch, foreign):
     primary = char_primary()
-    teacher = HFTeacher(loaded(pair_tokenizer() if foreign else primary, arch))
+    teacher = HFTeacher(loaded(pair_tokenizer() if foreign else primary, arch), heal=False)
     teacher.bind(primary)
     text = "12+35="
     for piece in ["4", "7", "+", "1", "3", "=", "1", "2", "."]:
@@ -198,7 +198,68 @@ def test_batched_generation_and_batched_forwards_warn_about_no_attention_mask(ca
             for prompt in ("12+35+20=", "1+2+3="):
                 obs, _ = env.reset(options={"prompt": prompt})
                 env.expander.expand(env.trees[prompt], list(range(len(env.trees[prompt]))))
+            from tokentree_env.models.generation import greedy_ids, sample_ids
+
+            lm = env.primary.lm  # a GPT-2; inputs of one length (no mask needed), answers of different lengths
+            rows = [lm.tokenizer(p)["input_ids"] for p in ("99+99+99=", "10+10+10=", "50+50+50=")]  # no padding
+            greedy_ids(lm.model, lm.tokenizer, rows, max_new_tokens=12)
+            sample_ids(lm.model, lm.tokenizer, rows, n=4, max_new_tokens=12)
     finally:
         hf_logging.disable_propagation()
         hf_logging.set_verbosity_error()
     assert not [r for r in caplog.records if "attention_mask" in r.getMessage()]
+
+
+def test_token_healing_scores_the_rest_of_a_merged_token_after_a_mid_token_context():
+    """A teacher whose tokenizer merges "35" into one token reads "...=3" as ending mid-token; healing backs
+    off to "...=" and gives "5" the mass of "35" there, instead of what the teacher says after a split it never
+    saw in training."""
+    from tokentree_env.teachers.alignment import TokenHealer, piece_texts
+
+    primary, teacher_tok = char_primary(), pair_tokenizer()
+    texts = piece_texts(teacher_tok)
+    healer = TokenHealer(texts, primary)
+    three, thirty_five, twelve = (teacher_tok.convert_tokens_to_ids(t) for t in ("3", "35", "12"))
+    assert healer.extendable(three) and not healer.extendable(teacher_tok.convert_tokens_to_ids("="))
+    top = (torch.tensor([thirty_five, three, twelve]), torch.tensor([0.9, 0.05, 0.05]).log())  # q0 after "...="
+    unhealed = torch.full((len(primary),), -30.0)
+    unhealed[primary.convert_tokens_to_ids("7")] = 0.0  # q1 after the unseen split "...=3": all on "7"
+    healed = healer.heal(three, top, unhealed)
+    five, seven = primary.convert_tokens_to_ids("5"), primary.convert_tokens_to_ids("7")
+    assert healed[five].exp() == pytest.approx(0.9 / 0.95, rel=1e-5)  # "35" continues with "5"
+    assert healed[seven].exp() == pytest.approx(0.05 / 0.95, rel=1e-4)  # "3" exactly, then q1
+    assert healed.exp().sum() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_a_healing_teacher_reads_the_prefix_state_and_returns_a_distribution():
+    primary = char_primary()
+    teacher = HFTeacher(loaded(pair_tokenizer()))
+    teacher.bind(primary)
+    out = teacher.next_logprobs([_context(primary, "12+3")])[0]
+    unhealed = HFTeacher(teacher.lm, heal=False)
+    unhealed.bind(primary)
+    plain = unhealed.next_logprobs([_context(primary, "12+3")])[0]
+    assert 0.0 < out.exp().sum() <= 1.0 + 1e-4  # mass on pieces that map nowhere (specials) stays off the vocabulary
+    assert not torch.allclose(out, plain)
+    assert teacher.store.get(tuple(teacher.tokenizer("12+")["input_ids"])) is not None  # q0 came from "12+"
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_contexts_of_different_prompts_are_gathered_into_one_forward_and_match_separate_forwards(arch):
+    """Lockstep play: contexts whose cached prefixes differ (other prompts, other depths) run in one padded batch
+    with the gap masked; their log-probs, and those of the contexts that extend them, match a full recompute
+    within 1e-5 (the tolerance of a padded batch's reordered sums)."""
+    primary = char_primary()
+    teacher = HFTeacher(loaded(primary, arch))
+    teacher.bind(primary)
+    prompts = ["12+35=", "7+1=", "99+99+99="]
+    teacher.next_logprobs([_context(primary, p) for p in prompts])  # three prefixes, cached
+    calls = teacher.counters.forward_calls
+    longer = [p + d for p, d in zip(prompts, "481", strict=True)]
+    batched = teacher.next_logprobs([_context(primary, t) for t in longer])
+    assert teacher.counters.forward_calls == calls + 1  # one forward for three prefixes
+    for text, row in zip(longer, batched, strict=True):
+        assert torch.allclose(row, _full_recompute(teacher, primary, text), atol=1e-5)
+    again = [t + "2" for t in longer]  # the gathered contexts are contiguous views that extend again
+    for text, row in zip(again, teacher.next_logprobs([_context(primary, t) for t in again]), strict=True):
+        assert torch.allclose(row, _full_recompute(teacher, primary, text), atol=1e-5)

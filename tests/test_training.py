@@ -31,8 +31,10 @@ def _record(prompt, completion, hard, ret, tok, q=None):
     steps = []
     for t in tokens:
         other = tok.convert_tokens_to_ids("9") if t != tok.convert_tokens_to_ids("9") else tok.convert_tokens_to_ids("8")
+        rest = [other, *tok("+9=99.", add_special_tokens=False)["input_ids"]]  # the sibling's completed answer
         steps.append({"candidates": [t, other], "directions": ["right", "wrong"], "prior": [0.5, 0.5], "chosen": 0,
-                      "reward": 0.0, "visits": [0.75, 0.25], "q_values": q or [1.0, -1.0]})
+                      "reward": 0.0, "visits": [0.75, 0.25], "q_values": q or [1.0, -1.0],
+                      "continuations": [[], rest]})
     return {"prompt": prompt, "completion": completion, "hard_reward": hard, "episode_return": ret,
             "tokens": tokens, "prompt_ids": tok(prompt)["input_ids"], "records": steps}
 
@@ -50,11 +52,11 @@ def test_sft_keeps_the_best_successful_path_per_prompt(store_records):
     assert rows == [{"prompt": "1+2+3=", "completion": "6."}]
 
 
-def test_dpo_pairs_the_chosen_continuation_against_a_lower_valued_sibling(store_records):
+def test_dpo_pairs_the_chosen_continuation_against_a_lower_valued_siblings_whole_answer(store_records):
     tok, records = store_records
     rows = dpo_dataset(records, tok).to_list()
-    assert rows[0] == {"prompt": "1+2+3=", "chosen": "6.", "rejected": "9"}
-    assert rows[1] == {"prompt": "1+2+3=6", "chosen": ".", "rejected": "9"}
+    assert rows[0] == {"prompt": "1+2+3=", "chosen": "6.", "rejected": "9+9=99."}
+    assert rows[1] == {"prompt": "1+2+3=6", "chosen": ".", "rejected": "9+9=99."}
 
 
 def test_distillation_rows_hold_context_ids_children_and_visits(store_records):
@@ -273,3 +275,22 @@ def test_resume_replay_raises_a_typed_error_when_a_stored_token_is_not_on_the_sl
     record = {"prompt": "12+35+20=", "tokens": [missing], "iteration": 0, "repeat": 0}
     with pytest.raises(ReplayMismatchError, match=f"token {missing} at step 0"):
         TrainingRun._replay_episode(env, record)
+
+
+def test_lora_end_to_end_the_adapter_is_checkpointed_reloaded_and_guarded_by_ewc(tmp_path):
+    """Under LoRA the checkpoint holds the adapter, ``--primary`` loads base + adapter, and the EWC penalty acts
+    on the trainable (adapter) weights instead of silently being zero."""
+    from tokentree_env.models import load_model
+
+    run = TrainingRun(_tiny(tmp_path, iterations=1, lora=True, ewc=10.0))
+    run.run()
+    checkpoint = tmp_path / "run" / "checkpoints" / "iter-0" / "primary"
+    assert (checkpoint / "adapter_config.json").exists()
+    lm = load_model(str(checkpoint))
+    assert hasattr(lm.model, "peft_config")
+    ewc = run.guards.ewc
+    assert ewc.importance and all("lora" in name for name in ewc.importance)
+    assert float(ewc.penalty(lm.model)) > 0.0  # the trained adapter moved away from the round's anchor
+    again = TrainingRun(_tiny(tmp_path / "again", iterations=1, primary=str(checkpoint), lora=True))
+    again.run()  # a LoRA checkpoint is a valid --primary: its adapter keeps training
+    assert (tmp_path / "again" / "run" / "checkpoints" / "iter-0" / "primary" / "adapter_config.json").exists()

@@ -22,7 +22,7 @@ def test_zoo_model_loads_offline_with_a_lossless_tokenizer(name):
 
 
 def test_zoo_has_three_architectures_in_two_styles_and_foreign_tokenizers():
-    teachers = [m for m in ZOO.values() if m.role == "teacher"]
+    teachers = [m for m in ZOO.values() if m.role == "teacher" and "chain5" not in m.mix]
     primary = ZOO["primary"]
     assert len({m.arch for m in teachers}) >= 3
     assert {m.style for m in teachers} == {"step", "terse"}
@@ -56,3 +56,29 @@ def test_reduced_budget_training_lowers_the_loss_and_saves_loadable_models(tmp_p
         out = lm.model(**lm.tokenizer("12+35=", return_tensors="pt"))
         assert torch.isfinite(out.logits).all()
         assert json.loads((tmp_path / name / "zoo_card.json").read_text())["spec"]["name"] == name
+
+
+def test_the_chain5_teachers_differ_in_architecture_tokenizer_and_answer_style():
+    from tokentree_env.zoo.catalog import CHAIN5_TEACHERS
+
+    teachers = [ZOO[spec.removeprefix("zoo:")] for spec in CHAIN5_TEACHERS]
+    for field in ("arch", "tokenizer", "style"):
+        assert len({getattr(m, field) for m in teachers}) == 3, field
+
+
+def test_the_chain5_judge_checks_without_working_the_problem_out():
+    from tokentree_env.judge import Judge
+    from tokentree_env.zoo.catalog import CHAIN5_JUDGE
+
+    judge = Judge(CHAIN5_JUDGE)
+    assert judge.protocol == "check"
+    judge.verdict("12+35-20+11-5=", "47-20=27+11=38-5=33.")
+    assert judge.counters.generated_tokens == 0  # it generated nothing: no working of its own
+
+
+def test_the_chain5_testbed_meets_every_target_on_500_heldout_problems():
+    from tokentree_env.zoo.testbed import testbed_report
+
+    report = testbed_report(n=500)
+    missed = [(f["name"], round(f["value"], 3), f["target"]) for f in report["figures"] if f["met"] is False]
+    assert not missed, f"test-bed targets missed: {missed}"

@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict
 
 from agents.bench.config import SuiteConfig
-from agents.bench.search import env_kwargs, heldout_prompts
+from agents.bench.suite_search import env_kwargs, heldout_prompts
 
 
 ABLATION_BUDGET = 4

@@ -40,11 +40,12 @@ class SuiteConfig:
 
     @property
     def search_agents(self) -> tuple[str, ...]:
+        strong = ("ensemble-greedy", "best-reference", "majority-vote")  # in every search table
         if self.quick or self.tiny:
-            return ("greedy-prior", "best-of:2", "best-of:4", "mcts:2", "mcts:4")
-        return ("random", "greedy-primary", "greedy-prior", "ensemble-greedy", "best-reference", "best-of:2",
-                "best-of:4", "best-of:8", "beam:1", "beam:2", "beam:3", "mcts:2", "mcts:4", "mcts:8", "mcts:16",
-                "mcts-gumbel:4", "mcts-gumbel:8", "maskable-ppo")
+            return (*strong, "best-of:4", "mcts:2", "mcts-gumbel:4")
+        return ("random", "greedy-primary", "greedy-prior", *strong, "best-of:2", "best-of:4", "best-of:8", "beam:1",
+                "beam:2", "beam:3", "mcts:2", "mcts:4", "mcts:8", "mcts:16", "mcts-gumbel:4", "mcts-gumbel:8",
+                "mcts-judge:8", "maskable-ppo")
 
 
 def machine() -> dict:

@@ -15,7 +15,7 @@ def plots(result: dict, out: Path, name: str) -> list[str]:
 
     written = []
     if "search" in result:
-        from agents.bench.search import plot as search_plot
+        from agents.bench.suite_search import plot as search_plot
 
         search_plot(result["search"]["rows"], out / f"{name}-search.png")
         written.append(f"{name}-search.png")
@@ -89,10 +89,12 @@ def markdown(result: dict) -> str:
         lines += [f"| {k} | {'yes' if v['met'] else 'NO'} |" for k, v in s["targets"].items()] + [""]
     if "search" in result:
         lines += [f"## Search strength ({result['search']['prompts']} held-out prompts, evaluation mode)", "",
-                  "| agent | accuracy | 95 % CI | forwarded tokens / episode | seconds |", "|---|---|---|---|---|"]
-        lines += [f"| {r['agent']} | {r['accuracy']:.3f} | {r['accuracy_low']:.2f}-{r['accuracy_high']:.2f} | "
-                  f"{r['forwarded_tokens']:.0f} | {r['seconds']:.1f} |"
-                  for r in sorted(result["search"]["rows"], key=lambda r: r["forwarded_tokens"])] + [""]
+                  "| agent | judge | accuracy | 95 % CI | forwarded tokens / episode | seconds |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['agent']} | {'on' if r.get('judge', True) else 'off'} | {r['accuracy']:.3f} | "
+                  f"{r['accuracy_low']:.2f}-{r['accuracy_high']:.2f} | {r['forwarded_tokens']:.0f} | {r['seconds']:.1f} |"
+                  for r in sorted(result["search"]["rows"], key=lambda r: (not r.get("judge", True),
+                                                                           r["forwarded_tokens"]))] + [""]
     if "ablations" in result:
         lines += [f"## Ablations (MCTS, {ABLATION_BUDGET} simulations per step)", "",
                   "| ablation | variant | accuracy | 95 % CI | forwarded tokens / episode |", "|---|---|---|---|---|"]

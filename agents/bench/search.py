@@ -1,144 +1,263 @@
-"""Search strength in evaluation mode: accuracy against total forwarded tokens, per agent.
+"""``python -m benchmarks.search --task chain5``: search where it can matter, measured so that the answer can be
+trusted either way. Resumable: every episode is appended to ``episodes.jsonl`` as it finishes, and a rerun
+skips what is stored.
 
-Every agent plays the same held-out prompts of the default task on a fresh env (fresh trees; the
-teachers' reference answers are charged to every agent). The search never sees the verifier; it
-scores only the final answers. Budgeted agents are swept (MCTS simulations, best-of-N samples, beam
-width); fixed-cost agents are points at their own cost. Writes JSON, a PNG of accuracy vs tokens and
-a Markdown table, and checks the issue's comparison: at each budget, is MCTS more accurate than
-best-of-N and beam at no more compute, and than every fixed-cost agent whose cost is within it?
+1. **Declare** (``declared.json``, written before any measured episode, and kept on resume). A pilot on
+   train-split problems (never the measured ones) fixes the MCTS budget: the largest number of simulations
+   per step whose forwarded tokens stay within 1.5x the best reference's; and best-of-N's N: the smallest
+   whose forwarded tokens reach MCTS's (best-of-N gets at least MCTS's compute). Each MCTS row names its
+   leaf-value source.
+2. **Self-play mode** on ``n`` train-split problems: the verifier scores the search's leaves
+   (``planner_verifier``). MCTS against best-of-N ranked by the verifier at equal forwarded tokens, and
+   against the best single teacher's greedy accuracy.
+3. **Evaluation mode** on ``n`` held-out problems: no verifier. Every agent with the judge on and off; the
+   declared MCTS rows against ensemble greedy, the majority vote and the best reference, each difference
+   with McNemar's test and a paired-bootstrap 95 % interval.
 
-Run: ``python -m benchmarks.search`` (``--n 20`` for a quick look).
+The value head (a leaf-value source) is fitted on self-play episodes of train problems; every source's
+training size and held-out error are reported. :mod:`agents.bench.search_report` writes the JSON, the
+plot and the Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 
-from agents.bench.config import SuiteConfig
-
-FIXED = ("random", "greedy-primary", "greedy-prior", "ensemble-greedy", "best-reference")
-SWEEPS = {"mcts": (2, 4, 8, 16), "mcts-gumbel": (4, 8), "mcts-design-prior": (8,), "best-of": (2, 4, 8),
-          "beam": (1, 2, 3)}
+MODES = ("self-play", "evaluation")
+BUDGETS = (1, 2, 3, 4, 6, 8, 12, 16)
+BEST_OF = (2, 4, 8, 16, 32, 64)
 
 
-def heldout_prompts(cfg: SuiteConfig) -> list[str]:
-    """The first ``cfg.n`` held-out prompts of the suite's task."""
+@dataclass
+class SearchBenchConfig:
+    """What ``python -m benchmarks.search`` runs."""
+
+    task: str = "chain5"
+    n: int = 200
+    """Measured problems per mode (train split in self-play mode, held-out in evaluation)."""
+    pilot: int = 20
+    """Train-split problems (not measured) that fix the declared budget and N."""
+    value_head_problems: int = 100
+    """Train-split problems whose self-play episodes fit the value head."""
+    out: str = "results/search"
+    seed: int = 0
+    max_new_tokens: int = 48
+    workers: int = 2
+    budgets: tuple[int, ...] = BUDGETS
+    best_of: tuple[int, ...] = BEST_OF
+    models: dict = field(default_factory=dict)
+    """``teachers`` / ``primary`` / ``judge`` (default: the task's zoo test-bed)."""
+
+    def model_kwargs(self, judge: bool = True) -> dict:
+        from tokentree_env.zoo.catalog import CHAIN5_JUDGE, CHAIN5_TEACHERS
+
+        defaults = ({"teachers": list(CHAIN5_TEACHERS), "judge": CHAIN5_JUDGE} if self.task == "chain5" else {})
+        kwargs = defaults | self.models
+        return kwargs | ({} if judge else {"judge": None})
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured agent: its spec (``make_agent``), whether the judge is on, and (MCTS) its leaf source."""
+
+    spec: str
+    judge: bool
+    leaf: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.spec}|judge={'on' if self.judge else 'off'}"
+
+
+def env_kwargs(cfg: SearchBenchConfig, mode: str, judge: bool) -> dict:
+    """The env of a mode: evaluation hides the verifier (the judge weighs 1.0 in planners' returns); self-play
+    shows it to planners on train prompts."""
+    base = {"task": cfg.task, "max_new_tokens": cfg.max_new_tokens, **cfg.model_kwargs(judge)}
+    if mode.endswith("evaluation"):  # "evaluation" and the pilot's "pilot-evaluation"
+        return base | {"evaluation": True, "reward_weights": {"judge_weight": 1.0}}
+    return base | {"split": "train", "planner_verifier": True, "update_weightage": False}
+
+
+def problems(cfg: SearchBenchConfig, kind: str) -> list:
+    """``pilot``, ``value-head`` and ``self-play`` problems come from the train split, disjoint; ``evaluation``
+    from the held-out split."""
     from tokentree_env.tasks import load_task
 
-    return [p.prompt for p in load_task(cfg.task).problems("heldout")][: cfg.n]
+    task = load_task(cfg.task)
+    if kind == "evaluation":
+        return list(task.problems("heldout"))[: cfg.n]
+    train = list(task.problems("train"))
+    spans = {"self-play": (0, cfg.n), "pilot": (cfg.n, cfg.n + cfg.pilot),
+             "value-head": (cfg.n + cfg.pilot, cfg.n + cfg.pilot + cfg.value_head_problems)}
+    lo, hi = spans[kind]
+    return train[lo:hi]
 
 
-def env_kwargs(cfg: SuiteConfig, **extra) -> dict:
-    """Env arguments for the suite's models and task, with ``extra`` on top."""
-    return {"teachers": list(cfg.teachers), "primary": cfg.primary, "task": cfg.task} | extra
-
-
-def ppo_agent(cfg: SuiteConfig, timesteps: int = 2048):
-    """sb3-contrib MaskablePPO after a fixed training budget on the task's train split."""
-    from sb3_contrib import MaskablePPO
-
-    from agents.baselines import MaskablePPOAgent
-    from tokentree_env.env import TokenTreeEnv
-    from tokentree_env.env.sb3 import TokenTreeExtractor
-
-    env = TokenTreeEnv(**env_kwargs(cfg))
-    model = MaskablePPO("MultiInputPolicy", env, n_steps=256, batch_size=64, n_epochs=4, seed=cfg.seed, verbose=0,
-                        policy_kwargs={"features_extractor_class": TokenTreeExtractor})
-    model.learn(total_timesteps=timesteps)
-    env.close()
-    return MaskablePPOAgent(model)
-
-
-def suite_search(cfg: SuiteConfig, progress) -> dict:
-    """The suite's search part: every agent of ``cfg.search_agents`` in evaluation mode on held-out prompts."""
-    from agents.evaluation import evaluate, make_agent
-
-    prompts, rows = heldout_prompts(cfg), []
-    for spec in cfg.search_agents:
-        agent = ppo_agent(cfg) if spec == "maskable-ppo" else make_agent(spec, seed=cfg.seed)
-        summary, _ = evaluate(agent, prompts, env_kwargs(cfg))
-        rows.append(asdict(summary))
-        progress(f"search: {spec} {summary.accuracy:.2f}")
-    return {"prompts": len(prompts), "rows": rows}
-
-
-def compare(rows: list[dict]) -> list[dict]:
-    """For each MCTS point: the best accuracy any other agent reaches at no more forwarded tokens."""
-    checks = []
-    for m in (r for r in rows if r["agent"].startswith("mcts-") and "gumbel" not in r["agent"]
-              and "design" not in r["agent"]):
-        rivals = [r for r in rows if not r["agent"].startswith("mcts") and r["forwarded_tokens"] <= m["forwarded_tokens"]]
-        best = max(rivals, key=lambda r: r["accuracy"], default=None)
-        checks.append({"mcts": m["agent"], "mcts_accuracy": m["accuracy"], "mcts_tokens": m["forwarded_tokens"],
-                       "best_rival": best["agent"] if best else None,
-                       "rival_accuracy": best["accuracy"] if best else None,
-                       "mcts_strictly_better": best is None or m["accuracy"] > best["accuracy"]})
-    return checks
-
-
-def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    families: dict[str, list[dict]] = {}
-    for r in rows:
-        families.setdefault(r["agent"].rsplit("-", 1)[0] if r["agent"][-1].isdigit() else r["agent"], []).append(r)
-    for name, pts in families.items():
-        pts = sorted(pts, key=lambda r: r["forwarded_tokens"])
-        xs, ys = [p["forwarded_tokens"] for p in pts], [p["accuracy"] for p in pts]
-        err = [[max(0.0, p["accuracy"] - p["accuracy_low"]) for p in pts],
-               [max(0.0, p["accuracy_high"] - p["accuracy"]) for p in pts]]
-        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=name, linestyle="-" if len(pts) > 1 else "none")
-    ax.set_xscale("log")
-    ax.set_xlabel("total forwarded tokens per episode (all models)")
-    ax.set_ylabel("held-out accuracy (95% CI)")
-    ax.set_title("Search strength, evaluation mode (chain3, zoo)")
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100, help="held-out prompts")
-    parser.add_argument("--out", default="results/search")
-    args = parser.parse_args(argv)
+# -- one job: a row on a chunk of problems, in a worker process ---------------------------------------
+def play_job(cfg: SearchBenchConfig, mode: str, row: Row, chunk: list[tuple[int, str]], value_head: str | None) -> list:
+    """Play ``row`` on ``chunk`` (index, prompt) in ``mode``; one result per problem."""
     import torch
 
-    from agents.evaluation import evaluate, make_agent
-    from tokentree_env.tasks import builtin_task
+    from agents.quiet import quiet_libraries
+    from tokentree_env.env import TokenTreeEnv
 
     torch.set_num_threads(1)
-    prompts = [p.prompt for p in builtin_task("chain3").problems("heldout")[: args.n]]
-    specs = [*FIXED, *(f"{name}:{b}" for name, budgets in SWEEPS.items() for b in budgets)]
-    rows = []
-    for spec in specs:
-        summary, _ = evaluate(make_agent(spec), prompts)
-        rows.append(asdict(summary))
-        print(f"{summary.agent:22s} acc {summary.accuracy:.3f} [{summary.accuracy_low:.2f}, {summary.accuracy_high:.2f}]"
-              f"  tokens/ep {summary.forwarded_tokens:7.0f}  {summary.seconds:6.1f}s", flush=True)
-    out = Path(args.out)
+    quiet_libraries()
+    env = TokenTreeEnv(**env_kwargs(cfg, mode, row.judge))
+    env.prepare([p for _, p in chunk])  # batched reference answers, charged to each prompt's episode
+    out = []
+    for index, prompt in chunk:
+        agent = _agent(row, cfg.seed * 100_003 + index, value_head)
+        result = agent.run_episode(env, options={"prompt": prompt})
+        out.append({"mode": mode, "row": row.key, "index": index, "prompt": prompt, "correct": result.hard_reward,
+                    "forwarded_tokens": result.forwarded_tokens, "seconds": result.seconds,
+                    "completion": result.completion})
+    env.close()
+    return out
+
+
+def _agent(row: Row, seed: int, value_head: str | None):
+    from agents.evaluation import make_agent
+
+    if row.leaf != "value-head":
+        return make_agent(row.spec, seed=seed)
+    from agents.search import MCTSAgent, MCTSConfig, ValueHead
+
+    head = ValueHead.load(value_head)
+    name, _, budget = row.spec.partition(":")
+    config = MCTSConfig(num_simulations=int(budget), gumbel="gumbel" in name)
+    return MCTSAgent(config, value_fn=head.value_fn, seed=seed, name=f"{name}-value-{budget}")
+
+
+class EpisodeLog:
+    """The benchmark's durable store: one JSON line per finished episode; resuming skips what it holds."""
+
+    def __init__(self, path: Path) -> None:
+        from agents.store import EpisodeStore
+
+        self.store = EpisodeStore(path)
+        self.done = {(r["mode"], r["row"], r["index"]): r for r in self.store}
+
+    def todo(self, mode: str, row: Row, items: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        return [(i, p) for i, p in items if (mode, row.key, i) not in self.done]
+
+    def add(self, results: list[dict]) -> None:
+        for r in results:
+            self.store.append(r)
+            self.done[(r["mode"], r["row"], r["index"])] = r
+
+    def results(self, mode: str, row: Row) -> list[dict]:
+        return sorted((r for (m, k, _), r in self.done.items() if m == mode and k == row.key), key=lambda r: r["index"])
+
+
+def run_rows(cfg: SearchBenchConfig, log: EpisodeLog, mode: str, rows: list[Row], items: list[tuple[int, str]],
+             value_head: str | None = None, progress=None, chunk: int = 25) -> None:
+    """Play every row on every item not yet stored, ``cfg.workers`` processes at a time."""
+    jobs = [(row, todo[i:i + chunk]) for row in rows for todo in [log.todo(mode, row, items)]
+            for i in range(0, len(todo), chunk)]
+    if not jobs:
+        return
+    with ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(play_job, cfg, mode, row, part, value_head) for row, part in jobs]
+        for future in futures:
+            results = future.result()
+            log.add(results)
+            if progress:
+                progress(f"{mode}: {results[0]['row']} {len(results)} episodes")
+
+
+# -- the declared configuration -----------------------------------------------------------------------
+def declare(cfg: SearchBenchConfig, log: EpisodeLog, out: Path, progress=None) -> dict:
+    """Fix the MCTS budget and best-of-N's N on the pilot problems, before any measured episode; kept on resume."""
+    path = out / "declared.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    pilot = [(i, p.prompt) for i, p in enumerate(problems(cfg, "pilot"))]
+
+    def tokens(mode: str, row: Row) -> float:
+        run_rows(cfg, log, mode, [row], pilot, progress=progress)
+        results = log.results(mode, row)
+        return sum(r["forwarded_tokens"] for r in results) / len(results)
+
+    reference = tokens("pilot-evaluation", Row("best-reference", True))
+    budget = cfg.budgets[0]
+    for b in cfg.budgets:
+        if tokens("pilot-evaluation", Row(f"mcts:{b}", True)) <= 1.5 * reference:
+            budget = b
+    mcts_selfplay = tokens("pilot-self-play", Row(f"mcts:{budget}", True))
+    n_best = next((n for n in cfg.best_of if tokens("pilot-self-play", Row(f"best-of-verifier:{n}", True))
+                   >= mcts_selfplay), cfg.best_of[-1])
+    mcts_eval = tokens("pilot-evaluation", Row(f"mcts:{budget}", True))
+    n_eval = next((n for n in cfg.best_of if tokens("pilot-evaluation", Row(f"best-of:{n}", True)) >= mcts_eval),
+                  cfg.best_of[-1])
+    declared = {"declared_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "pilot_problems": len(pilot),
+                "best_reference_tokens": reference, "budget_rule": "the largest MCTS budget (simulations per step) "
+                "whose pilot forwarded tokens are <= 1.5x the best reference's",
+                "mcts_budget": budget, "best_of_self_play": n_best, "best_of_evaluation": n_eval,
+                "leaf_sources": {f"mcts:{budget}": "rollout", f"mcts-gumbel:{budget}": "rollout",
+                                 f"mcts-judge:{budget}": "judge", f"mcts:{budget} (value head)": "value-head"},
+                "config": asdict(cfg)}
     out.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": "search", "task": "chain3", "split": "heldout", "prompts": len(prompts), "rows": rows,
-              "mcts_vs_rivals": compare(rows)}
-    (out / "search.json").write_text(json.dumps(result, indent=1))
-    plot(rows, out / "search.png")
-    lines = ["| agent | accuracy | 95% CI | forwarded tokens / episode | model calls / episode |", "|---|---|---|---|---|"]
-    lines += [f"| {r['agent']} | {r['accuracy']:.3f} | {r['accuracy_low']:.2f}-{r['accuracy_high']:.2f} | "
-              f"{r['forwarded_tokens']:.0f} | {r['model_calls']:.0f} |" for r in sorted(rows, key=lambda r: r["forwarded_tokens"])]
-    (out / "search.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    for c in result["mcts_vs_rivals"]:
-        print(c)
-    print(f"wrote {out}/search.json, search.png, search.md")
+    path.write_text(json.dumps(declared, indent=1))
+    return declared
+
+
+def rows_for(declared: dict) -> dict[str, list[Row]]:
+    """The measured rows of each mode, from the declared configuration."""
+    b, n_sp, n_ev = declared["mcts_budget"], declared["best_of_self_play"], declared["best_of_evaluation"]
+    self_play = [Row(f"mcts:{b}", j, "rollout") for j in (True, False)]
+    self_play += [Row(f"best-of-verifier:{n_sp}", j) for j in (True, False)]
+    evaluation = []
+    for judge in (True, False):
+        evaluation += [Row("ensemble-greedy", judge), Row("best-reference", judge), Row("majority-vote", judge),
+                       Row(f"best-of:{n_ev}", judge), Row("beam:2", judge),
+                       Row(f"mcts:{b}", judge, "rollout"), Row(f"mcts-gumbel:{b}", judge, "rollout"),
+                       Row(f"mcts:{b}", judge, "value-head")]
+        if judge:
+            evaluation.append(Row(f"mcts-judge:{b}", judge, "judge"))
+    return {"self-play": self_play, "evaluation": evaluation}
+
+
+def run(cfg: SearchBenchConfig, progress=None) -> dict:
+    """Declare, play both modes (resuming), fit the value head, and report."""
+    from agents.bench.search_report import report
+    from agents.bench.value_sources import fit_value_head
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = EpisodeLog(out / "episodes.jsonl")
+    declared = declare(cfg, log, out, progress)
+    rows = rows_for(declared)
+    train = [(i, p.prompt) for i, p in enumerate(problems(cfg, "self-play"))]
+    run_rows(cfg, log, "self-play", rows["self-play"], train, progress=progress)
+    head = fit_value_head(cfg, declared, out, progress)
+    held = [(i, p.prompt) for i, p in enumerate(problems(cfg, "evaluation"))]
+    run_rows(cfg, log, "evaluation", rows["evaluation"], held, value_head=head["path"], progress=progress)
+    return report(cfg, declared, rows, log, head, out)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.search", description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="chain5")
+    parser.add_argument("--n", type=int, default=200, help="measured problems per mode")
+    parser.add_argument("--pilot", type=int, default=20, help="train problems that fix the declared budget")
+    parser.add_argument("--value-head-problems", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", default=None, help="results folder (default: results/search-TASK)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    cfg = SearchBenchConfig(task=args.task, n=args.n, pilot=args.pilot, value_head_problems=args.value_head_problems,
+                            workers=args.workers, out=args.out or f"results/search-{args.task}", seed=args.seed)
+    from rich.console import Console
+
+    console = Console()
+    with console.status("search benchmark") as status:
+        result = run(cfg, progress=lambda m: status.update(m))
+    console.print(Path(cfg.out, "search.md").read_text())
     return result
-
-
-if __name__ == "__main__":
-    main()

@@ -24,7 +24,7 @@ from rich.progress import Progress
 from agents.bench.ablations import ablations
 from agents.bench.config import SuiteConfig, add_arguments, config_from_args, machine
 from agents.bench.report import markdown, plots
-from agents.bench.search import suite_search
+from agents.bench.suite_search import suite_search
 from agents.bench.speed import speed
 
 
@@ -54,9 +54,9 @@ def run(cfg: SuiteConfig, console: Console | None = None) -> dict:
             elif part == "ablations":
                 result["ablations"] = ablations(cfg, progress)
             elif part == "learning":
-                from agents.bench import learning
+                from agents.bench import learning_suite
 
-                learning.main(["--out", str(out / f"{cfg.name}-learning"), "--seeds", str(cfg.learning_seeds)])
+                learning_suite.main(["--out", str(out / f"{cfg.name}-learning"), "--seeds", str(cfg.learning_seeds)])
                 result["learning"] = {"folder": str(out / f"{cfg.name}-learning"),
                                       "table": str(out / f"{cfg.name}-learning" / "learning.md")}
             result["seconds"][part] = time.perf_counter() - began

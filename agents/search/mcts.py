@@ -1,52 +1,59 @@
 """AlphaZero-style MCTS over TokenTree-v0, using only the env's public planner API.
 
-``search`` = repeat(``simulate`` (select down by PUCT) -> ``expand`` (one ``env.simulate``)
--> leaf value -> ``backward``), then act on the root's visit counts.
+``search`` = repeat(``simulate`` (select down) -> ``expand`` (one ``env.simulate``) -> leaf value ->
+``backward``), then act on the root's statistics. Two searches, chosen by :class:`MCTSConfig`:
 
-PUCT (Silver et al. 2017, "Mastering the game of Go without human knowledge"; Schrittwieser et al.
-2020 for the min-max Q normalisation)::
+- **PUCT** (Silver et al. 2017; :mod:`agents.search.puct`): the default, with Dirichlet noise
+  ``(1 - ε) P + ε Dir(α)`` on the root prior in self-play; acting on the root's visit counts; the visit
+  distribution is the policy target. Options for MuZero's exact form: the visit-dependent ``c_base``
+  schedule, mctx's ``"parent_and_siblings"`` Q transform, and the root's own value counted as its first
+  visit (``root_value``).
+- **Gumbel MuZero** (Danihelka et al. 2022; :mod:`agents.search.gumbel`): Gumbel-top-m at the root with
+  sequential halving, completed Q with the mixed value, deterministic interior selection; acting on the
+  best considered action; the improved policy is the policy target.
 
-    a* = argmax_a  Q_norm(s, a) + c · P(s, a) · sqrt(N(s)) / (1 + N(s, a))
-
-with ``P`` the env's prior (normalised weightage × similarity, ``obs["features"]``). Dirichlet
-noise ``(1 - ε) P + ε Dir(α)`` is mixed into the root prior in self-play. Leaf values come from a
-rollout to a terminal state with a fast default policy, scored by the env's reward (in evaluation
-mode the env withholds the verifier from ``simulate``), or from a value function.
-
-The Gumbel variant (Danihelka et al. 2022, "Policy improvement by planning with Gumbel") samples
-``m`` root actions by Gumbel-top-k on the prior logits and halves them by
-``g + logit + σ(Q)`` over ``log2 m`` rounds (sequential halving).
+``P`` is the env's prior (normalised weightage × similarity), by default mixed with the teacher panel's
+probabilities. Leaf values (``leaf_value``): a fast rollout scored by the env's reward (in evaluation the
+env withholds the verifier; in self-play with ``planner_verifier`` it scores the leaves), the judge's
+verdict on the rollout's answer, or a ``value_fn`` (e.g. :class:`~agents.search.value.ValueHead`).
+``reuse_subtree`` keeps the chosen child's subtree between moves.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from agents.base import Agent
+from agents.search import gumbel as gmz
+from agents.search.puct import Q_TRANSFORMS, backward, puct_scores, select
 from agents.search.tree import NO_PARENT, ROOT_INDEX, UNVISITED, SearchTree
 from tokentree_env.env.observation import FEATURES
 from tokentree_env.errors import ConfigError
 
 PRIOR = FEATURES.index("prior")
 PRIMARY_LOGPROB = FEATURES.index("primary_logprob")
-PRIORS = ("env", "uniform", "primary")
-GUMBEL_C_VISIT = 50.0
-GUMBEL_C_SCALE = 0.1
 TEACHER_LOGPROB = FEATURES.index("teacher_logprob")
+PRIORS = ("env", "uniform", "primary")
+LEAF_VALUES = ("rollout", "judge")
 
 
 @dataclass(frozen=True)
 class MCTSConfig:
-    """Hyperparameters of the search."""
+    """Hyperparameters of the search (keyword-only in use; every default reproduces the earlier search)."""
 
     num_simulations: int = 16
     """Simulations (expansions) per real step."""
     c_puct: float = 1.25
-    """Exploration constant ``c`` of PUCT."""
+    """Exploration constant ``c`` of PUCT (``c_1`` of MuZero's schedule when ``c_base`` is set)."""
+    c_base: float | None = None
+    """MuZero's ``c_2``: ``c(s) = c_puct + log((N(s) + c_base + 1) / c_base)``; None keeps ``c`` constant."""
+    q_transform: str = "minmax"
+    """PUCT's Q transform: "minmax" (search-wide bounds) or "parent_and_siblings" (mctx's MuZero default)."""
+    root_value: bool = False
+    """Count the root's own value estimate as its first visit (MuZero / mctx semantics)."""
     dirichlet_alpha: float = 0.3
     """Concentration of the root Dirichlet noise."""
     dirichlet_fraction: float = 0.0
@@ -57,88 +64,46 @@ class MCTSConfig:
     """Most steps of a leaf rollout (the env's own length limit ends it earlier)."""
     rollout: str = "teacher"
     """Default rollout policy: "teacher" (highest mean teacher log-prob) or "prior"."""
+    leaf_value: str = "rollout"
+    """A leaf's value when no ``value_fn`` is given: "rollout" (the rollout's return under the env's reward)
+    or "judge" (the judge's verdict ``2 P(yes) - 1`` on the rollout's answer; needs the judge on)."""
     gumbel: bool = False
-    """Use Gumbel root sampling with sequential halving instead of PUCT at the root."""
+    """Gumbel MuZero instead of PUCT."""
     gumbel_actions: int = 4
-    """m: root actions considered by the Gumbel variant."""
+    """m: root actions considered by Gumbel MuZero."""
+    gumbel_scale: float = 0.0
+    """Scale of the root Gumbel noise: 0 decodes deterministically; 1 samples (self-play exploration)."""
     teacher_mix: float = 0.5
-    """λ: prior = (1 - λ) · env prior (weightage × similarity) + λ · the teacher panel's
-    probabilities of the children (softmax of their mean log-probs). 0 is the design's prior alone;
-    on a fresh tree its weightage is uniform and similarity barely tells digits apart, so with fewer
-    simulations than children the right child is often never tried (measured on 10 held-out chain3
-    prompts, 8 simulations: accuracy 0.00 at λ=0, 1.00 at λ=0.5; see benchmarks/README.md)."""
+    """λ: prior = (1 - λ) · env prior (weightage × similarity) + λ · the teacher panel's probabilities of the
+    children (softmax of their mean log-probs). 0 is the design's prior alone; on a fresh tree its weightage
+    is uniform and similarity barely tells digits apart, so with fewer simulations than children the right
+    child is often never tried (see the ablation ``mcts-design-prior`` in benchmarks/README.md)."""
     prior: str = "env"
-    """Where the search prior comes from: "env" (the env's weightage × similarity, mixed with the
-    panel by ``teacher_mix``), "uniform" (over the valid children) or "primary" (the primary's own
-    probabilities of the children). The last two exist for ablations."""
+    """Where the prior comes from: "env" (mixed with the panel by ``teacher_mix``), "uniform" or "primary"."""
+    reuse_subtree: bool = False
+    """Keep the chosen child's subtree and its statistics for the next move's search (PUCT only)."""
     update_weightage: bool = False
-    """Also apply the weightage rule along each simulated rollout (self-play only; the env ignores
-    it in evaluation mode). Off by default: the env applies it to the episode actually played."""
+    """Also apply the weightage rule along each simulated rollout (self-play only; the env ignores it in
+    evaluation mode). Off by default: the env applies it to the episode actually played."""
 
     def __post_init__(self) -> None:
-        if self.num_simulations < 1:
-            raise ConfigError(f"MCTSConfig.num_simulations must be >= 1, got {self.num_simulations}")
-        if self.c_puct <= 0:
-            raise ConfigError(f"MCTSConfig.c_puct must be > 0, got {self.c_puct}")
-        if not 0.0 <= self.dirichlet_fraction <= 1.0:
-            raise ConfigError(f"MCTSConfig.dirichlet_fraction must be in [0, 1], got {self.dirichlet_fraction}")
-        if not 0.0 <= self.teacher_mix <= 1.0:
-            raise ConfigError(f"MCTSConfig.teacher_mix must be in [0, 1], got {self.teacher_mix}")
-        if self.prior not in PRIORS:
-            raise ConfigError(f"MCTSConfig.prior must be one of {PRIORS}, got {self.prior!r}")
-        if self.rollout not in ("teacher", "prior"):
-            raise ConfigError(f"MCTSConfig.rollout must be 'teacher' or 'prior', got {self.rollout!r}")
+        checks = [(self.num_simulations >= 1, "num_simulations must be >= 1"), (self.c_puct > 0, "c_puct must be > 0"),
+                  (0.0 <= self.dirichlet_fraction <= 1.0, "dirichlet_fraction must be in [0, 1]"),
+                  (0.0 <= self.teacher_mix <= 1.0, "teacher_mix must be in [0, 1]"),
+                  (self.prior in PRIORS, f"prior must be one of {PRIORS}"),
+                  (self.rollout in ("teacher", "prior"), "rollout must be 'teacher' or 'prior'"),
+                  (self.leaf_value in LEAF_VALUES, f"leaf_value must be one of {LEAF_VALUES}"),
+                  (self.q_transform in Q_TRANSFORMS, f"q_transform must be one of {Q_TRANSFORMS}"),
+                  (self.c_base is None or self.c_base > 0, "c_base must be > 0 (or None)"),
+                  (self.gumbel_actions >= 1, "gumbel_actions must be >= 1"),
+                  (not (self.gumbel and self.reuse_subtree), "reuse_subtree applies to PUCT, not Gumbel MuZero")]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"MCTSConfig: {message}; got {self}")
 
 
 def _features(obs) -> np.ndarray:
     return obs["features"].reshape(len(obs["action_mask"]), len(FEATURES))
-
-
-def puct_scores(tree: SearchTree, node: int, c_puct: float, bounds: tuple[float, float]) -> np.ndarray:
-    """PUCT score of each child of ``node``; masked children get ``-inf``.
-
-    ``Q`` is min-max normalised over the values seen in the search (Schrittwieser et al. 2020), so
-    selection does not depend on the reward's scale.
-    """
-    lo, hi = bounds
-    visits = tree.children_visits[node]
-    # first-play urgency: an unvisited child is valued at its parent's mean (not the minimum, which
-    # would lock the search onto whichever child it happened to try first)
-    q = np.where(visits > 0, tree.children_values[node], tree.node_values[node])
-    q = (q - lo) / (hi - lo) if hi > lo else np.zeros_like(q)
-    u = c_puct * tree.children_prior[node] * math.sqrt(max(1, tree.node_visits[node])) / (1 + visits)
-    return np.where(tree.children_mask[node], q + u, -np.inf)
-
-
-def select(tree: SearchTree, c_puct: float, bounds, start: int = ROOT_INDEX) -> tuple[int, int]:
-    """Walk down by PUCT from ``start`` to a child not yet expanded: ``(parent, action)``.
-
-    Returns ``(node, -1)`` when the walk ends on a terminal node.
-    """
-    node = start
-    while True:
-        if tree.terminal[node]:
-            return node, -1
-        action = int(np.argmax(puct_scores(tree, node, c_puct, bounds)))
-        child = tree.children_index[node, action]
-        if child == UNVISITED:
-            return node, action
-        node = int(child)
-
-
-def backward(tree: SearchTree, node: int, value: float) -> None:
-    """Back the leaf value up to the root, adding each transition's reward on the way."""
-    tree.node_visits[node] += 1
-    tree.node_values[node] += (value - tree.node_values[node]) / tree.node_visits[node]
-    while tree.parents[node] != NO_PARENT:
-        parent, action = int(tree.parents[node]), int(tree.action_from_parent[node])
-        value = tree.children_rewards[parent, action] + value
-        tree.children_visits[parent, action] += 1
-        n = tree.children_visits[parent, action]
-        tree.children_values[parent, action] += (value - tree.children_values[parent, action]) / n
-        tree.node_visits[parent] += 1
-        tree.node_values[parent] += (value - tree.node_values[parent]) / tree.node_visits[parent]
-        node = parent
 
 
 class MCTS:
@@ -146,7 +111,7 @@ class MCTS:
 
     Args:
         config: search hyperparameters.
-        value_fn: optional ``(env, state, obs) -> float`` leaf value; default: a rollout.
+        value_fn: optional ``(env, state, obs) -> float`` leaf value; default: ``config.leaf_value``.
         rng: source of Dirichlet noise, Gumbel draws and temperature sampling.
     """
 
@@ -155,27 +120,29 @@ class MCTS:
         self.config = config
         self.value_fn = value_fn
         self.rng = rng or np.random.default_rng(0)
+        self.gumbel = np.zeros(0)
+        self.last_rollout: list[int] = []
 
     # -- one search ------------------------------------------------------------------------------
-    def search(self, env, obs) -> SearchTree:
-        """Run ``num_simulations`` simulations from the env's current state."""
+    def search(self, env, obs, reuse: SearchTree | None = None) -> SearchTree:
+        """Run ``num_simulations`` simulations from the env's current state (on top of ``reuse``, a subtree
+        kept from the previous move, when given)."""
         cfg = self.config
-        tree = SearchTree(cfg.num_simulations + 1, len(obs["action_mask"]))
         mask = obs["action_mask"].astype(bool)
-        prior = self._root_prior(self.prior(obs), mask)
-        tree.add_node(env.get_state(), prior, mask)
-        bounds = [math.inf, -math.inf]
-        self._search_bounds = bounds
-        candidates = self._gumbel_candidates(prior, mask) if cfg.gumbel else None
-        self._candidates = candidates
-        for sim in range(cfg.num_simulations):
-            if candidates is not None:
-                node, action = ROOT_INDEX, self._gumbel_action(tree, candidates, sim)
-                child = tree.children_index[node, action]
-                if child != UNVISITED:
-                    node, action = select(tree, cfg.c_puct, self._bounds(bounds), start=int(child))
-            else:
-                node, action = select(tree, cfg.c_puct, self._bounds(bounds))
+        if reuse is not None:
+            tree = reuse
+            tree.children_prior[ROOT_INDEX] = self._root_prior(self.prior(obs), mask)
+        else:
+            tree = SearchTree(cfg.num_simulations + 1, len(mask))
+            tree.add_node(env.get_state(), self._root_prior(self.prior(obs), mask), mask)
+            if cfg.root_value or cfg.gumbel:  # the root's own estimate: its first visit, and the mixed value's v̂
+                tree.raw_values[ROOT_INDEX] = self.leaf_value(env, env.get_state(), obs)
+                if cfg.root_value:
+                    backward(tree, ROOT_INDEX, tree.raw_values[ROOT_INDEX])
+        self.gumbel = cfg.gumbel_scale * self.rng.gumbel(size=len(mask)) if cfg.gumbel else np.zeros(len(mask))
+        bounds = self._initial_bounds(tree)
+        for _ in range(cfg.num_simulations):
+            node, action = select(tree, self._chooser(bounds))
             if action < 0:  # reached a terminal node: its value is 0, rewards are on the edges
                 backward(tree, node, 0.0)
                 continue
@@ -184,30 +151,48 @@ class MCTS:
             self._track(bounds, tree, leaf)
         return tree
 
+    def _chooser(self, bounds):
+        """The action-selection callable of this search (root and interior)."""
+        cfg = self.config
+        if cfg.gumbel:
+            return lambda tree, node: (gmz.root_action(tree, node, self.gumbel, num_simulations=cfg.num_simulations,
+                                                       m=cfg.gumbel_actions)
+                                       if node == ROOT_INDEX else gmz.interior_action(tree, node))
+        return lambda tree, node: int(np.argmax(puct_scores(tree, node, cfg.c_puct, self._bounds(bounds),
+                                                            c_base=cfg.c_base, q_transform=cfg.q_transform)))
+
     def expand(self, env, tree: SearchTree, node: int, action: int) -> tuple[int, float]:
         """Simulate ``action`` from ``node``; add the child; return it with its leaf value."""
         state, obs, reward, terminated, truncated, _ = env.simulate(tree.states[node], action)
         done = terminated or truncated
-        mask = obs["action_mask"].astype(bool)
-        prior = self.prior(obs)
-        child = tree.add_node(state, prior, mask, parent=node, action=action, reward=reward, terminal=done)
+        child = tree.add_node(state, self.prior(obs), obs["action_mask"].astype(bool), parent=node, action=action,
+                              reward=reward, terminal=done)
+        self.last_rollout = []
         value = 0.0 if done else self.leaf_value(env, state, obs)
+        tree.raw_values[child], tree.rollouts[child] = value, self.last_rollout
         return child, value
 
     def leaf_value(self, env, state, obs) -> float:
-        """Value of a non-terminal leaf: ``value_fn`` if given, else a fast rollout's return."""
+        """Value of a non-terminal leaf: ``value_fn`` if given, else a fast rollout's return (or the judge's
+        verdict on the rollout's answer)."""
         if self.value_fn is not None:
             return float(self.value_fn(env, state, obs))
         column = TEACHER_LOGPROB if self.config.rollout == "teacher" else PRIOR
-        total = 0.0
+        total, info, self.last_rollout = 0.0, {}, []
         for _ in range(self.config.rollout_depth):
             scores = np.where(obs["action_mask"] == 1, _features(obs)[:, column], -np.inf)
-            state, obs, reward, terminated, truncated, _ = env.simulate(state, int(np.argmax(scores)))
+            action = int(np.argmax(scores))
+            self.last_rollout.append(int(obs["candidates"][action]))
+            state, obs, reward, terminated, truncated, info = env.simulate(state, action)
             total += reward
             if terminated or truncated:
                 if self.config.update_weightage:
                     env.update_weightage(state.path, state.episode_return, state.prompt)
                 break
+        if self.config.leaf_value == "judge":
+            if "judge" not in info.get("reward_terms", {}):
+                raise ConfigError("leaf_value='judge' needs the env's judge on (judge=... and judge_verdict=True)")
+            return info["reward_terms"]["judge"] / max(env.reward_config.judge_weight, 1e-12)
         return total
 
     def prior(self, obs) -> np.ndarray:
@@ -232,14 +217,11 @@ class MCTS:
 
     # -- acting ----------------------------------------------------------------------------------
     def choose(self, tree: SearchTree) -> int:
-        """The action to play: for Gumbel, the most visited candidate with the best ``g + logit +
-        σ(q̂)``; else from the root's visit counts (Q breaks ties), at the temperature."""
+        """The action to play: for Gumbel MuZero, the most-visited considered action with the best
+        ``g + logits + σ(q̂)``; for PUCT, from the root's visit counts (Q breaks ties), at the temperature."""
+        if self.config.gumbel:
+            return gmz.final_action(tree, ROOT_INDEX, self.gumbel)
         visits = tree.children_visits[ROOT_INDEX].astype(np.float64)
-        if self.config.gumbel and getattr(self, "_candidates", None):
-            top = visits[self._candidates].max()
-            finalists = [a for a in self._candidates if visits[a] == top]
-            score = self._gumbel_scores(tree, finalists)
-            return int(max(finalists, key=lambda a: score[a]))
         if self.config.temperature > 0:
             p = visits ** (1.0 / self.config.temperature)
             return int(self.rng.choice(len(p), p=p / p.sum()))
@@ -247,47 +229,25 @@ class MCTS:
         best = np.flatnonzero(visits == visits.max())
         return int(best[np.argmax(q[best])])
 
+    def policy_target(self, tree: SearchTree) -> np.ndarray:
+        """The search's policy target at the root: Gumbel's improved policy, or PUCT's visit distribution."""
+        return gmz.improved_policy(tree, ROOT_INDEX) if self.config.gumbel else tree.visit_distribution()
+
     # -- helpers ---------------------------------------------------------------------------------
     def _root_prior(self, prior: np.ndarray, mask: np.ndarray) -> np.ndarray:
         cfg = self.config
         prior = prior * mask
-        if cfg.dirichlet_fraction > 0 and mask.any():
+        if cfg.dirichlet_fraction > 0 and mask.any() and not cfg.gumbel:
             noise = np.zeros_like(prior)
             noise[mask] = self.rng.dirichlet([cfg.dirichlet_alpha] * int(mask.sum()))
             prior = (1 - cfg.dirichlet_fraction) * prior + cfg.dirichlet_fraction * noise
         return prior
 
-    def _gumbel_candidates(self, prior: np.ndarray, mask: np.ndarray) -> list[int] | None:
-        """Gumbel-top-m root actions. The noise is scaled by the temperature: at 0 (decoding) the
-        top-m by prior and the final argmax are deterministic; above 0 acting samples from the
-        improved policy, as in Gumbel MuZero."""
-        logits = np.where(mask, np.log(np.maximum(prior, 1e-12)), -np.inf)
-        self._gumbel = self.config.temperature * self.rng.gumbel(size=prior.shape)
-        m = min(self.config.gumbel_actions, int(mask.sum()))
-        return list(np.argsort(-(logits + self._gumbel), kind="stable")[:m]) if m else None
-
-    def _gumbel_scores(self, tree: SearchTree, candidates: list[int]) -> dict[int, float]:
-        """``g + logit + σ(q̂)`` per candidate, with ``σ(q̂) = (c_visit + max N) · c_scale · q̂`` and
-        ``q̂`` the min-max normalised Q (Danihelka et al. 2022, eq. 8; c_visit = 50, c_scale = 0.1).
-        Unvisited candidates take the root's mean value."""
-        visits = tree.children_visits[ROOT_INDEX]
-        q = np.where(visits > 0, tree.children_values[ROOT_INDEX], tree.node_values[ROOT_INDEX])
-        lo, hi = self._bounds(self._search_bounds)
-        q_hat = (q - lo) / (hi - lo) if hi > lo else np.full_like(q, 0.5)
-        sigma = (GUMBEL_C_VISIT + visits.max()) * GUMBEL_C_SCALE * q_hat
-        prior = tree.children_prior[ROOT_INDEX]
-        return {a: self._gumbel[a] + math.log(max(prior[a], 1e-12)) + sigma[a] for a in candidates}
-
-    def _gumbel_action(self, tree: SearchTree, candidates: list[int], sim: int) -> int:
-        """Sequential halving: visit the surviving candidates round-robin; after each of the
-        ``log2(m)`` rounds keep the better half by ``g + logit + σ(q̂)``."""
-        m = len(candidates)
-        rounds = max(1, math.ceil(math.log2(m)))
-        per_round = max(1, self.config.num_simulations // rounds)
-        keep = max(1, m >> min(sim // per_round, rounds))
-        score = self._gumbel_scores(tree, candidates)
-        survivors = sorted(candidates, key=lambda a: -score[a])[:keep]
-        return min(survivors, key=lambda a: tree.children_visits[ROOT_INDEX, a])
+    @staticmethod
+    def _initial_bounds(tree: SearchTree) -> list[float]:
+        visited = tree.children_visits[: tree.size] > 0
+        values = tree.children_values[: tree.size][visited]
+        return [float(values.min()), float(values.max())] if values.size else [np.inf, -np.inf]
 
     @staticmethod
     def _bounds(bounds) -> tuple[float, float]:
@@ -296,24 +256,24 @@ class MCTS:
     @staticmethod
     def _track(bounds, tree: SearchTree, leaf: int) -> None:
         node = leaf
-        while node != NO_PARENT:
+        while tree.parents[node] != NO_PARENT:
             parent = int(tree.parents[node])
-            if parent == NO_PARENT:
-                break
             v = tree.children_values[parent, int(tree.action_from_parent[node])]
             bounds[0], bounds[1] = min(bounds[0], v), max(bounds[1], v)
             node = parent
 
 
-
 class MCTSAgent(Agent):
-    """MCTS behind the agent interface: search from each state, play the most visited child."""
+    """MCTS behind the agent interface: search from each state, play the chosen child."""
 
     def __init__(self, config: MCTSConfig = MCTSConfig(), *, value_fn: Callable | None = None, seed: int = 0,
                  name: str | None = None) -> None:
         self.mcts = MCTS(config, value_fn=value_fn, rng=np.random.default_rng(seed))
         self.name = name or f"mcts{'-gumbel' if config.gumbel else ''}-{config.num_simulations}"
         self._last: tuple[list[float], list[float]] | None = None
+        self._improved: list[float] = []
+        self._continuations: list[list[int]] = []
+        self._kept: SearchTree | None = None
 
     def reseed(self, seed: int | Sequence[int]) -> None:
         """Restart the search's random stream (noise, Gumbel draws, sampling). Seeding each episode
@@ -321,11 +281,38 @@ class MCTSAgent(Agent):
         plays the same episode an uninterrupted run would."""
         self.mcts.rng = np.random.default_rng(seed)
 
+    def begin(self, env, obs, info) -> None:
+        self._kept = None
+
     def act(self, env, obs, info) -> int:
-        tree = self.mcts.search(env.unwrapped, obs)
+        reuse = self._reusable(env.unwrapped)
+        tree = self.mcts.search(env.unwrapped, obs, reuse=reuse)
         mask = obs["action_mask"] == 1
         self._last = (tree.visit_distribution()[mask].tolist(), tree.children_values[ROOT_INDEX][mask].tolist())
-        return self.mcts.choose(tree)
+        self._improved = self.mcts.policy_target(tree)[mask].tolist() if self.mcts.config.gumbel else []
+        self._continuations = [tree.continuation(ROOT_INDEX, int(a), int(obs["candidates"][a]))
+                               for a in np.flatnonzero(mask)]
+        action = self.mcts.choose(tree)
+        if self.mcts.config.reuse_subtree:
+            child = int(tree.children_index[ROOT_INDEX, action])
+            self._kept = tree.subtree(child, self.mcts.config.num_simulations) if child != UNVISITED else None
+        return action
+
+    def _reusable(self, env) -> SearchTree | None:
+        """The kept subtree, if its root is the env's current state."""
+        kept, self._kept = self._kept, None
+        if kept is None:
+            return None
+        root, now = kept.states[ROOT_INDEX], env.get_state()
+        return kept if (root.prompt, root.node) == (now.prompt, now.node) and not kept.terminal[ROOT_INDEX] else None
 
     def last_search(self):
         return self._last
+
+    def last_continuations(self) -> list[list[int]]:
+        """Per valid child of the last decision, the whole answer the search played after it (or [])."""
+        return self._continuations
+
+    def last_improved_policy(self) -> list[float]:
+        """Gumbel MuZero's improved policy over the last decision's valid children (empty for PUCT)."""
+        return self._improved

@@ -15,6 +15,11 @@ import torch
 from torch import nn
 
 
+def value_inputs(obs) -> np.ndarray:
+    """The head's input for an observation: its flattened features and its mask, ``(D,)``."""
+    return _inputs(obs)
+
+
 def _inputs(obs) -> np.ndarray:
     return np.concatenate([obs["features"], obs["action_mask"].astype(np.float32)]).astype(np.float32)
 
@@ -60,6 +65,25 @@ class ValueHead(nn.Module):
             optimizer.step()
             losses.append(float(loss.detach()))
         return losses
+
+    def save(self, path) -> None:
+        """Save the weights and the input size (a state dict with ``input_dim``/``hidden``)."""
+        first = self.net[0]
+        torch.save({"input_dim": first.in_features, "hidden": first.out_features, "state": self.state_dict()}, path)
+
+    @classmethod
+    def load(cls, path) -> ValueHead:
+        """A head saved by :meth:`save`."""
+        data = torch.load(path, weights_only=True)
+        head = cls(data["input_dim"], data["hidden"])
+        head.load_state_dict(data["state"])
+        head.eval()
+        return head
+
+    @torch.no_grad()
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """Predicted returns-to-go of many inputs ``(N, D)`` -> ``(N,)``."""
+        return self(torch.from_numpy(np.asarray(inputs, dtype=np.float32))).numpy()
 
     @torch.no_grad()
     def value_fn(self, env, state, obs) -> float:

@@ -43,6 +43,13 @@ class TrainConfig:
     """Self-play switch: the task verifier scores the search's simulated leaves (train prompts only)."""
     gumbel: bool = False
     """Search with Gumbel MuZero (sequential halving at the root) instead of PUCT."""
+    teacher_mix: float = 0.5
+    """The search prior's mix of the teacher panel's probabilities into weightage × similarity (0: the design's
+    prior alone)."""
+    update_weightage: bool = True
+    """Apply the weightage rule after each self-play episode (off: an ablation)."""
+    k_wrong: int = 2
+    """Wrong-direction children each model proposes (0: none, an ablation)."""
     workers: int = 1
     """Self-play processes: 1 = in the loop's own process, 0 = one per available core (at most 8;
     ``tokentree train``'s default). The episodes are the same either way (each prompt's depends only

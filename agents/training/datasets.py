@@ -39,29 +39,28 @@ def sft_dataset(records: Iterable[dict], *, min_hard_reward: float = 1.0) -> Dat
 
 def dpo_dataset(records: Iterable[dict], tokenizer, *, min_hard_reward: float = 1.0, max_pairs_per_step: int = 1
                 ) -> Dataset:
-    """Sibling preference pairs along each prompt's best successful path.
+    """Preference pairs of whole answers along each prompt's best successful path.
 
-    At step ``i`` the prompt is ``prompt + answer[:i]``; chosen is the rest of the answer; rejected
-    is a sibling token the search valued lower (lowest Q among visited), else a wrong-direction one.
+    At step ``i`` the prompt is ``prompt + answer[:i]``; chosen is the rest of the answer; rejected is the whole
+    continuation the search played after a sibling it valued lower (lowest Q first), so both sides are
+    complete answers. Steps where no sibling was completed give no pair.
     """
     rows = []
     for r in _best_per_prompt(records, min_hard_reward).values():
         tokens = r["tokens"]
         for i, step in enumerate(r["records"]):
-            chosen_token = tokens[i] if i < len(tokens) else None
-            if chosen_token is None:
+            if i >= len(tokens):
                 break
-            siblings = [(q, t) for t, q in zip(step["candidates"], step["q_values"] or [None] * len(step["candidates"]),
-                                               strict=True) if t != chosen_token]
-            valued = sorted((q, t) for q, t in siblings if q is not None and q != 0.0)
-            wrong = [t for t, d in zip(step["candidates"], step["directions"], strict=True)
-                     if d == "wrong" and t != chosen_token]
-            rejected = [t for _, t in valued[:max_pairs_per_step]] or wrong[:max_pairs_per_step]
-            prefix = tokenizer.decode(tokens[:i], skip_special_tokens=True)
             rest = tokenizer.decode(tokens[i:], skip_special_tokens=True)
-            for t in rejected:
-                text = tokenizer.decode([t], skip_special_tokens=True)
-                if text and rest and not rest.startswith(text):
+            continuations = step.get("continuations") or []
+            q_values = step.get("q_values") or []
+            chosen_q = next((q for t, q in zip(step["candidates"], q_values, strict=False) if t == tokens[i]), None)
+            siblings = sorted((q, c) for t, q, c in zip(step["candidates"], q_values, continuations, strict=False)
+                              if t != tokens[i] and c and (chosen_q is None or q < chosen_q))
+            prefix = tokenizer.decode(tokens[:i], skip_special_tokens=True)
+            for _, continuation in siblings[:max_pairs_per_step]:
+                text = tokenizer.decode(continuation, skip_special_tokens=True)
+                if text and rest and text != rest:
                     rows.append({"prompt": r["prompt"] + prefix, "chosen": rest, "rejected": text})
     return Dataset.from_list(rows) if rows else _empty(["prompt", "chosen", "rejected"])
 

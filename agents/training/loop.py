@@ -80,7 +80,8 @@ class TrainingRun:
     def _env_kwargs(self) -> dict:
         c = self.config
         return {"teachers": list(c.teachers), "judge": c.judge, "task": c.task, "split": "train",
-                "max_new_tokens": c.max_new_tokens, "expansion_seed": c.seed, "planner_verifier": c.planner_verifier}
+                "max_new_tokens": c.max_new_tokens, "expansion_seed": c.seed, "planner_verifier": c.planner_verifier,
+                "update_weightage": c.update_weightage, "k_wrong": c.k_wrong}
 
     def _make_env(self, primary):
         from tokentree_env.env import TokenTreeEnv
@@ -193,7 +194,8 @@ class TrainingRun:
         return SelfPlayJob(env_kwargs=self._env_kwargs(), primary=self._primary_spec(),
                            primary_version=self.state["completed"], trees=str(trees) if trees else None,
                            out=str(self.dir / "selfplay-trees"), simulations=c.simulations,
-                           dirichlet_fraction=c.dirichlet_fraction, seed=c.seed, iteration=iteration, gumbel=c.gumbel)
+                           dirichlet_fraction=c.dirichlet_fraction, seed=c.seed, iteration=iteration, gumbel=c.gumbel,
+                           teacher_mix=c.teacher_mix)
 
     def _play(self, env, iteration: int, todo: list):
         """Episodes of ``todo`` (prompt index, prompt, repeats), a chunk of records at a time."""

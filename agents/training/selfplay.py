@@ -50,6 +50,7 @@ class SelfPlayJob:
     seed: int
     iteration: int
     gumbel: bool = False
+    teacher_mix: float = 0.5
 
 
 _WORKER: dict = {}  # this worker process's env, built for one job and reused for its chunks
@@ -101,7 +102,8 @@ def play_episodes(env, items: Sequence[tuple[int, str, Sequence[int]]], job: Sel
 
     env.unwrapped.prepare([prompt for _, prompt, _ in items])
     agent = MCTSAgent(MCTSConfig(num_simulations=job.simulations, dirichlet_fraction=job.dirichlet_fraction,
-                                 gumbel=job.gumbel))
+                                 gumbel=job.gumbel, gumbel_scale=1.0 if job.gumbel else 0.0,
+                                 teacher_mix=job.teacher_mix))
     for index, prompt, repeats in items:
         for repeat in repeats:
             agent.reseed([job.seed, job.iteration, index, repeat])

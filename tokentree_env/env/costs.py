@@ -12,21 +12,34 @@ from tokentree_env.teachers.base import COST_FIELDS
 
 
 class CostWindow:
-    """The running cost of the current episode, read from ``totals()`` (work summed over the models)."""
+    """The running cost of the current episode, read from ``totals()`` (work summed over the models) and, per
+    model, from ``by_model()``."""
 
-    def __init__(self, totals: Callable[[], dict[str, int]]) -> None:
-        self.totals = totals
+    def __init__(self, totals: Callable[[], dict[str, int]],
+                 by_model: Callable[[], dict[str, dict[str, int]]] | None = None) -> None:
+        self.totals, self.by_model = totals, by_model
         self._start: dict[str, int] | None = None
+        self._start_models: dict[str, dict[str, int]] = {}
         self._extra = dict.fromkeys(COST_FIELDS, 0)
         self._final: dict[str, int] | None = None
+        self._owed_models: dict[str, int] = {}
+        self.final_by_model: dict[str, int] = {}
+        """The last closed episode's forwarded tokens per model (its window and the preparation it owed)."""
 
-    def open(self, owed: dict[str, int]) -> None:
-        """Start an episode's window; ``owed`` is the preparation work its prompt still owes."""
-        self._start, self._extra, self._final = self.totals(), dict(owed), None
+    def open(self, owed: dict[str, dict[str, int]]) -> None:
+        """Start an episode's window; ``owed`` is the preparation work its prompt still owes, per model."""
+        self._start, self._final = self.totals(), None
+        self._extra = {f: sum(entry[f] for entry in owed.values()) for f in COST_FIELDS}
+        self._owed_models = {name: entry["forwarded_tokens"] for name, entry in owed.items()}
+        self._start_models = self.by_model() if self.by_model else {}
 
     def close(self) -> dict[str, int]:
         """End the window; the episode's cost is frozen and returned."""
         self._final = self.current()
+        if self.by_model:
+            now = self.by_model()
+            self.final_by_model = {name: now[name]["forwarded_tokens"] - self._start_models.get(name, {}).get(
+                "forwarded_tokens", 0) + self._owed_models.get(name, 0) for name in now}
         return dict(self._final)
 
     def exclude(self, work: Callable[[], object]) -> object:

@@ -19,6 +19,7 @@ class EnvModels:
     primary: HFTeacher
     teachers: list[Teacher]
     judge: Judge | None
+    similarity: object | None = None  # a scorer that runs a model (a sentence embedder) is charged like one
 
     @classmethod
     def build(cls, teachers: Sequence[str | Teacher] | str | Teacher, primary: str | HFTeacher,
@@ -40,6 +41,8 @@ class EnvModels:
         out = {m.name: m.counters.as_dict() for m in dict.fromkeys([*self.teachers, self.primary])}
         if self.judge is not None:
             out[f"judge:{self.judge.name}"] = self.judge.counters.as_dict()
+        if self.similarity is not None and getattr(self.similarity, "runs_model", False):
+            out[f"similarity:{self.similarity.name}"] = self.similarity.counters.as_dict()
         return out
 
     def totals(self) -> dict[str, int]:

@@ -70,7 +70,8 @@ class ObservationBuilder:
             self.clear()
         if tree.prompt not in self._references:
             paths = list(tree.reference_paths.values())
-            self._references[tree.prompt] = self.similarity.reference(paths, [self.expander.decode(p) for p in paths])
+            with self.similarity.counters.charging(tree.owner):
+                self._references[tree.prompt] = self.similarity.reference(paths, [self.expander.decode(p) for p in paths])
         self.expander.expand(tree, [ROOT])
 
     def _static(self, tree: TokenTree, node: int):
@@ -81,8 +82,9 @@ class ObservationBuilder:
         if found is not None and found[0] is slate:
             return found
         n, tokens, ex = len(slate), slate.tokens, self.expander
-        sim = self.similarity.children(self._references[tree.prompt], tree.path_tokens(node),
-                                       tree.nodes[node].text or "", tokens, [self.token_texts[t] for t in tokens])
+        with self.similarity.counters.charging(tree.owner):
+            sim = self.similarity.children(self._references[tree.prompt], tree.path_tokens(node),
+                                           tree.nodes[node].text or "", tokens, [self.token_texts[t] for t in tokens])
         feats = np.zeros((self.width, len(FEATURES)), dtype=np.float32)
         feats[:n, 1] = np.clip(sim, -1.0, 1.0)
         feats[:n, 3] = slate.logprobs[:, ex.primary_column]

@@ -183,7 +183,8 @@ class TokenTreeEnv(gym.Env):
         self.store = TreeStore(self.expander, judge=self.judge if judge_verdict else None, references=references,
                                max_new_tokens=max_new_tokens, allow_lossy_prompts=allow_lossy_prompts,
                                rule=self.weightage_rule)
-        self.observer = ObservationBuilder(self.expander, similarity or MeanEmbeddingSimilarity(), width=width,
+        self.models.similarity = similarity or MeanEmbeddingSimilarity()
+        self.observer = ObservationBuilder(self.expander, self.models.similarity, width=width,
                                            max_context=max_context, primary_mix=primary_mix,
                                            weightage_cap=weightage_cap)
         self.detector = TerminalDetector(
@@ -192,7 +193,7 @@ class TokenTreeEnv(gym.Env):
         self.width = width
         self.action_space = spaces.Discrete(width)
         self.observation_space = self.observer.space
-        self.cost_window = CostWindow(self.models.totals)
+        self.cost_window = CostWindow(self.models.totals, self.models.costs)
         self._state: EnvState | None = None
         self._last_info: dict[str, Any] = {}
 
@@ -215,6 +216,7 @@ class TokenTreeEnv(gym.Env):
                 count = self.store.apply_weightage(state.prompt, state.path, state.episode_return)
                 info["weightage_update"] = {"lowered": count.lowered, "raised": count.raised}
             info["episode_cost"] = self.cost_window.close()
+            info["episode_cost_by_model"] = dict(self.cost_window.final_by_model)
         self._last_info = info
         if self.render_mode == "human":
             self.render()
@@ -388,7 +390,7 @@ class TokenTreeEnv(gym.Env):
     def _final_terms(self, tree: TokenTree, node: int, length: int, planner: bool) -> dict[str, float]:
         completion = self.expander.decode(tree.path_tokens(node))
         hard = self.verifier.score(tree.prompt, completion, planner=planner)  # None: withheld from a planner
-        p_yes = self.judge.verdict(tree.prompt, completion) if self.judge and self.judge_verdict else None
+        p_yes = self.judge.verdict(tree.prompt, completion, tree.owner) if self.judge and self.judge_verdict else None
         summary = {"prompt": tree.prompt, "completion": completion, "answer": self.verifier.problem(tree.prompt).answer,
                    "length": length, "min_length": tree.min_reference_length}
         return final_terms(hard_reward=hard, judge_p_yes=p_yes, length=length, min_length=tree.min_reference_length,

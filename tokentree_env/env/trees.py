@@ -14,7 +14,6 @@ from pathlib import Path
 
 from tokentree_env.env.state import tree_filename
 from tokentree_env.errors import EnvStateError
-from tokentree_env.teachers.base import COST_FIELDS
 from tokentree_env.tree import Expander, TokenTree, WeightageRule
 
 
@@ -79,10 +78,9 @@ class TreeStore:
             self.pending[prompt] = {name: counters.take(owner) for name, counters in self._counters().items()}
         return len(todo)
 
-    def take_pending(self, prompt: str) -> dict[str, int]:
-        """The preparation work the prompt's first episode owes, summed over models (then forgotten)."""
-        owed = self.pending.pop(prompt, {})
-        return {f: sum(entry[f] for entry in owed.values()) for f in COST_FIELDS}
+    def take_pending(self, prompt: str) -> dict[str, dict[str, int]]:
+        """The preparation work the prompt's first episode owes, per model (then forgotten)."""
+        return self.pending.pop(prompt, {})
 
     def _counters(self) -> dict:
         out = {m.name: m.counters for m in self.expander.models}

@@ -3,10 +3,13 @@
 Completeness reuses :class:`~tokentree_env.teachers.hf.HFTeacher` (KV-cached, its EOS mapped to
 the primary's EOS), so asking after each punctuation token costs one cached 1-token forward.
 
-The verdict follows one of three protocols (``Judge.protocol``):
+The verdict follows one of four protocols (``Judge.protocol``):
 
-- ``"check"`` (the ``chain5`` zoo judge): ``check {prompt};{final answer}>`` then P(y) against
-  P(n). The judge compares without working the problem out: a fallible checker, not a second solver.
+- ``"likelihood"`` (the ``chain5`` zoo judge): the judge reads the prompt and the whole proposed answer once
+  and its verdict is its own per-token likelihood of that answer, ``exp(mean log P(token | before))`` over the
+  answer's tokens and EOS. It generates nothing and works nothing out before it compares: a fallible checker,
+  not a second solver (its ROC AUC is reported wherever it is used).
+- ``"check"``: ``check {prompt};{answer}>`` then P(y) against P(n), the whole answer shown (a y/n checker).
 - ``"worked"`` (the ``chain3`` zoo judge): the judge works the problem itself up to ``;``, greedily,
   then the final answer is appended with ``>`` and P(y) is compared with P(n). This re-solves the
   problem: on ``chain3`` it is a verifier in disguise, kept for reproducibility.
@@ -33,7 +36,7 @@ from tokentree_env.teachers.hf import HFTeacher
 from tokentree_env.judge.protocol import JUDGE_ANSWER_END, JUDGE_CHECK_PREFIX, JUDGE_WORK_END
 
 PLAIN_VERDICT_TEMPLATE = "Question: {prompt}\nProposed answer: {answer}\nIs the proposed answer correct? Answer yes or no:"
-PROTOCOLS = ("check", "worked", "yesno")
+PROTOCOLS = ("likelihood", "check", "worked", "yesno")
 CACHE_LIMIT = 100_000
 
 
@@ -60,18 +63,56 @@ def worked_verdicts(lm: LoadedModel, prompts: Sequence[str], answers: Sequence[s
                     max_work_tokens: int = 24, counters=None, works: Sequence[str] | None = None) -> list[float]:
     """P(yes) of the zoo judge's verdict on each proposed answer (batched).
 
-    ``works`` are the prompts' workings from :func:`worked_checks` (computed here when not given; a
-    ``"check"`` judge passes empty workings). With ``counters``, charges the final forward per row.
+    ``works`` are the prompts' workings from :func:`worked_checks` (computed here when not given). With
+    ``counters``, charges the final forward per row.
     """
     if works is None:
         works = worked_checks(lm, prompts, max_work_tokens, counters)
     contexts = [JUDGE_CHECK_PREFIX + p + w + JUDGE_WORK_END + extract_final_answer(a) + JUDGE_ANSWER_END
                 for p, w, a in zip(prompts, works, answers, strict=True)]
+    return _yes_no(lm, contexts, counters)
+
+
+def checked_verdicts(lm: LoadedModel, prompts: Sequence[str], answers: Sequence[str], counters=None,
+                     owners: Sequence | None = None) -> list[float]:
+    """P(yes) of the ``"check"`` judge on each whole answer (batched; no working of its own)."""
+    contexts = [JUDGE_CHECK_PREFIX + p + JUDGE_WORK_END + a.strip() + JUDGE_ANSWER_END
+                for p, a in zip(prompts, answers, strict=True)]
+    return _yes_no(lm, contexts, counters, owners)
+
+
+def _yes_no(lm: LoadedModel, contexts: list[str], counters, owners: Sequence | None = None) -> list[float]:
+    """P(y) against P(n) after each context (one batched forward), each row charged to its owner in ``counters``."""
     if counters is not None:
-        counters.add(calls=len(contexts), forwarded=sum(len(lm.tokenizer(c)["input_ids"]) for c in contexts))
+        for context, owner in zip(contexts, owners or [None] * len(contexts), strict=True):
+            counters.add(calls=1, forwarded=len(lm.tokenizer(context)["input_ids"]), owner=owner)
     logp = next_token_logprobs(lm.model, lm.tokenizer, contexts)
     yes, no = (lm.tokenizer.convert_tokens_to_ids(t) for t in ("y", "n"))
     return torch.sigmoid(logp[:, yes] - logp[:, no]).tolist()
+
+
+def likelihood_verdicts(lm: LoadedModel, prompts: Sequence[str], answers: Sequence[str], counters=None,
+                        owners: Sequence | None = None) -> list[float]:
+    """The ``"likelihood"`` verdict of each answer: ``exp`` of the judge's mean log-probability of the answer's
+    tokens and EOS after the prompt (one forward per answer, batched; no generation)."""
+    tok = lm.tokenizer
+    rows, spans = [], []
+    for prompt, answer in zip(prompts, answers, strict=True):
+        head = tok(prompt)["input_ids"]
+        tail = tok(answer.strip(), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        rows.append(head + tail)
+        spans.append((len(head), len(tail)))
+    if counters is not None:
+        for row, owner in zip(rows, owners or [None] * len(rows), strict=True):
+            counters.add(calls=1, forwarded=len(row) - 1, owner=owner)
+    out = []
+    with torch.no_grad():
+        for row, (start, n) in zip(rows, spans, strict=True):
+            ids = torch.tensor([row[:-1]], device=lm.model.device)
+            logp = torch.log_softmax(lm.model(input_ids=ids).logits[0].float(), dim=-1)  # (T, V)
+            targets = torch.tensor(row[start:], device=logp.device)
+            out.append(float(logp[start - 1:].gather(1, targets[:, None]).mean().exp()))
+    return out
 
 
 def zoo_protocol(lm: LoadedModel) -> str | None:
@@ -116,25 +157,29 @@ class Judge:
         """P(EOS | context) under the judge: high once an answer is finished."""
         return float(self.teacher.next_logprobs([context])[0, self._eos].exp())
 
-    def verdict(self, prompt: str, answer: str) -> float:
+    def verdict(self, prompt: str, answer: str, owner=None) -> float:
         """P(yes): the judge's belief that ``answer`` answers ``prompt`` correctly (cached: a search
-        reaches the same answers again and again)."""
+        reaches the same answers again and again); the work is charged to ``owner``."""
         key = (prompt, answer)
         if key not in self._verdicts:
             if len(self._verdicts) > CACHE_LIMIT:
                 self._verdicts.clear()
-            self._verdicts[key] = self._ask(prompt, answer)
+            with self.counters.charging(owner):
+                self._verdicts[key] = self._ask(prompt, answer)
         return self._verdicts[key]
 
-    def verdicts(self, prompts: Sequence[str], answers: Sequence[str]) -> list[float]:
-        """:meth:`verdict` of many answers (one batched forward for the uncached ones)."""
+    def verdicts(self, prompts: Sequence[str], answers: Sequence[str], owners: Sequence | None = None) -> list[float]:
+        """:meth:`verdict` of many answers (one batched forward for the uncached ones), each charged to its owner."""
+        owners = list(owners) if owners is not None else [None] * len(prompts)
         todo = list(dict.fromkeys((p, a) for p, a in zip(prompts, answers, strict=True) if (p, a) not in self._verdicts))
-        if todo and self.protocol == "check":
-            with torch.no_grad():
-                values = worked_verdicts(self.teacher.lm, [p for p, _ in todo], [a for _, a in todo],
-                                         counters=self.counters, works=[""] * len(todo))
+        batched = {"check": checked_verdicts, "likelihood": likelihood_verdicts}.get(self.protocol)
+        if todo and batched is not None:
+            owner_of = dict(zip(zip(prompts, answers, strict=True), owners, strict=True))
+            with torch.no_grad():  # one batch; each answer's share charged to its owner
+                values = batched(self.teacher.lm, [p for p, _ in todo], [a for _, a in todo], counters=self.counters,
+                                 owners=[owner_of[key] for key in todo])
             self._verdicts.update(zip(todo, values, strict=True))
-        return [self.verdict(p, a) for p, a in zip(prompts, answers, strict=True)]
+        return [self.verdict(p, a, o) for p, a, o in zip(prompts, answers, owners, strict=True)]
 
     def prepare(self, prompts: Sequence[str], *, batch_size: int = 64, owners: Sequence[Hashable] | None = None) -> None:
         """Work many prompts at once (batched decoding), ahead of their verdicts. Only the ``"worked"``
@@ -153,8 +198,10 @@ class Judge:
     @torch.no_grad()
     def _ask(self, prompt: str, answer: str) -> float:
         lm = self.teacher.lm
+        if self.protocol == "likelihood":
+            return likelihood_verdicts(lm, [prompt], [answer], counters=self.counters)[0]
         if self.protocol == "check":
-            return worked_verdicts(lm, [prompt], [answer], counters=self.counters, works=[""])[0]
+            return checked_verdicts(lm, [prompt], [answer], counters=self.counters)[0]
         if self.protocol == "worked":
             if prompt not in self._works:
                 if len(self._works) > CACHE_LIMIT:

@@ -31,6 +31,13 @@ def _pad_id(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
+def _fill_id(tokenizer) -> int:
+    """What ``generate`` writes after a row has finished: EOS, not the pad token. Later decoding steps pass no
+    attention mask, and a pad token among their ids makes some models (GPT-2) warn that inputs look padded
+    without a mask; the rows are cut at their first EOS either way."""
+    return tokenizer.eos_token_id if tokenizer.eos_token_id is not None else _pad_id(tokenizer)
+
+
 @torch.no_grad()
 def greedy_ids(model, tokenizer, rows: Sequence[Sequence[int]], *, max_new_tokens: int,
                batch_size: int = 256) -> list[list[int]]:
@@ -40,8 +47,9 @@ def greedy_ids(model, tokenizer, rows: Sequence[Sequence[int]], *, max_new_token
     eos = tokenizer.eos_token_id
     for start in range(0, len(rows), batch_size):
         ids, mask = left_padded_ids(rows[start:start + batch_size], _pad_id(tokenizer))
-        gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=_pad_id(tokenizer), eos_token_id=eos)
+        gen = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                             max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=_fill_id(tokenizer),
+                             eos_token_id=eos)
         for new in gen[:, ids.shape[1]:].tolist():
             out.append(new[:new.index(eos)] if eos in new else new)
     return out
@@ -62,6 +70,29 @@ def next_token_logprobs(model, tokenizer, texts: Sequence[str], *, batch_size: i
     for start in range(0, len(texts), batch_size):
         ids, mask = left_padded(tokenizer, texts[start:start + batch_size])
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1]  # (B, V)
-        rows.append(torch.log_softmax(logits.float(), dim=-1))
+        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                       position_ids=pos.to(model.device)).logits[:, -1]  # (B, V)
+        rows.append(torch.log_softmax(logits.float(), dim=-1).cpu())
     return torch.cat(rows)
+
+
+@torch.no_grad()
+def sample_ids(model, tokenizer, rows: Sequence[Sequence[int]], *, n: int, temperature: float = 1.0,
+               max_new_tokens: int, seed: int = 0, batch_size: int = 256) -> list[list[list[int]]]:
+    """``n`` sampled continuations of each row at ``temperature`` (batched, left-padded, seeded): per row, a list
+    of ``n`` id lists up to (not including) EOS."""
+    eos, out = tokenizer.eos_token_id, []
+    generator_seed = torch.random.initial_seed()
+    torch.manual_seed(seed)
+    try:
+        per_batch = max(1, batch_size // n)
+        for start in range(0, len(rows), per_batch):
+            ids, mask = left_padded_ids(rows[start:start + per_batch], _pad_id(tokenizer))
+            gen = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                                 max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature, top_k=0,
+                                 top_p=1.0, num_return_sequences=n, pad_token_id=_fill_id(tokenizer), eos_token_id=eos)
+            news = [new[:new.index(eos)] if eos in new else new for new in gen[:, ids.shape[1]:].tolist()]
+            out += [news[i * n:(i + 1) * n] for i in range(len(news) // n)]
+    finally:
+        torch.manual_seed(generator_seed)
+    return out

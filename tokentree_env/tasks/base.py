@@ -41,6 +41,28 @@ def extract_final_answer(completion: str) -> str:
     return last.strip().rstrip(_TERMINAL_PUNCTUATION).strip()
 
 
+def final_number(completion: str) -> str:
+    """The final answer of a completion as a numeric verifier reads it: its last number, when it has one."""
+    answer = extract_final_answer(completion)
+    numbers = _NUMBER.findall(answer)
+    return numbers[-1] if numbers else answer
+
+
+def majority_index(completions: Sequence[str]) -> int:
+    """Index of the completion whose final answer most completions share (a majority vote over final
+    answers); a tie goes to the lowest index among the tied answers (the lowest-numbered teacher).
+    Completions with no answer vote for nothing; if none has one, 0."""
+    finals = [final_number(c) for c in completions]
+    counts: dict[str, int] = {}
+    for f in finals:
+        if f:
+            counts[f] = counts.get(f, 0) + 1
+    if not counts:
+        return 0
+    top = max(counts.values())
+    return next(i for i, f in enumerate(finals) if f and counts[f] == top)
+
+
 def exact_verifier(completion: str, answer: str) -> float:
     """1.0 if the extracted final answer equals the reference exactly, else 0.0."""
     return float(extract_final_answer(completion) == answer.strip())

@@ -11,11 +11,15 @@
 - ``add2``: 2-digit addition ("12+35=" -> "47.").
 - ``reverse``: the general task, of a different kind: reverse 3-5 lowercase letters
   ("rev abcd=" -> "dcba."). Forgetting is measured on it.
+- ``arith-words``: one-digit arithmetic asked in words, for real language models
+  ("Question: What is seven plus five?\nAnswer:" -> " 12"); the verifier reads the first number of the
+  answer's first line, in digits or in words.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 
 from tokentree_env.errors import ConfigError
@@ -45,6 +49,24 @@ def _sum_problem(terms: list[int], ops: list[str] | None = None) -> Problem:
                                                   "terse": f"{total}."})
 
 
+def parse_chain(prompt: str) -> tuple[list[int], list[str]]:
+    """The terms and operators of a ``t1 op t2 op ... =`` prompt."""
+    body = prompt.rstrip("=")
+    return [int(t) for t in re.split(r"[+-]", body)], re.findall(r"[+-]", body)
+
+
+def render(terms: list[int], ops: list[str], partials: list[int], style: str) -> str:
+    """An answer in ``style`` ("step", "explicit", "partials", "terse") from the partial results it states
+    (``partials[0]`` is the first term; they need not be right: a checker learns from wrong ones)."""
+    if style == "terse":
+        return f"{partials[-1]}."
+    if style == "partials":
+        return ",".join(map(str, partials[1:])) + "."
+    chain = "".join(f"{p}{op}{t}=" for p, op, t in zip(partials[1:-1], ops[1:], terms[2:], strict=True))
+    head = f"{terms[0]}{ops[0]}{terms[1]}=" if style == "explicit" and len(terms) > 2 else ""
+    return f"{head}{chain}{partials[-1]}."
+
+
 def sample_sum(rng: random.Random, n_terms: int) -> Problem:
     """A random sum of ``n_terms`` 2-digit numbers (10-99)."""
     return _sum_problem([rng.randint(10, 99) for _ in range(n_terms)])
@@ -67,6 +89,44 @@ def sample_reverse(rng: random.Random) -> Problem:
     word = "".join(rng.choice(LETTERS) for _ in range(rng.randint(3, 5)))
     answer = word[::-1]
     return Problem(f"rev {word}=", answer, solutions={"step": f"{answer}.", "terse": f"{answer}."})
+
+
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+_QUESTIONS = ("What is {a} {op} {b}?", "How much is {a} {op} {b}?", "Compute {a} {op} {b}.")
+
+
+def number_word(n: int) -> str:
+    """English words of a whole number from 0 to 99 ("seventy-two")."""
+    if n < 20:
+        return NUMBER_WORDS[n]
+    tens, units = divmod(n, 10)
+    return _TENS[tens] + (f"-{NUMBER_WORDS[units]}" if units else "")
+
+
+def sample_words(rng: random.Random) -> Problem:
+    """One-digit arithmetic asked in words: plus, minus (never below zero) or times."""
+    a, b, op = rng.randint(0, 9), rng.randint(0, 9), rng.choice(("plus", "minus", "times"))
+    if op == "minus" and b > a:
+        a, b = b, a
+    value = a + b if op == "plus" else a - b if op == "minus" else a * b
+    question = rng.choice(_QUESTIONS).format(a=number_word(a), op=op, b=number_word(b))
+    return Problem(f"Question: {question}\nAnswer:", str(value), solutions={"terse": f" {value}"})
+
+
+def words_verifier(completion: str, answer: str) -> float:
+    """1.0 if the first number of the completion's first non-empty line, in digits or in English words,
+    equals the answer ("12", "twelve", "The answer is 12." all pass; a later line is never read)."""
+    lines = [line for line in completion.strip().splitlines() if line.strip()]
+    if not lines:
+        return 0.0
+    words = {number_word(n): n for n in range(100)}
+    for token in re.findall(r"-?\d+|[a-z]+(?:-[a-z]+)?", lines[0].lower()):
+        value = int(token) if token.lstrip("-").isdigit() else words.get(token)
+        if value is not None:
+            return float(str(value) == answer.strip())
+    return 0.0
 
 
 class GeneratedTask(Task):
@@ -131,6 +191,10 @@ _BUILTIN: dict[str, Callable[[], GeneratedTask]] = {
     "add2": lambda: GeneratedTask(
         "add2", lambda rng: sample_sum(rng, 2), verifier=numeric_verifier,
         description="2-digit addition",
+    ),
+    "arith-words": lambda: GeneratedTask(
+        "arith-words", sample_words, verifier=words_verifier, heldout_size=200, train_size=500,
+        description="one-digit arithmetic asked in words (for real language models)",
     ),
     "reverse": lambda: GeneratedTask(
         "reverse", sample_reverse, verifier=exact_verifier,

@@ -21,10 +21,12 @@ import torch
 
 @dataclass(frozen=True)
 class Context:
-    """A state: the primary-token ids of prompt + generated text, and their decoded text."""
+    """A state: the primary-token ids of prompt + generated text, and their decoded text. ``owner`` names the
+    episode the context serves (the work of reading it is charged there, :class:`CostCounter`)."""
 
     ids: tuple[int, ...]
     text: str
+    owner: Hashable | None = field(default=None, compare=False)
 
 
 COST_FIELDS = ("forward_calls", "forwarded_tokens", "generated_tokens")

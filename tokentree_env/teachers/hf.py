@@ -20,10 +20,26 @@ import torch
 from tokentree_env.errors import ContextTooLongError, ModelOutputError
 from tokentree_env.models.generation import greedy_ids
 from tokentree_env.models.loader import LoadedModel, load_model
-from tokentree_env.teachers.alignment import piece_to_primary_map, same_tokenizer, to_primary_logprobs
+from tokentree_env.teachers.alignment import (
+    TokenHealer,
+    piece_texts,
+    piece_to_primary_map,
+    same_tokenizer,
+    to_primary_logprobs,
+)
 from tokentree_env.teachers.base import Context, Teacher
-from tokentree_env.teachers.kvstore import DEFAULT_CACHE_BYTES, CachedState, KVStore, arena_cache
+from tokentree_env.teachers.kvstore import (
+    DEFAULT_CACHE_BYTES,
+    CachedState,
+    GatherLayer,
+    KVStore,
+    arena_cache,
+    gather_cache,
+)
 
+HEAL_TOP_K = 256
+"""A foreign teacher's own top next tokens kept per cached state, for token healing (the tail beyond holds
+negligible mass)."""
 PREFIX_LOOKBACK = 4
 """How many tokens back from the end a foreign-tokenizer teacher looks for a cached prefix."""
 
@@ -43,9 +59,10 @@ class HFTeacher(Teacher):
 
     def __init__(self, model: str | LoadedModel, *, name: str | None = None,
                  cache_bytes: int = DEFAULT_CACHE_BYTES,
-                 system_prompt: str = FEWEST_STEPS_INSTRUCTION) -> None:
+                 system_prompt: str = FEWEST_STEPS_INSTRUCTION, heal: bool = True,
+                 device: str | None = None, dtype=None) -> None:
         super().__init__()
-        self.lm = model if isinstance(model, LoadedModel) else load_model(model)
+        self.lm = model if isinstance(model, LoadedModel) else load_model(model, device=device, dtype=dtype)
         self.name = name or self.lm.name
         self.model, self.tokenizer = self.lm.model, self.lm.tokenizer
         self.max_positions = self.lm.max_positions
@@ -53,6 +70,10 @@ class HFTeacher(Teacher):
         self.store = KVStore(cache_bytes)
         self.system_prompt = system_prompt
         self.shares_primary_tokenizer = True
+        self.heal = heal
+        self.batch_across = True
+        """Forward contexts with different cached prefixes (other prompts) in one padded batch."""
+        self._healer: TokenHealer | None = None
         self._map: torch.Tensor | None = None
         self._primary_size = len(self.tokenizer)
 
@@ -61,8 +82,11 @@ class HFTeacher(Teacher):
         """Use ``primary_tokenizer``'s vocabulary; build the piece map when it differs from ours."""
         self.shares_primary_tokenizer = same_tokenizer(self.tokenizer, primary_tokenizer)
         self._primary_size = max(len(primary_tokenizer), max(primary_tokenizer.get_vocab().values()) + 1)
-        self._map = None if self.shares_primary_tokenizer else piece_to_primary_map(
-            self.tokenizer, primary_tokenizer)
+        self._map = self._healer = None
+        if not self.shares_primary_tokenizer:
+            texts = piece_texts(self.tokenizer)
+            self._map = piece_to_primary_map(self.tokenizer, primary_tokenizer, texts)
+            self._healer = TokenHealer(texts, primary_tokenizer) if self.heal else None
         self.store.clear()
 
     def own_ids(self, context: Context) -> tuple[int, ...]:
@@ -84,22 +108,45 @@ class HFTeacher(Teacher):
 
     # -- next-token distributions ------------------------------------------------------------
     def next_logprobs(self, contexts: Sequence[Context]) -> torch.Tensor:
-        """Next-token log-probs in the primary's vocabulary for each context, ``(B, V_p)``."""
-        results: list[torch.Tensor | None] = [None] * len(contexts)
-        groups: dict[tuple[int, ...] | None, list[tuple[int, tuple[int, ...]]]] = {}
-        for i, context in enumerate(contexts):
-            ids = self.own_ids(context)
+        """Next-token log-probs in the primary's vocabulary for each context, ``(B, V_p)``; token-healed
+        where a foreign tokenizer's context ends inside a token it would merge (:class:`TokenHealer`)."""
+        rows = [self.own_ids(context) for context in contexts]
+        owners = [context.owner for context in contexts]
+        out = [state.logprobs for state in self._states(rows, owners)]
+        if self._healer is not None:
+            pending = [i for i, ids in enumerate(rows) if len(ids) > 2 and self._healer.extendable(ids[-1])]
+            prefixes = self._states([rows[i][:-1] for i in pending], [owners[i] for i in pending])
+            for i, state in zip(pending, prefixes, strict=True):
+                out[i] = self._healer.heal(rows[i][-1], state.top, out[i])
+        return torch.stack(out)
+
+    def _states(self, rows: Sequence[tuple[int, ...]], owners: Sequence | None = None) -> list[CachedState]:
+        """The cached state after each row of own ids: a hit costs nothing; the misses are forwarded in one batch
+        (rows sharing a cached prefix extend it together; rows with different prefixes, e.g. other prompts in
+        lockstep play, are gathered into one padded batch)."""
+        results: list[CachedState | None] = [None] * len(rows)
+        misses: dict[tuple[int, ...], CachedState | None] = {}
+        owner_of: dict[tuple[int, ...], object] = {}  # each miss is charged to the first context that asked for it
+        for i, ids in enumerate(rows):
             hit = self.store.get(ids)
             if hit is not None:
-                results[i] = hit.logprobs
-                continue
-            base = self._cached_prefix(ids)
-            groups.setdefault(base.ids if base else None, []).append((i, ids))
-        for base_ids, rows in groups.items():
-            base = self.store.get(base_ids) if base_ids is not None else None
-            for (i, _), logprobs in zip(rows, self._forward(base, [ids for _, ids in rows]), strict=True):
-                results[i] = logprobs
-        return torch.stack(results)
+                results[i] = hit
+            elif ids not in misses:
+                misses[ids] = self._cached_prefix(ids)
+                owner_of[ids] = owners[i] if owners is not None else None
+        bases = {(base.ids if base else None) for base in misses.values()}
+        if len(bases) <= 1 or not self.batch_across:
+            states = {}
+            for base_ids in bases:
+                base = self.store.get(base_ids) if base_ids is not None else None
+                group = [ids for ids, b in misses.items() if (b.ids if b else None) == base_ids]
+                states |= self._forward(base, group, [owner_of[ids] for ids in group])
+        else:
+            states = self._forward_gather(list(misses.items()), [owner_of[ids] for ids in misses])
+        for i, ids in enumerate(rows):
+            if results[i] is None:
+                results[i] = states[ids]
+        return results
 
     def _cached_prefix(self, ids: tuple[int, ...]) -> CachedState | None:
         lookback = 1 if self.shares_primary_tokenizer else PREFIX_LOOKBACK
@@ -110,8 +157,12 @@ class HFTeacher(Teacher):
         return None
 
     @torch.inference_mode()  # cheaper per op than no_grad; cached KV is only read inside it again
-    def _forward(self, base: CachedState | None, rows: list[tuple[int, ...]]) -> list[torch.Tensor]:
-        """One batched forward of each row's suffix after ``base``; caches and returns log-probs."""
+    def _forward(self, base: CachedState | None, rows: list[tuple[int, ...]],
+                 owners: Sequence | None = None) -> dict[tuple[int, ...], CachedState]:
+        """One batched forward of each row's suffix after ``base`` (rows with the same ids once); caches and
+        returns the states; each row's tokens are charged to its owner."""
+        owners = dict(zip(rows, owners or [None] * len(rows), strict=True))
+        rows = list(owners)
         start = len(base.ids) if base else 0
         lengths = [len(r) - start for r in rows]
         width = max(lengths)
@@ -119,20 +170,67 @@ class HFTeacher(Teacher):
         # padded positions, and it is not the pad id that some models warn about without a mask
         suffix = torch.tensor([list(r[start:]) + [r[-1]] * (width - len(r) + start) for r in rows])  # (B, S)
         cache = arena_cache(base.kv if base else None, self.n_layers, self.max_positions)
-        out = self.model(input_ids=suffix, cache=cache, use_cache=True)
-        self.counters.add(calls=1, forwarded=sum(lengths))
+        out = self.model(input_ids=suffix.to(self.model.device), cache=cache, use_cache=True)
+        return self._finish(rows, lengths, out.logits, cache, [owners[r] for r in rows])
+
+    @torch.inference_mode()
+    def _forward_gather(self, items: list[tuple[tuple[int, ...], CachedState | None]],
+                        owners: Sequence) -> dict[tuple[int, ...], CachedState]:
+        """One batched forward of rows whose cached prefixes differ: the prefixes are gathered into one padded KV
+        batch (:class:`~tokentree_env.teachers.kvstore.GatherLayer`), the gap is masked, positions continue each
+        row's own prefix."""
+        rows = [ids for ids, _ in items]
+        starts = [len(base.ids) if base else 0 for _, base in items]
+        lengths = [len(r) - s for r, s in zip(rows, starts, strict=True)]
+        width, prefix = max(lengths), max(starts)
+        if prefix + width > self.max_positions:  # the padded batch would not fit the window: one batch per prefix
+            groups: dict = {}
+            for (ids, base), owner in zip(items, owners, strict=True):
+                entry = groups.setdefault(base.ids if base else None, (base, [], []))
+                entry[1].append(ids)
+                entry[2].append(owner)
+            return {k: v for base, group, who in groups.values() for k, v in self._forward(base, group, who).items()}
+        suffix = torch.tensor([list(r[s:]) + [r[-1]] * (width - n) for r, s, n in zip(rows, starts, lengths, strict=True)])
+        mask = torch.zeros(len(rows), prefix + width, dtype=torch.long)  # (B, P + S): each row's prefix and new tokens
+        for i, (s, n) in enumerate(zip(starts, lengths, strict=True)):
+            mask[i, :s], mask[i, prefix:prefix + n] = 1, 1
+        positions = torch.tensor(starts)[:, None] + torch.arange(width)[None, :]  # (B, S)
+        cache = gather_cache([base.kv if base else None for _, base in items], self.n_layers, self.max_positions)
+        device = self.model.device
+        out = self.model(input_ids=suffix.to(device), attention_mask=mask.to(device),
+                         position_ids=positions.to(device), cache=cache, use_cache=True)
+        return self._finish(rows, lengths, out.logits, cache, owners)
+
+    def _finish(self, rows, lengths, logits_all, cache, owners) -> dict[tuple[int, ...], CachedState]:
+        """Read each row's last real position, map it into the primary vocabulary, cache and return the states.
+        Each row is charged the tokens it forwarded, to its owner (padding is not counted)."""
+        self.counters.add(calls=1)
+        for n, owner in zip(lengths, owners, strict=True):
+            self.counters.add(forwarded=n, owner=owner)
+        width = logits_all.shape[1]
         if all(n == width for n in lengths):
-            logits = out.logits[:, -1]  # (B, V_t)
+            logits = logits_all[:, -1]  # (B, V_t)
         else:
-            logits = out.logits[torch.arange(len(rows)), torch.tensor(lengths) - 1]  # (B, V_t)
+            logits = logits_all[torch.arange(len(rows)), torch.tensor(lengths) - 1]  # (B, V_t)
+        logits = logits.float().cpu()
         if not torch.isfinite(logits).all():
             raise ModelOutputError(f"model {self.name!r} returned NaN/inf logits; check its weights and dtype")
-        logprobs = (torch.log_softmax(logits.float(), dim=-1) if self._map is None
-                    else to_primary_logprobs(logits, self._map, self._primary_size))
-        per_layer = [layer.views([len(r) for r in rows]) for layer in cache.layers]
+        if self._map is None:  # rows past the tokenizer (a model vocabulary padded for speed) are not tokens
+            logprobs = torch.log_softmax(logits[:, : self._primary_size], dim=-1)
+        else:
+            logprobs = to_primary_logprobs(logits, self._map, self._primary_size)
+        top = None
+        if self._healer is not None:  # the model's own top tokens, for healing a context that ends here
+            own = torch.log_softmax(logits, dim=-1).topk(min(HEAL_TOP_K, logits.shape[-1]))
+            top = (own.indices, own.values)
+        per_layer = [layer.views(lengths) if isinstance(layer, GatherLayer) else layer.views([len(r) for r in rows])
+                     for layer in cache.layers]
+        states = {}
         for i, ids in enumerate(rows):
-            self.store.put(CachedState(ids, tuple(views[i] for views in per_layer), logprobs[i]))
-        return list(logprobs)
+            states[ids] = CachedState(ids, tuple(views[i] for views in per_layer), logprobs[i],
+                                      None if top is None else (top[0][i], top[1][i]))
+            self.store.put(states[ids])
+        return states
 
     # -- reference answers -----------------------------------------------------------------
     def answer(self, prompt: str, *, max_new_tokens: int = 64) -> str:

@@ -105,6 +105,71 @@ class ArenaLayer(DynamicLayer):
         return [KVView(self.arena, self.row_offset + i, n) for i, n in enumerate(lengths)]
 
 
+class GatherLayer(DynamicLayer):
+    """Rows with *different* cached prefixes (other prompts, other nodes) in one batch.
+
+    Row ``i``'s prefix (length ``L_i``) is copied to positions ``[0, L_i)`` of a new arena and the new positions
+    of every row are written after the longest prefix, ``[P, P + S)``; the caller's attention mask hides the gap
+    ``[L_i, P)`` and its position ids continue each row at ``L_i``. After the forward, :meth:`views` moves each
+    row's new positions down to follow its own prefix (a copy of ``S`` positions), so every context is again a
+    contiguous view that later steps extend in place. Gathering costs one copy of each prefix: measured by
+    ``python -m benchmarks.throughput``.
+    """
+
+    def __init__(self, bases: list[KVView | None], max_positions: int = 2**31) -> None:
+        super().__init__()
+        self.bases, self.max_positions = bases, max_positions
+        self.prefix = max((b.length for b in bases if b is not None), default=0)
+        self.length = self.prefix
+        self.arena: Arena | None = None
+        self.is_initialized = True
+        self.keys = self.values = None
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.length + query_length, 0
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        batch, new = key_states.shape[0], key_states.shape[2]
+        start, end = self.prefix, self.prefix + new
+        arena = Arena.empty(key_states, batch, min(self.max_positions, max(MIN_CAPACITY, 2 * end)))
+        for i, base in enumerate(self.bases):
+            length = base.length if base is not None else 0
+            if base is not None:
+                keys, values = base.tensors()
+                arena.keys[i, :, :length] = keys[0]
+                arena.values[i, :, :length] = values[0]
+            arena.keys[i, :, length:start] = 0  # the masked gap: finite, so masked weights times it stay 0
+            arena.values[i, :, length:start] = 0
+        arena.keys[:, :, start:end] = key_states
+        arena.values[:, :, start:end] = value_states
+        self.arena, self.length = arena, end
+        self.keys, self.values = arena.keys[:, :, :end], arena.values[:, :, :end]
+        return self.keys, self.values
+
+    def views(self, lengths: list[int]) -> list[KVView]:
+        """Each row's view: its prefix, then its own ``lengths[i]`` new positions moved down to follow it."""
+        out = []
+        for i, (base, n) in enumerate(zip(self.bases, lengths, strict=True)):
+            start = base.length if base is not None else 0
+            if start < self.prefix:
+                self.arena.keys[i, :, start:start + n] = self.arena.keys[i, :, self.prefix:self.prefix + n].clone()
+                self.arena.values[i, :, start:start + n] = self.arena.values[i, :, self.prefix:self.prefix + n].clone()
+            self.arena.used[i] = start + n
+            out.append(KVView(self.arena, i, start + n))
+        return out
+
+
+def gather_cache(bases: list[tuple[KVView, ...] | None], n_layers: int, max_positions: int) -> DynamicCache:
+    """A ``DynamicCache`` of :class:`GatherLayer` s for rows with per-row prefixes (a view per layer, or None)."""
+    cache = DynamicCache()
+    cache.layers = [GatherLayer([b[layer] if b is not None else None for b in bases], max_positions)
+                    for layer in range(n_layers)]
+    return cache
+
+
 def arena_cache(base: tuple[KVView, ...] | None, n_layers: int, max_positions: int) -> DynamicCache:
     """A ``DynamicCache`` of :class:`ArenaLayer` s, every row starting from ``base`` (a view per layer)."""
     cache = DynamicCache()
@@ -114,17 +179,20 @@ def arena_cache(base: tuple[KVView, ...] | None, n_layers: int, max_positions: i
 
 @dataclass
 class CachedState:
-    """One model's state after reading a context: its own token ids, a KV view per layer, and the
-    next-token log-probs in the primary vocabulary ``(V_p,)``."""
+    """One model's state after reading a context: its own token ids, a KV view per layer, the next-token
+    log-probs in the primary vocabulary ``(V_p,)``, and (token healing) the model's own top next tokens
+    ``(ids (k,), log-probs (k,))``."""
 
     ids: tuple[int, ...]
     kv: tuple[KVView, ...]
     logprobs: torch.Tensor
+    top: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def nbytes(self) -> int:
         """Bytes of the context's own KV positions and log-probs (arena slack not counted)."""
-        return sum(v.nbytes for v in self.kv) + self.logprobs.numel() * self.logprobs.element_size()
+        top = 0 if self.top is None else sum(t.numel() * t.element_size() for t in self.top)
+        return sum(v.nbytes for v in self.kv) + self.logprobs.numel() * self.logprobs.element_size() + top
 
 
 class KVStore:

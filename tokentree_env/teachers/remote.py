@@ -191,7 +191,7 @@ class OpenAITeacher(Teacher):
         raise RemoteTeacherError(f"{self.server}: {last}; gave up after {self.retries + 1} attempts. Is the server "
                                  "running and reachable? (timeout=, retries= set the patience)")
 
-    def _request_logprobs(self, text: str) -> torch.Tensor:
+    def _request_logprobs(self, text: str, owner=None) -> torch.Tensor:
         payload = self._post({"prompt": text, "max_tokens": 1, "temperature": 0.0, "logprobs": self.top_logprobs})
         entries = top_entries(payload, server=self.server)
         if len(entries) < self.min_entries and entries != [(GREEDY_EOS, None, 0.0)]:
@@ -199,7 +199,7 @@ class OpenAITeacher(Teacher):
                                      f"{len(entries)}; lower top_logprobs= to the server's cap (or min_entries= "
                                      "for a server whose lists shrink)")
         usage = payload.get("usage") or {}
-        self.counters.add(forwarded=int(usage.get("prompt_tokens") or 0))
+        self.counters.add(forwarded=int(usage.get("prompt_tokens") or 0), owner=owner)
         return self._to_primary(entries)
 
     def _to_primary(self, entries) -> torch.Tensor:
@@ -240,10 +240,15 @@ class OpenAITeacher(Teacher):
     def next_logprobs(self, contexts: Sequence[Context]) -> torch.Tensor:
         if self.primary_tokenizer is None:
             raise ConfigError(f"{self!r} is not bound to a primary tokenizer; pass it to the env or call bind()")
-        missing = list(dict.fromkeys(c.text for c in contexts if c.text not in self._cache))
+        owner_of = {}
+        for c in contexts:
+            if c.text not in self._cache:
+                owner_of.setdefault(c.text, c.owner)
+        missing = list(owner_of)
         if missing:
             self.counters.add(calls=len(missing))
-            for text, row in zip(missing, self._pool.map(self._request_logprobs, missing), strict=True):
+            rows = self._pool.map(lambda text: self._request_logprobs(text, owner_of[text]), missing)
+            for text, row in zip(missing, rows, strict=True):
                 self._cache[text] = row
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)

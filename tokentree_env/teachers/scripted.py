@@ -27,7 +27,9 @@ class ScriptedTeacher(Teacher):
         for i, context in enumerate(contexts):
             for token, p in self.distribution(context.text).items():
                 out[i, token] = torch.tensor(p).log()
-        self.counters.add(calls=1, forwarded=len(contexts))
+        self.counters.add(calls=1)
+        for context in contexts:
+            self.counters.add(forwarded=1, owner=context.owner)
         return out
 
     def answer(self, prompt: str, *, max_new_tokens: int = 64) -> str:

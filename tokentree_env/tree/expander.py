@@ -173,13 +173,19 @@ class Expander:
     # -- expansion ------------------------------------------------------------------------------
     def expand(self, tree: TokenTree, nodes: Sequence[int] = (ROOT,)) -> list[Slate]:
         """Slates of ``nodes``, computing the missing or stale ones in one batch per model."""
-        todo = list(dict.fromkeys(n for n in nodes if not self.is_fresh(tree, n)))
+        return self.expand_many([(tree, n) for n in nodes])
+
+    def expand_many(self, pairs: Sequence[tuple[TokenTree, int]]) -> list[Slate]:
+        """Slates of ``(tree, node)`` pairs of any trees (lockstep play over many prompts): the missing or stale
+        ones in one batch per model, however many prompts they come from."""
+        todo = list(dict.fromkeys((id(t), n) for t, n in pairs if not self.is_fresh(t, n)))
+        trees = {id(t): t for t, _ in pairs}
         if todo:
-            contexts = [tree.context(n, self.decode) for n in todo]
+            contexts = [trees[t].context(n, self.decode) for t, n in todo]
             logprobs = torch.stack([m.next_logprobs(contexts) for m in self.models])  # (M, B, V_p)
-            for b, node in enumerate(todo):
-                tree.set_slate(node, self._slate(tree, node, logprobs[:, b]))
-        return [tree.nodes[n].slate for n in nodes]
+            for b, (t, node) in enumerate(todo):
+                trees[t].set_slate(node, self._slate(trees[t], node, logprobs[:, b]))
+        return [t.nodes[n].slate for t, n in pairs]
 
     def _slate(self, tree: TokenTree, node: int, logprobs: torch.Tensor) -> Slate:
         rng = random.Random(hash((self.config.seed, tree.nodes[node].ids)))  # int tuples hash the same everywhere

@@ -100,6 +100,8 @@ class TokenTree:
         self.last_return: float | None = None
         self.base_last_return: float | None = None
         self.built_by = dict(built_by or {})
+        self.owner: object = prompt
+        """Whom the work of reading this tree's contexts is charged to (the env sets its episode key; not saved)."""
 
     # -- structure ----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -134,7 +136,7 @@ class TokenTree:
         n = self.nodes[node]
         if n.text is None:
             n.text = self.root_text + decode(self.path_tokens(node))
-        return Context(n.ids, n.text)
+        return Context(n.ids, n.text, self.owner)
 
     # -- reference paths ------------------------------------------------------------------------
     def add_reference(self, name: str, tokens: Sequence[int]) -> None:

@@ -16,6 +16,7 @@ from tokentree_env.judge.judge import worked_verdicts
 from tokentree_env.models.generation import greedy_complete, next_token_logprobs
 from tokentree_env.models.loader import LoadedModel, load_model
 from tokentree_env.tasks.builtin import BUILTIN_TASKS, builtin_task
+from tokentree_env.stats import roc_auc
 from tokentree_env.zoo.catalog import ZOO
 
 REPORT_SAMPLE = 200
@@ -41,19 +42,16 @@ def task_accuracy(lm: LoadedModel, task_name: str, n: int = REPORT_SAMPLE) -> fl
     return sum(task.verify(p, c) for p, c in zip(problems, completions, strict=True)) / len(problems)
 
 
-def roc_auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
-    """ROC AUC as the probability that a random positive outscores a random negative (ties 1/2)."""
-    wins = sum((p > q) + 0.5 * (p == q) for p in positives for q in negatives)
-    return wins / (len(positives) * len(negatives))
-
-
-def judge_eos_auc(lm: LoadedModel, n: int = REPORT_SAMPLE, seed: int = REPORT_SEED) -> float:
-    """ROC AUC of the judge's P(EOS | context): finished answers vs unfinished prefixes."""
+def judge_eos_auc(lm: LoadedModel, n: int = REPORT_SAMPLE, seed: int = REPORT_SEED,
+                  tasks: Sequence[str] = ("chain3", "add2", "reverse"),
+                  styles: Sequence[str] | None = None) -> float:
+    """ROC AUC of the judge's P(EOS | context): finished answers vs unfinished prefixes of ``tasks``
+    (in the answer ``styles`` it was trained on; default: every style the problems have)."""
     rng = random.Random(seed)
     finished, unfinished = [], []
-    for name in BUILTIN_TASKS:
-        for p in list(builtin_task(name).problems("heldout"))[: n // len(BUILTIN_TASKS) + 1]:
-            solution = p.solutions[rng.choice(sorted(p.solutions))]
+    for name in tasks:
+        for p in list(builtin_task(name).problems("heldout"))[: n // len(tasks) + 1]:
+            solution = p.solutions[rng.choice(sorted(styles or p.solutions))]
             finished.append(p.prompt + solution)
             unfinished.append(p.prompt + solution[: rng.randrange(len(solution) - 1)])
     eos = lm.tokenizer.eos_token_id
@@ -78,6 +76,29 @@ def judge_verdict_accuracy(lm: LoadedModel, n: int = REPORT_SAMPLE, seed: int = 
     return sum(s == c for s, c in zip(said_yes, labels, strict=True)) / len(labels)
 
 
+def judge_check_auc(lm: LoadedModel, task_name: str, n: int = REPORT_SAMPLE, seed: int = REPORT_SEED,
+                    styles: Sequence[str] = ("step",)) -> float:
+    """ROC AUC of a checker judge's P(yes) on held-out answers, half right, half with one wrong step carried on
+    (the test-bed reports its AUC on the teachers' own answers, which is what matters)."""
+    from tokentree_env.judge.judge import checked_verdicts
+    from tokentree_env.zoo.train import corrupt_chain
+
+    rng = random.Random(seed)
+    problems = list(builtin_task(task_name).problems("heldout"))[:n]
+    answers = []
+    for i, p in enumerate(problems):
+        style = styles[i % len(styles)]
+        answers.append(p.solutions[style] if i % 2 == 0 else corrupt_chain(p.prompt, style, rng))
+    verdicts = checked_verdicts(lm, [p.prompt for p in problems], answers)
+    return roc_auc(verdicts[0::2], verdicts[1::2])
+
+
+def model_tasks(spec) -> list[str]:
+    """The built-in tasks a teacher or primary is measured on: those it trained on, and those with targets."""
+    named = [t for t in (*spec.mix, *spec.targets, *spec.maxima) if t in BUILTIN_TASKS]
+    return sorted(dict.fromkeys(named))
+
+
 def evaluate_zoo_model(name: str, models_dir: str | Path | None = None, n: int = REPORT_SAMPLE) -> list[MetricRow]:
     """All metrics of one zoo model, each checked against the catalogue's targets."""
     if name not in ZOO:
@@ -85,18 +106,20 @@ def evaluate_zoo_model(name: str, models_dir: str | Path | None = None, n: int =
         raise ConfigError(f"no zoo model {name!r}; the zoo has {sorted(ZOO)}")
     spec = ZOO[name]
     lm = load_model(str(Path(models_dir) / name)) if models_dir else load_model(f"zoo:{name}")
-    if spec.role == "judge":
+    if spec.role == "judge" and spec.verdict_protocol == "check":
+        checked = next(k.removeprefix("check:") for k in spec.mix if k.startswith("check:"))
+        values = {"eos_auc": judge_eos_auc(lm, n, tasks=[checked], styles=spec.judge_styles),
+                  "check_auc": judge_check_auc(lm, checked, n, styles=spec.judge_styles)}
+    elif spec.role == "judge":
         values = {"eos_auc": judge_eos_auc(lm, n), "verdict": judge_verdict_accuracy(lm, n)}
     else:
-        values = {t: task_accuracy(lm, t, n) for t in BUILTIN_TASKS}
+        values = {t: task_accuracy(lm, t, n) for t in model_tasks(spec)}
     rows = []
     for metric, value in values.items():
-        row = MetricRow(name, metric, value)
-        if metric in spec.targets:
-            row.target, row.met = f">= {spec.targets[metric]:.2f}", value >= spec.targets[metric]
-        elif metric in spec.maxima:
-            row.target, row.met = f"<= {spec.maxima[metric]:.2f}", value <= spec.maxima[metric]
-        rows.append(row)
+        lo, hi = spec.targets.get(metric), spec.maxima.get(metric)
+        parts = ([f">= {lo:.2f}"] if lo is not None else []) + ([f"<= {hi:.2f}"] if hi is not None else [])
+        met = None if not parts else (lo is None or value >= lo) and (hi is None or value <= hi)
+        rows.append(MetricRow(name, metric, value, " and ".join(parts), met))
     return rows
 
 

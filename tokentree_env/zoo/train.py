@@ -39,15 +39,35 @@ def corrupt_answer(answer: str, rng: random.Random) -> str:
     return f"{head}{sep}{wrong}."
 
 
-def sample_example(spec: ZooModel, rng: random.Random) -> tuple[str, list[tuple[str, bool]]]:
-    """One training example from the model's mixture: a prompt and target segments, each
+def corrupt_chain(prompt: str, style: str, rng: random.Random) -> str:
+    """A wrong answer as a teacher would write it: one partial result moved by a small or large delta, and
+    every later step computed on from the wrong value (so only that step is inconsistent)."""
+    from tokentree_env.tasks.builtin import parse_chain, render
+
+    terms, ops = parse_chain(prompt)
+    k = rng.randrange(1, len(terms))
+    partials = [terms[0]]
+    for i, (op, term) in enumerate(zip(ops, terms[1:], strict=True), start=1):
+        value = partials[-1] + term if op == "+" else partials[-1] - term
+        if i == k:
+            delta = rng.choice([1, 2, 10, 20, rng.randint(1, 60)]) * rng.choice([-1, 1])
+            value = value + delta if value + delta >= 0 else value - delta
+        partials.append(value)
+    return render(terms, ops, partials, style)
+
+
+def sample_example(spec: ZooModel, rng: random.Random, mix: dict[str, float] | None = None
+                   ) -> tuple[str, list[tuple[str, bool]]]:
+    """One training example from the model's mixture (or ``mix``): a prompt and target segments, each
     ``(text, trained)``; untrained segments (a proposed answer shown to the judge) get no loss."""
-    kind = rng.choices(list(spec.mix), weights=list(spec.mix.values()))[0]
-    if kind.startswith("check:"):  # a checker's verdict: the proposal is compared without any working
+    mix = mix or spec.mix
+    kind = rng.choices(list(mix), weights=list(mix.values()))[0]
+    if kind.startswith("check:"):  # a checker's verdict on a whole answer: no working of its own
         problem = builtin_task(kind.removeprefix("check:")).sample(rng)
-        final = problem.answer if rng.random() < 0.5 else extract_final_answer(corrupt_answer(problem.answer, rng))
-        shown = JUDGE_WORK_END + final + JUDGE_ANSWER_END
-        return JUDGE_CHECK_PREFIX + problem.prompt, [(shown, False), ("yn"[final != problem.answer], True)]
+        style, correct = rng.choice(spec.judge_styles), rng.random() < 0.5
+        answer = problem.solutions[style] if correct else corrupt_chain(problem.prompt, style, rng)
+        shown = JUDGE_WORK_END + answer + JUDGE_ANSWER_END
+        return JUDGE_CHECK_PREFIX + problem.prompt, [(shown, False), ("yn"[not correct], True)]
     if kind == "verdict":
         problem = builtin_task(rng.choice(["chain3", "chain3", "add2"])).sample(rng)
         answer = problem.solutions[rng.choice(["step", "terse"])]
@@ -121,8 +141,10 @@ def train_one(spec: ZooModel, out_dir: str, budget: float = 1.0) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01)
     schedule = get_cosine_schedule_with_warmup(optimizer, min(WARMUP_STEPS, steps // 10), steps)
     losses, started, window = [], time.process_time(), []
+    pretrain_steps = int(spec.pretrain_steps * budget)
     for step in range(steps):
-        batch = [_encode(tok, *sample_example(spec, rng), ids["bos_token_id"], ids["eos_token_id"])
+        mix = spec.pretrain if step < pretrain_steps and spec.pretrain else spec.mix  # a curriculum's first phase
+        batch = [_encode(tok, *sample_example(spec, rng, mix), ids["bos_token_id"], ids["eos_token_id"])
                  for _ in range(BATCH_SIZE)]
         width = max(len(x) for x, _ in batch)
         input_ids = torch.tensor([x + [ids["pad_token_id"]] * (width - len(x)) for x, _ in batch])

@@ -1,0 +1,167 @@
+"""``python -m benchmarks.learning``: the learning benchmark run end to end (:mod:`agents.bench.learning` has the
+headline's arms), with its other parts: every training signal on the task (one seed each, guarded by EWC and
+replay), the ablations with learning measured, and the report (curves, paired differences, credit, targets)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from agents.bench.learning import LearningConfig, headline, search_arm
+
+SIGNAL_RUNS = {"sft": {}, "distill": {"signals": ("distill",)},
+               "distill-improved": {"signals": ("distill",), "distill_target": "improved", "gumbel": True},
+               "dpo": {"signals": ("dpo",)}, "grpo": {"signals": ("grpo",)}, "rloo": {"signals": ("rloo",)}}
+ABLATIONS = {"reference": {}, "weightage off": {"update_weightage": False}, "no wrong children": {"k_wrong": 0},
+             "1 teacher": "one-teacher", "design prior alone": {"teacher_mix": 0.0}}
+
+
+def signals(cfg: LearningConfig) -> list[dict]:
+    """Each training signal in the loop on the task, one seed, with the guards (EWC, auto-replay) on."""
+    out = []
+    for name, overrides in SIGNAL_RUNS.items():
+        run = search_arm(cfg, 0, cfg.signal_loop | overrides, name=f"signal-{name}")
+        out.append(run | {"arm": "signal", "signal": name})
+    return out
+
+
+def ablations(cfg: LearningConfig) -> list[dict]:
+    """The design's ideas switched off one at a time, with the primary's accuracy after training (one seed)."""
+    out = []
+    for name, overrides in ABLATIONS.items():
+        if overrides == "one-teacher":
+            overrides = {"teachers": (cfg.train_kwargs()["teachers"][0],)}
+        run = search_arm(cfg, 0, cfg.signal_loop | overrides, name=f"ablation-{name.replace(' ', '-')}")
+        out.append(run | {"arm": "ablation", "ablation": name})
+    return out
+
+
+# -- the report --------------------------------------------------------------------------------------------
+def _curve(runs: list[dict]) -> list[dict]:
+    from tokentree_env.stats import t_interval
+
+    return [t_interval([r["baseline"]["task_accuracy"] for r in runs])] + [
+        t_interval([r["history"][i]["task_accuracy"] for r in runs]) for i in range(len(runs[0]["history"]))]
+
+
+def hard_problem_accuracy(cfg: LearningConfig, runs: list[dict]) -> dict:
+    """Each arm's final primary on the held-out problems no teacher's greedy answer solves."""
+    from agents.training.measure import greedy_accuracy
+    from tokentree_env.models import load_model
+    from tokentree_env.tasks import load_task
+    from tokentree_env.teachers import HFTeacher
+
+    kwargs, task = cfg.train_kwargs(), load_task(cfg.task)
+    held = list(task.problems("heldout"))[: runs[0]["config"]["eval_size"]]
+    answers = {spec: HFTeacher(spec).answers([p.prompt for p in held], max_new_tokens=48) for spec in kwargs["teachers"]}
+    hard = [p for i, p in enumerate(held) if all(task.verify(p, answers[t][i]) < 0.5 for t in answers)]
+    out: dict = {"problems": len(hard), "arms": {}}
+    for r in runs:
+        out["arms"].setdefault(r["name"].rsplit("-seed", 1)[0], []).append(
+            greedy_accuracy(load_model(r["final_primary"]), cfg.task, hard) if hard else float("nan"))
+    return out
+
+
+def credit(cfg: LearningConfig, runs: list[dict]) -> list[dict]:
+    """Per seed and iteration: problems the search solved that no teacher's greedy answer, nor any RFT sample
+    drawn in that iteration, got right."""
+    from tokentree_env.tasks import load_task
+    from tokentree_env.teachers import HFTeacher
+
+    task = load_task(cfg.task)
+    by_prompt = {p.prompt: p for p in task.problems("train")}
+    teachers = [HFTeacher(spec) for spec in cfg.train_kwargs()["teachers"]]
+    out = []
+    for search in (r for r in runs if r["arm"] == "search" and r["name"].startswith("search-")):
+        rft = next((r for r in runs if r["name"] == f"rft-seconds-seed{search['seed']}"), None)
+        for i, prompts in enumerate(search["prompts"]):
+            greedy_right = set()
+            for teacher in teachers:
+                answers = teacher.answers(prompts, max_new_tokens=48)
+                greedy_right |= {p for p, a in zip(prompts, answers, strict=True) if task.verify(by_prompt[p], a) >= .5}
+            sampled_right = set(rft["rft_right"][i]) if rft else set()
+            only = set(search["solved"][i]) - greedy_right - sampled_right
+            out.append({"seed": search["seed"], "iteration": i, "solved": len(search["solved"][i]),
+                        "only_search": len(only), "teacher_greedy_right": len(greedy_right)})
+    return out
+
+
+def report(cfg: LearningConfig, runs: list[dict]) -> dict:
+    """Summaries, paired differences, credit, targets; ``learning.json``, ``learning.png``, ``learning.md``."""
+    from agents.bench.config import machine
+    from agents.bench.learning_report import markdown, plot
+    from tokentree_env.stats import t_interval
+
+    out = Path(cfg.out)
+    summary: dict = {"task": cfg.task, "machine": machine(), "config": {"loop": cfg.loop, "seeds": cfg.seeds}}
+    headline = [r for r in runs if r["name"].rsplit("-seed", 1)[0] in ("search", "sft-greedy-seconds", "rft-seconds",
+                                                                       "sft-greedy-tokens", "rft-tokens")]
+    if headline:
+        arms: dict[str, list[dict]] = {}
+        for r in headline:
+            arms.setdefault(r["name"].rsplit("-seed", 1)[0], []).append(r)
+        search = sorted(arms["search"], key=lambda r: r["seed"])
+        best = (search[0].get("teachers") or {}).get("best")
+        summary["best_teacher"] = best
+        summary["arms"] = {name: {"task_accuracy": _curve(rs), "wall_seconds": t_interval([r["wall_seconds"] for r in rs]),
+                                  "teacher_tokens": t_interval([sum(r.get("teacher_tokens") or [h.get("teacher_tokens", 0)
+                                                                for h in r["history"]]) for r in rs]),
+                                  "train_seconds": t_interval([sum(h.get("train_seconds", 0.0) for h in r["history"])
+                                                               for r in rs]),
+                                  "general_accuracy": t_interval([r["history"][-1]["general_accuracy"] for r in rs])}
+                           for name, rs in arms.items()}
+        summary["paired"] = {}
+        for name, rs in arms.items():
+            if name == "search":
+                continue
+            control = {r["seed"]: r["history"][-1]["task_accuracy"] for r in rs}
+            diffs = [s["history"][-1]["task_accuracy"] - control[s["seed"]] for s in search if s["seed"] in control]
+            interval = t_interval(diffs)
+            summary["paired"][name] = interval | {"differences": diffs, "search_better": interval["low"] > 0}
+        summary["weightage"] = [[h.get("weightage", {}) for h in r["history"]] for r in search]
+        summary["credit"] = credit(cfg, headline)
+        summary["hard_problems"] = hard_problem_accuracy(cfg, headline)
+        gap = [(s["history"][-1]["task_accuracy"] - s["baseline"]["task_accuracy"])
+               / max(1e-9, (best or 0) - s["baseline"]["task_accuracy"]) for s in search]
+        summary["gap_closed"] = t_interval(gap)
+        summary["targets"] = {
+            "search_beats_sft_greedy": summary["paired"].get("sft-greedy-seconds", {}).get("search_better", False),
+            "search_beats_rft": summary["paired"].get("rft-seconds", {}).get("search_better", False),
+            "main_job_on_task": bool(summary["gap_closed"]["mean"] >= 0.5
+                                     and summary["arms"]["search"]["wall_seconds"]["mean"] <= 600)}
+    summary["signals"] = {r["signal"]: {"task_accuracy": _curve([r]), "general_accuracy":
+                          [r["baseline"]["general_accuracy"]] + [h["general_accuracy"] for h in r["history"]],
+                          "replay": [h.get("replay") for h in r["history"]]}
+                          for r in runs if r["arm"] == "signal"}
+    summary["ablations"] = {r["ablation"]: {"task_accuracy_after": r["history"][-1]["task_accuracy"],
+                                            "task_accuracy_before": r["baseline"]["task_accuracy"],
+                                            "weightage": [h.get("weightage", {}) for h in r["history"]]}
+                            for r in runs if r["arm"] == "ablation"}
+    (out / "learning.json").write_text(json.dumps({"summary": summary, "runs": runs}, indent=1, default=str))
+    plot(summary, out / "learning.png")
+    (out / "learning.md").write_text(markdown(summary))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.learning", description="Does search teach the primary "
+                                     "better than the teachers' own answers, at equal data-generation compute?")
+    parser.add_argument("--task", default="chain5")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--parts", nargs="+", default=["headline", "signals", "ablations"],
+                        choices=["headline", "signals", "ablations"])
+    parser.add_argument("--out", default=None, help="results folder (default: results/learning-TASK)")
+    parser.add_argument("--tiny", action="store_true", help="a smoke run for the tests: not a measurement")
+    args = parser.parse_args(argv)
+    cfg = LearningConfig(task=args.task, seeds=args.seeds, out=args.out or f"results/learning-{args.task}",
+                         parts=tuple(args.parts))
+    if args.tiny:
+        tiny = {"iterations": 2, "prompts_per_iteration": 3, "repeats": 2, "eval_size": 10, "max_new_tokens": 16,
+                "epochs": 1, "validation_size": 10}
+        cfg.loop, cfg.signal_loop, cfg.workers = dict(tiny), dict(tiny), 1
+    Path(cfg.out, "runs").mkdir(parents=True, exist_ok=True)
+    runs = headline(cfg) if "headline" in cfg.parts else []
+    runs += signals(cfg) if "signals" in cfg.parts else []
+    runs += ablations(cfg) if "ablations" in cfg.parts else []
+    return report(cfg, runs)

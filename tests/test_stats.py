@@ -1,0 +1,45 @@
+"""Specification of the shared statistics: intervals and paired comparisons, against hand-computed values."""
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tokentree_env.stats import auc_interval, mcnemar, paired_bootstrap, roc_auc, t_interval, wilson
+
+
+def test_wilson_interval_of_a_known_proportion():
+    lo, hi = wilson(8, 10)
+    assert (round(lo, 4), round(hi, 4)) == (0.4902, 0.9433)
+
+
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=12), st.lists(st.integers(0, 5), min_size=1, max_size=12))
+def test_roc_auc_equals_the_pairwise_definition(pos, neg):
+    pairs = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg) / (len(pos) * len(neg))
+    assert roc_auc(pos, neg) == pytest.approx(pairs)
+
+
+def test_an_auc_interval_contains_its_auc_and_shrinks_with_data():
+    small, large = auc_interval(0.8, 20, 20), auc_interval(0.8, 500, 500)
+    assert small[0] < 0.8 < small[1] and large[1] - large[0] < small[1] - small[0]
+
+
+def test_mcnemar_counts_discordant_pairs_and_gives_the_exact_two_sided_p_value():
+    a = [1] * 10 + [0] * 2 + [1] * 5
+    b = [0] * 10 + [1] * 2 + [1] * 5
+    out = mcnemar(a, b)
+    assert (out["only_a"], out["only_b"]) == (10, 2)
+    assert out["p_value"] == pytest.approx(2 * sum(math.comb(12, i) for i in range(3)) / 2 ** 12)
+
+
+def test_paired_bootstrap_interval_brackets_the_mean_difference():
+    a, b = [1, 1, 1, 0, 1, 1, 0, 1] * 10, [1, 0, 0, 0, 1, 0, 0, 1] * 10
+    out = paired_bootstrap(a, b)
+    assert out["difference"] == pytest.approx(0.375) and out["low"] < 0.375 < out["high"] and out["low"] > 0
+
+
+def test_t_interval_of_three_seeds():
+    out = t_interval([0.90, 0.90, 0.915])
+    assert out["mean"] == pytest.approx(0.905) and out["low"] < 0.905 < out["high"]
+    assert out["high"] - out["mean"] == pytest.approx(4.302653 * math.sqrt(0.000075 / 3), rel=1e-4)
