@@ -108,3 +108,24 @@ def test_the_public_api_is_explicit():
 
     assert {"MCTSAgent", "EpisodeStore", "evaluate", "make_agent", "BestOfN"} <= set(agents.__all__)
     assert all(hasattr(agents, name) for name in agents.__all__)
+
+
+def test_lockstep_self_play_chooses_the_same_tokens_as_one_episode_at_a_time():
+    """Batched (lockstep) self-play over several prompts plays the same episodes as one-at-a-time play: the
+    same tokens, the same weightage updates, each episode charged its own work."""
+    from agents.training.selfplay import SelfPlayJob, play_episodes
+    from tokentree_env.tasks import builtin_task
+
+    items = [(i, p.prompt, [0, 1]) for i, p in enumerate(builtin_task("chain3").problems("train")[:5])]
+    runs = {}
+    for batch in (1, 4):
+        env = TokenTreeEnv(**SMALL, planner_verifier=True)
+        job = SelfPlayJob(env_kwargs={}, primary="", primary_version=0, trees=None, out="", simulations=2,
+                          dirichlet_fraction=0.25, seed=3, iteration=0, batch=batch)
+        records = sorted(play_episodes(env, items, job), key=lambda r: (r["prompt_index"], r["repeat"]))
+        runs[batch] = (records, env)
+    (one, env_one), (four, env_four) = runs[1], runs[4]
+    assert [r["tokens"] for r in one] == [r["tokens"] for r in four]
+    assert [r["weightage_update"] for r in one] == [r["weightage_update"] for r in four]
+    counted = sum(c["forwarded_tokens"] for c in env_four.costs().values())
+    assert sum(r["forwarded_tokens"] for r in four) == counted

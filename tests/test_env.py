@@ -290,3 +290,30 @@ def test_prepared_trees_play_the_same_episodes_as_trees_built_at_reset():
         assert traces[0] == traces[1]
     plain.close()
     prepared.close()
+
+
+def test_make_vec_steps_the_sub_envs_in_lockstep_and_matches_sync_vector_env_step_for_step():
+    """``gym.make_vec`` gives the native vector env (shared models, one batched forward per model per step); under
+    NEXT_STEP autoreset it matches ``SyncVectorEnv`` over separate envs: observations, rewards, ends and texts.
+    Tolerance: 1e-4 on log-prob features and rewards, the last digits a padded batch's reordered sums change."""
+    from tokentree_env.env.vector import TokenTreeVectorEnv
+
+    kwargs = dict(SMALL, max_new_tokens=6)
+    native = gym.make_vec("TokenTree-v0", num_envs=3, **kwargs)
+    assert isinstance(native, TokenTreeVectorEnv)
+    sync = gym.vector.SyncVectorEnv([lambda: TokenTreeEnv(**kwargs) for _ in range(3)],
+                                    autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+    obs_a, _ = native.reset(seed=5)
+    obs_b, _ = sync.reset(seed=5)
+    rng = np.random.default_rng(0)
+    for _ in range(14):  # long enough for episodes to end and autoreset
+        for key in obs_a:
+            np.testing.assert_allclose(obs_a[key], obs_b[key], atol=1e-4)
+        actions = [int(rng.choice(np.flatnonzero(m))) if m.any() else 0 for m in obs_a["action_mask"]]
+        obs_a, r_a, te_a, tr_a, info_a = native.step(actions)
+        obs_b, r_b, te_b, tr_b, info_b = sync.step(actions)
+        np.testing.assert_allclose(r_a, r_b, atol=1e-4)
+        assert (te_a == te_b).all() and (tr_a == tr_b).all()
+        assert list(info_a["text"]) == list(info_b["text"])
+    native.close()
+    sync.close()

@@ -182,3 +182,15 @@ def test_a_sentence_embedders_forwards_are_counted_and_charged_to_the_episode():
     assert embedder["forwarded_tokens"] > 0
     assert info["episode_cost_by_model"]["similarity:all-MiniLM-L6-v2"] == embedder["forwarded_tokens"]
     assert info["episode_cost"]["forwarded_tokens"] == sum(c["forwarded_tokens"] for c in semantic.costs().values())
+
+
+def test_models_run_where_asked_an_episode_in_bfloat16_on_the_cpu():
+    import torch
+
+    half = TokenTreeEnv(**SMALL, device="cpu", dtype=torch.bfloat16)
+    assert all(p.dtype == torch.bfloat16 for m in half.expander.models for p in m.model.parameters())
+    assert next(half.judge.teacher.model.parameters()).dtype == torch.bfloat16
+    obs, _ = half.reset(options={"prompt": "12+35+20="})
+    assert np.isfinite(obs["features"]).all()
+    info = finish(half, obs)
+    assert info["terminal_reason"] is not None

@@ -19,7 +19,8 @@ from gymnasium.envs.registration import register
 
 __version__ = "0.1.0"
 
-register(id="TokenTree-v0", entry_point="tokentree_env.env.token_tree_env:TokenTreeEnv")
+register(id="TokenTree-v0", entry_point="tokentree_env.env.token_tree_env:TokenTreeEnv",
+         vector_entry_point="tokentree_env.env.vector:TokenTreeVectorEnv")
 
 _EXPORTS = {
     "FEATURES": "tokentree_env.env",

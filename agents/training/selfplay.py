@@ -51,6 +51,8 @@ class SelfPlayJob:
     iteration: int
     gumbel: bool = False
     teacher_mix: float = 0.5
+    batch: int = 1
+    """Episodes played in lockstep (one batched forward per model per step for all of them; 1 = one at a time)."""
 
 
 _WORKER: dict = {}  # this worker process's env, built for one job and reused for its chunks
@@ -101,9 +103,15 @@ def play_episodes(env, items: Sequence[tuple[int, str, Sequence[int]]], job: Sel
     from agents.search import MCTSAgent, MCTSConfig
 
     env.unwrapped.prepare([prompt for _, prompt, _ in items])
-    agent = MCTSAgent(MCTSConfig(num_simulations=job.simulations, dirichlet_fraction=job.dirichlet_fraction,
-                                 gumbel=job.gumbel, gumbel_scale=1.0 if job.gumbel else 0.0,
-                                 teacher_mix=job.teacher_mix))
+    config = MCTSConfig(num_simulations=job.simulations, dirichlet_fraction=job.dirichlet_fraction, gumbel=job.gumbel,
+                        gumbel_scale=1.0 if job.gumbel else 0.0, teacher_mix=job.teacher_mix)
+    if job.batch > 1:
+        from agents.search.lockstep import play_lockstep
+
+        agents = [MCTSAgent(config) for _ in range(job.batch)]
+        yield from play_lockstep(env.unwrapped, agents, items, seed=job.seed, iteration=job.iteration)
+        return
+    agent = MCTSAgent(config)
     for index, prompt, repeats in items:
         for repeat in repeats:
             agent.reseed([job.seed, job.iteration, index, repeat])

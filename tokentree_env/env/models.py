@@ -3,13 +3,14 @@ objects become the primary, the teacher stack and the judge. Knows nothing of th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 from tokentree_env.errors import ConfigError
 from tokentree_env.judge import Judge
 from tokentree_env.teachers import HFTeacher, Teacher
-from tokentree_env.teachers.base import COST_FIELDS
+from tokentree_env.teachers.base import CostCounter
 
 
 @dataclass
@@ -23,35 +24,41 @@ class EnvModels:
 
     @classmethod
     def build(cls, teachers: Sequence[str | Teacher] | str | Teacher, primary: str | HFTeacher,
-              judge: str | Judge | None, *, cache_bytes: int) -> EnvModels:
-        """Resolve specs into models. A teacher spec equal to the primary's name reuses the primary (one
-        forward serves both roles); ``openai:MODEL@BASE_URL`` is a remote teacher."""
+              judge: str | Judge | None, *, cache_bytes: int, device: str | None = None, dtype=None) -> EnvModels:
+        """Resolve specs into models on ``device`` in ``dtype`` (default: the hardware's). A teacher spec equal to
+        the primary's name reuses the primary (one forward serves both roles); ``openai:MODEL@BASE_URL`` is a
+        remote teacher."""
         if isinstance(teachers, (str, Teacher)):
             teachers = [teachers]
+        placed = {"device": device, "dtype": dtype}
         if not isinstance(primary, HFTeacher):
-            primary = HFTeacher(primary, cache_bytes=cache_bytes)
-        stack = [_teacher(t, primary, cache_bytes) for t in teachers]
-        judge = Judge(judge) if isinstance(judge, str) else judge  # or any object with Judge's methods
+            primary = HFTeacher(primary, cache_bytes=cache_bytes, **placed)
+        stack = [_teacher(t, primary, cache_bytes, placed) for t in teachers]
+        judge = Judge(judge, **placed) if isinstance(judge, str) else judge  # or any object with Judge's methods
         if judge is not None:
             judge.bind(primary.tokenizer)
         return cls(primary, stack, judge)
 
-    def costs(self) -> dict[str, dict[str, int]]:
-        """Forward calls, forwarded and generated tokens per model so far (teachers, primary, judge)."""
-        out = {m.name: m.counters.as_dict() for m in dict.fromkeys([*self.teachers, self.primary])}
+    def counters(self) -> dict[str, CostCounter]:
+        """Every model's work counter by name (teachers, primary, judge, a model-running similarity scorer)."""
+        out = {m.name: m.counters for m in dict.fromkeys([*self.teachers, self.primary])}
         if self.judge is not None:
-            out[f"judge:{self.judge.name}"] = self.judge.counters.as_dict()
+            out[f"judge:{self.judge.name}"] = self.judge.counters
         if self.similarity is not None and getattr(self.similarity, "runs_model", False):
-            out[f"similarity:{self.similarity.name}"] = self.similarity.counters.as_dict()
+            out[f"similarity:{self.similarity.name}"] = self.similarity.counters
         return out
 
-    def totals(self) -> dict[str, int]:
-        """:meth:`costs` summed over the models."""
-        totals = dict.fromkeys(COST_FIELDS, 0)
-        for counters in self.costs().values():
-            for f in COST_FIELDS:
-                totals[f] += counters[f]
-        return totals
+    def costs(self) -> dict[str, dict[str, int]]:
+        """Forward calls, forwarded and generated tokens per model so far (teachers, primary, judge)."""
+        return {name: counter.as_dict() for name, counter in self.counters().items()}
+
+    @contextmanager
+    def charging(self, owner) -> Iterator[None]:
+        """Charge every model's work inside the block to ``owner`` (work that does not name its own owner)."""
+        with ExitStack() as stack:
+            for counter in self.counters().values():
+                stack.enter_context(counter.charging(owner))
+            yield
 
     def close(self) -> None:
         for model in dict.fromkeys([*self.teachers, self.primary]):
@@ -60,7 +67,7 @@ class EnvModels:
             self.judge.close()
 
 
-def _teacher(spec, primary: HFTeacher, cache_bytes: int) -> Teacher:
+def _teacher(spec, primary: HFTeacher, cache_bytes: int, placed: dict) -> Teacher:
     if isinstance(spec, Teacher):
         return spec
     if not isinstance(spec, str):
@@ -72,4 +79,4 @@ def _teacher(spec, primary: HFTeacher, cache_bytes: int) -> Teacher:
 
         model, base_url = parse_spec(spec)
         return OpenAITeacher(base_url, model)
-    return HFTeacher(spec, cache_bytes=cache_bytes)
+    return HFTeacher(spec, cache_bytes=cache_bytes, **placed)

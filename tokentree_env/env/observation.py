@@ -24,6 +24,19 @@ FEATURES: tuple[str, ...] = (
 FEATURE_LOW = np.array([0.0, -1.0, 0.0, UNMAPPED_LOGPROB, UNMAPPED_LOGPROB, 0.0, 0.0, 0.0], dtype=np.float32)
 
 
+class TokenTexts:
+    """Each token's text, decoded on first use (a real model's 262k-token vocabulary is never decoded whole)."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer, self._texts = tokenizer, {}
+
+    def __getitem__(self, token: int) -> str:
+        text = self._texts.get(token)
+        if text is None:
+            text = self._texts[token] = self.tokenizer.decode([int(token)], skip_special_tokens=True)
+        return text
+
+
 class ObservationBuilder:
     """Observations and infos of tree nodes for an env with ``width`` action slots.
 
@@ -41,7 +54,7 @@ class ObservationBuilder:
         self.max_context, self.primary_mix = max_context, primary_mix
         tok = expander.tokenizer
         self.vocab_size = max(len(tok), max(tok.get_vocab().values()) + 1)
-        self.token_texts = [tok.decode([i], skip_special_tokens=True) for i in range(self.vocab_size)]
+        self.token_texts = TokenTexts(tok)
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
         self.low = FEATURE_LOW
         self.high = np.array([1.0, 1.0, weightage_cap, 0.0, 0.0, 1.0, 1.0, 1.0], dtype=np.float32)

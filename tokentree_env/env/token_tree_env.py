@@ -13,13 +13,15 @@ from gymnasium import spaces
 from tokentree_env.env.costs import CostWindow
 from tokentree_env.env.models import EnvModels
 from tokentree_env.env.observation import FEATURES, ObservationBuilder
+from tokentree_env.env.prefetch import prefetch
 from tokentree_env.env.render import render_text
-from tokentree_env.env.state import EnvState, action_index
+from tokentree_env.env.state import EnvState
+from tokentree_env.env.transitions import Transitions
 from tokentree_env.env.trees import TreeStore
 from tokentree_env.env.verifier import VerifierGate, gate_flag
-from tokentree_env.errors import ConfigError, EnvStateError, InvalidActionError
+from tokentree_env.errors import ConfigError, EnvStateError
 from tokentree_env.judge import Judge
-from tokentree_env.rewards import RewardConfig, RewardFn, final_terms, step_terms
+from tokentree_env.rewards import RewardConfig, RewardFn
 from tokentree_env.scoring import MeanEmbeddingSimilarity, Similarity
 from tokentree_env.tasks import DEFAULT_TASK, Task, load_task
 from tokentree_env.teachers import HFTeacher, Teacher
@@ -107,10 +109,10 @@ class TokenTreeEnv(gym.Env):
                    max_new_tokens=32, reward_weights={"alpha": 0.05, "judge_weight": 0.1})
     ```
 
-    `teachers`, `primary`, `judge` take `zoo:NAME`, hub ids, local paths, or objects; `judge=None`
-    turns the judge off. `task` takes a built-in name, a JSONL path or a `Task`. Planners use
-    `get_state()`, `set_state()`, `simulate(state, action)` and `update_weightage(path, return)`.
-    Each env owns its trees (one per prompt), saved with `save_trees`, merged exactly with `merge_trees`.
+    Models are `zoo:NAME`, hub ids, paths, `gguf:PATH`, `pkg:NAME` or objects (`judge=None`: no judge), on
+    `device` in `dtype` (default: the hardware's). `task`: a built-in name, a JSONL path or a `Task`.
+    Planners: `get_state`, `set_state`, `simulate`, `update_weightage`; lockstep play: `prefetch`, `begin`,
+    `advance`; `gym.make_vec` steps sub-envs in lockstep. Trees: `save_trees`, exact `merge_trees`.
 
     ## Version History
 
@@ -152,6 +154,8 @@ class TokenTreeEnv(gym.Env):
         masked_action: str = "remap",
         cache_bytes: int = 256 * 2**20,
         expansion_seed: int = 0,
+        device: str | None = None,
+        dtype=None,
         render_mode: str | None = None,
     ) -> None:
         for name, value, allowed in (("render_mode", render_mode, (None, *self.metadata["render_modes"])),
@@ -174,7 +178,7 @@ class TokenTreeEnv(gym.Env):
         self.weightage_rule = WeightageRule(eta=weightage_eta, cap=weightage_cap)
         self.judge_verdict = judge_verdict
 
-        models = EnvModels.build(teachers, primary, judge, cache_bytes=cache_bytes)
+        models = EnvModels.build(teachers, primary, judge, cache_bytes=cache_bytes, device=device, dtype=dtype)
         self.models, self.primary, self.judge = models, models.primary, models.judge
         self.tokenizer = self.primary.tokenizer
         self.expander = Expander(models.teachers, self.primary, self.tokenizer, ExpansionConfig(
@@ -190,14 +194,16 @@ class TokenTreeEnv(gym.Env):
         self.detector = TerminalDetector(
             TerminalConfig(terminal_punctuation, judge_threshold, max_new_tokens),
             self.tokenizer.eos_token_id, self.observer.token_texts.__getitem__, self.judge)
+        self.transitions = Transitions(self.expander, self.detector, self.judge, self.verifier, self.observer,
+                                       self.reward_config, reward_fn, width, masked_action, judge_verdict)
         self.width = width
         self.action_space = spaces.Discrete(width)
         self.observation_space = self.observer.space
-        self.cost_window = CostWindow(self.models.totals, self.models.costs)
+        self.cost_window = CostWindow(self.models.counters)
+        self._concurrent: dict[str, CostWindow] = {}
         self._state: EnvState | None = None
         self._last_info: dict[str, Any] = {}
 
-    # the verifier's exposure lives in the gate, which refuses (VerifierLeakError) what evaluation forbids
     hide_verifier_from_planner = gate_flag("hide_from_planner", "Withhold the verifier from ``simulate`` on every "
                                            "prompt (default True; evaluation refuses False).")
     planner_verifier = gate_flag("planner_verifier", "The self-play switch: the verifier scores planners' leaves "
@@ -238,9 +244,11 @@ class TokenTreeEnv(gym.Env):
                 raise ConfigError(f"options['prompt'] must be a non-empty string, got {prompt!r}")
             problem = self.verifier.problem(prompt, options.get("answer"))
         self.verifier.problem(problem.prompt)  # registers a drawn problem for scoring
-        self.cost_window.open(self.store.take_pending(problem.prompt))
-        tree = self.store.ensure(problem.prompt)
-        self.observer.prepare(tree)
+        owner = self.store.owner(problem.prompt)
+        self.cost_window.open(owner, self.store.take_pending(problem.prompt))
+        with self.models.charging(owner):
+            tree = self.store.ensure(problem.prompt)
+            self.observer.prepare(tree)
         state = EnvState(problem.prompt, ROOT)
         obs, info = self.observer.observe(tree, state), self.observer.info(tree, state, {}, None, False)
         self._state, self._last_info = state, info
@@ -277,7 +285,7 @@ class TokenTreeEnv(gym.Env):
 
     @property
     def weightage_updates(self) -> dict[str, int]:
-        """Running counts of the weightage rule's effect: factors lowered and raised, episodes applied."""
+        """The weightage rule's effect so far: factors lowered and raised, episodes applied."""
         return self.store.updates
 
     def get_state(self) -> EnvState:
@@ -293,14 +301,16 @@ class TokenTreeEnv(gym.Env):
         self._state = state
 
     def prepare(self, prompts: Sequence[str]) -> int:
-        """Build the trees of many prompts ahead of their episodes, in batches.
+        """Build the trees of many prompts ahead of their episodes, in batches (the teachers' reference answers,
+        the judge's workings); the episodes are the same as without. Each prompt's share of the work is charged to
+        its first episode. Returns how many trees it built."""
+        return self.store.prepare(prompts, verdicts=self.judge_verdict)
 
-        Each teacher answers all the prompts in batched ``generate`` calls (a tree's reference paths)
-        and the judge works them in batches, where :meth:`reset` would decode one prompt at a time; the
-        episodes are then the same as without preparing. What each prompt's rows forwarded is charged to
-        the first episode on that prompt. Returns how many trees it built.
-        """
-        return self.cost_window.exclude(lambda: self.store.prepare(prompts, verdicts=self.judge_verdict))
+    def prefetch(self, states: Sequence[EnvState], actions: Sequence[int]) -> None:
+        """Lockstep batching: the model work of the transitions ``(states[i], actions[i])`` of any prompts, in one
+        batch per model; the ``simulate``/``step`` calls that follow hit warm caches (:mod:`.prefetch`)."""
+        prefetch(self.expander, self.detector, self.judge, [self.store[s.prompt] for s in states], states, actions,
+                 width=self.width, verdicts=self.judge_verdict)
 
     def simulate(self, state: EnvState, action: int):
         """Expand ``action`` from ``state`` without moving the episode.
@@ -314,10 +324,8 @@ class TokenTreeEnv(gym.Env):
         return self._transition(state, action, planner=True)
 
     def update_weightage(self, path: Sequence[tuple[int, int]], episode_return: float, prompt: str | None = None) -> bool:
-        """Apply the weightage rule along a (simulated) path; returns whether the return improved.
-
-        Does nothing in evaluation mode (weightage is frozen there) and returns False.
-        """
+        """Apply the weightage rule along a (simulated) path; returns whether the return improved (always False in
+        evaluation mode, where weightage is frozen)."""
         if not self.apply_weightage_updates:
             return False
         prompt = prompt or (self._state.prompt if self._state else None)
@@ -344,16 +352,42 @@ class TokenTreeEnv(gym.Env):
         what :meth:`prepare` spent on its prompt if it is the prompt's first episode."""
         return self.cost_window.current()
 
+    # -- lockstep play of many episodes -------------------------------------------------------------
+    def begin(self, prompt: str, *, answer: str | None = None) -> tuple[EnvState, dict, dict]:
+        """Start a concurrent episode on ``prompt`` (lockstep play of many at once, e.g. batched self-play) without
+        touching the env's own: its root handle, observation and info. Play it with :meth:`advance`."""
+        self.verifier.problem(prompt, answer)
+        owner = self.store.owner(prompt)
+        window = self._concurrent[prompt] = CostWindow(self.models.counters)
+        window.open(owner, self.store.take_pending(prompt))
+        with self.models.charging(owner):
+            tree = self.store.ensure(prompt)
+            self.observer.prepare(tree)
+        state = EnvState(prompt, ROOT)
+        return state, self.observer.observe(tree, state), self.observer.info(tree, state, {}, None, False)
+
+    def advance(self, state: EnvState, action: int):
+        """A real step of a concurrent episode, like :meth:`step` for its handle: the verifier scores its end, the
+        weightage rule applies when it ends, and the last ``info`` holds ``episode_cost`` (its own work only)."""
+        if state.done or state.prompt not in self._concurrent:
+            raise EnvStateError(f"advance() needs a live episode started with begin(), got {state!r:.80}")
+        next_state, obs, reward, terminated, truncated, info = self._transition(state, action, planner=False)
+        if next_state.done:
+            if self.apply_weightage_updates:
+                count = self.store.apply_weightage(state.prompt, next_state.path, next_state.episode_return)
+                info["weightage_update"] = {"lowered": count.lowered, "raised": count.raised}
+            window = self._concurrent.pop(state.prompt)
+            info["episode_cost"], info["episode_cost_by_model"] = window.close(), dict(window.final_by_model)
+        return next_state, obs, reward, terminated, truncated, info
+
     # -- trees ---------------------------------------------------------------------------------------
     def save_trees(self, folder: str | Path, prompts: Sequence[str] | None = None) -> None:
-        """Save every tree (or those of ``prompts``) with slates, references, weightage and its base as JSON
-        files in ``folder``, one per prompt (named by :func:`~tokentree_env.env.state.tree_filename`)."""
+        """Save every tree (or those of ``prompts``) with its weightage and base, one JSON file per prompt."""
         self.store.save(folder, prompts)
 
     def load_trees(self, folder: str | Path, *, merge: bool = True, prompts: Sequence[str] | None = None) -> int:
-        """Load trees saved by :meth:`save_trees` (e.g. by other workers), merging each worker's own updates
-        exactly into existing trees (``merge=False`` replaces them). With ``prompts``, only those prompts'
-        trees, where saved. A tree built by other models raises ``TreeMismatchError``."""
+        """Load trees saved by :meth:`save_trees` (other workers'), merging each one's own updates exactly
+        (``merge=False`` replaces). With ``prompts``, only theirs. Other models' trees raise ``TreeMismatchError``."""
         count = self.store.load(folder, merge=merge, prompts=prompts)
         self.observer.clear()
         return count
@@ -361,38 +395,6 @@ class TokenTreeEnv(gym.Env):
     merge_trees = load_trees
 
     def _transition(self, state: EnvState, action, *, planner: bool):
-        index = action_index(action, self.width)
         tree = self.store[state.prompt]
-        slate, = self.expander.expand(tree, [state.node])
-        invalid = index >= len(slate)
-        if invalid:
-            if self.masked_action == "raise":
-                raise InvalidActionError(f"action {index} is masked: this node has {len(slate)} valid children")
-            index %= len(slate)
-        token = int(slate.tokens[index])
-        child = tree.child(state.node, token)
-        length = state.length + 1
-        terms = step_terms(slate.logprobs[index, self.expander.teacher_columns], self.reward_config)
-        if invalid:
-            terms["invalid_action"] = -self.reward_config.invalid_action_penalty
-        context = tree.context(child, self.expander.decode)
-        terminated, truncated, reason = self.detector.check(token, context, length)
-        done = terminated or truncated
-        if done:
-            terms.update(self._final_terms(tree, child, length, planner))
-        reward = float(sum(terms.values()))
-        next_state = EnvState(state.prompt, child, length, (*state.path, (state.node, index)),
-                              state.episode_return + reward, done, simulated=planner)
-        obs = self.observer.observe(tree, next_state)
-        return next_state, obs, reward, terminated, truncated, self.observer.info(tree, next_state, terms, reason,
-                                                                                  invalid)
-
-    def _final_terms(self, tree: TokenTree, node: int, length: int, planner: bool) -> dict[str, float]:
-        completion = self.expander.decode(tree.path_tokens(node))
-        hard = self.verifier.score(tree.prompt, completion, planner=planner)  # None: withheld from a planner
-        p_yes = self.judge.verdict(tree.prompt, completion, tree.owner) if self.judge and self.judge_verdict else None
-        summary = {"prompt": tree.prompt, "completion": completion, "answer": self.verifier.problem(tree.prompt).answer,
-                   "length": length, "min_length": tree.min_reference_length}
-        return final_terms(hard_reward=hard, judge_p_yes=p_yes, length=length, min_length=tree.min_reference_length,
-                           config=self.reward_config, reward_fn=None if hard is None else self.reward_fn,
-                           summary=summary)
+        with self.models.charging(tree.owner):  # work that names no owner is this episode's
+            return self.transitions(tree, state, action, planner=planner)

@@ -9,6 +9,7 @@ recorded per prompt and charged to **the first episode played on that prompt** (
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,8 +29,11 @@ class TreeStore:
         allow_lossy_prompts: accept prompts the primary's tokenizer cannot encode faithfully.
     """
 
+    _instances = itertools.count()
+
     def __init__(self, expander: Expander, *, judge=None, references: bool = True, max_new_tokens: int = 32,
                  allow_lossy_prompts: bool = False, rule: WeightageRule = WeightageRule()) -> None:
+        self.uid = next(TreeStore._instances)
         self.expander, self.judge, self.references = expander, judge, references
         self.max_new_tokens, self.allow_lossy_prompts, self.rule = max_new_tokens, allow_lossy_prompts, rule
         self.trees: dict[str, TokenTree] = {}
@@ -45,13 +49,19 @@ class TreeStore:
     def __contains__(self, prompt: str) -> bool:
         return prompt in self.trees
 
+    def owner(self, prompt: str) -> tuple[int, str]:
+        """The key a prompt's episodes are charged under: this store's id and the prompt (two stores sharing models,
+        e.g. a vector env's sub-envs, never mix their charges)."""
+        return (self.uid, prompt)
+
     def ensure(self, prompt: str) -> TokenTree:
-        """The prompt's tree, built now (inside the caller's cost window) if it does not exist."""
+        """The prompt's tree, built now if it does not exist (the caller charges the work to the episode)."""
         tree = self.trees.get(prompt)
         if tree is None:
             tree = self.expander.new_tree(prompt, references=self.references, max_new_tokens=self.max_new_tokens,
                                           allow_lossy=self.allow_lossy_prompts)
             self.trees[prompt] = tree
+        tree.owner = self.owner(prompt)
         return tree
 
     def apply_weightage(self, prompt: str, path, episode_return: float):
@@ -71,6 +81,8 @@ class TreeStore:
         if todo:
             trees = self.expander.new_trees(todo, references=self.references, max_new_tokens=self.max_new_tokens,
                                             owners=owners, allow_lossy=self.allow_lossy_prompts)
+            for tree in trees:
+                tree.owner = self.owner(tree.prompt)
             self.trees.update(zip(todo, trees, strict=True))
         if self.judge is not None and verdicts and hasattr(self.judge, "prepare"):
             self.judge.prepare(todo, owners=owners)
@@ -108,6 +120,7 @@ class TreeStore:
                 continue
             tree = TokenTree.load(path)
             tree.check_built_by(expected, f" in {path}")
+            tree.owner = self.owner(tree.prompt)
             if merge and tree.prompt in self.trees:
                 self.trees[tree.prompt].merge(tree, self.rule)
             else:

@@ -134,8 +134,8 @@ class Judge:
     """
 
     def __init__(self, model: str | LoadedModel, *, protocol: str | None = None,
-                 verdict_template: str = PLAIN_VERDICT_TEMPLATE) -> None:
-        self.teacher = HFTeacher(model)
+                 verdict_template: str = PLAIN_VERDICT_TEMPLATE, device: str | None = None, dtype=None) -> None:
+        self.teacher = HFTeacher(model, device=device, dtype=dtype)
         self.name = self.teacher.name
         self.protocol = protocol or zoo_protocol(self.teacher.lm) or "yesno"
         if self.protocol not in PROTOCOLS:

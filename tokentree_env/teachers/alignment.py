@@ -64,14 +64,13 @@ def piece_to_primary_map(teacher_tokenizer, primary_tokenizer, texts: list[str] 
     texts = texts if texts is not None else piece_texts(teacher_tokenizer)
     mapping = torch.full((len(texts),), UNMAPPED, dtype=torch.long)
     primary_specials = set(primary_tokenizer.all_special_ids)
-    first: dict[str, int] = {}
+    pieces = sorted({p for p in texts if p})
+    encoded = primary_tokenizer(pieces, add_special_tokens=False)["input_ids"] if pieces else []  # one batched call
+    first = {p: ids[0] if ids and ids[0] not in primary_specials else UNMAPPED
+             for p, ids in zip(pieces, encoded, strict=True)}
     for tid, piece in enumerate(texts):
-        if not piece:
-            continue
-        if piece not in first:
-            ids = primary_tokenizer(piece, add_special_tokens=False)["input_ids"]
-            first[piece] = ids[0] if ids and ids[0] not in primary_specials else UNMAPPED
-        mapping[tid] = first[piece]
+        if piece:
+            mapping[tid] = first[piece]
     if teacher_tokenizer.eos_token_id is not None:
         mapping[teacher_tokenizer.eos_token_id] = primary_tokenizer.eos_token_id
     return mapping

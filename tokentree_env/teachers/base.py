@@ -63,9 +63,11 @@ class CostCounter:
                 entry["generated_tokens"] += generated
 
     @contextmanager
-    def charging(self, owner: Hashable) -> Iterator[None]:
-        """Charge the work counted inside the block to ``owner`` (nested blocks: the innermost)."""
-        previous, self._owner = self._owner, owner
+    def charging(self, owner: Hashable | None) -> Iterator[None]:
+        """Charge the work counted inside the block to ``owner`` (nested blocks: the innermost; ``None`` keeps the
+        enclosing owner)."""
+        previous = self._owner
+        self._owner = owner if owner is not None else previous
         try:
             yield
         finally:
@@ -145,6 +147,9 @@ def propose(
     lp = lp[None] if single else lp
     if allowed is not None:
         lp = np.where(np.asarray(allowed, dtype=bool), lp, -np.inf)
+    if lp.shape[-1] > LARGE_VOCABULARY:
+        out = [_propose_large(row, k_right=k_right, k_wrong=k_wrong, top_p=top_p, rng=rng) for row in lp]
+        return out[0] if single else out
     order = np.argsort(-lp, axis=-1, kind="stable")  # (M, V)
     sorted_lp = np.take_along_axis(lp, order, axis=-1)
     finite = np.isfinite(sorted_lp).sum(-1)
@@ -156,3 +161,28 @@ def propose(
         tail = row[max(int(nucleus[m]), len(right)):]
         out.append((right, rng.sample(tail, min(k_wrong, len(tail)))))
     return out[0] if single else out
+
+
+LARGE_VOCABULARY = 8192
+"""Above this many tokens (real models' 49k-262k vocabularies), proposals sort only the head of the distribution
+(:func:`_propose_large`); the zoo's vocabularies take the exact full sort above."""
+HEAD = 2048
+
+
+def _propose_large(lp: np.ndarray, *, k_right: int, k_wrong: int, top_p: float, rng: random.Random):
+    """One row's proposals without sorting the whole vocabulary: the nucleus is found within the ``HEAD`` most
+    likely tokens (by ``argpartition``; it is all of them when they hold less than ``top_p``), and the wrong
+    children are drawn uniformly from the finite tokens outside it, by rejection."""
+    finite = np.flatnonzero(np.isfinite(lp))
+    head = finite if len(finite) <= HEAD else finite[np.argpartition(-lp[finite], HEAD)[:HEAD]]
+    head = head[np.argsort(-lp[head], kind="stable")]
+    nucleus = int((np.cumsum(np.exp(lp[head])) < top_p).sum()) + 1
+    right = head[:k_right].tolist()
+    excluded = set(head[: max(nucleus, len(right))].tolist())
+    tail_size = len(finite) - len(excluded)
+    wrong: list[int] = []
+    while len(wrong) < min(k_wrong, tail_size):
+        token = int(finite[rng.randrange(len(finite))])
+        if token not in excluded and token not in wrong:
+            wrong.append(token)
+    return right, wrong

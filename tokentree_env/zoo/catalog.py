@@ -29,6 +29,7 @@ class ZooModel:
     verdict_protocol: str = "worked"  # a judge's verdict: "worked" (solves, then compares) or "check"
     pretrain: dict[str, float] = field(default_factory=dict)  # a first phase's mixture (a curriculum), if any
     pretrain_steps: int = 0  # steps of that first phase (out of ``steps``)
+    stop_at: int = 0  # stop after this many steps of the ``steps``-long schedule (0: run it all)
 
 
 _TEACHER_MIX = {"chain3": 0.7, "add2": 0.3}

@@ -122,8 +122,9 @@ def _encode(tok, prompt: str, segments: list[tuple[str, bool]], bos: int, eos: i
     return ids + [eos], labels + [eos]
 
 
-def train_one(spec: ZooModel, out_dir: str, budget: float = 1.0) -> dict:
-    """Train one zoo model and save it (model + tokenizer + card) under ``out_dir/NAME``."""
+def train_one(spec: ZooModel, out_dir: str, budget: float = 1.0, snapshots: Sequence[int] = ()) -> dict:
+    """Train one zoo model and save it (model + tokenizer + card) under ``out_dir/NAME``; with ``snapshots``, also
+    a copy after each of those steps under ``out_dir/NAME@STEP`` (to choose a ``stop_at``)."""
     import torch
     from transformers import get_cosine_schedule_with_warmup
 
@@ -142,7 +143,8 @@ def train_one(spec: ZooModel, out_dir: str, budget: float = 1.0) -> dict:
     schedule = get_cosine_schedule_with_warmup(optimizer, min(WARMUP_STEPS, steps // 10), steps)
     losses, started, window = [], time.process_time(), []
     pretrain_steps = int(spec.pretrain_steps * budget)
-    for step in range(steps):
+    stop = int(spec.stop_at * budget) if spec.stop_at else steps
+    for step in range(stop):
         mix = spec.pretrain if step < pretrain_steps and spec.pretrain else spec.mix  # a curriculum's first phase
         batch = [_encode(tok, *sample_example(spec, rng, mix), ids["bos_token_id"], ids["eos_token_id"])
                  for _ in range(BATCH_SIZE)]
@@ -157,14 +159,19 @@ def train_one(spec: ZooModel, out_dir: str, budget: float = 1.0) -> dict:
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         window.append(loss.item())
-        if (step + 1) % LOG_EVERY == 0 or step + 1 == steps:
+        if (step + 1) % LOG_EVERY == 0 or step + 1 == stop:
             losses.append({"step": step + 1, "loss": sum(window) / len(window)})
             window = []
+        if step + 1 in snapshots:
+            model.eval()
+            model.save_pretrained(Path(out_dir) / f"{spec.name}@{step + 1}")
+            wrap(tok).save_pretrained(Path(out_dir) / f"{spec.name}@{step + 1}")
+            model.train()
     model.eval()
     path = Path(out_dir) / spec.name
     model.save_pretrained(path)
     wrap(tok).save_pretrained(path)
-    card = {"spec": asdict(spec), "steps": steps, "budget": budget, "cpu_seconds": time.process_time() - started,
+    card = {"spec": asdict(spec), "steps": stop, "budget": budget, "cpu_seconds": time.process_time() - started,
             "parameters": sum(p.numel() for p in model.parameters()), "losses": losses}
     (path / "zoo_card.json").write_text(json.dumps(card, indent=1))
     return card
