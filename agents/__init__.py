@@ -36,6 +36,7 @@ _EXPORTS = {
     "EpisodeStoreError": "agents.store",
 }
 __all__ = [
+    "MCTS",
     "Agent",
     "BeamSearch",
     "BestOfN",
@@ -46,7 +47,6 @@ __all__ = [
     "EpisodeStoreError",
     "GreedyPrimary",
     "GreedyPrior",
-    "MCTS",
     "MCTSAgent",
     "MCTSConfig",
     "MajorityVote",

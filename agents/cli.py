@@ -73,7 +73,8 @@ def _search(args: argparse.Namespace) -> int:
     with Progress() as bar:
         for agent in agents:
             job = bar.add_task(f"{agent.name}", total=len(prompts))
-            summary, _ = evaluate(agent, prompts, env_kwargs, store=store, progress=lambda j=job: bar.advance(j))
+            summary, _ = evaluate(agent, prompts, env_kwargs, store=store, progress=lambda j=job: bar.advance(j),
+                                  batch=args.batch, seed=args.seed)
             summaries.append(summary)
     table = Table(title=f"{task.name} / {args.split}: {len(prompts)} prompts, evaluation mode")
     for col in ("agent", "accuracy", "95% CI", "mean return", "fwd tokens/ep", "model calls/ep", "s"):
@@ -110,7 +111,8 @@ def _run_folder(output_dir: str | None, resume: bool) -> str:
 
 TRAIN_OPTIONS = ("iterations", "prompts_per_iteration", "seed", "simulations", "epochs", "learning_rate", "max_new_tokens",
                  "accumulate", "ewc", "si", "replay", "lora", "report_to", "eval_size", "workers", "task", "repeats",
-                 "planner_verifier", "gumbel", "distill_target", "backend", "ray_address")
+                 "planner_verifier", "gumbel", "distill_target", "backend", "ray_address", "ray_cpus_per_actor",
+                 "ray_gpus_per_actor", "selfplay_batch")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -188,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--judge", default=None, help="judge model, or 'none' (default: zoo:judge)")
     search.add_argument("--max-new-tokens", type=int, default=32)
     search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--batch", type=int, default=1,
+                        help="MCTS episodes played in lockstep (one batched forward per model per step)")
     search.add_argument("--out", default="results/search.json", help="where to write the results table as JSON")
     search.add_argument("--store", default=None, help="append every episode to this JSONL episode store")
     search.set_defaults(func=_search)
@@ -227,10 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--judge", default=None, help="judge model, or 'none' (default: zoo:judge)")
     train.add_argument("--eval-size", type=int, default=defaults.eval_size)
     train.add_argument("--workers", type=int, default=0,
-                       help="self-play processes (0 = one per core, 1 = none; the episodes are the same)")
+                       help="self-play processes or Ray actors (0 = one per core, 1 = none; the episodes are the same)")
     train.add_argument("--backend", default=defaults.backend, choices=list(BACKENDS),
                        help="where self-play runs: local processes, or Ray actors")
     train.add_argument("--ray-address", default=None, help="a Ray cluster to join (default: start one locally)")
+    train.add_argument("--ray-cpus-per-actor", type=float, default=defaults.ray_cpus_per_actor,
+                       help="CPUs each Ray self-play actor reserves (--workers sets how many actors)")
+    train.add_argument("--ray-gpus-per-actor", type=float, default=defaults.ray_gpus_per_actor)
+    train.add_argument("--selfplay-batch", type=int, default=defaults.selfplay_batch,
+                       help="episodes each self-play process plays in lockstep (batched forwards; same episodes)")
     train.add_argument("--report-to", default="none", help="passed to TRL: none, tensorboard, wandb")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.set_defaults(func=_train)

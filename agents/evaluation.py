@@ -88,15 +88,21 @@ def summarise(agent: str, results: Sequence[EpisodeResult], seconds: float) -> S
 
 
 def evaluate(agent: Agent, prompts: Sequence[str], env_kwargs: dict | None = None, *,
-             store: EpisodeStore | None = None, progress=None) -> tuple[Summary, list[EpisodeResult]]:
-    """Play one episode per prompt on a fresh evaluation env; store each episode if asked."""
+             store: EpisodeStore | None = None, progress=None, batch: int = 1,
+             seed: int = 0) -> tuple[Summary, list[EpisodeResult]]:
+    """Play one episode per prompt on a fresh evaluation env; store each episode if asked.
+
+    With ``batch > 1`` an MCTS agent plays ``batch`` episodes in lockstep (one batched forward per model per
+    step serves them all; :func:`agents.search.lockstep.play_lockstep`), each seeded by ``(seed, prompt
+    index)``; other agents play one at a time."""
     from tokentree_env.env import TokenTreeEnv
 
+    if batch < 1:
+        raise ConfigError(f"evaluate(batch=...) must be >= 1, got {batch}")
     kwargs = {"evaluation": True, "reward_weights": {"judge_weight": EVAL_JUDGE_WEIGHT}} | dict(env_kwargs or {})
     env = TokenTreeEnv(**kwargs)
     started, results = time.perf_counter(), []
-    for prompt in prompts:
-        result = agent.run_episode(env, options={"prompt": prompt})
+    for result in _episodes(agent, env, prompts, batch, seed):
         results.append(result)
         if store is not None:
             store.append(result)
@@ -104,3 +110,22 @@ def evaluate(agent: Agent, prompts: Sequence[str], env_kwargs: dict | None = Non
             progress()
     env.close()
     return summarise(agent.name, results, time.perf_counter() - started), results
+
+
+def _episodes(agent: Agent, env, prompts: Sequence[str], batch: int, seed: int):
+    if batch == 1 or not isinstance(agent, MCTSAgent):
+        for prompt in prompts:
+            yield agent.run_episode(env, options={"prompt": prompt})
+        return
+    from agents.base import StepRecord
+    from agents.search.lockstep import play_lockstep
+
+    agents = [MCTSAgent(agent.mcts.config, value_fn=agent.mcts.value_fn, name=agent.name) for _ in range(batch)]
+    done, next_index = {}, 0
+    for record in play_lockstep(env, agents, [(i, p, [0]) for i, p in enumerate(prompts)], seed=seed, iteration=0):
+        fields = {k: v for k, v in record.items() if k not in ("iteration", "prompt_index", "repeat")}
+        fields["records"] = [StepRecord(**r) for r in fields["records"]]
+        done[record["prompt_index"]] = EpisodeResult(**fields)
+        while next_index in done:  # in prompt order, each as soon as the ones before it are done
+            yield done.pop(next_index)
+            next_index += 1

@@ -42,6 +42,7 @@ class ToyTreeEnv(gym.Env):
             "action_mask": spaces.Box(0, 1, (width,), dtype=np.int8),
         })
         self.simulate_calls = 0
+        self.prefetch_batches: list[int] = []
         self._state = ToyState()
 
     def _obs(self, state: ToyState):
@@ -76,6 +77,10 @@ class ToyTreeEnv(gym.Env):
 
     def set_state(self, state: ToyState) -> None:
         self._state = state
+
+    def prefetch(self, states, actions) -> None:
+        """The lockstep hook (a real env batches the model work here): records the batch sizes."""
+        self.prefetch_batches.append(len(states))
 
     def simulate(self, state: ToyState, action: int):
         self.simulate_calls += 1

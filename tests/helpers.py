@@ -42,8 +42,8 @@ def tiny_model(tokenizer, arch="llama", seed=0):
     from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
 
     torch.manual_seed(seed)
-    ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-               pad_token_id=tokenizer.pad_token_id, vocab_size=len(tokenizer))
+    ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+               "pad_token_id": tokenizer.pad_token_id, "vocab_size": len(tokenizer)}
     if arch == "gpt2":
         config = GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, **ids)
     else:

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from agents.evaluation import AGENT_SPECS, evaluate, make_agent
-from tokentree_env.stats import wilson
 from tokentree_env.env import TokenTreeEnv
 from tokentree_env.errors import ConfigError
+from tokentree_env.stats import wilson
 
 SMALL = {"teachers": ["zoo:teacher-qwen2", "zoo:teacher-llama"], "max_new_tokens": 14}
 
@@ -124,8 +124,31 @@ def test_lockstep_self_play_chooses_the_same_tokens_as_one_episode_at_a_time():
                           dirichlet_fraction=0.25, seed=3, iteration=0, batch=batch)
         records = sorted(play_episodes(env, items, job), key=lambda r: (r["prompt_index"], r["repeat"]))
         runs[batch] = (records, env)
-    (one, env_one), (four, env_four) = runs[1], runs[4]
+    (one, _env_one), (four, env_four) = runs[1], runs[4]
     assert [r["tokens"] for r in one] == [r["tokens"] for r in four]
     assert [r["weightage_update"] for r in one] == [r["weightage_update"] for r in four]
     counted = sum(c["forwarded_tokens"] for c in env_four.costs().values())
     assert sum(r["forwarded_tokens"] for r in four) == counted
+
+
+def test_batched_evaluation_plays_an_mcts_agent_in_lockstep_and_its_answers_do_not_depend_on_the_batch():
+    """``evaluate(batch=N)`` plays N episodes together, each seeded by (seed, prompt index): the answers are the
+    same at any batch size, in prompt order, and each episode is charged its own work."""
+    prompts = ["12+35+20=", "31+42+15=", "50+17+9="]
+    three, together = evaluate(make_agent("mcts:2"), prompts, SMALL, batch=3, seed=5)
+    _, pairs = evaluate(make_agent("mcts:2"), prompts, SMALL, batch=2, seed=5)
+    assert three.episodes == 3 and [r.prompt for r in together] == prompts
+    assert [r.tokens for r in together] == [r.tokens for r in pairs]
+    assert all(r.forwarded_tokens > 0 and r.records for r in together)
+    with pytest.raises(ConfigError, match="batch"):
+        evaluate(make_agent("mcts:2"), prompts, SMALL, batch=0)
+
+
+def test_leaf_batching_on_the_real_env_serves_a_rounds_leaves_with_fewer_forward_calls():
+    from agents.search import MCTSAgent, MCTSConfig
+
+    prompts = ["12+35+20=", "31+42+15="]
+    one, _ = evaluate(MCTSAgent(MCTSConfig(num_simulations=8)), prompts, SMALL)
+    four, results = evaluate(MCTSAgent(MCTSConfig(num_simulations=8, leaf_batch=4)), prompts, SMALL)
+    assert all(r.terminal_reason in {"eos", "judge", "max_new_tokens"} for r in results)
+    assert four.model_calls < one.model_calls

@@ -4,7 +4,7 @@ No benchmark is a timed test: these check shape and consistency, never speed."""
 
 import json
 
-from agents.bench import learning, suite
+from agents.bench import learning_suite, suite
 
 
 def test_the_suite_runs_every_part_on_a_tiny_budget_and_writes_json_plots_and_a_table(tmp_path):
@@ -29,22 +29,31 @@ def test_the_suite_runs_every_part_on_a_tiny_budget_and_writes_json_plots_and_a_
     assert "| expansion / bare forwards (median) |" in (tmp_path / "tiny.md").read_text()
 
 
-def test_the_learning_benchmark_runs_on_a_tiny_budget_and_reports_every_target(tmp_path):
-    summary = learning.main(["--tiny", "--seeds", "2", "--signals", "sft", "--out", str(tmp_path)])
-    assert set(summary["signals"]) == {"sft"} and len(summary["signals"]["sft"]["task_accuracy"]) == 3
-    assert summary["signals"]["sft"]["gap_closed"]["n"] == 2
-    assert set(summary["forgetting"]) == {"none", "ewc", "si", "replay"}
-    assert {"gap_closed_>=0.80_within_10_min", "search_at_least_control", "no_cl_forgets"} <= set(summary["targets"])
-    assert all(isinstance(t["met"], bool) for t in summary["targets"].values())
-    saved = json.loads((tmp_path / "learning.json").read_text())
-    assert len([r for r in saved["runs"] if r["kind"] == "control"]) == 2
-    assert (tmp_path / "learning.png").stat().st_size > 0 and (tmp_path / "learning.md").read_text().startswith("Best")
-
-
-def test_interval_is_a_t_interval_over_seeds():
-    out = learning.interval([0.5, 0.7, 0.9])
-    assert abs(out["mean"] - 0.7) < 1e-12
-    assert abs(out["ci95"] - 4.302652729911275 * 0.2 / 3 ** 0.5) < 1e-9
+def test_the_learning_benchmark_pairs_search_with_both_controls_at_equal_budget_and_reports_credit(tmp_path):
+    """Every seed gets a search run and the two controls twice (by core-seconds and by teacher tokens); the
+    report pairs them per seed, counts what only the search solved and writes its files; a rerun resumes."""
+    out = tmp_path / "learning"
+    argv = ["--tiny", "--task", "chain3", "--seeds", "2", "--parts", "headline", "signals", "--signals", "dpo",
+            "--out", str(out)]
+    summary = learning_suite.main(argv)
+    assert set(summary["arms"]) == {"search", "sft-greedy-seconds", "sft-greedy-tokens", "rft-seconds", "rft-tokens"}
+    assert all(len(arm["task_accuracy"]) == 3 for arm in summary["arms"].values())
+    assert set(summary["paired"]) == set(summary["arms"]) - {"search"}
+    assert all(len(p["differences"]) == 2 for p in summary["paired"].values())
+    assert [(c["seed"], c["iteration"]) for c in summary["credit"]] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert all(0 <= c["only_search"] <= c["solved"] for c in summary["credit"])
+    assert set(summary["hard_problems"]["arms"]) == set(summary["arms"])
+    assert all("lowered" in w and "raised" in w for seed in summary["weightage"] for w in seed)
+    assert set(summary["signals"]) == {"dpo"} and {"search_beats_rft", "main_job_on_task"} <= set(summary["targets"])
+    runs = json.loads((out / "learning.json").read_text())["runs"]
+    search = [r for r in runs if r["arm"] == "search"]
+    for control in (r for r in runs if r["arm"] == "rft" and r["by"] == "tokens"):
+        budget = next(s for s in search if s["seed"] == control["seed"])["teacher_tokens"]
+        assert all(h["teacher_tokens"] >= b for h, b in zip(control["history"], budget, strict=True))
+    assert (out / "learning.png").stat().st_size > 0 and "search" in (out / "learning.md").read_text()
+    saved = {p.name: p.stat().st_mtime for p in (out / "runs").glob("*.json")}
+    learning_suite.main(argv)
+    assert {p.name: p.stat().st_mtime for p in (out / "runs").glob("*.json")} == saved
 
 
 def test_the_search_benchmark_declares_before_measuring_compares_paired_and_resumes(tmp_path):
@@ -70,3 +79,17 @@ def test_the_search_benchmark_declares_before_measuring_compares_paired_and_resu
     stored = (tmp_path / "episodes.jsonl").read_text()
     run(cfg)
     assert (tmp_path / "episodes.jsonl").read_text() == stored
+
+
+def test_the_throughput_benchmark_runs_on_the_cpu_with_an_explicit_device_and_dtype(tmp_path):
+    """The script a GPU machine runs unchanged: every batch size and stack gives a row, with batched expansion
+    against the bare batched forwards of the same models."""
+    from agents.bench import throughput
+
+    result = throughput.main(["--device", "cpu", "--dtype", "float32", "--episodes", "2", "--batches", "1", "2",
+                              "--stacks", "zoo", "--out", str(tmp_path)])
+    assert [(r["stack"], r["batch"], r["episodes"]) for r in result["self_play"]] == [("zoo", 1, 2), ("zoo", 2, 2)]
+    assert all(r["episodes_per_second"] > 0 and r["forwarded_tokens"] > 0 for r in result["self_play"])
+    assert all(e["expand_ms"] > 0 and e["bare_forwards_ms"] > 0 for e in result["expansion"])
+    assert result["device"] == "cpu" and result["dtype"] == "torch.float32"
+    assert "| zoo | 2 |" in (tmp_path / "throughput.md").read_text()

@@ -14,7 +14,7 @@ import tokentree_env  # noqa: F401 - registers TokenTree-v0
 from tokentree_env.env import FEATURES, TokenTreeEnv
 from tokentree_env.errors import ConfigError, EnvStateError, InvalidActionError
 
-SMALL = dict(teachers=["zoo:teacher-qwen2", "zoo:teacher-llama"], max_new_tokens=12)
+SMALL = {"teachers": ["zoo:teacher-qwen2", "zoo:teacher-llama"], "max_new_tokens": 12}
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_same_seed_and_tree_state_give_the_same_episode(env):
 
 def test_weightage_is_applied_at_the_end_of_an_episode_and_frozen_in_evaluation():
     env = TokenTreeEnv(**SMALL)
-    obs, info = env.reset(options={"prompt": "12+35+20="})
+    _obs, info = env.reset(options={"prompt": "12+35+20="})
     wrong = [i for i, d in enumerate(info["directions"]) if d == "wrong"]
     assert wrong, "the default slate has wrong-direction children"
     tree = env.trees["12+35+20="]
@@ -173,7 +173,7 @@ def test_simulate_does_not_move_the_episode_and_hides_the_verifier(env):
     u = env.unwrapped
     state = u.get_state()
     for _ in range(20):
-        state, obs, reward, terminated, truncated, info = u.simulate(state, 0)
+        state, _obs, _reward, terminated, truncated, info = u.simulate(state, 0)
         if terminated or truncated:
             break
     assert state.done and "task" not in info["reward_terms"]

@@ -5,7 +5,6 @@ shows the verifier to a planner, and every forwarded token is charged to an epis
 import numpy as np
 import pytest
 
-from agents import MCTSAgent, MCTSConfig
 from agents.training.selfplay import SelfPlayJob, play_episodes
 from tokentree_env.env import TokenTreeEnv
 from tokentree_env.errors import (
@@ -17,7 +16,7 @@ from tokentree_env.errors import (
 )
 from tokentree_env.teachers import ScriptedTeacher
 
-SMALL = dict(teachers=["zoo:teacher-qwen2", "zoo:teacher-llama"], max_new_tokens=12)
+SMALL = {"teachers": ["zoo:teacher-qwen2", "zoo:teacher-llama"], "max_new_tokens": 12}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +47,7 @@ def test_special_token_text_in_a_prompt_is_refused_not_read_as_a_special_token(e
 
 def test_the_documented_option_runs_a_lossy_prompt_as_the_primary_reads_it():
     lossy = TokenTreeEnv(**SMALL, judge=None, allow_lossy_prompts=True)
-    obs, info = lossy.reset(options={"prompt": "12+3é="})
+    obs, _info = lossy.reset(options={"prompt": "12+3é="})
     assert lossy.trees["12+3é="].root_text == "12+3="
     finish(lossy, obs)
 

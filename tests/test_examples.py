@@ -1,5 +1,5 @@
 """Every example runs, top to bottom, on a tiny budget (the remote one against a real server lives in
-``test_remote_server.py``)."""
+``test_remote_server.py``, the real-model one in ``test_real_models.py``)."""
 
 import runpy
 import sys
@@ -30,4 +30,4 @@ def test_every_example_is_tested():
     from pathlib import Path
 
     folder = Path(__file__).resolve().parents[1] / "examples"
-    assert {p.name for p in folder.glob("*.py")} == set(EXAMPLES) | {"remote_teacher.py"}
+    assert {p.name for p in folder.glob("*.py")} == set(EXAMPLES) | {"remote_teacher.py", "real_models.py"}

@@ -196,7 +196,7 @@ def test_batched_generation_and_batched_forwards_warn_about_no_attention_mask(ca
                                max_new_tokens=8)
             env.prepare(["12+35+20=", "1+2+3=", "11+22+33+44+55="])
             for prompt in ("12+35+20=", "1+2+3="):
-                obs, _ = env.reset(options={"prompt": prompt})
+                _obs, _ = env.reset(options={"prompt": prompt})
                 env.expander.expand(env.trees[prompt], list(range(len(env.trees[prompt]))))
             from tokentree_env.models.generation import greedy_ids, sample_ids
 

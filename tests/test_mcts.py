@@ -53,6 +53,42 @@ def test_mcts_finds_the_best_leaf_of_a_small_tree(gumbel):
     assert tuple(path) == (2, 1) and reward == 1.0
 
 
+def test_leaf_batching_with_virtual_loss_expands_several_leaves_per_round_and_still_finds_the_best_leaf():
+    values = {(i, j): -1.0 for i in range(3) for j in range(3)}
+    values[(2, 1)] = 1.0
+    env = ToyTreeEnv(values, width=3, depth=2)
+    agent = MCTSAgent(MCTSConfig(num_simulations=24, teacher_mix=0.0, leaf_batch=4))
+    obs, _ = env.reset()
+    tree = agent.mcts.search(env, obs)
+    assert tree.node_visits[0] == 24 and tree.children_visits[0].sum() == 24  # virtual visits all undone
+    assert max(env.prefetch_batches) > 1  # virtual loss sent a round's selections down different paths
+    path = []
+    while True:
+        action = agent.act(env, obs, {})
+        path.append(action)
+        obs, reward, terminated, _, _ = env.step(action)
+        if terminated:
+            break
+    assert tuple(path) == (2, 1) and reward == 1.0
+
+
+def test_a_virtual_loss_is_undone_exactly():
+    from agents.search.mcts import apply_virtual_loss, undo_virtual_loss
+
+    tree = SearchTree(4, 2)
+    mask = np.array([True, True])
+    tree.add_node("root", np.array([0.5, 0.5]), mask)
+    tree.add_node("a", np.array([0.5, 0.5]), mask, parent=0, action=1, reward=0.5)
+    backward(tree, 1, 0.3)
+    before = (tree.children_visits.copy(), tree.children_values.copy(), tree.node_visits.copy())
+    saved = [apply_virtual_loss(tree, 1, 0, 1.0), apply_virtual_loss(tree, 1, 1, 1.0)]
+    assert tree.children_values[0, 1] < before[1][0, 1] and tree.node_visits[0] == before[2][0] + 2
+    for snapshot in reversed(saved):
+        undo_virtual_loss(tree, snapshot)
+    after = (tree.children_visits, tree.children_values, tree.node_visits)
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
 def test_mcts_follows_a_misleading_prior_only_until_values_say_otherwise():
     values = {(0, 0): 0.1, (1, 0): 1.0}
     priors = {(): [0.9, 0.1]}
@@ -70,7 +106,7 @@ def test_visit_distribution_is_the_policy_target():
 
 
 @pytest.mark.parametrize("field,value", [("num_simulations", 0), ("c_puct", 0.0), ("teacher_mix", 2.0),
-                                         ("rollout", "x")])
+                                         ("rollout", "x"), ("leaf_batch", 0)])
 def test_bad_search_config_raises_naming_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
         MCTSConfig(**{field: value})

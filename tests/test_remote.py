@@ -143,3 +143,31 @@ def test_the_string_spec_names_model_and_server():
     for bad in ("openai:llama-3", "openai:@http://x/v1", "openai:m@ftp://x"):
         with pytest.raises(ConfigError, match="openai:MODEL@BASE_URL"):
             parse_spec(bad)
+
+
+def test_an_expansion_sends_every_remote_teachers_request_at_the_same_time():
+    """Two remote teachers that each wait for the other's request to be in flight (a barrier): an expansion
+    that queried them one after another would time out."""
+    import threading
+
+    from tests.helpers import char_primary
+    from tokentree_env.teachers.scripted import ScriptedTeacher
+    from tokentree_env.tree import Expander, TokenTree
+
+    primary_tok = char_primary()
+    barrier = threading.Barrier(2, timeout=10)
+
+    class Far(ScriptedTeacher):
+        remote = True
+
+        def next_logprobs(self, contexts):
+            barrier.wait()  # raises BrokenBarrierError unless the other teacher's request is in flight too
+            return super().next_logprobs(contexts)
+
+    eos = primary_tok.eos_token_id
+    far = [Far(lambda text: {eos: 1.0}, len(primary_tok), name=f"far{i}") for i in range(2)]
+    primary = ScriptedTeacher(lambda text: {eos: 1.0}, len(primary_tok), name="primary")
+    expander = Expander(far, primary, primary_tok)
+    tree = TokenTree("1+2=", tuple(primary_tok("1+2=")["input_ids"]))
+    (slate,) = expander.expand(tree)
+    assert eos in slate.tokens.tolist() and all(t.counters.forward_calls == 1 for t in far)

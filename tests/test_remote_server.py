@@ -13,17 +13,14 @@ import importlib.util
 import json
 import os
 import random
-import socket
-import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import numpy as np
 import pytest
 
+from tests.servers import free_port, start_server
 from tokentree_env.errors import RemoteTeacherError
 from tokentree_env.teachers import Context, HFTeacher, OpenAITeacher, propose
 
@@ -42,30 +39,6 @@ token's mass is spread over many BPE pieces (every piece starting with a space m
 the server lists only the top 20: the documented no-far-tail limit of every server, not a client error."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(gguf_path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path), "--model_alias", MODEL,
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "256", "--logits_all", "true", "--verbose", "false"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama.cpp server exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("llama.cpp server did not come up within 60 s")
-
-
 @pytest.fixture(scope="module")
 def gguf_model(tmp_path_factory):
     from tokentree_env.models.gguf import export_gguf
@@ -76,7 +49,7 @@ def gguf_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(gguf_model):
     port = free_port()
-    proc = start_server(gguf_model, port)
+    proc = start_server(gguf_model, port, MODEL)
     yield f"http://127.0.0.1:{port}/v1"
     proc.terminate()
     proc.wait(timeout=10)
@@ -147,7 +120,7 @@ def test_a_server_stopped_mid_episode_gives_a_clear_error_and_the_store_keeps_wh
     from tokentree_env.env import TokenTreeEnv
 
     port = free_port()
-    proc = start_server(gguf_model, port)
+    proc = start_server(gguf_model, port, MODEL)
     url = f"http://127.0.0.1:{port}/v1"
     env = TokenTreeEnv(teachers=[remote(url, retries=1, backoff=0.1)], judge=None, max_new_tokens=16)
     store = EpisodeStore(tmp_path / "episodes.jsonl")

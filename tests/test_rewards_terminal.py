@@ -86,6 +86,6 @@ def test_the_length_limit_truncates():
 
 
 def test_custom_punctuation_is_respected():
-    d, judge = detector(p=1.0, punctuation="b")
+    d, _judge = detector(p=1.0, punctuation="b")
     assert d.check(8, CTX, 1) == (True, False, "judge")
     assert d.check(6, CTX, 1) == (False, False, None)

@@ -107,8 +107,8 @@ def test_si_penalty_is_zero_at_the_anchor_and_positive_after_a_perturbation():
 
 
 def _tiny(tmp_path, **kw):
-    base = dict(output_dir=str(tmp_path / "run"), iterations=2, prompts_per_iteration=4, epochs=1, eval_size=10,
-                simulations=2, teachers=("zoo:teacher-qwen2", "zoo:teacher-llama"), max_new_tokens=14)
+    base = {"output_dir": str(tmp_path / "run"), "iterations": 2, "prompts_per_iteration": 4, "epochs": 1, "eval_size": 10,
+                "simulations": 2, "teachers": ("zoo:teacher-qwen2", "zoo:teacher-llama"), "max_new_tokens": 14}
     return TrainConfig(**(base | kw))
 
 

@@ -30,7 +30,7 @@ def searched(tmp_path_factory):
 
 
 def page_data(path: Path) -> dict:
-    return json.loads(re.search(r'type="application/json">(.*?)</script>', path.read_text(), re.S).group(1)
+    return json.loads(re.search(r'type="application/json">(.*?)</script>', path.read_text(), re.DOTALL).group(1)
                       .replace("<\\/", "</"))
 
 

@@ -67,16 +67,23 @@ def test_the_chain5_teachers_differ_in_architecture_tokenizer_and_answer_style()
 
 
 def test_the_chain5_judge_checks_without_working_the_problem_out():
+    """The chain5 judge scores how likely an answer's own steps are (a checker of what it is shown); it
+    generates nothing, so it never works the problem out; a right answer scores above a corrupted one."""
     from tokentree_env.judge import Judge
     from tokentree_env.zoo.catalog import CHAIN5_JUDGE
 
     judge = Judge(CHAIN5_JUDGE)
-    assert judge.protocol == "check"
-    judge.verdict("12+35-20+11-5=", "47-20=27+11=38-5=33.")
+    assert judge.protocol == "likelihood"
+    right = judge.verdict("12+35-20+11-5=", "12+35=47-20=27+11=38-5=33.")
+    wrong = judge.verdict("12+35-20+11-5=", "12+35=47-20=27+11=39-5=34.")
     assert judge.counters.generated_tokens == 0  # it generated nothing: no working of its own
+    assert right > wrong
 
 
+@pytest.mark.integration
 def test_the_chain5_testbed_meets_every_target_on_500_heldout_problems():
+    """``tokentree zoo report``'s test-bed on 500 held-out problems (8 samples per teacher for coverage: a few
+    minutes, so it runs in CI's integration step)."""
     from tokentree_env.zoo.testbed import testbed_report
 
     report = testbed_report(n=500)

@@ -58,13 +58,13 @@ _EXPORTS = {
     "WeightageRule": "tokentree_env.tree",
 }
 __all__ = [
+    "FEATURES",
     "ConfigError",
     "ContextTooLongError",
     "EnvState",
     "EnvStateError",
     "Expander",
     "ExpansionConfig",
-    "FEATURES",
     "HFTeacher",
     "InvalidActionError",
     "Judge",

@@ -10,7 +10,6 @@ from dataclasses import asdict
 from agents.bench.config import SuiteConfig
 from agents.bench.suite_search import env_kwargs, heldout_prompts
 
-
 ABLATION_BUDGET = 4
 
 

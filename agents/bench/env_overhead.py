@@ -85,10 +85,11 @@ def one_pass(lm, prompts: list[str], max_new_tokens: int) -> dict:
 
 def run(size: str, n_prompts: int, max_new_tokens: int, repeats: int) -> dict:
     """``repeats`` passes, each on a fresh env; the median pass (by ratio) is reported, all are kept."""
-    lm = load_model("zoo:primary")
+    lm = load_model("pkg:smollm2-135m-instruct" if size == "real" else "zoo:primary")
     if size == "benchmark":
         lm = benchmark_size(lm)
-    prompts = [p.prompt for p in builtin_task("chain3").problems("heldout")[:n_prompts]]
+    task = "arith-words" if size == "real" else "chain3"
+    prompts = [p.prompt for p in builtin_task(task).problems("heldout")[:n_prompts]]
     passes = sorted((one_pass(lm, prompts, max_new_tokens) for _ in range(repeats)), key=lambda r: r["ratio"])
     return {"model": lm.name, "hidden": getattr(lm.model.config, "hidden_size", None), "prompts": len(prompts),
             **passes[len(passes) // 2], "ratios_of_all_passes": [p["ratio"] for p in passes]}
@@ -99,7 +100,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--prompts", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3, help="passes on fresh envs; the median is reported")
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--sizes", nargs="*", default=["zoo", "benchmark"], choices=["zoo", "benchmark"])
+    parser.add_argument("--sizes", nargs="*", default=["zoo", "benchmark"], choices=["zoo", "benchmark", "real"],
+                        help="real: SmolLM2-135M-Instruct (needs the real models installed)")
     parser.add_argument("--out", default="results/env_overhead.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)

@@ -31,6 +31,7 @@ from tokentree_env.tree import Expander, ExpansionConfig
 
 ZOO_STACK = ("zoo:teacher-llama", "zoo:teacher-qwen2", "zoo:teacher-gpt2")
 PROMPT = "12+35+20="
+REAL_PROMPT = "Question: What is seven plus five?\nAnswer:"
 CHECKPOINTS = (25, 50, 100)
 
 
@@ -50,7 +51,15 @@ def benchmark_size(lm: LoadedModel, hidden: int = 256, layers: int = 4) -> Loade
     return LoadedModel(f"{lm.name}@d{hidden}", model, lm.tokenizer, lm.path)
 
 
+REAL_STACK = ("pkg:gemma3-270m", "pkg:smollm2-135m-instruct")
+"""The real stack: Gemma 3 270M and SmolLM2-135M-Instruct as teachers, SmolLM2 as the primary."""
+
+
 def make_stack(size: str) -> tuple[list[HFTeacher], HFTeacher]:
+    """Teachers and primary of a stack: the zoo's, the same at benchmark size, or the real models."""
+    if size == "real":
+        gemma, smol = (load_model(s) for s in REAL_STACK)
+        return [HFTeacher(gemma), HFTeacher(smol)], HFTeacher(smol, name="primary")
     lms = [load_model(s) for s in (*ZOO_STACK, "zoo:primary")]
     if size == "benchmark":
         lms = [benchmark_size(lm) for lm in lms]
@@ -84,7 +93,7 @@ def run(size: str, steps: int) -> dict:
     """Walk one path of ``steps`` tokens, expanding each node; time and count everything."""
     teachers, primary = make_stack(size)
     expander = Expander(teachers, primary, primary.tokenizer, ExpansionConfig())
-    tree = expander.new_tree(PROMPT, references=False)
+    tree = expander.new_tree(REAL_PROMPT if size == "real" else PROMPT, references=False)
     expander.expand(tree, [0])  # reads the prompt once
     start_tokens = total_forwarded(expander)
     node, ratios, expand_s, bare_s, at = 0, [], [], [], {}
@@ -131,7 +140,7 @@ def run(size: str, steps: int) -> dict:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100, help="path length in tokens")
-    parser.add_argument("--stacks", nargs="*", default=["zoo", "benchmark"], choices=["zoo", "benchmark"])
+    parser.add_argument("--stacks", nargs="*", default=["zoo", "benchmark"], choices=["zoo", "benchmark", "real"])
     parser.add_argument("--out", default="results/expansion.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)

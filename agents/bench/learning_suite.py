@@ -17,10 +17,11 @@ ABLATIONS = {"reference": {}, "weightage off": {"update_weightage": False}, "no 
              "1 teacher": "one-teacher", "design prior alone": {"teacher_mix": 0.0}}
 
 
-def signals(cfg: LearningConfig) -> list[dict]:
+def signals(cfg: LearningConfig, names: tuple[str, ...] = tuple(SIGNAL_RUNS)) -> list[dict]:
     """Each training signal in the loop on the task, one seed, with the guards (EWC, auto-replay) on."""
     out = []
-    for name, overrides in SIGNAL_RUNS.items():
+    for name in names:
+        overrides = SIGNAL_RUNS[name]
         run = search_arm(cfg, 0, cfg.signal_loop | overrides, name=f"signal-{name}")
         out.append(run | {"arm": "signal", "signal": name})
     return out
@@ -151,6 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--parts", nargs="+", default=["headline", "signals", "ablations"],
                         choices=["headline", "signals", "ablations"])
+    parser.add_argument("--signals", nargs="+", default=list(SIGNAL_RUNS), choices=list(SIGNAL_RUNS),
+                        help="the training signals the signals part runs (default: all)")
     parser.add_argument("--out", default=None, help="results folder (default: results/learning-TASK)")
     parser.add_argument("--tiny", action="store_true", help="a smoke run for the tests: not a measurement")
     args = parser.parse_args(argv)
@@ -162,6 +165,6 @@ def main(argv: list[str] | None = None) -> dict:
         cfg.loop, cfg.signal_loop, cfg.workers = dict(tiny), dict(tiny), 1
     Path(cfg.out, "runs").mkdir(parents=True, exist_ok=True)
     runs = headline(cfg) if "headline" in cfg.parts else []
-    runs += signals(cfg) if "signals" in cfg.parts else []
+    runs += signals(cfg, tuple(args.signals)) if "signals" in cfg.parts else []
     runs += ablations(cfg) if "ablations" in cfg.parts else []
     return report(cfg, runs)

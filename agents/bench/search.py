@@ -32,6 +32,8 @@ from pathlib import Path
 MODES = ("self-play", "evaluation")
 BUDGETS = (1, 2, 3, 4, 6, 8, 12, 16)
 BEST_OF = (2, 4, 8, 16, 32, 64)
+LOCKSTEP = 8
+"""MCTS episodes a worker plays together (batched forwards; the episodes do not depend on it)."""
 
 
 @dataclass
@@ -111,15 +113,30 @@ def play_job(cfg: SearchBenchConfig, mode: str, row: Row, chunk: list[tuple[int,
     quiet_libraries()
     env = TokenTreeEnv(**env_kwargs(cfg, mode, row.judge))
     env.prepare([p for _, p in chunk])  # batched reference answers, charged to each prompt's episode
-    out = []
-    for index, prompt in chunk:
-        agent = _agent(row, cfg.seed * 100_003 + index, value_head)
-        result = agent.run_episode(env, options={"prompt": prompt})
-        out.append({"mode": mode, "row": row.key, "index": index, "prompt": prompt, "correct": result.hard_reward,
-                    "forwarded_tokens": result.forwarded_tokens, "seconds": result.seconds,
-                    "completion": result.completion})
+    out = [{"mode": mode, "row": row.key, "index": index, "prompt": prompt, "correct": result["hard_reward"],
+            "forwarded_tokens": result["forwarded_tokens"], "seconds": result["seconds"],
+            "completion": result["completion"]} for index, prompt, result in _play(cfg, env, row, chunk, value_head)]
     env.close()
     return out
+
+
+def _play(cfg: SearchBenchConfig, env, row: Row, chunk: list[tuple[int, str]], value_head: str | None):
+    """Each problem's episode: MCTS rows in lockstep (``LOCKSTEP`` episodes at a time, one batched forward per
+    model per step; each episode seeded by ``(seed, problem index)``), the other agents one at a time."""
+    from dataclasses import asdict
+
+    from agents.search import MCTSAgent
+    from agents.search.lockstep import play_lockstep
+
+    first = _agent(row, cfg.seed * 100_003 + chunk[0][0], value_head)
+    if not isinstance(first, MCTSAgent):
+        for index, prompt in chunk:
+            result = _agent(row, cfg.seed * 100_003 + index, value_head).run_episode(env, options={"prompt": prompt})
+            yield index, prompt, asdict(result)
+        return
+    agents = [_agent(row, 0, value_head) for _ in range(LOCKSTEP)]
+    for record in play_lockstep(env.unwrapped, agents, [(i, p, [0]) for i, p in chunk], seed=cfg.seed, iteration=0):
+        yield record["prompt_index"], record["prompt"], record
 
 
 def _agent(row: Row, seed: int, value_head: str | None):
@@ -187,9 +204,10 @@ def declare(cfg: SearchBenchConfig, log: EpisodeLog, out: Path, progress=None) -
 
     reference = tokens("pilot-evaluation", Row("best-reference", True))
     budget = cfg.budgets[0]
-    for b in cfg.budgets:
-        if tokens("pilot-evaluation", Row(f"mcts:{b}", True)) <= 1.5 * reference:
-            budget = b
+    for b in cfg.budgets:  # forwarded tokens grow with the budget: stop at the first past the cap
+        if tokens("pilot-evaluation", Row(f"mcts:{b}", True)) > 1.5 * reference:
+            break
+        budget = b
     mcts_selfplay = tokens("pilot-self-play", Row(f"mcts:{budget}", True))
     n_best = next((n for n in cfg.best_of if tokens("pilot-self-play", Row(f"best-of-verifier:{n}", True))
                    >= mcts_selfplay), cfg.best_of[-1])

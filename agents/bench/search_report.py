@@ -141,8 +141,8 @@ def markdown(result: dict) -> str:
              + ", ".join(f"{k}: {v}" for k, v in d["leaf_sources"].items()) + ".", ""]
     for mode, title in (("self-play", "Self-play mode (train split; the verifier scores the search's leaves)"),
                         ("evaluation", "Evaluation mode (held-out; no verifier)")):
-        lines += [f"**{title}**", "", "| agent | leaf | judge | accuracy | 95 % CI | forwarded tokens / episode |"
-                  " first wrong partial (failures) |", "|---|---|---|---|---|---|---|"]
+        lines += [f"**{title}**", "", ("| agent | leaf | judge | accuracy | 95 % CI | forwarded tokens / episode |"
+                  " first wrong partial (failures) |"), "|---|---|---|---|---|---|---|"]
         for v in sorted(result["tables"][mode].values(), key=lambda v: (not v["judge"], v["forwarded_tokens"])):
             wrong = ", ".join(f"{k}: {n}" for k, n in v["where_wrong"].items())
             lines.append(f"| {v['agent']} | {v['leaf'] or '-'} | {'on' if v['judge'] else 'off'} | {v['accuracy']:.3f} | "
@@ -150,18 +150,18 @@ def markdown(result: dict) -> str:
         lines.append("")
     lines += ["Teachers' greedy accuracy on the self-play problems: " + ", ".join(
         f"{k} {v['accuracy']:.3f}" for k, v in result["teachers_self_play"].items()) + ".", ""]
-    lines += ["**Paired comparisons (evaluation mode)**: difference in accuracy, 95 % paired-bootstrap interval, "
-              "McNemar p", "", "| MCTS row | vs | difference | 95 % interval | McNemar p | beats |", "|---|---|---|---|---|---|"]
+    lines += [("**Paired comparisons (evaluation mode)**: difference in accuracy, 95 % paired-bootstrap interval, "
+              "McNemar p"), "", "| MCTS row | vs | difference | 95 % interval | McNemar p | beats |", "|---|---|---|---|---|---|"]
     for row, comps in result["evaluation_comparisons"].items():
         for base, c in comps.items():
             lines.append(f"| {row} | {base} | {c['difference']:+.3f} | {c['low']:+.3f} to {c['high']:+.3f} | "
                          f"{c['p_value']:.3g} | {'yes' if c['beats'] else 'no'} |")
     v = result["value_sources"]["sources"]
-    lines += ["", f"Leaf-value sources on {v['held_out_states']} held-out states (greedy episodes of "
+    lines += ["", (f"Leaf-value sources on {v['held_out_states']} held-out states (greedy episodes of "
               f"{v['held_out_problems']} held-out problems): rollout AUC {v['rollout']['auc']:.3f} (no training); "
               f"judge AUC {v['judge']['auc']:.3f}; value head AUC {v['value-head']['auc']:.3f}, held-out MSE "
               f"{v['value-head']['mse']:.4f}, trained on {result['value_sources']['training_examples']} states of "
-              f"{result['value_sources']['training_problems']} self-play episodes.", ""]
+              f"{result['value_sources']['training_problems']} self-play episodes."), ""]
     t = result["targets"]
     lines += ["| target | met |", "|---|---|",
               f"| self-play: MCTS >= best-of-N with the verifier at equal tokens | {_yes(t['self_play_at_least_best_of_n'])} |",

@@ -52,9 +52,8 @@ def cost_curves(steps: int) -> dict:
 
 
 def simulations_per_second(cfg: SuiteConfig, simulations: int = 8) -> dict:
-    from agents.evaluation import evaluate, make_agent
-
     from agents.bench.suite_search import env_kwargs, heldout_prompts
+    from agents.evaluation import evaluate, make_agent
 
     prompts = heldout_prompts(cfg)[: cfg.size(20, 5, 1)]
     summary, results = evaluate(make_agent(f"mcts:{simulations}"), prompts, env_kwargs(cfg))

@@ -24,8 +24,8 @@ from rich.progress import Progress
 from agents.bench.ablations import ablations
 from agents.bench.config import SuiteConfig, add_arguments, config_from_args, machine
 from agents.bench.report import markdown, plots
-from agents.bench.suite_search import suite_search
 from agents.bench.speed import speed
+from agents.bench.suite_search import suite_search
 
 
 def run(cfg: SuiteConfig, console: Console | None = None) -> dict:

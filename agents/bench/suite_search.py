@@ -9,6 +9,7 @@ from pathlib import Path
 
 from agents.bench.config import SuiteConfig
 
+
 def heldout_prompts(cfg: SuiteConfig) -> list[str]:
     """The first ``cfg.n`` held-out prompts of the suite's task."""
     from tokentree_env.tasks import load_task

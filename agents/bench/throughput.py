@@ -98,6 +98,36 @@ def expansion_vs_bare(stack: str, batch: int, device, dtype, repeats: int = 5) -
             "ratio": statistics.median(expand_s) / statistics.median(bare_s)}
 
 
+def ray_self_play(actors: int, episodes: int) -> dict:
+    """Episodes per second of self-play on ``actors`` Ray actors (the zoo stack, this machine, loopback Ray),
+    after a warm-up chunk per actor (model loading is not counted)."""
+    from agents.training.ray_pool import RayResources, RaySelfPlayPool
+    from agents.training.selfplay import SelfPlayJob
+    from tokentree_env.env import TokenTreeEnv
+    from tokentree_env.models import load_model
+    from tokentree_env.tasks import builtin_task
+
+    env_kwargs = {"task": "chain3", "split": "train", "max_new_tokens": 48, "planner_verifier": True}
+    lm = load_model("zoo:primary")
+    driver = TokenTreeEnv(**env_kwargs)
+    pool = RaySelfPlayPool(RayResources(actors), env_kwargs, "zoo:primary", False)
+    train = builtin_task("chain3").problems("train")
+    job = SelfPlayJob(env_kwargs=env_kwargs, primary="zoo:primary", primary_version=0, trees=None, out="",
+                      simulations=2, dirichlet_fraction=0.25, seed=0, iteration=0, batch=8)
+    warm = [(i, p.prompt, [0]) for i, p in enumerate(train[:actors])]
+    for _ in pool.play(job, warm, lm=lm, env=driver):
+        pass
+    items = [(i, p.prompt, [0]) for i, p in enumerate(train[actors:actors + episodes], start=actors)]
+    started, played = time.perf_counter(), 0
+    for records, trees in pool.play(job, items, lm=lm, env=driver):
+        driver.load_trees(trees, merge=False)
+        played += len(records)
+    seconds = time.perf_counter() - started
+    pool.close()
+    driver.close()
+    return {"actors": actors, "episodes": played, "seconds": seconds, "episodes_per_second": played / seconds}
+
+
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
@@ -110,8 +140,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: the device's)")
     parser.add_argument("--episodes", type=int, default=EPISODES)
     parser.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
-    parser.add_argument("--stacks", nargs="+", default=["zoo", "benchmark"], choices=["zoo", "benchmark"])
+    parser.add_argument("--stacks", nargs="*", default=["zoo", "benchmark"], choices=["zoo", "benchmark"])
     parser.add_argument("--out", default="results/throughput")
+    parser.add_argument("--ray-actors", type=int, nargs="*", default=[],
+                        help="also measure self-play on this many Ray actors (e.g. 1 2; needs the ray extra)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     quiet_libraries()
@@ -131,6 +163,8 @@ def main(argv: list[str] | None = None) -> dict:
               "dtype": str(dtype) if dtype else "default", "self_play": rows, "expansion": expansion,
               "speedup_batch16_over_batch1": speedup,
               "target_3x_at_batch16_benchmark_size": speedup.get("benchmark", 0) >= 3.0}
+    if args.ray_actors:
+        result["ray"] = [ray_self_play(n, args.episodes) for n in args.ray_actors]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "throughput.json").write_text(json.dumps(result, indent=1))
@@ -149,4 +183,8 @@ def markdown(result: dict) -> str:
                      f"{e['ratio']:.2f} |")
     lines += ["", "Speed-up of episodes per second at batch 16 over batch 1: " + ", ".join(
         f"{k} {v:.2f}x" for k, v in result["speedup_batch16_over_batch1"].items()) + "."]
+    if result.get("ray"):
+        lines += ["", "| Ray actors | episodes | seconds | episodes / s |", "|---|---|---|---|"]
+        lines += [f"| {r['actors']} | {r['episodes']} | {r['seconds']:.1f} | {r['episodes_per_second']:.2f} |"
+                  for r in result["ray"]]
     return "\n".join(lines) + "\n"

@@ -46,7 +46,7 @@ def fit_value_head(cfg, declared: dict, out: Path, progress=None) -> dict:
     if progress:
         progress("value head: held-out error of every leaf source")
     sources = held_out_errors(cfg, head)
-    result = {"path": str(path), "training_examples": int(len(ys)), "training_problems": len(prompts),
+    result = {"path": str(path), "training_examples": len(ys), "training_problems": len(prompts),
               "final_training_loss": losses[-1], "sources": sources}
     summary_path.write_text(json.dumps(result, indent=1))
     return result

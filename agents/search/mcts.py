@@ -82,6 +82,12 @@ class MCTSConfig:
     """Where the prior comes from: "env" (mixed with the panel by ``teacher_mix``), "uniform" or "primary"."""
     reuse_subtree: bool = False
     """Keep the chosen child's subtree and its statistics for the next move's search (PUCT only)."""
+    leaf_batch: int = 1
+    """Leaves selected per round (PUCT): each selection adds a virtual loss along its path so the next one
+    diverges, and the round's expansions run in one batched forward per model. 1 = one leaf at a time (exact
+    AlphaZero order); virtual loss changes the search by design."""
+    virtual_loss: float = 1.0
+    """The value a pending leaf counts as, once, on every edge of its path, until its real value is backed up."""
     update_weightage: bool = False
     """Also apply the weightage rule along each simulated rollout (self-play only; the env ignores it in
     evaluation mode). Off by default: the env applies it to the episode actually played."""
@@ -96,6 +102,8 @@ class MCTSConfig:
                   (self.q_transform in Q_TRANSFORMS, f"q_transform must be one of {Q_TRANSFORMS}"),
                   (self.c_base is None or self.c_base > 0, "c_base must be > 0 (or None)"),
                   (self.gumbel_actions >= 1, "gumbel_actions must be >= 1"),
+                  (self.leaf_batch >= 1, "leaf_batch must be >= 1"),
+                  (not (self.gumbel and self.leaf_batch > 1), "leaf_batch applies to PUCT, not Gumbel MuZero"),
                   (not (self.gumbel and self.reuse_subtree), "reuse_subtree applies to PUCT, not Gumbel MuZero")]
         for ok, message in checks:
             if not ok:
@@ -141,6 +149,9 @@ class MCTS:
                     backward(tree, ROOT_INDEX, tree.raw_values[ROOT_INDEX])
         self.gumbel = cfg.gumbel_scale * self.rng.gumbel(size=len(mask)) if cfg.gumbel else np.zeros(len(mask))
         bounds = self._initial_bounds(tree)
+        if cfg.leaf_batch > 1:
+            self._search_batched(env, tree, bounds)
+            return tree
         for _ in range(cfg.num_simulations):
             node, action = select(tree, self._chooser(bounds))
             if action < 0:  # reached a terminal node: its value is 0, rewards are on the edges
@@ -150,6 +161,46 @@ class MCTS:
             backward(tree, leaf, value)
             self._track(bounds, tree, leaf)
         return tree
+
+    def _search_batched(self, env, tree: SearchTree, bounds) -> None:
+        """Simulations ``leaf_batch`` at a time: select with virtual losses, expand the round's leaves in one
+        batched forward per model (``env.prefetch``), value them (rollouts in lockstep), undo the virtual losses
+        and back the real values up in selection order."""
+        from agents.search.lockstep import leaf_values
+
+        left = self.config.num_simulations
+        while left > 0:
+            picks, saved = [], []
+            while len(picks) < min(self.config.leaf_batch, left):
+                node, action = select(tree, self._chooser(bounds))
+                if (node, action) in picks:
+                    break  # every path now leads to a pending leaf: expand what we have
+                picks.append((node, action))
+                saved.append(apply_virtual_loss(tree, node, action, self.config.virtual_loss))
+            for snapshot in reversed(saved):
+                undo_virtual_loss(tree, snapshot)
+            left -= len(picks)
+            expand = [(n, a) for n, a in picks if a >= 0]
+            env.prefetch([tree.states[n] for n, _ in expand], [a for _, a in expand])
+            leaves, pending = {}, []
+            for node, action in expand:
+                state, obs, reward, terminated, truncated, _ = env.simulate(tree.states[node], action)
+                done = terminated or truncated
+                leaves[(node, action)] = tree.add_node(state, self.prior(obs), obs["action_mask"].astype(bool),
+                                                       parent=node, action=action, reward=reward, terminal=done)
+                if not done:
+                    pending.append((leaves[(node, action)], (state, obs)))
+            values = dict(zip([c for c, _ in pending],
+                              leaf_values([self] * len(pending), env, [leaf for _, leaf in pending]), strict=True))
+            for node, action in picks:
+                if action < 0:  # a terminal node: value 0, rewards are on the edges
+                    backward(tree, node, 0.0)
+                    continue
+                child = leaves[(node, action)]
+                value, tokens = values.get(child, (0.0, []))
+                tree.raw_values[child], tree.rollouts[child] = value, tokens
+                backward(tree, child, value)
+                self._track(bounds, tree, child)
 
     def _chooser(self, bounds):
         """The action-selection callable of this search (root and interior)."""
@@ -261,6 +312,35 @@ class MCTS:
             v = tree.children_values[parent, int(tree.action_from_parent[node])]
             bounds[0], bounds[1] = min(bounds[0], v), max(bounds[1], v)
             node = parent
+
+
+def apply_virtual_loss(tree: SearchTree, node: int, action: int, loss: float) -> tuple[list, list]:
+    """Count a pending leaf below ``(node, action)`` as one visit of value ``-loss`` on every edge up to the root;
+    return what it changed, for :func:`undo_virtual_loss`."""
+    edges = [(node, action)] if action >= 0 else []
+    path, n = [node], node
+    while tree.parents[n] != NO_PARENT:
+        edges.append((int(tree.parents[n]), int(tree.action_from_parent[n])))
+        n = int(tree.parents[n])
+        path.append(n)
+    saved = ([(p, a, tree.children_visits[p, a], tree.children_values[p, a]) for p, a in edges],
+             [(x, tree.node_visits[x]) for x in path])
+    for p, a in edges:
+        v = tree.children_visits[p, a]
+        tree.children_values[p, a] = (tree.children_values[p, a] * v - loss) / (v + 1)
+        tree.children_visits[p, a] = v + 1
+    for x in path:
+        tree.node_visits[x] += 1
+    return saved
+
+
+def undo_virtual_loss(tree: SearchTree, saved: tuple[list, list]) -> None:
+    """Restore what :func:`apply_virtual_loss` changed (undo in the reverse order of applying)."""
+    edges, path = saved
+    for p, a, visits, value in edges:
+        tree.children_visits[p, a], tree.children_values[p, a] = visits, value
+    for x, visits in path:
+        tree.node_visits[x] = visits
 
 
 class MCTSAgent(Agent):

@@ -39,10 +39,10 @@ _EXPORTS = {
 }
 __all__ = [
     "EWC",
-    "ReplayMismatchError",
-    "SIAccumulator",
     "SIGNALS",
     "SIGNAL_NAMES",
+    "ReplayMismatchError",
+    "SIAccumulator",
     "SelfPlayWorkerError",
     "Signal",
     "SynapticIntelligence",

@@ -44,6 +44,21 @@ def save_checkpoint(run_dir: Path, iteration: int, lm, env, state: dict) -> None
     save_state(run_dir, state)
 
 
+def load_primary(spec: str, lora: bool):
+    """The primary as the loop trains it: ``spec`` (a model spec or a checkpoint; a LoRA checkpoint loads base and
+    adapter), wrapped in a fresh LoRA adapter when ``lora`` is on and it has none yet."""
+    from tokentree_env.models import load_model
+
+    lm = load_model(spec, trainable=lora)
+    if lora and not hasattr(lm.model, "peft_config"):
+        from peft import LoraConfig, get_peft_model
+
+        lm.model = get_peft_model(lm.model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear",
+                                                       task_type="CAUSAL_LM"))
+        lm.model.eval()
+    return lm
+
+
 def save_state(run_dir: Path, state: dict) -> None:
     save_json_atomic(state, run_dir / "state.json")
 

@@ -55,10 +55,16 @@ class TrainConfig:
     ``tokentree train``'s default). The episodes are the same either way (each prompt's depends only
     on its tree and seed). Workers are spawned processes: a script that runs the loop with them
     needs the usual ``if __name__ == "__main__":`` guard, as for PyTorch's DataLoader workers."""
+    selfplay_batch: int = 8
+    """Episodes each self-play process plays in lockstep: one batched forward per model per step serves all
+    of them (1 = one at a time). The episodes are the same either way (tested)."""
     backend: str = "local"
     """Where self-play runs: "local" (this process or a process pool, by ``workers``) or "ray"."""
     ray_address: str | None = None
-    """An existing Ray cluster to join (``ray://...`` or ``auto``); None starts a local instance."""
+    """An existing Ray cluster to join (``ray://...`` or ``auto``); None starts one in this process, on loopback.
+    With Ray, ``workers`` is the number of self-play actors (0: one per CPU of the cluster)."""
+    ray_cpus_per_actor: float = 1.0
+    ray_gpus_per_actor: float = 0.0
     # -- training -----------------------------------------------------------------------------
     signals: tuple[str, ...] = ("sft",)
     accumulate: bool = True
@@ -96,7 +102,7 @@ class TrainConfig:
                                      DISTILL_TARGETS), ("backend", self.backend, BACKENDS)):
             if value not in allowed:
                 raise ConfigError(f"TrainConfig.{name} must be one of {allowed}, got {value!r}")
-        for name in ("iterations", "prompts_per_iteration", "repeats", "simulations"):
+        for name in ("iterations", "prompts_per_iteration", "repeats", "simulations", "selfplay_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.workers < 0:

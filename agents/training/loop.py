@@ -93,16 +93,7 @@ class TrainingRun:
         return env
 
     def _load_primary(self):
-        from tokentree_env.models import load_model
-
-        lm = load_model(self._primary_spec(), trainable=self.config.lora)
-        if self.config.lora and not hasattr(lm.model, "peft_config"):
-            from peft import LoraConfig, get_peft_model
-
-            lm.model = get_peft_model(lm.model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear",
-                                                           task_type="CAUSAL_LM"))
-            lm.model.eval()
-        return lm
+        return checkpoint.load_primary(self._primary_spec(), self.config.lora)
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -119,8 +110,7 @@ class TrainingRun:
                 self.state["baseline"] = self.evaluate(lm)
                 self.state["teachers"] = self._teacher_reference()
                 checkpoint.save_state(self.dir, self.state)
-            workers = self.config.workers or default_workers()
-            self._pool = SelfPlayPool(workers) if workers > 1 else None
+            self._pool = self._make_pool()
             self._iterate(lm, primary, env)
         finally:
             if self._pool is not None:
@@ -128,12 +118,23 @@ class TrainingRun:
             env.close()
         return self.summary()
 
+    def _make_pool(self):
+        """The self-play backend: none (this process), a process pool, or Ray actors."""
+        c = self.config
+        workers = c.workers or default_workers()
+        if c.backend == "ray":
+            from agents.training.ray_pool import RayResources, RaySelfPlayPool
+
+            return RaySelfPlayPool(RayResources(c.workers, c.ray_cpus_per_actor, c.ray_gpus_per_actor),
+                                   self._env_kwargs(), c.primary, c.lora, address=c.ray_address)
+        return SelfPlayPool(workers) if workers > 1 else None
+
     def _iterate(self, lm, primary, env) -> None:
         c = self.config
         with Progress(console=self.console, transient=True) as bar:
             for iteration in range(self.state["completed"], c.iterations):
                 started = time.perf_counter()
-                records = self._self_play(env, iteration, bar)
+                records = self._self_play(lm, env, iteration, bar)
                 played = time.perf_counter()
                 self.train_round(lm, records, self._training_records(records, iteration), iteration)
                 primary.mark_updated()
@@ -167,7 +168,7 @@ class TrainingRun:
         rng = random.Random(f"{self.config.seed}:{iteration}")
         return rng.sample(train, min(self.config.prompts_per_iteration, len(train)))
 
-    def _self_play(self, env, iteration: int, bar) -> list[dict]:
+    def _self_play(self, lm, env, iteration: int, bar) -> list[dict]:
         """Play the iteration's prompts, each ``repeats`` times in a row; stored episodes of a stopped run are
         re-played (in order), not re-searched. Returns the records in (prompt, repeat) order."""
         c = self.config
@@ -181,7 +182,7 @@ class TrainingRun:
         todo = [(index, prompt, [r for r in range(c.repeats) if (index, r) not in done])
                 for index, prompt in enumerate(prompts)]
         todo = [item for item in todo if item[2]]
-        for chunk in self._play(env, iteration, todo):
+        for chunk in self._play(lm, env, iteration, todo):
             for record in chunk:
                 self.store.append(record)
             records += chunk
@@ -195,17 +196,18 @@ class TrainingRun:
                            primary_version=self.state["completed"], trees=str(trees) if trees else None,
                            out=str(self.dir / "selfplay-trees"), simulations=c.simulations,
                            dirichlet_fraction=c.dirichlet_fraction, seed=c.seed, iteration=iteration, gumbel=c.gumbel,
-                           teacher_mix=c.teacher_mix)
+                           teacher_mix=c.teacher_mix, batch=c.selfplay_batch)
 
-    def _play(self, env, iteration: int, todo: list):
-        """Episodes of ``todo`` (prompt index, prompt, repeats), a chunk of records at a time."""
+    def _play(self, lm, env, iteration: int, todo: list):
+        """Episodes of ``todo`` (prompt index, prompt, repeats), a chunk of records at a time; a pool's chunks
+        bring their trees back (a folder or exported trees), which replace the loop's."""
         job = self._job(iteration)
         if self._pool is None:
             for record in play_episodes(env, todo, job):
                 yield [record]
             return
-        for chunk in self._pool.play(job, todo):
-            env.load_trees(job.out, merge=False, prompts=list(dict.fromkeys(r["prompt"] for r in chunk)))
+        for chunk, trees in self._pool.play(job, todo, lm=lm, env=env):
+            env.load_trees(trees, merge=False, prompts=list(dict.fromkeys(r["prompt"] for r in chunk)))
             yield chunk
 
     @staticmethod
@@ -229,7 +231,7 @@ class TrainingRun:
         if not self.config.accumulate:
             return records
         earlier = [r for r in self.store if r.get("iteration", 0) < iteration]  # stored as workers finished
-        key = lambda r: (r.get("iteration", 0), r.get("prompt_index", 0), r.get("repeat", 0))  # noqa: E731
+        key = lambda r: (r.get("iteration", 0), r.get("prompt_index", 0), r.get("repeat", 0))
         return sorted(earlier, key=key) + records
 
     # -- training -------------------------------------------------------------------------------

@@ -143,11 +143,13 @@ class SelfPlayPool:
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_init_worker, initargs=(os.getpid(),))
 
-    def play(self, job: SelfPlayJob, items: Sequence[tuple[int, str, Sequence[int]]]) -> Iterator[list[dict]]:
-        """Each chunk's records as soon as it is done (not in prompt order); at most two chunks per
-        worker are in flight, so a crash loses little unstored work."""
+    def play(self, job: SelfPlayJob, items: Sequence[tuple[int, str, Sequence[int]]],
+             **_: object) -> Iterator[tuple[list[dict], str]]:
+        """Each chunk's records (and the folder its trees were saved in) as soon as it is done (not in prompt
+        order); at most two chunks per worker are in flight, so a crash loses little unstored work."""
         os.makedirs(job.out, exist_ok=True)
-        chunks = [list(items[i:i + self.chunk_size]) for i in range(0, len(items), self.chunk_size)]
+        size = prompts_per_chunk(len(items), self.workers, self.chunk_size)
+        chunks = [list(items[i:i + size]) for i in range(0, len(items), size)]
         pending: set[Future] = set()
         while chunks or pending:
             while chunks and len(pending) < 2 * self.workers:
@@ -155,7 +157,7 @@ class SelfPlayPool:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 try:
-                    yield future.result()
+                    yield future.result(), job.out
                 except BrokenProcessPool as error:
                     raise SelfPlayWorkerError(
                         "a self-play worker process died. Workers are spawned: a script that runs the training "
@@ -168,6 +170,12 @@ class SelfPlayPool:
         for process in list(getattr(self._pool, "_processes", {}).values()):
             process.terminate()
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def prompts_per_chunk(items: int, workers: int, largest: int) -> int:
+    """Prompts per chunk: at most ``largest``, and small enough that every worker gets about two chunks (a
+    short iteration still keeps every core busy)."""
+    return max(1, min(largest, -(-items // (2 * workers))))
 
 
 def default_workers() -> int:

@@ -385,12 +385,19 @@ class TokenTreeEnv(gym.Env):
         """Save every tree (or those of ``prompts``) with its weightage and base, one JSON file per prompt."""
         self.store.save(folder, prompts)
 
-    def load_trees(self, folder: str | Path, *, merge: bool = True, prompts: Sequence[str] | None = None) -> int:
-        """Load trees saved by :meth:`save_trees` (other workers'), merging each one's own updates exactly
-        (``merge=False`` replaces). With ``prompts``, only theirs. Other models' trees raise ``TreeMismatchError``."""
-        count = self.store.load(folder, merge=merge, prompts=prompts)
+    def load_trees(self, source: str | Path | Sequence[dict], *, merge: bool = True,
+                   prompts: Sequence[str] | None = None) -> int:
+        """Load trees from a folder of :meth:`save_trees` or a list of :meth:`export_trees` (other workers'),
+        merging each one's own updates exactly (``merge=False`` replaces); with ``prompts``, only a folder's files
+        of theirs. Other models' trees raise ``TreeMismatchError``. Returns how many were read."""
+        count = (sum(self.store.absorb(tree, merge=merge) for tree in source) if isinstance(source, (list, tuple))
+                 else self.store.load(source, merge=merge, prompts=prompts))
         self.observer.clear()
         return count
+
+    def export_trees(self, prompts: Sequence[str] | None = None) -> list[dict]:
+        """Every tree (or those of ``prompts``) as plain data, for :meth:`load_trees` through an object store."""
+        return self.store.export(prompts)
 
     merge_trees = load_trees
 

@@ -114,17 +114,21 @@ class TreeStore:
         :class:`~tokentree_env.errors.TreeMismatchError`. Returns how many trees were read."""
         paths = (sorted(Path(folder).glob("*.json")) if prompts is None
                  else [Path(folder) / tree_filename(p) for p in prompts])
-        expected, count = self.expander.built_by(), 0
-        for path in paths:
-            if not path.exists():
-                continue
-            tree = TokenTree.load(path)
-            tree.check_built_by(expected, f" in {path}")
-            tree.owner = self.owner(tree.prompt)
-            if merge and tree.prompt in self.trees:
-                self.trees[tree.prompt].merge(tree, self.rule)
-            else:
-                tree.rebase()
-                self.trees[tree.prompt] = tree
-            count += 1
-        return count
+        return sum(self.absorb(TokenTree.load(path), merge=merge, where=f" in {path}") for path in paths if path.exists())
+
+    def export(self, prompts: Sequence[str] | None = None) -> list[dict]:
+        """Every tree (or those of ``prompts``) as plain data (:meth:`TokenTree.to_json`): what :meth:`save`
+        writes, for a transport that is not a shared disk (an object store)."""
+        return [self[prompt].to_json() for prompt in (self.trees if prompts is None else prompts)]
+
+    def absorb(self, tree: TokenTree | dict, *, merge: bool = True, where: str = "") -> int:
+        """Take one tree (a :class:`TokenTree` or its :meth:`export` data) as :meth:`load` takes a file's; 1."""
+        tree = TokenTree.from_json(tree) if isinstance(tree, dict) else tree
+        tree.check_built_by(self.expander.built_by(), where)
+        tree.owner = self.owner(tree.prompt)
+        if merge and tree.prompt in self.trees:
+            self.trees[tree.prompt].merge(tree, self.rule)
+        else:
+            tree.rebase()
+            self.trees[tree.prompt] = tree
+        return 1

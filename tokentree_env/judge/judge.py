@@ -28,12 +28,12 @@ from pathlib import Path
 import torch
 
 from tokentree_env.errors import ConfigError
+from tokentree_env.judge.protocol import JUDGE_ANSWER_END, JUDGE_CHECK_PREFIX, JUDGE_WORK_END
 from tokentree_env.models.generation import greedy_complete, next_token_logprobs
 from tokentree_env.models.loader import LoadedModel
 from tokentree_env.tasks.base import extract_final_answer
 from tokentree_env.teachers.base import Context
 from tokentree_env.teachers.hf import HFTeacher
-from tokentree_env.judge.protocol import JUDGE_ANSWER_END, JUDGE_CHECK_PREFIX, JUDGE_WORK_END
 
 PLAIN_VERDICT_TEMPLATE = "Question: {prompt}\nProposed answer: {answer}\nIs the proposed answer correct? Answer yes or no:"
 PROTOCOLS = ("likelihood", "check", "worked", "yesno")

@@ -92,6 +92,9 @@ class Teacher(ABC):
 
     name: str = "teacher"
     version: int = 0
+    remote: bool = False
+    """Its work happens elsewhere (a server): an expansion sends its request concurrently with every other
+    teacher's instead of waiting its turn."""
 
     def __init__(self) -> None:
         self.counters = CostCounter()

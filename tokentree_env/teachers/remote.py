@@ -125,6 +125,8 @@ class OpenAITeacher(Teacher):
             pieces with the same text collapse into one entry.
     """
 
+    remote = True
+
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", top_logprobs: int = 20, tokenizer=None,
                  max_concurrency: int = 8, timeout: float = 30.0, retries: int = 3, backoff: float = 0.5,

@@ -83,6 +83,7 @@ class Expander:
         self.allowed[[i for i in primary_tokenizer.all_special_ids if i != primary_tokenizer.eos_token_id]] = False
         self.eos_id = primary_tokenizer.eos_token_id
         self._built_by: dict | None = None
+        self._threads = None  # for remote teachers' concurrent requests, made on first use
 
     # -- trees ----------------------------------------------------------------------------------
     def decode(self, ids: Sequence[int]) -> str:
@@ -182,10 +183,24 @@ class Expander:
         trees = {id(t): t for t, _ in pairs}
         if todo:
             contexts = [trees[t].context(n, self.decode) for t, n in todo]
-            logprobs = torch.stack([m.next_logprobs(contexts) for m in self.models])  # (M, B, V_p)
+            logprobs = self._all_logprobs(contexts)  # (M, B, V_p)
             for b, (t, node) in enumerate(todo):
                 trees[t].set_slate(node, self._slate(trees[t], node, logprobs[:, b]))
         return [t.nodes[n].slate for t, n in pairs]
+
+    def _all_logprobs(self, contexts: list) -> torch.Tensor:
+        """Every model's next-token log-probs of ``contexts``: remote teachers' requests all in flight at once
+        (threads), while the local models run here."""
+        far = [m for m in self.models if getattr(m, "remote", False)]
+        if not far:
+            return torch.stack([m.next_logprobs(contexts) for m in self.models])
+        if self._threads is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._threads = ThreadPoolExecutor(max_workers=len(far), thread_name_prefix="tokentree-teachers")
+        futures = {id(m): self._threads.submit(m.next_logprobs, contexts) for m in far}
+        near = {id(m): m.next_logprobs(contexts) for m in self.models if id(m) not in futures}
+        return torch.stack([futures[id(m)].result() if id(m) in futures else near[id(m)] for m in self.models])
 
     def _slate(self, tree: TokenTree, node: int, logprobs: torch.Tensor) -> Slate:
         rng = random.Random(hash((self.config.seed, tree.nodes[node].ids)))  # int tuples hash the same everywhere

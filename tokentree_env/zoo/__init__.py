@@ -2,6 +2,7 @@
 
 from tokentree_env.zoo.catalog import (
     CHAIN5_JUDGE,
+    CHAIN5_PRIMARY,
     CHAIN5_TEACHERS,
     DEFAULT_JUDGE,
     DEFAULT_PRIMARY,
@@ -10,4 +11,4 @@ from tokentree_env.zoo.catalog import (
     ZooModel,
 )
 
-__all__ = ["CHAIN5_JUDGE", "CHAIN5_TEACHERS", "DEFAULT_JUDGE", "DEFAULT_PRIMARY", "DEFAULT_TEACHERS", "ZOO", "ZooModel"]
+__all__ = ["CHAIN5_JUDGE", "CHAIN5_PRIMARY", "CHAIN5_TEACHERS", "DEFAULT_JUDGE", "DEFAULT_PRIMARY", "DEFAULT_TEACHERS", "ZOO", "ZooModel"]

@@ -15,8 +15,8 @@ from pathlib import Path
 from tokentree_env.judge.judge import worked_verdicts
 from tokentree_env.models.generation import greedy_complete, next_token_logprobs
 from tokentree_env.models.loader import LoadedModel, load_model
-from tokentree_env.tasks.builtin import BUILTIN_TASKS, builtin_task
 from tokentree_env.stats import roc_auc
+from tokentree_env.tasks.builtin import BUILTIN_TASKS, builtin_task
 from tokentree_env.zoo.catalog import ZOO
 
 REPORT_SAMPLE = 200

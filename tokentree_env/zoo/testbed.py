@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from itertools import combinations
 
 from tokentree_env.stats import auc_interval, roc_auc, wilson
-from tokentree_env.zoo.catalog import CHAIN5_JUDGE, CHAIN5_TEACHERS
+from tokentree_env.zoo.catalog import CHAIN5_JUDGE, CHAIN5_PRIMARY, CHAIN5_TEACHERS
 
 TESTBED_SAMPLE = 500
 SAMPLES_PER_TEACHER = 8
@@ -77,7 +77,7 @@ def _samples(spec: str, prompts: list[str], n: int, seed: int) -> list[list[str]
 
 
 def testbed_report(*, task_name: str = "chain5", teachers: Sequence[str] = CHAIN5_TEACHERS,
-                   primary: str = "zoo:primary", judge: str | None = CHAIN5_JUDGE, n: int = TESTBED_SAMPLE,
+                   primary: str = CHAIN5_PRIMARY, judge: str | None = CHAIN5_JUDGE, n: int = TESTBED_SAMPLE,
                    samples: int = SAMPLES_PER_TEACHER, seed: int = 0, progress=None) -> dict:
     """Measure the test-bed on the first ``n`` held-out problems; every figure with its interval and target.
 

@@ -17,9 +17,9 @@ from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
 
+from tokentree_env.judge.protocol import JUDGE_ANSWER_END, JUDGE_CHECK_PREFIX, JUDGE_WORK_END
 from tokentree_env.tasks.base import extract_final_answer
 from tokentree_env.tasks.builtin import builtin_task
-from tokentree_env.judge.protocol import JUDGE_ANSWER_END, JUDGE_CHECK_PREFIX, JUDGE_WORK_END
 from tokentree_env.zoo.catalog import ZOO, ZooModel
 
 BATCH_SIZE = 64

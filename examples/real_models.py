@@ -1,0 +1,46 @@
+"""MCTS on real open models, offline: SmolLM2-135M-Instruct as the primary, Gemma 3 270M and SmolLM2 as
+teachers, Gemma as the judge (P(yes) / (P(yes) + P(no)) after a yes/no question), on one-digit arithmetic asked
+in words.
+
+Install the two models first (see the README's "Real open models"), then:
+
+    python examples/real_models.py [--prompts 2] [--simulations 4] [--max-new-tokens 8]
+
+The first run converts each GGUF file to a torch model (about 25 s and 90 s) and caches it; later runs load
+the cache.
+"""
+
+import argparse
+
+import torch
+
+from agents import MCTSAgent
+from agents.search import MCTSConfig
+from tokentree_env import TokenTreeEnv, builtin_task
+from tokentree_env.judge import Judge
+from tokentree_env.models import load_model
+from tokentree_env.teachers import HFTeacher
+
+
+def main(prompts: int = 2, simulations: int = 4, max_new_tokens: int = 8) -> None:
+    torch.set_num_threads(1)
+    smol, gemma = load_model("pkg:smollm2-135m-instruct"), load_model("pkg:gemma3-270m")  # each loaded once
+    env = TokenTreeEnv(teachers=[HFTeacher(gemma, name="gemma3-270m"), HFTeacher(smol, name="smollm2-135m")],
+                       primary=HFTeacher(smol, name="primary"), judge=Judge(gemma, protocol="yesno"),
+                       task="arith-words", max_new_tokens=max_new_tokens, evaluation=True)
+    agent = MCTSAgent(MCTSConfig(num_simulations=simulations))
+    for problem in builtin_task("arith-words").problems("heldout")[:prompts]:
+        result = agent.run_episode(env, options={"prompt": problem.prompt})
+        question = problem.prompt.splitlines()[0]
+        print(f"{question} -> {result.completion.strip()!r} (answer {problem.answer}; "
+              f"correct={result.hard_reward:.0f}; {result.forwarded_tokens} tokens forwarded, {result.seconds:.1f} s)")
+    env.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=2)
+    parser.add_argument("--simulations", type=int, default=4)
+    parser.add_argument("--max-new-tokens", type=int, default=8)
+    args = parser.parse_args()
+    main(args.prompts, args.simulations, args.max_new_tokens)
