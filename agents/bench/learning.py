@@ -39,20 +39,28 @@ class LearningConfig:
     task: str = "chain5"
     seeds: int = 3
     out: str = "results/learning-chain5"
-    loop: dict = field(default_factory=lambda: {"iterations": 4, "prompts_per_iteration": 120, "repeats": 2})
+    loop: dict = field(default_factory=lambda: {"iterations": 3, "prompts_per_iteration": 48, "repeats": 2})
     """``TrainConfig`` settings of every arm (iterations, prompts, repeats, ...)."""
     models: dict = field(default_factory=dict)
     """``teachers`` / ``primary`` / ``judge`` (default: the task's zoo test-bed)."""
     workers: int = 2
     """Self-play processes of the search arm (its core-seconds are its self-play seconds times these)."""
     parts: tuple[str, ...] = ("headline", "signals", "ablations")
-    signal_loop: dict = field(default_factory=lambda: {"iterations": 3, "prompts_per_iteration": 80, "repeats": 2})
+    signal_loop: dict = field(default_factory=lambda: {"iterations": 2, "prompts_per_iteration": 48, "repeats": 2})
 
     def train_kwargs(self) -> dict:
-        from tokentree_env.zoo.catalog import CHAIN5_JUDGE, CHAIN5_PRIMARY, CHAIN5_TEACHERS
+        from tokentree_env.zoo.catalog import (
+            CHAIN5_JUDGE,
+            CHAIN5_PRIMARY,
+            CHAIN5_TEACHERS,
+            DEFAULT_JUDGE,
+            DEFAULT_PRIMARY,
+            DEFAULT_TEACHERS,
+        )
 
         defaults = ({"teachers": CHAIN5_TEACHERS, "judge": CHAIN5_JUDGE, "primary": CHAIN5_PRIMARY,
-                     "max_new_tokens": 48} if self.task == "chain5" else {})
+                     "max_new_tokens": 48} if self.task == "chain5"
+                    else {"teachers": DEFAULT_TEACHERS, "judge": DEFAULT_JUDGE, "primary": DEFAULT_PRIMARY})
         return {"task": self.task, **defaults, **self.models}
 
 

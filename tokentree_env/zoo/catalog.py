@@ -69,11 +69,12 @@ ZOO: dict[str, ZooModel] = {
         ZooModel("chain5-qwen2", "teacher", "qwen2", "char", "partials", {"chain5": 1.0}, 9000, seed=12,
                  stop_at=7500, corpus=_CHAIN5_CORPUS, **_CHAIN5_RANGE,
                  description="chain5 test-bed: Qwen2, the primary's char tokenizer, the partial results alone"),
-        ZooModel("chain5-judge", "judge", "llama", "char", "step", {"chain5": 0.3, "check:chain5": 0.7}, 3000,
-                 layers=4, seed=6, targets={"eos_auc": 0.95}, corpus=_CHAIN5_CORPUS,
-                 judge_styles=("step", "explicit", "partials"), verdict_protocol="check",
-                 description="chain5 test-bed judge: P(EOS | context), and a checker's y/n on a whole answer "
-                             "(it checks the steps it is shown; it never works the problem out)"),
+        ZooModel("chain5-judge", "judge", "llama", "char", "step", {"chain5": 1.0}, 5000, layers=4, seed=6,
+                 stop_at=4500, targets={"eos_auc": 0.95}, corpus=_CHAIN5_CORPUS,
+                 judge_styles=("step", "explicit", "partials"), verdict_protocol="likelihood",
+                 description="chain5 test-bed judge: P(EOS | context), and a checker's verdict: how likely the "
+                             "answer's own steps are under a model of right chains (it reads what it is shown; "
+                             "it never works the problem out)"),
         ZooModel("primary", "primary", "llama", "char", "step",
                  {"reverse": 0.56, "add2": 0.42, "chain3": 0.02}, 2500, layers=2, seed=5,
                  targets={"reverse": 0.80}, maxima={"chain3": 0.50, "chain5": 0.15},
