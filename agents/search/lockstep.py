@@ -12,60 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from agents.search.mcts import MCTS, PRIOR, TEACHER_LOGPROB, _features
+from agents.search.mcts import MCTS
 from agents.search.puct import backward, select
+from agents.search.rollout import leaf_values
 from agents.search.tree import ROOT_INDEX, SearchTree
-
-
-@dataclass
-class _Rollout:
-    search: MCTS
-    state: object
-    obs: dict
-    total: float = 0.0
-    tokens: list[int] = field(default_factory=list)
-    info: dict = field(default_factory=dict)
-    done: bool = False
-
-
-def leaf_values(searches: Sequence[MCTS], env, leaves: Sequence[tuple[object, dict]]) -> list[tuple[float, list[int]]]:
-    """``MCTS.leaf_value`` of many leaves at once: each a ``value_fn`` value or a rollout, the rollouts advancing
-    in lockstep (one batched expansion per step). Returns ``(value, rollout tokens)`` per leaf."""
-    out: list[tuple[float, list[int]] | None] = [None] * len(leaves)
-    rollouts = {}
-    for i, (search, (state, obs)) in enumerate(zip(searches, leaves, strict=True)):
-        if search.value_fn is not None:
-            out[i] = (float(search.value_fn(env, state, obs)), [])
-        else:
-            rollouts[i] = _Rollout(search, state, obs)
-    depth = max((r.search.config.rollout_depth for r in rollouts.values()), default=0)
-    for step in range(depth):
-        live = [r for r in rollouts.values() if not r.done and step < r.search.config.rollout_depth]
-        if not live:
-            break
-        actions = []
-        for r in live:
-            column = TEACHER_LOGPROB if r.search.config.rollout == "teacher" else PRIOR
-            actions.append(int(np.argmax(np.where(r.obs["action_mask"] == 1, _features(r.obs)[:, column], -np.inf))))
-        env.prefetch([r.state for r in live], actions)
-        for r, action in zip(live, actions, strict=True):
-            r.tokens.append(int(r.obs["candidates"][action]))
-            r.state, r.obs, reward, terminated, truncated, r.info = env.simulate(r.state, action)
-            r.total += reward
-            if terminated or truncated:
-                r.done = True
-                if r.search.config.update_weightage:
-                    env.update_weightage(r.state.path, r.state.episode_return, r.state.prompt)
-    for i, r in rollouts.items():
-        value = r.total
-        if r.search.config.leaf_value == "judge":
-            value = r.info["reward_terms"]["judge"] / max(env.reward_config.judge_weight, 1e-12)
-        out[i] = (value, r.tokens)
-    return out
 
 
 def search_many(searches: Sequence[MCTS], env, roots: Sequence[tuple[object, dict]]) -> list[SearchTree]:
@@ -122,7 +75,7 @@ def play_lockstep(env, agents: Sequence, items: Sequence[tuple[int, str, Sequenc
     ``repeat``)."""
     from dataclasses import asdict
 
-    from agents.base import EpisodeResult, StepRecord, features
+    from agents.base import PRIOR, EpisodeResult, StepRecord, features
 
     queue = [(index, prompt, repeat) for index, prompt, repeats in items for repeat in repeats]
     slots: list[dict | None] = [None] * len(agents)

@@ -26,16 +26,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.base import Agent
+from agents.base import PRIMARY_LOGPROB, PRIOR, TEACHER_LOGPROB, Agent, features
 from agents.search import gumbel as gmz
 from agents.search.puct import Q_TRANSFORMS, backward, puct_scores, select
+from agents.search.rollout import leaf_values
 from agents.search.tree import NO_PARENT, ROOT_INDEX, UNVISITED, SearchTree
-from tokentree_env.env.observation import FEATURES
 from tokentree_env.errors import ConfigError
 
-PRIOR = FEATURES.index("prior")
-PRIMARY_LOGPROB = FEATURES.index("primary_logprob")
-TEACHER_LOGPROB = FEATURES.index("teacher_logprob")
 PRIORS = ("env", "uniform", "primary")
 LEAF_VALUES = ("rollout", "judge")
 
@@ -110,10 +107,6 @@ class MCTSConfig:
                 raise ConfigError(f"MCTSConfig: {message}; got {self}")
 
 
-def _features(obs) -> np.ndarray:
-    return obs["features"].reshape(len(obs["action_mask"]), len(FEATURES))
-
-
 class MCTS:
     """MCTS planner over an env exposing ``simulate``/``get_state`` (``env.unwrapped``).
 
@@ -166,8 +159,6 @@ class MCTS:
         """Simulations ``leaf_batch`` at a time: select with virtual losses, expand the round's leaves in one
         batched forward per model (``env.prefetch``), value them (rollouts in lockstep), undo the virtual losses
         and back the real values up in selection order."""
-        from agents.search.lockstep import leaf_values
-
         left = self.config.num_simulations
         while left > 0:
             picks, saved = [], []
@@ -231,7 +222,7 @@ class MCTS:
         column = TEACHER_LOGPROB if self.config.rollout == "teacher" else PRIOR
         total, info, self.last_rollout = 0.0, {}, []
         for _ in range(self.config.rollout_depth):
-            scores = np.where(obs["action_mask"] == 1, _features(obs)[:, column], -np.inf)
+            scores = np.where(obs["action_mask"] == 1, features(obs)[:, column], -np.inf)
             action = int(np.argmax(scores))
             self.last_rollout.append(int(obs["candidates"][action]))
             state, obs, reward, terminated, truncated, info = env.simulate(state, action)
@@ -249,7 +240,7 @@ class MCTS:
     def prior(self, obs) -> np.ndarray:
         """The search prior of a node's children: the env's prior, optionally mixed with the panel's."""
         mask = obs["action_mask"] == 1
-        feats = _features(obs)
+        feats = features(obs)
         if self.config.prior != "env":
             if not mask.any():
                 return np.zeros(len(mask))
