@@ -77,6 +77,11 @@ def test_the_search_benchmark_declares_before_measuring_compares_paired_and_resu
     assert result["value_sources"]["training_examples"] > 0
     assert (tmp_path / "search.png").exists() and "Paired comparisons" in (tmp_path / "search.md").read_text()
     stored = (tmp_path / "episodes.jsonl").read_text()
+    rows = [json.loads(line) for line in stored.splitlines()]
+    measured = [(r["mode"], r["row"], r["index"]) for r in rows if not r["mode"].startswith("pilot")]
+    assert len(measured) == len(set(measured)), "two rows share a name in the episode log"
+    assert {r["leaf"] for r in evaluation} >= {"rollout", "value-head"}
+    assert all(r["episodes"] == cfg.n for r in evaluation)
     run(cfg)
     assert (tmp_path / "episodes.jsonl").read_text() == stored
 

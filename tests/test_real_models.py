@@ -70,7 +70,7 @@ def test_an_env_episode_and_an_mcts_search_run_with_real_teachers_primary_and_ju
         done = terminated or truncated
     assert info["terminal_reason"] and set(info["reward_terms"]) >= {"task", "judge"}
     result = MCTSAgent(MCTSConfig(num_simulations=2)).run_episode(env, options={"prompt": env.task.problems("heldout")[0].prompt})
-    assert result.cost["forwarded_tokens"] > 0 and result.steps >= 1
+    assert result.forwarded_tokens > 0 and result.steps >= 1
     by_model = env.unwrapped.costs()
     assert by_model["gemma"]["forwarded_tokens"] > 0 and by_model["smollm2"]["forwarded_tokens"] > 0
     env.close()
@@ -78,7 +78,8 @@ def test_an_env_episode_and_an_mcts_search_run_with_real_teachers_primary_and_ju
 
 def test_token_healing_scores_the_rest_of_a_word_a_context_splits_for_the_teacher(smol, gemma):
     """Gemma (the primary) writes " Paris" as " Par" + "is"; SmolLM2 writes " Paris" as one token and, without
-    healing, has never seen the split " Par" | "is". Healed, it gives "is" most of the mass of " Paris"."""
+    healing, reads a split " Par" | "is" it never saw in training (measured: p("is") = 0.70 there). Healed (backed
+    off to " Par"'s boundary, the next token constrained to extend it) it gives "is" nearly all the mass."""
     from tokentree_env.teachers import Context, HFTeacher
 
     text = "The capital of France is Par"
@@ -90,8 +91,8 @@ def test_token_healing_scores_the_rest_of_a_word_a_context_splits_for_the_teache
         teacher.bind(gemma.tokenizer)
         rows.append(teacher.next_logprobs([Context(ids, text)])[0])
     is_id = gemma.tokenizer.convert_tokens_to_ids("is")
-    assert rows[0][is_id] > math.log(0.5), f"healed log p('is') = {rows[0][is_id]:.2f}"
-    assert rows[0][is_id] > rows[1][is_id] + 1.0
+    assert rows[0][is_id] > math.log(0.9), f"healed log p('is') = {rows[0][is_id]:.2f}"
+    assert rows[0][is_id] > rows[1][is_id] + 0.1, f"healed {rows[0][is_id]:.2f} vs plain {rows[1][is_id]:.2f}"
 
 
 def test_the_yes_no_judge_prefers_a_right_answer_on_most_problems(gemma):

@@ -140,3 +140,14 @@ def test_task_from_a_datasets_dataset_keeps_its_splits():
     task = task_from_dataset(ds, prompt_field="q", answer_field="a", verifier="numeric")
     assert [p.prompt for p in task.problems("heldout")] == ["3+3="]
     assert task.verify(task.problems("heldout")[0], "6.") == 1.0
+
+
+@pytest.mark.parametrize(("completion", "expected"), [
+    (" 12", 1.0), ("twelve", 1.0), ("The answer is 12.", 1.0), ("7 + 5 = 12", 1.0),
+    ("Seven plus five is twelve.", 1.0), ("7 + 5 = 13", 0.0), ("12 is wrong, it is 13", 0.0),
+    ("", 0.0), ("I do not know", 0.0), (" 13\n12", 0.0)])
+def test_the_words_verifier_reads_the_result_a_restated_question_ends_with(completion, expected):
+    """The last number of the first line counts, in digits or words: "7 + 5 = 12" is right, a later line never."""
+    from tokentree_env.tasks.builtin import words_verifier
+
+    assert words_verifier(completion, "12") == expected

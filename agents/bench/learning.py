@@ -39,14 +39,14 @@ class LearningConfig:
     task: str = "chain5"
     seeds: int = 3
     out: str = "results/learning-chain5"
-    loop: dict = field(default_factory=lambda: {"iterations": 3, "prompts_per_iteration": 48, "repeats": 2})
+    loop: dict = field(default_factory=lambda: {"iterations": 3, "prompts_per_iteration": 24, "repeats": 2})
     """``TrainConfig`` settings of every arm (iterations, prompts, repeats, ...)."""
     models: dict = field(default_factory=dict)
     """``teachers`` / ``primary`` / ``judge`` (default: the task's zoo test-bed)."""
     workers: int = 2
     """Self-play processes of the search arm (its core-seconds are its self-play seconds times these)."""
     parts: tuple[str, ...] = ("headline", "signals", "ablations")
-    signal_loop: dict = field(default_factory=lambda: {"iterations": 2, "prompts_per_iteration": 48, "repeats": 2})
+    signal_loop: dict = field(default_factory=lambda: {"iterations": 2, "prompts_per_iteration": 24, "repeats": 2})
 
     def train_kwargs(self) -> dict:
         from tokentree_env.zoo.catalog import (

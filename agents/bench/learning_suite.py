@@ -33,7 +33,9 @@ def ablations(cfg: LearningConfig) -> list[dict]:
     for name, overrides in ABLATIONS.items():
         if overrides == "one-teacher":
             overrides = {"teachers": (cfg.train_kwargs()["teachers"][0],)}
-        run = search_arm(cfg, 0, cfg.signal_loop | overrides, name=f"ablation-{name.replace(' ', '-')}")
+        # the reference is the SFT signal run exactly (same config, same seed): run once, reported in both parts
+        label = "signal-sft" if not overrides else f"ablation-{name.replace(' ', '-')}"
+        run = search_arm(cfg, 0, cfg.signal_loop | overrides, name=label)
         out.append(run | {"arm": "ablation", "ablation": name})
     return out
 

@@ -22,7 +22,7 @@ MODELS = ("pkg:smollm2-135m-instruct", "pkg:gemma3-270m")
 JUDGE = "pkg:gemma3-270m"
 
 
-def accuracies(n: int = 200, max_new_tokens: int = 8) -> dict:
+def accuracies(n: int = 200, max_new_tokens: int = 16) -> dict:
     """Each model's greedy answers and accuracy on ``n`` held-out problems; the judge's AUC on them."""
     from tokentree_env.judge import Judge
     from tokentree_env.models import load_model

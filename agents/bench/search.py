@@ -57,9 +57,10 @@ class SearchBenchConfig:
     """``teachers`` / ``primary`` / ``judge`` (default: the task's zoo test-bed)."""
 
     def model_kwargs(self, judge: bool = True) -> dict:
-        from tokentree_env.zoo.catalog import CHAIN5_JUDGE, CHAIN5_TEACHERS
+        from tokentree_env.zoo.catalog import CHAIN5_JUDGE, CHAIN5_TEACHERS, DEFAULT_JUDGE, DEFAULT_TEACHERS
 
-        defaults = ({"teachers": list(CHAIN5_TEACHERS), "judge": CHAIN5_JUDGE} if self.task == "chain5" else {})
+        defaults = ({"teachers": list(CHAIN5_TEACHERS), "judge": CHAIN5_JUDGE} if self.task == "chain5"
+                    else {"teachers": list(DEFAULT_TEACHERS), "judge": DEFAULT_JUDGE})
         kwargs = defaults | self.models
         return kwargs | ({} if judge else {"judge": None})
 
@@ -74,7 +75,9 @@ class Row:
 
     @property
     def key(self) -> str:
-        return f"{self.spec}|judge={'on' if self.judge else 'off'}"
+        """The row's name in the episode log: two rows of one agent that differ in leaf source are two rows."""
+        leaf = f"|leaf={self.leaf}" if self.leaf not in ("", "rollout") else ""
+        return f"{self.spec}|judge={'on' if self.judge else 'off'}{leaf}"
 
 
 def env_kwargs(cfg: SearchBenchConfig, mode: str, judge: bool) -> dict:

@@ -103,7 +103,7 @@ def report(cfg, declared: dict, rows: dict, log, head: dict, out: Path) -> dict:
         if not row.spec.startswith("mcts"):
             continue
         baselines = {s: next(r for r in rows["evaluation"] if r.spec == s and r.judge == row.judge) for s in STRONG}
-        evaluation[f"{row.key}|leaf={row.leaf}"] = {
+        evaluation[row.key if "|leaf=" in row.key else f"{row.key}|leaf={row.leaf}"] = {
             s: compare(log.results("evaluation", row), log.results("evaluation", base)) for s, base in baselines.items()}
     testbed = testbed_report(task_name=cfg.task, n=cfg.n, **{k: v for k, v in cfg.model_kwargs().items()
                                                             if k in ("teachers", "judge", "primary")})

@@ -1,7 +1,8 @@
 """``python -m benchmarks.throughput``: self-play throughput with lockstep batching, one process.
 
 Fixed workload: MCTS self-play with 2 simulations per step, reference answers and the judge on, answers of up
-to 48 tokens, the same 64 train prompts at every batch size (episodes played together: 1, 4, 16, 64). Reports
+to 48 tokens, the same train prompts at every batch size (episodes played together: 1, 4, 16, 64; 64 prompts
+on the zoo, max(batch, 8) on the benchmark-size stack, whose episodes are long). Reports
 episodes per second and forwarded tokens per second on the zoo and on a benchmark-size stack (the zoo's
 architectures and tokenizers at hidden size 256, 4 layers, random weights), and the cost of a batched expansion
 (B nodes of B different prompts: gathering their caches, forwarding, mapping, proposing) against the bare
@@ -18,6 +19,9 @@ from pathlib import Path
 
 BATCHES = (1, 4, 16, 64)
 EPISODES = 64
+BENCHMARK_EPISODES = 8
+"""Episodes per batch size on the benchmark-size stack (at least the batch): its random-weight models rarely end
+an answer early, so an episode there runs the full 48 tokens with rollouts (about 40 s at batch 1)."""
 
 
 def make_env(stack: str, device: str | None, dtype):
@@ -58,6 +62,20 @@ def self_play(stack: str, batch: int, episodes: int, device, dtype) -> dict:
             "forwarded_tokens": tokens}
 
 
+def _one_token_child(env, tree, offset: int) -> int:
+    """A root child (from the slate's ``offset``-th token on) that every model reads as its cached prompt plus one
+    token, so that the bare side does exactly the expansion's model work: one new token per row and model (a
+    foreign tokenizer may merge some children's text with the prompt's end, which re-encodes more)."""
+    from tokentree_env.tree import ROOT
+
+    tokens = [int(t) for t in tree.nodes[ROOT].slate.tokens]
+    for token in tokens[offset % len(tokens):] + tokens[:offset % len(tokens)]:
+        context = tree.context(tree.child(ROOT, token), env.expander.decode)
+        if all(m.store.get(m.own_ids(context)[:-1]) is not None for m in env.expander.models):
+            return token
+    raise RuntimeError(f"no root child of {tree.prompt!r} extends every model's cached prompt by one token")
+
+
 def expansion_vs_bare(stack: str, batch: int, device, dtype, repeats: int = 5) -> dict:
     """A batched expansion of ``batch`` nodes of different prompts against the bare batched forwards it needs."""
     import torch
@@ -72,7 +90,7 @@ def expansion_vs_bare(stack: str, batch: int, device, dtype, repeats: int = 5) -
     env.expander.expand_many([(t, ROOT) for t in trees])
     expand_s, bare_s = [], []
     for r in range(repeats):
-        children = [(t, t.child(ROOT, int(t.nodes[ROOT].slate.tokens[r % len(t.nodes[ROOT].slate)]))) for t in trees]
+        children = [(t, t.child(ROOT, _one_token_child(env, t, r))) for t in trees]
         contexts = [t.context(c, env.expander.decode) for t, c in children]
         rows = {m: [m.own_ids(c) for c in contexts] for m in env.expander.models}
         bases = {m: [m.store.get(ids[:-1]) for ids in rows[m]] for m in env.expander.models}
@@ -138,7 +156,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the hardware's)")
     parser.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: the device's)")
-    parser.add_argument("--episodes", type=int, default=EPISODES)
+    parser.add_argument("--episodes", type=int, default=EPISODES, help="episodes per batch size on the zoo")
+    parser.add_argument("--benchmark-episodes", type=int, default=BENCHMARK_EPISODES,
+                        help="episodes per batch size on the benchmark-size stack (at least the batch size)")
     parser.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
     parser.add_argument("--stacks", nargs="*", default=["zoo", "benchmark"], choices=["zoo", "benchmark"])
     parser.add_argument("--out", default="results/throughput")
@@ -151,7 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
     rows, expansion = [], []
     for stack in args.stacks:
         for batch in args.batches:
-            rows.append(self_play(stack, batch, args.episodes, args.device, dtype))
+            episodes = args.episodes if stack == "zoo" else max(batch, args.benchmark_episodes)
+            rows.append(self_play(stack, batch, episodes, args.device, dtype))
             expansion.append(expansion_vs_bare(stack, batch, args.device, dtype))
             print(f"{stack} batch {batch}: {rows[-1]['episodes_per_second']:.2f} episodes/s, "
                   f"{rows[-1]['forwarded_tokens_per_second']:.0f} tokens/s; expansion / bare {expansion[-1]['ratio']:.2f}",

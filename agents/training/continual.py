@@ -45,8 +45,10 @@ class QuadraticAnchor:
 
     def penalty(self, model) -> torch.Tensor:
         """``strength · mean over parameters of importance · (θ - θ*)²``."""
-        params = trainable(model)
-        total = next(iter(params.values())).new_zeros(())
+        # the anchored parameters by name, trainable or not: a reloaded checkpoint (e.g. a LoRA adapter loaded
+        # for inference) has the same names with requires_grad off, and its penalty must not read as zero
+        params = {n: p for n, p in model.named_parameters() if n in self.importance}
+        total = next(model.parameters()).new_zeros(())
         count = 0
         for name, imp in self.importance.items():
             if name in params:

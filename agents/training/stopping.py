@@ -38,15 +38,18 @@ def phase_reached(name: str) -> None:
 
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Inside the block, SIGTERM raises ``KeyboardInterrupt`` as Ctrl-C does (main thread only)."""
+    """Inside the block, SIGTERM raises ``KeyboardInterrupt`` as Ctrl-C does, and so does SIGINT even where the
+    process started with it ignored (a shell's background job, ``nohup ... &``), so both always stop the run
+    cleanly (main thread only)."""
     def interrupt(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def phase_callback():

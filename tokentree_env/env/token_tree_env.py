@@ -168,11 +168,10 @@ class TokenTreeEnv(gym.Env):
         self.task = load_task(task)
         self.verifier = VerifierGate(self.task, evaluation=evaluation, hide_from_planner=hide_verifier_from_planner,
                                      planner_verifier=planner_verifier)
-        self.render_mode = render_mode
         self.split = split or ("heldout" if evaluation else "train")
         self.task.problems(self.split)  # validates the split name
         self.apply_weightage_updates = update_weightage and not evaluation
-        self.masked_action = masked_action
+        self.render_mode, self.masked_action = render_mode, masked_action
         self.reward_config = RewardConfig.coerce(reward_weights)
         self.reward_fn = reward_fn
         self.weightage_rule = WeightageRule(eta=weightage_eta, cap=weightage_cap)
@@ -196,8 +195,7 @@ class TokenTreeEnv(gym.Env):
             self.tokenizer.eos_token_id, self.observer.token_texts.__getitem__, self.judge)
         self.transitions = Transitions(self.expander, self.detector, self.judge, self.verifier, self.observer,
                                        self.reward_config, reward_fn, width, masked_action, judge_verdict)
-        self.width = width
-        self.action_space = spaces.Discrete(width)
+        self.width, self.action_space = width, spaces.Discrete(width)
         self.observation_space = self.observer.space
         self.cost_window = CostWindow(self.models.counters)
         self._concurrent: dict[str, CostWindow] = {}
@@ -332,12 +330,9 @@ class TokenTreeEnv(gym.Env):
         return self.store.apply_weightage(prompt, path, episode_return).improved
 
     def hard_reward(self, state: EnvState) -> float:
-        """The task verifier's score in [0, 1] of a finished episode's answer (for evaluation reports).
-
-        Only for finished states: a search must never read the verifier before the final answer. In
-        evaluation mode only the episode's own final state may be scored: a simulated one raises
-        :class:`VerifierLeakError`.
-        """
+        """The task verifier's score in [0, 1] of a finished episode's answer (for evaluation reports). Only for
+        finished states, so a search never reads the verifier before the final answer; in evaluation mode only the
+        episode's own final state may be scored (a simulated one raises :class:`VerifierLeakError`)."""
         if not state.done:
             raise EnvStateError("hard_reward() reads the verifier only for a finished episode's answer")
         completion = self.expander.decode(self.store[state.prompt].path_tokens(state.node))
@@ -390,10 +385,8 @@ class TokenTreeEnv(gym.Env):
         """Load trees from a folder of :meth:`save_trees` or a list of :meth:`export_trees` (other workers'),
         merging each one's own updates exactly (``merge=False`` replaces); with ``prompts``, only a folder's files
         of theirs. Other models' trees raise ``TreeMismatchError``. Returns how many were read."""
-        count = (sum(self.store.absorb(tree, merge=merge) for tree in source) if isinstance(source, (list, tuple))
-                 else self.store.load(source, merge=merge, prompts=prompts))
         self.observer.clear()
-        return count
+        return self.store.read(source, merge=merge, prompts=prompts)
 
     def export_trees(self, prompts: Sequence[str] | None = None) -> list[dict]:
         """Every tree (or those of ``prompts``) as plain data, for :meth:`load_trees` through an object store."""

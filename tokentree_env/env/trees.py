@@ -121,6 +121,12 @@ class TreeStore:
         writes, for a transport that is not a shared disk (an object store)."""
         return [self[prompt].to_json() for prompt in (self.trees if prompts is None else prompts)]
 
+    def read(self, source, *, merge: bool = True, prompts: Sequence[str] | None = None) -> int:
+        """:meth:`load` a folder, or :meth:`absorb` each tree of a list (other workers' exports)."""
+        if isinstance(source, (list, tuple)):
+            return sum(self.absorb(tree, merge=merge) for tree in source)
+        return self.load(source, merge=merge, prompts=prompts)
+
     def absorb(self, tree: TokenTree | dict, *, merge: bool = True, where: str = "") -> int:
         """Take one tree (a :class:`TokenTree` or its :meth:`export` data) as :meth:`load` takes a file's; 1."""
         tree = TokenTree.from_json(tree) if isinstance(tree, dict) else tree

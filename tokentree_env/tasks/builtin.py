@@ -12,7 +12,7 @@
 - ``reverse``: the general task, of a different kind: reverse 3-5 lowercase letters
   ("rev abcd=" -> "dcba."). Forgetting is measured on it.
 - ``arith-words``: one-digit arithmetic asked in words, for real language models
-  ("Question: What is seven plus five?\nAnswer:" -> " 12"); the verifier reads the first number of the
+  ("Question: What is seven plus five?\nAnswer:" -> " 12"); the verifier reads the last number of the
   answer's first line, in digits or in words.
 """
 
@@ -116,17 +116,17 @@ def sample_words(rng: random.Random) -> Problem:
 
 
 def words_verifier(completion: str, answer: str) -> float:
-    """1.0 if the first number of the completion's first non-empty line, in digits or in English words,
-    equals the answer ("12", "twelve", "The answer is 12." all pass; a later line is never read)."""
+    """1.0 if the last number of the completion's first non-empty line, in digits or in English words, equals
+    the answer ("12", "twelve", "The answer is 12.", "7 + 5 = 12" and "Seven plus five is twelve." all pass: a
+    model that restates the question before answering is read at its result; a later line is never read)."""
     lines = [line for line in completion.strip().splitlines() if line.strip()]
     if not lines:
         return 0.0
     words = {number_word(n): n for n in range(100)}
-    for token in re.findall(r"-?\d+|[a-z]+(?:-[a-z]+)?", lines[0].lower()):
-        value = int(token) if token.lstrip("-").isdigit() else words.get(token)
-        if value is not None:
-            return float(str(value) == answer.strip())
-    return 0.0
+    values = [int(token) if token.lstrip("-").isdigit() else words.get(token)
+              for token in re.findall(r"-?\d+|[a-z]+(?:-[a-z]+)?", lines[0].lower())]
+    values = [v for v in values if v is not None]
+    return float(bool(values) and str(values[-1]) == answer.strip())
 
 
 class GeneratedTask(Task):

@@ -38,7 +38,8 @@ def task_accuracy(lm: LoadedModel, task_name: str, n: int = REPORT_SAMPLE) -> fl
     """Greedy held-out accuracy of a model on the first ``n`` held-out problems of a task."""
     task = builtin_task(task_name)
     problems = list(task.problems("heldout"))[:n]
-    completions = greedy_complete(lm.model, lm.tokenizer, [p.prompt for p in problems])
+    # 48 new tokens: a chain5 answer written out in full runs past 24 tokens on a digit-per-token tokenizer
+    completions = greedy_complete(lm.model, lm.tokenizer, [p.prompt for p in problems], max_new_tokens=48)
     return sum(task.verify(p, c) for p, c in zip(problems, completions, strict=True)) / len(problems)
 
 
