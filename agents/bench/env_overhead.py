@@ -31,6 +31,7 @@ from tokentree_env.env import FEATURES, TokenTreeEnv
 from tokentree_env.models.loader import load_model
 from tokentree_env.tasks import builtin_task
 from tokentree_env.teachers import HFTeacher
+from tokentree_env.tree import ROOT
 
 PRIMARY_LOGPROB = FEATURES.index("primary_logprob")
 
@@ -53,8 +54,10 @@ def greedy_episode(env: TokenTreeEnv, prompt: str) -> tuple[list[int], float, fl
 
 
 @torch.inference_mode()  # generate itself uses no_grad; give the baseline the env's cheaper mode too
-def generate_seconds(lm, prompt: str, n_tokens: int) -> tuple[list[int], float]:
-    ids = lm.tokenizer(prompt, return_tensors="pt")["input_ids"]
+def generate_seconds(lm, prompt_ids: list[int], n_tokens: int) -> tuple[list[int], float]:
+    """``generate`` from the env's own root context (the prompt as the env encoded it: with a chat template where
+    the model has one), for at most as many tokens as the env played (the same ones, when they agree)."""
+    ids = torch.tensor([list(prompt_ids)])
     begin = time.perf_counter()
     out = lm.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n_tokens,
                             do_sample=False, pad_token_id=lm.tokenizer.pad_token_id,
@@ -69,13 +72,13 @@ def one_pass(lm, prompts: list[str], max_new_tokens: int) -> dict:
     model = HFTeacher(lm)
     env = TokenTreeEnv(teachers=[model], primary=model, judge=None, references=False,
                        max_new_tokens=max_new_tokens)
-    greedy_episode(env, "1+1+1=")  # warm-up (allocations, lazy imports)
-    generate_seconds(lm, "1+1+1=", 4)
+    greedy_episode(env, "1+1+1=")  # warm-up (allocations, lazy imports) on a prompt that is not measured
+    generate_seconds(lm, env.trees["1+1+1="].nodes[ROOT].ids, 4)
     env_s = reset_s = gen_s = 0.0
     tokens = mismatches = 0
     for prompt in prompts:
         env_tokens, steps, reset = greedy_episode(env, prompt)
-        gen_tokens, gen = generate_seconds(lm, prompt, len(env_tokens))
+        gen_tokens, gen = generate_seconds(lm, env.trees[prompt].nodes[ROOT].ids, len(env_tokens))
         mismatches += env_tokens != gen_tokens
         env_s, reset_s, gen_s, tokens = env_s + steps, reset_s + reset, gen_s + gen, tokens + len(env_tokens)
     env.close()
