@@ -166,7 +166,10 @@ def main(argv: list[str] | None = None) -> dict:
                 "epochs": 1, "validation_size": 10}
         cfg.loop, cfg.signal_loop, cfg.workers = dict(tiny), dict(tiny), 1
     Path(cfg.out, "runs").mkdir(parents=True, exist_ok=True)
-    runs = headline(cfg) if "headline" in cfg.parts else []
-    runs += signals(cfg, tuple(args.signals)) if "signals" in cfg.parts else []
-    runs += ablations(cfg) if "ablations" in cfg.parts else []
+    from agents.training.stopping import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():  # SIGTERM unwinds like Ctrl-C, so the self-play workers are stopped, not orphaned
+        runs = headline(cfg) if "headline" in cfg.parts else []
+        runs += signals(cfg, tuple(args.signals)) if "signals" in cfg.parts else []
+        runs += ablations(cfg) if "ablations" in cfg.parts else []
     return report(cfg, runs)
