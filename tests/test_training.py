@@ -294,3 +294,15 @@ def test_lora_end_to_end_the_adapter_is_checkpointed_reloaded_and_guarded_by_ewc
     again = TrainingRun(_tiny(tmp_path / "again", iterations=1, primary=str(checkpoint), lora=True))
     again.run()  # a LoRA checkpoint is a valid --primary: its adapter keeps training
     assert (tmp_path / "again" / "run" / "checkpoints" / "iter-0" / "primary" / "adapter_config.json").exists()
+
+
+def test_a_ray_pool_the_cluster_cannot_hold_is_refused_instead_of_waiting_forever():
+    """Two 1-CPU actors on a 1-CPU Ray cluster would queue the second forever; the pool says so up front."""
+    from agents.training.ray_pool import RayResources, _check_fits
+    from tokentree_env.errors import ConfigError
+
+    _check_fits(RayResources(2, cpus=1.0), {"CPU": 2.0})
+    with pytest.raises(ConfigError, match="2 self-play actors need 2 CPUs, but the Ray cluster has 1"):
+        _check_fits(RayResources(2, cpus=1.0), {"CPU": 1.0})
+    with pytest.raises(ConfigError, match="GPU"):
+        _check_fits(RayResources(1, cpus=1.0, gpus=1.0), {"CPU": 4.0})

@@ -143,6 +143,9 @@ def ray_self_play(actors: int, episodes: int) -> dict:
     seconds = time.perf_counter() - started
     pool.close()
     driver.close()
+    import ray
+
+    ray.shutdown()  # the next measurement starts its own Ray with its own CPU count
     return {"actors": actors, "episodes": played, "seconds": seconds, "episodes_per_second": played / seconds}
 
 

@@ -68,6 +68,16 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
              object_store_memory=OBJECT_STORE_BYTES, log_to_driver=False)
 
 
+def _check_fits(resources: RayResources, cluster: dict) -> None:
+    """Refuse a pool the cluster cannot hold at once: Ray would queue the extra actors forever, and self-play
+    would wait on them without a word (e.g. a Ray session started earlier with fewer CPUs)."""
+    for name, each in (("CPU", resources.cpus), ("GPU", resources.gpus)):
+        need, have = resources.actors * each, cluster.get(name, 0.0)
+        if need > have + 1e-9:
+            raise ConfigError(f"{resources.actors} self-play actors need {need:g} {name}s, but the Ray cluster has "
+                              f"{have:g}: use fewer actors or fewer {name}s per actor, or a larger cluster")
+
+
 class SelfPlayActor:
     """One self-play worker: its env (teachers, judge, primary) built once; its trees kept between chunks."""
 
@@ -118,6 +128,7 @@ class RaySelfPlayPool:
         if not resources.actors:
             resources = RayResources(max(1, int(ray.cluster_resources().get("CPU", 1) // resources.cpus)),
                                      resources.cpus, resources.gpus)
+        _check_fits(resources, ray.cluster_resources())
         self.resources, self.chunk_size = resources, chunk_size
         self._remote = ray.remote(num_cpus=resources.cpus, num_gpus=resources.gpus)(SelfPlayActor)
         self._spec = (env_kwargs, primary, lora)
