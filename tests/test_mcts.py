@@ -36,6 +36,17 @@ def test_backward_adds_edge_rewards_and_averages_values():
     assert tree.node_visits[0] == 2
 
 
+def _play_to_the_end(agent, env, obs):
+    """The agent's actions from ``obs`` to the end of the episode, and the last reward."""
+    path = []
+    while True:
+        action = agent.act(env, obs, {})
+        path.append(action)
+        obs, reward, terminated, _, _ = env.step(action)
+        if terminated:
+            return path, reward
+
+
 @pytest.mark.parametrize("gumbel", [False, True])
 def test_mcts_finds_the_best_leaf_of_a_small_tree(gumbel):
     values = {(i, j): -1.0 for i in range(3) for j in range(3)}
@@ -43,13 +54,7 @@ def test_mcts_finds_the_best_leaf_of_a_small_tree(gumbel):
     env = ToyTreeEnv(values, width=3, depth=2)
     agent = MCTSAgent(MCTSConfig(num_simulations=24, gumbel=gumbel, gumbel_actions=3, teacher_mix=0.0))
     obs, _ = env.reset()
-    path = []
-    while True:
-        action = agent.act(env, obs, {})
-        path.append(action)
-        obs, reward, terminated, _, _ = env.step(action)
-        if terminated:
-            break
+    path, reward = _play_to_the_end(agent, env, obs)
     assert tuple(path) == (2, 1) and reward == 1.0
 
 
@@ -62,13 +67,7 @@ def test_leaf_batching_with_virtual_loss_expands_several_leaves_per_round_and_st
     tree = agent.mcts.search(env, obs)
     assert tree.node_visits[0] == 24 and tree.children_visits[0].sum() == 24  # virtual visits all undone
     assert max(env.prefetch_batches) > 1  # virtual loss sent a round's selections down different paths
-    path = []
-    while True:
-        action = agent.act(env, obs, {})
-        path.append(action)
-        obs, reward, terminated, _, _ = env.step(action)
-        if terminated:
-            break
+    path, reward = _play_to_the_end(agent, env, obs)
     assert tuple(path) == (2, 1) and reward == 1.0
 
 

@@ -49,18 +49,9 @@ class LearningConfig:
     signal_loop: dict = field(default_factory=lambda: {"iterations": 2, "prompts_per_iteration": 24, "repeats": 2})
 
     def train_kwargs(self) -> dict:
-        from tokentree_env.zoo.catalog import (
-            CHAIN5_JUDGE,
-            CHAIN5_PRIMARY,
-            CHAIN5_TEACHERS,
-            DEFAULT_JUDGE,
-            DEFAULT_PRIMARY,
-            DEFAULT_TEACHERS,
-        )
+        from tokentree_env.zoo.catalog import default_models
 
-        defaults = ({"teachers": CHAIN5_TEACHERS, "judge": CHAIN5_JUDGE, "primary": CHAIN5_PRIMARY,
-                     "max_new_tokens": 48} if self.task == "chain5"
-                    else {"teachers": DEFAULT_TEACHERS, "judge": DEFAULT_JUDGE, "primary": DEFAULT_PRIMARY})
+        defaults = default_models(self.task) | ({"max_new_tokens": 48} if self.task == "chain5" else {})
         return {"task": self.task, **defaults, **self.models}
 
 

@@ -15,8 +15,6 @@ Needs the real models installed (README, "Real open models").
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 MODELS = ("pkg:smollm2-135m-instruct", "pkg:gemma3-270m")
 JUDGE = "pkg:gemma3-270m"
@@ -87,6 +85,7 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
+    from agents.bench.report import write_outputs
     from agents.quiet import quiet_libraries
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.real_models", description=__doc__.splitlines()[0])
@@ -99,9 +98,5 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"accuracy": accuracies(args.n)}
     if not args.no_speed:
         result["speed"] = speed()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "real_models.json").write_text(json.dumps(result, indent=1))
-    (out / "real_models.md").write_text(markdown(result))
-    print(markdown(result))
+    write_outputs(args.out, "real_models", result, markdown(result))
     return result

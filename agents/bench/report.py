@@ -103,3 +103,14 @@ def markdown(result: dict) -> str:
     if "learning" in result:
         lines += ["## Learning", "", Path(result["learning"]["table"]).read_text()]
     return "\n".join(lines) + "\n"
+
+
+def write_outputs(out: str | Path, name: str, result: dict, text: str) -> None:
+    """Write ``name.json`` (every number) and ``name.md`` (the tables) under ``out``, and print the tables."""
+    import json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1, default=str))
+    (out / f"{name}.md").write_text(text)
+    print(text)

@@ -57,10 +57,10 @@ class SearchBenchConfig:
     """``teachers`` / ``primary`` / ``judge`` (default: the task's zoo test-bed)."""
 
     def model_kwargs(self, judge: bool = True) -> dict:
-        from tokentree_env.zoo.catalog import CHAIN5_JUDGE, CHAIN5_TEACHERS, DEFAULT_JUDGE, DEFAULT_TEACHERS
+        from tokentree_env.zoo.catalog import default_models
 
-        defaults = ({"teachers": list(CHAIN5_TEACHERS), "judge": CHAIN5_JUDGE} if self.task == "chain5"
-                    else {"teachers": list(DEFAULT_TEACHERS), "judge": DEFAULT_JUDGE})
+        models = default_models(self.task)
+        defaults = {"teachers": list(models["teachers"]), "judge": models["judge"]}
         kwargs = defaults | self.models
         return kwargs | ({} if judge else {"judge": None})
 

@@ -12,10 +12,8 @@ batched forwards of the same models on the same rows. ``--device`` / ``--dtype``
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 BATCHES = (1, 4, 16, 64)
 EPISODES = 64
@@ -153,6 +151,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from agents.bench.config import machine
+    from agents.bench.report import write_outputs
     from agents.quiet import quiet_libraries
     from tokentree_env.models.hardware import resolve_dtype
 
@@ -189,11 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
               "target_3x_at_batch16_benchmark_size": speedup.get("benchmark", 0) >= 3.0}
     if args.ray_actors:
         result["ray"] = [ray_self_play(n, args.episodes) for n in args.ray_actors]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "throughput.json").write_text(json.dumps(result, indent=1))
-    (out / "throughput.md").write_text(markdown(result))
-    print(markdown(result))
+    write_outputs(args.out, "throughput", result, markdown(result))
     return result
 
 

@@ -96,3 +96,10 @@ CHAIN5_TEACHERS: tuple[str, ...] = ("zoo:chain5-llama", "zoo:chain5-gpt2", "zoo:
 CHAIN5_JUDGE = "zoo:chain5-judge"
 CHAIN5_PRIMARY = DEFAULT_PRIMARY
 """The chain5 test-bed trains the same primary: its chain5 accuracy is capped (maxima) so that there is a gap."""
+
+
+def default_models(task: str) -> dict:
+    """The zoo models a built-in task is measured with: the ``chain5`` test-bed's, or the default stack."""
+    if task == "chain5":
+        return {"teachers": CHAIN5_TEACHERS, "judge": CHAIN5_JUDGE, "primary": CHAIN5_PRIMARY}
+    return {"teachers": DEFAULT_TEACHERS, "judge": DEFAULT_JUDGE, "primary": DEFAULT_PRIMARY}
