@@ -141,15 +141,22 @@ def _train(args: argparse.Namespace) -> int:
     line = (f"{summary['task']} accuracy {summary['task_accuracy_before']:.3f} -> {summary['task_accuracy_after']:.3f}; "
             f"general accuracy {summary['general_accuracy_before']:.3f} -> {summary['general_accuracy_after']:.3f} "
             f"(forgetting {summary['forgetting']:+.3f})")
-    best = (summary.get("teachers") or {}).get("best")
-    if best:
-        gap = best - summary["task_accuracy_before"]
-        closed = (summary["task_accuracy_after"] - summary["task_accuracy_before"]) / gap if gap > 0 else float("nan")
-        line += f"; best teacher {best:.3f} (primary closed {100 * closed:.0f} % of the gap)"
-    print(f"{line}; curves: {summary['curves']}")
+    print(f"{line}{_against_best_teacher(summary)}; curves: {summary['curves']}")
     print(f"checkpoints: {run.config.output_dir}/checkpoints (save_pretrained; usable as --primary)")
     print(f"see the search: tokentree view {run.config.output_dir}")
     return 0
+
+
+def _against_best_teacher(summary: dict) -> str:
+    """How the primary stands against the best teacher's greedy accuracy: the share of the gap closed, or, when
+    the primary starts level with or above that teacher, that there was no gap to close."""
+    best = (summary.get("teachers") or {}).get("best")
+    if best is None:
+        return ""
+    before, after = summary["task_accuracy_before"], summary["task_accuracy_after"]
+    if best <= before:
+        return f"; best teacher {best:.3f} (the primary started level with or above it: no gap to close)"
+    return f"; best teacher {best:.3f} (primary closed {100 * (after - before) / (best - before):.0f} % of the gap)"
 
 
 def _view(args: argparse.Namespace) -> int:

@@ -58,7 +58,9 @@ def test_the_learning_benchmark_pairs_search_with_both_controls_at_equal_budget_
 
 def test_the_search_benchmark_declares_before_measuring_compares_paired_and_resumes(tmp_path):
     """The declared budget is written before any measured episode and kept; every evaluation row appears with
-    the judge on and off; the MCTS rows carry paired comparisons; a rerun plays nothing new."""
+    the judge on and off; the MCTS rows carry paired comparisons; leaf sources are scored on the states of
+    majority-vote episodes (both outcomes on chain5; chosen by no leaf source); a rerun plays nothing new and
+    re-measures only a leaf-source summary of the older protocol (greedy episodes), keeping the head."""
     from agents.bench.search import SearchBenchConfig, run
 
     cfg = SearchBenchConfig(task="chain3", n=2, pilot=1, value_head_problems=1, out=str(tmp_path), workers=1,
@@ -75,6 +77,10 @@ def test_the_search_benchmark_declares_before_measuring_compares_paired_and_resu
     assert set(result["targets"]) == {"self_play_at_least_best_of_n", "self_play_15_points_over_best_teacher",
                                       "evaluation_beats_all_strong_baselines"}
     assert result["value_sources"]["training_examples"] > 0
+    sources = result["value_sources"]["sources"]
+    assert sources["held_out_agent"] == "majority-vote" and sources["held_out_states"] > 0
+    assert 0 <= sources["held_out_right"] <= sources["held_out_problems"]
+    assert "majority-vote episodes of" in (tmp_path / "search.md").read_text()
     assert (tmp_path / "search.png").exists() and "Paired comparisons" in (tmp_path / "search.md").read_text()
     stored = (tmp_path / "episodes.jsonl").read_text()
     rows = [json.loads(line) for line in stored.splitlines()]
@@ -82,8 +88,14 @@ def test_the_search_benchmark_declares_before_measuring_compares_paired_and_resu
     assert len(measured) == len(set(measured)), "two rows share a name in the episode log"
     assert {r["leaf"] for r in evaluation} >= {"rollout", "value-head"}
     assert all(r["episodes"] == cfg.n for r in evaluation)
-    run(cfg)
+    summary_path, head = tmp_path / "value_sources.json", (tmp_path / "value_head.pt").read_bytes()
+    older = json.loads(summary_path.read_text())
+    del older["sources"]["held_out_agent"]
+    summary_path.write_text(json.dumps(older))
+    again = run(cfg)["value_sources"]
     assert (tmp_path / "episodes.jsonl").read_text() == stored
+    assert again["sources"]["held_out_agent"] == "majority-vote" and (tmp_path / "value_head.pt").read_bytes() == head
+    assert again["training_examples"] == older["training_examples"]
 
 
 def test_the_throughput_benchmark_runs_on_the_cpu_with_an_explicit_device_and_dtype(tmp_path):

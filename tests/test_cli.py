@@ -36,3 +36,18 @@ def test_help_imports_no_heavy_library(command):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(("before", "after", "best", "says"), [
+    (0.30, 0.50, 0.70, "closed 50 % of the gap"),
+    (0.58, 0.46, 0.36, "no gap to close"),  # a real primary already above its best teacher (README, real models)
+    (0.40, 0.40, 0.40, "no gap to close"),
+])
+def test_the_closing_line_compares_the_primary_with_the_best_teacher_without_dividing_by_no_gap(before, after, best,
+                                                                                                says):
+    from agents.cli import _against_best_teacher
+
+    line = _against_best_teacher({"task_accuracy_before": before, "task_accuracy_after": after,
+                                  "teachers": {"best": best}})
+    assert says in line and "nan" not in line
+    assert _against_best_teacher({"task_accuracy_before": before, "task_accuracy_after": after, "teachers": {}}) == ""

@@ -3,7 +3,7 @@ line that says how to resume and no traceback; ``--resume`` then completes the r
 
 The signal is delivered inside each phase through the documented test hook
 (:mod:`agents.training.stopping`): the loop writes the phase's name to ``TOKENTREE_PHASE_FILE`` once it is
-inside that phase's work and waits there ``TOKENTREE_PHASE_WAIT`` seconds.
+inside that phase's work and, with ``TOKENTREE_PHASE_WAIT=PHASE=S``, waits ``S`` seconds in that phase only.
 """
 
 import json
@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-PHASES = ("self-play", "training", "evaluation")
+from agents.training.stopping import PHASES, _wait_seconds
+
 TINY = ["--iterations", "1", "--prompts-per-iteration", "3", "--eval-size", "10", "--max-new-tokens", "16",
         "--teachers", "zoo:teacher-qwen2", "--epochs", "1"]
 
@@ -45,7 +46,7 @@ def _children(pid):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_in_any_phase_stops_within_seconds_and_the_run_resumes(tmp_path, phase, signum):
     out, marks = tmp_path / "run", tmp_path / "phases"
-    env = os.environ | {"TOKENTREE_PHASE_FILE": str(marks), "TOKENTREE_PHASE_WAIT": "60"}
+    env = os.environ | {"TOKENTREE_PHASE_FILE": str(marks), "TOKENTREE_PHASE_WAIT": f"{phase}=60"}
     proc = _train(out, *TINY, "--workers", "1", env=env)
     _wait_for_phase(marks, phase, proc)
     sent = time.time()
@@ -64,7 +65,7 @@ def test_a_signal_in_any_phase_stops_within_seconds_and_the_run_resumes(tmp_path
 
 def test_ctrl_c_during_worker_self_play_stops_the_workers_too(tmp_path):
     out, marks = tmp_path / "run", tmp_path / "phases"
-    env = os.environ | {"TOKENTREE_PHASE_FILE": str(marks), "TOKENTREE_PHASE_WAIT": "60"}
+    env = os.environ | {"TOKENTREE_PHASE_FILE": str(marks), "TOKENTREE_PHASE_WAIT": "self-play=60"}
     proc = _train(out, *TINY, "--workers", "2", "--prompts-per-iteration", "24", env=env)
     _wait_for_phase(marks, "self-play", proc)
     workers = _children(proc.pid)
@@ -81,3 +82,10 @@ def _state(pid):
             return fh.read()
     except OSError:
         return "zombie"
+
+
+def test_the_hook_waits_in_the_named_phase_only_so_earlier_phases_pass_at_once():
+    assert _wait_seconds("training", "training=60") == 60 and _wait_seconds("evaluation", "training=60") == 0
+    assert _wait_seconds("evaluation", "5") == 5 and _wait_seconds("evaluation", "") == 0
+    with pytest.raises(ValueError, match="names no phase"):
+        _wait_seconds("training", "trainig=60")

@@ -157,8 +157,8 @@ def markdown(result: dict) -> str:
             lines.append(f"| {row} | {base} | {c['difference']:+.3f} | {c['low']:+.3f} to {c['high']:+.3f} | "
                          f"{c['p_value']:.3g} | {'yes' if c['beats'] else 'no'} |")
     v = result["value_sources"]["sources"]
-    lines += ["", (f"Leaf-value sources on {v['held_out_states']} held-out states (greedy episodes of "
-              f"{v['held_out_problems']} held-out problems): rollout AUC {v['rollout']['auc']:.3f} (no training); "
+    lines += ["", (f"Leaf-value sources on {v['held_out_states']} held-out states ({_episodes_of(v)}): "
+              f"rollout AUC {v['rollout']['auc']:.3f} (no training); "
               f"judge AUC {v['judge']['auc']:.3f}; value head AUC {v['value-head']['auc']:.3f}, held-out MSE "
               f"{v['value-head']['mse']:.4f}, trained on {result['value_sources']['training_examples']} states of "
               f"{result['value_sources']['training_problems']} self-play episodes."), ""]
@@ -173,3 +173,11 @@ def markdown(result: dict) -> str:
 
 def _yes(ok: bool) -> str:
     return "yes" if ok else "**NO**"
+
+
+def _episodes_of(sources: dict) -> str:
+    """Which episodes gave the scored states, and how many were right (older results: greedy, count not kept)."""
+    agent = sources.get("held_out_agent", "ensemble-greedy")
+    right = sources.get("held_out_right")
+    return f"{agent} episodes of {sources['held_out_problems']} held-out problems" + (
+        "" if right is None else f", {right} right")

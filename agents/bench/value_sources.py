@@ -3,8 +3,11 @@ training size and held-out error.
 
 The head is fitted on the returns-to-go of MCTS self-play episodes on train-split problems (the verifier in
 their returns, as a value network learns from game outcomes). Each source is then scored on held-out
-states: those an ensemble-greedy episode passes through on held-out problems, labelled afterwards by
-whether that episode's answer was right (the verifier reads only the finished answers, never the search).
+states: those a majority-vote episode passes through on held-out problems, labelled afterwards by whether
+that episode's answer was right (the verifier reads only the finished answers, never the search). Majority
+vote is right on about half of the ``chain5`` problems and chooses its answer without the judge, the head or
+a rollout, so the states carry both labels and favour no source (ensemble greedy, used at first, is wrong on
+every ``chain5`` problem, which left every AUC undefined).
 For every source: its training examples, and its ROC AUC at telling states whose greedy continuation is
 right from those whose is wrong; for the head also its mean squared error on held-out returns-to-go.
 """
@@ -15,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-HELD_OUT_STATES = 50  # held-out problems whose greedy episodes give the scored states
+HELD_OUT_STATES = 50  # held-out problems whose episodes give the scored states
+HELD_OUT_AGENT = "majority-vote"  # the agent that plays them (see the module docs)
 
 
 def fit_value_head(cfg, declared: dict, out: Path, progress=None) -> dict:
@@ -24,7 +28,13 @@ def fit_value_head(cfg, declared: dict, out: Path, progress=None) -> dict:
 
     path, summary_path = out / "value_head.pt", out / "value_sources.json"
     if path.exists() and summary_path.exists():
-        return json.loads(summary_path.read_text())
+        result = json.loads(summary_path.read_text())
+        if result["sources"].get("held_out_agent") != HELD_OUT_AGENT:  # measured under an earlier protocol
+            from agents.search import ValueHead
+
+            result["sources"] = held_out_errors(cfg, ValueHead.load(path))
+            summary_path.write_text(json.dumps(result, indent=1))
+        return result
     import torch
 
     from agents.bench.search import env_kwargs, problems
@@ -53,8 +63,8 @@ def fit_value_head(cfg, declared: dict, out: Path, progress=None) -> dict:
 
 
 def held_out_errors(cfg, head) -> dict:
-    """Each leaf source's training size and held-out error on states of greedy held-out episodes."""
-    from agents.baselines import EnsembleGreedy
+    """Each leaf source's training size and held-out error on the states of majority-vote held-out episodes."""
+    from agents.baselines import MajorityVote
     from agents.bench.search import env_kwargs, problems
     from agents.search import MCTS, MCTSConfig
     from agents.search.value import value_inputs
@@ -65,10 +75,11 @@ def held_out_errors(cfg, head) -> dict:
     # inside it never see the verifier (planner_verifier is off)
     env = TokenTreeEnv(**(env_kwargs(cfg, "evaluation", True) | {"evaluation": False, "split": "heldout"}))
     rollout, judge = (MCTS(MCTSConfig(leaf_value=s)) for s in ("rollout", "judge"))
-    rows = []
+    rows, right = [], 0
     for problem in problems(cfg, "evaluation")[:HELD_OUT_STATES]:
         obs, info = env.reset(options={"prompt": problem.prompt})
-        agent, states, rewards, done = EnsembleGreedy(), [], [], False
+        agent, states, rewards, done = MajorityVote(), [], [], False
+        agent.begin(env, obs, info)
         while not done:
             state = env.get_state()
             states.append((value_inputs(obs), rollout.leaf_value(env, state, obs), judge.leaf_value(env, state, obs)))
@@ -76,6 +87,7 @@ def held_out_errors(cfg, head) -> dict:
             rewards.append(reward)
             done = terminated or truncated
         correct = env.hard_reward(env.get_state())
+        right += int(correct >= 0.5)
         to_go = np.cumsum(rewards[::-1])[::-1]
         rows += [(x, r, j, correct, g) for (x, r, j), g in zip(states, to_go, strict=True)]
     env.close()
@@ -88,7 +100,8 @@ def held_out_errors(cfg, head) -> dict:
         values = np.asarray(values)
         return roc_auc(values[labels].tolist(), values[~labels].tolist())
 
-    return {"held_out_states": len(rows), "held_out_problems": HELD_OUT_STATES,
+    return {"held_out_states": len(rows), "held_out_problems": HELD_OUT_STATES, "held_out_agent": HELD_OUT_AGENT,
+            "held_out_right": right, "right_states": int(labels.sum()),
             "rollout": {"training_examples": 0, "auc": auc([r[1] for r in rows])},
             "judge": {"training_examples": "the zoo judge's own training", "auc": auc([r[2] for r in rows])},
             "value-head": {"auc": auc(predicted), "mse": float(np.mean((predicted - targets) ** 2))}}

@@ -7,7 +7,8 @@ atomic, so ``--resume`` continues where the run stopped (:mod:`agents.training.l
 **Test hook.** With ``TOKENTREE_PHASE_FILE=PATH`` set, the loop appends each phase's name to ``PATH``
 the first time it is inside that phase's real work (``self-play`` after an episode is stored,
 ``training`` at an optimizer step, ``evaluation`` between batches); with ``TOKENTREE_PHASE_WAIT=S`` it
-then waits ``S`` seconds there (interruptibly), so a test can deliver a signal inside a given phase.
+then waits ``S`` seconds there (interruptibly), so a test can deliver a signal inside a given phase;
+``TOKENTREE_PHASE_WAIT=PHASE=S`` waits in that phase only (the phases before it pass without a wait).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 
 PHASE_FILE = "TOKENTREE_PHASE_FILE"
 PHASE_WAIT = "TOKENTREE_PHASE_WAIT"
+PHASES = ("self-play", "training", "evaluation")
 _seen: set[str] = set()
 
 
@@ -31,9 +33,19 @@ def phase_reached(name: str) -> None:
     _seen.add(name)
     with open(path, "a") as fh:
         fh.write(name + "\n")
-    deadline = time.monotonic() + float(os.environ.get(PHASE_WAIT, "0"))
+    deadline = time.monotonic() + _wait_seconds(name, os.environ.get(PHASE_WAIT, ""))
     while time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+def _wait_seconds(name: str, setting: str) -> float:
+    """How long the hook waits in phase ``name``: ``"S"`` waits in every phase, ``"PHASE=S"`` in that one only."""
+    if "=" not in setting:
+        return float(setting or 0)
+    phase, _, seconds = setting.partition("=")
+    if phase not in PHASES:
+        raise ValueError(f"{PHASE_WAIT}={setting!r} names no phase; expected one of {PHASES} (or seconds alone)")
+    return float(seconds) if phase == name else 0.0
 
 
 @contextmanager
