@@ -98,6 +98,44 @@ def test_the_search_benchmark_declares_before_measuring_compares_paired_and_resu
     assert again["training_examples"] == older["training_examples"]
 
 
+def test_ctrl_c_in_the_search_benchmark_keeps_the_stored_episodes_and_leaves_no_worker_running(tmp_path,
+                                                                                             monkeypatch):
+    """An interrupt between two chunks stops the workers at once: the queued chunks are cancelled, not played
+    to the end; what was stored stays, and a rerun plays only what is missing."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import pytest
+
+    from agents.bench import search
+    from agents.bench.search import EpisodeLog, Row, SearchBenchConfig, problems, run_rows
+
+    futures = []
+
+    class Recording(ProcessPoolExecutor):
+        def submit(self, *args, **kwargs):
+            futures.append(super().submit(*args, **kwargs))
+            return futures[-1]
+
+    monkeypatch.setattr(search, "ProcessPoolExecutor", Recording)
+    cfg = SearchBenchConfig(task="chain3", n=4, out=str(tmp_path), workers=1, max_new_tokens=8)
+    items = [(i, p.prompt) for i, p in enumerate(problems(cfg, "evaluation"))]
+    rows = [Row("ensemble-greedy", False), Row("greedy-primary", False), Row("greedy-prior", False)]
+    log = EpisodeLog(tmp_path / "episodes.jsonl")
+
+    def interrupt(message):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_rows(cfg, log, "evaluation", rows, items, progress=interrupt, chunk=1)
+    assert not multiprocessing.active_children(), "a worker outlived the interrupt"
+    assert any(f.cancelled() for f in futures), "the queued chunks were played instead of cancelled"
+    stored = EpisodeLog(tmp_path / "episodes.jsonl")
+    assert len(stored.done) == 1, "the first chunk's episode is stored, nothing more"
+    run_rows(cfg, stored, "evaluation", rows, items, chunk=4)
+    assert len(EpisodeLog(tmp_path / "episodes.jsonl").done) == 12
+
+
 def test_the_throughput_benchmark_runs_on_the_cpu_with_an_explicit_device_and_dtype(tmp_path):
     """The script a GPU machine runs unchanged: every batch size and stack gives a row, with batched expansion
     against the bare batched forwards of the same models."""

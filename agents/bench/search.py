@@ -183,13 +183,20 @@ def run_rows(cfg: SearchBenchConfig, log: EpisodeLog, mode: str, rows: list[Row]
             for i in range(0, len(todo), chunk)]
     if not jobs:
         return
-    with ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn")) as pool:
+    from agents.training.selfplay import stop_workers
+
+    pool = ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn"))
+    try:
         futures = [pool.submit(play_job, cfg, mode, row, part, value_head) for row, part in jobs]
         for future in futures:
             results = future.result()
             log.add(results)
             if progress:
                 progress(f"{mode}: {results[0]['row']} {len(results)} episodes")
+    except BaseException:  # Ctrl-C / SIGTERM: stored episodes stay; the chunks in flight are played on resume
+        stop_workers(pool)
+        raise
+    pool.shutdown()
 
 
 # -- the declared configuration -----------------------------------------------------------------------
@@ -277,8 +284,15 @@ def main(argv: list[str] | None = None) -> dict:
                             workers=args.workers, out=args.out or f"results/search-{args.task}", seed=args.seed)
     from rich.console import Console
 
+    from agents.training.stopping import sigterm_as_interrupt
+
     console = Console()
-    with console.status("search benchmark") as status:
-        result = run(cfg, progress=lambda m: status.update(m))
+    try:
+        with sigterm_as_interrupt(), console.status("search benchmark") as status:
+            result = run(cfg, progress=lambda m: status.update(m))
+    except KeyboardInterrupt:
+        console.print(f"stopped; every finished episode is stored in {cfg.out}/episodes.jsonl. Resume with the "
+                      f"same command (--out {cfg.out}).")
+        raise SystemExit(130) from None
     console.print(Path(cfg.out, "search.md").read_text())
     return result

@@ -167,9 +167,15 @@ class SelfPlayPool:
     def close(self) -> None:
         """Stop the workers now: a stopped run does not wait for chunks in flight (their episodes were not
         stored, so ``--resume`` plays them again)."""
-        for process in list(getattr(self._pool, "_processes", {}).values()):
-            process.terminate()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        stop_workers(self._pool)
+
+
+def stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate a process pool's workers now and cancel what is queued: ``shutdown`` alone waits for every
+    chunk in flight, so Ctrl-C would hang for a chunk's length (and SIGKILL would orphan the workers)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):  # None once shut down
+        process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def prompts_per_chunk(items: int, workers: int, largest: int) -> int:
