@@ -168,7 +168,11 @@ def test_the_real_models_example_runs_an_mcts_episode(smol, gemma, monkeypatch, 
     import sys
     from pathlib import Path
 
+    import tokentree_env.models
+
     script = Path(__file__).resolve().parents[1] / "examples" / "real_models.py"
+    loaded = {SMOL: smol, GEMMA: gemma}
+    monkeypatch.setattr(tokentree_env.models, "load_model", lambda spec, **kw: loaded[spec])  # the session's load
     monkeypatch.setattr(sys, "argv", [str(script), "--prompts", "1", "--simulations", "2", "--max-new-tokens", "4"])
     runpy.run_path(str(script), run_name="__main__")
     assert "correct=" in capsys.readouterr().out
