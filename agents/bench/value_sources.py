@@ -8,8 +8,8 @@ that episode's answer was right (the verifier reads only the finished answers, n
 vote is right on about half of the ``chain5`` problems and chooses its answer without the judge, the head or
 a rollout, so the states carry both labels and favour no source (ensemble greedy, used at first, is wrong on
 every ``chain5`` problem, which left every AUC undefined).
-For every source: its training examples, and its ROC AUC at telling states whose greedy continuation is
-right from those whose is wrong; for the head also its mean squared error on held-out returns-to-go.
+For every source: its training examples, and its ROC AUC at telling states of episodes whose answer is
+right from those of episodes whose answer is wrong; for the head also its mean squared error on held-out returns-to-go.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 HELD_OUT_STATES = 50  # held-out problems whose episodes give the scored states
-HELD_OUT_AGENT = "majority-vote"  # the agent that plays them (see the module docs)
+HELD_OUT_AGENT = "majority-vote"  # the agent that plays them (a ``make_agent`` spec; see the module docs)
 
 
 def fit_value_head(cfg, declared: dict, out: Path, progress=None) -> dict:
@@ -64,8 +64,8 @@ def fit_value_head(cfg, declared: dict, out: Path, progress=None) -> dict:
 
 def held_out_errors(cfg, head) -> dict:
     """Each leaf source's training size and held-out error on the states of majority-vote held-out episodes."""
-    from agents.baselines import MajorityVote
     from agents.bench.search import env_kwargs, problems
+    from agents.evaluation import make_agent
     from agents.search import MCTS, MCTSConfig
     from agents.search.value import value_inputs
     from tokentree_env.env import TokenTreeEnv
@@ -78,7 +78,7 @@ def held_out_errors(cfg, head) -> dict:
     rows, right = [], 0
     for problem in problems(cfg, "evaluation")[:HELD_OUT_STATES]:
         obs, info = env.reset(options={"prompt": problem.prompt})
-        agent, states, rewards, done = MajorityVote(), [], [], False
+        agent, states, rewards, done = make_agent(HELD_OUT_AGENT), [], [], False
         agent.begin(env, obs, info)
         while not done:
             state = env.get_state()
