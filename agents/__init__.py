@@ -4,6 +4,10 @@
     summary, episodes = evaluate(MCTSAgent(MCTSConfig(num_simulations=8)), prompts)
 
 Names are imported on first use (PEP 562), so the ``tokentree`` command starts quickly.
+
+The import name ``agents`` is also the one of OpenAI's ``openai-agents`` package: the two cannot be installed in
+one environment. Asking this package for one of that package's names (``Runner``, ``function_tool``, ...) raises
+:class:`PackageNameClashError`, which says so.
 """
 
 from __future__ import annotations
@@ -61,12 +65,28 @@ __all__ = [
 ]
 
 
+OPENAI_AGENTS_NAMES = frozenset({
+    "Runner", "RunConfig", "RunResult", "RunContextWrapper", "function_tool", "handoff", "Handoff", "trace",
+    "ModelSettings", "FunctionTool", "WebSearchTool", "FileSearchTool", "ComputerTool", "GuardrailFunctionOutput",
+    "input_guardrail", "output_guardrail", "InputGuardrail", "OutputGuardrail", "set_default_openai_key",
+    "set_default_openai_client", "set_tracing_disabled", "enable_verbose_stdout_logging",
+    "OpenAIChatCompletionsModel", "OpenAIResponsesModel", "ItemHelpers", "Session", "SQLiteSession"})
+"""Names of ``openai-agents``, whose import name is also ``agents``."""
+
+
 def __getattr__(name: str):
     """Import a public name on first use."""
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value
         return value
+    if name in OPENAI_AGENTS_NAMES:
+        from tokentree_env.errors import PackageNameClashError
+
+        raise PackageNameClashError(
+            f"`agents.{name}` belongs to OpenAI's openai-agents package, but `agents` here is TokenTree's agents "
+            f"package ({__file__}): both install under the import name `agents`, so one hides the other. Use "
+            "openai-agents in a separate virtual environment")
     raise AttributeError(f"module 'agents' has no attribute {name!r}")
 
 

@@ -20,7 +20,7 @@ from tokentree_env.env.observation import FEATURES
 
 PRIOR = FEATURES.index("prior")
 PRIMARY_LOGPROB = FEATURES.index("primary_logprob")
-TEACHER_LOGPROB = FEATURES.index("teacher_logprob")
+PANEL_LOGPROB = FEATURES.index("panel_logprob")
 
 
 def features(obs) -> np.ndarray:
@@ -61,6 +61,8 @@ class StepRecord:
     q_values: list[float] = field(default_factory=list)  # mean return per child (search agents; else empty)
     improved: list[float] = field(default_factory=list)  # Gumbel MuZero's improved policy (else empty)
     continuations: list[list[int]] = field(default_factory=list)  # per child: the answer the search played after it
+    panel_weights: list[float] = field(default_factory=list)  # the panel's weights over the teachers here (who writes)
+    teacher_logprobs: list[float] = field(default_factory=list)  # each teacher's log-prob of the chosen child
 
 
 @dataclass
@@ -87,6 +89,12 @@ class EpisodeResult:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _chosen_logprobs(info: dict, action: int) -> list[float]:
+    """Each teacher's log-prob of the chosen child, from ``info["panel"]`` (empty where the env gives none)."""
+    rows = info.get("panel", {}).get("teacher_logprobs", [])
+    return list(rows[action]) if 0 <= action < len(rows) else []
 
 
 class Agent(ABC):
@@ -122,7 +130,9 @@ class Agent(ABC):
                               chosen=int(action), reward=0.0,
                               visits=search[0] if search else [], q_values=search[1] if search else [],
                               improved=list(getattr(self, "last_improved_policy", list)()),
-                              continuations=list(getattr(self, "last_continuations", list)()))
+                              continuations=list(getattr(self, "last_continuations", list)()),
+                              panel_weights=list(info.get("panel", {}).get("weights", [])),
+                              teacher_logprobs=_chosen_logprobs(info, action))
             obs, reward, terminated, truncated, info = env.step(action)
             step.reward = float(reward)
             records.append(step)
@@ -159,4 +169,4 @@ class PlanningAgent(Agent):
             if hits.size:
                 return int(hits[0])
             self._plan = []
-        return masked_argmax(obs, TEACHER_LOGPROB)  # off the plan (cannot happen on a cached tree)
+        return masked_argmax(obs, PANEL_LOGPROB)  # off the plan (cannot happen on a cached tree)

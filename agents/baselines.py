@@ -2,7 +2,7 @@
 
 Fixed-cost agents (one expansion per generated token): :class:`RandomAgent`,
 :class:`GreedyPrimary` (the primary's own greedy decoding), :class:`GreedyPrior` (weightage ×
-similarity), :class:`EnsembleGreedy` (mean teacher log-prob), :class:`BestReference` (the best
+similarity), :class:`EnsembleGreedy` (the teacher panel's log-prob), :class:`BestReference` (the best
 of the teachers' reference answers), :class:`MajorityVote` (the reference answer most teachers
 agree on). Budgeted planners: :class:`BeamSearch` and :class:`BestOfN`.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.base import PRIMARY_LOGPROB, PRIOR, TEACHER_LOGPROB, Agent, PlanningAgent, features, masked_argmax
+from agents.base import PANEL_LOGPROB, PRIMARY_LOGPROB, PRIOR, Agent, PlanningAgent, features, masked_argmax
 from tokentree_env.errors import ConfigError
 from tokentree_env.tasks import majority_index
 
@@ -52,12 +52,13 @@ class GreedyPrior(Agent):
 
 
 class EnsembleGreedy(Agent):
-    """The child with the highest mean teacher log-prob (greedy decoding of the teacher ensemble)."""
+    """The child with the highest panel log-prob: greedy decoding of the teacher ensemble, under the env's panel rule
+    (by default the mixture that follows the writer, :mod:`tokentree_env.scoring.panel`)."""
 
     name = "ensemble-greedy"
 
     def act(self, env, obs, info) -> int:
-        return masked_argmax(obs, TEACHER_LOGPROB)
+        return masked_argmax(obs, PANEL_LOGPROB)
 
 
 RANKS = ("judge", "return", "verifier")
@@ -93,8 +94,8 @@ def _check_rank(rank: str) -> str:
 
 
 class BestOfN(PlanningAgent):
-    """Sample ``n`` answers from the teacher panel's mean distribution (child ∝ exp(mean teacher log-prob / T),
-    the panel's geometric mean); play the best by ``rank`` (the judge by default)."""
+    """Sample ``n`` answers from the teacher panel (child ∝ exp(panel log-prob / T), renormalised over the slate);
+    play the best by ``rank`` (the judge by default)."""
 
     def __init__(self, n: int = 4, temperature: float = 1.0, seed: int = 0, rank: str = "judge") -> None:
         if n < 1:
@@ -105,20 +106,25 @@ class BestOfN(PlanningAgent):
 
     def _sample(self, obs) -> int:
         mask = obs["action_mask"] == 1
-        logits = np.where(mask, features(obs)[:, TEACHER_LOGPROB] / self.temperature, -np.inf)
+        logits = np.where(mask, features(obs)[:, PANEL_LOGPROB] / self.temperature, -np.inf)
         p = np.exp(logits - logits.max())
         return int(self.rng.choice(len(p), p=p / p.sum()))
 
     def plan(self, env, obs) -> list[int]:
         u = env.unwrapped
+        if self.rank == "verifier" and not getattr(u, "planner_verifier", False):
+            from tokentree_env.errors import VerifierLeakError
+
+            raise VerifierLeakError(f"{self.name} ranks answers by the verifier, which this env hides from planners: "
+                                    "play it in self-play with planner_verifier=True (never in evaluation)")
         root = u.get_state()
         samples = [rollout(u, root, obs, self._sample) for _ in range(self.n)]
         return max(samples, key=lambda s: rank_key(self.rank, s[1], s[2]))[0]
 
 
 class BeamSearch(PlanningAgent):
-    """Beam search of width ``width`` on the planner return (mean teacher log-prob per step and the
-    env's other non-verifier terms); each beam extends its ``width`` best children by teacher log-prob."""
+    """Beam search of width ``width`` on the planner return (the panel log-prob per step and the env's other
+    non-verifier terms); each beam extends its ``width`` best children by panel log-prob."""
 
     def __init__(self, width: int = 3, max_steps: int = 64) -> None:
         if width < 1:
@@ -134,7 +140,7 @@ class BeamSearch(PlanningAgent):
             grown = []
             for score, tokens, state, o in beams:
                 valid = np.flatnonzero(o["action_mask"])
-                best = valid[np.argsort(-features(o)[valid, TEACHER_LOGPROB], kind="stable")[: self.width]]
+                best = valid[np.argsort(-features(o)[valid, PANEL_LOGPROB], kind="stable")[: self.width]]
                 for action in best:
                     nxt, o2, reward, terminated, truncated, _ = u.simulate(state, int(action))
                     item = (score + reward, [*tokens, int(o["candidates"][action])], nxt, o2)

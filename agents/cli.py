@@ -58,7 +58,7 @@ def _search(args: argparse.Namespace) -> int:
     from agents.store import EpisodeStore
     from tokentree_env.tasks import load_task
 
-    task = load_task(args.task)
+    task = load_task(args.task, verifier=args.verifier)
     prompts = [p.prompt for p in task.problems(args.split)][: args.n]
     env_kwargs = {"task": task, "split": args.split, "max_new_tokens": args.max_new_tokens}
     if args.teachers:
@@ -67,6 +67,7 @@ def _search(args: argparse.Namespace) -> int:
         env_kwargs["primary"] = args.primary
     if args.judge:
         env_kwargs["judge"] = None if args.judge == "none" else args.judge
+    env_kwargs["panel"] = {"rule": args.panel, "alpha": args.panel_alpha}
     agents = [make_agent(spec, args.seed) for spec in args.agents]  # validate every spec before running
     store = EpisodeStore(args.store) if args.store else None
     summaries = []
@@ -112,7 +113,7 @@ def _run_folder(output_dir: str | None, resume: bool) -> str:
 TRAIN_OPTIONS = ("iterations", "prompts_per_iteration", "seed", "simulations", "epochs", "learning_rate", "max_new_tokens",
                  "accumulate", "ewc", "si", "replay", "lora", "report_to", "eval_size", "workers", "task", "repeats",
                  "planner_verifier", "gumbel", "distill_target", "backend", "ray_address", "ray_cpus_per_actor",
-                 "ray_gpus_per_actor", "selfplay_batch")
+                 "ray_gpus_per_actor", "selfplay_batch", "panel", "panel_alpha", "verifier")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -176,6 +177,16 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _panel_arguments(parser: argparse.ArgumentParser) -> None:
+    from tokentree_env.scoring.panel import DEFAULT_ALPHA, PANEL_RULES  # light: NumPy and SciPy, no torch
+
+    parser.add_argument("--panel", default="mixture", choices=list(PANEL_RULES),
+                        help="how the teachers' log-probs combine: a mixture whose weights follow the writing teacher "
+                             "(default), their mean probability, or their mean log-prob (the product)")
+    parser.add_argument("--panel-alpha", type=float, default=DEFAULT_ALPHA,
+                        help="the mixture's fixed share: every teacher keeps at least this share / K of the weight")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tokentree`` and its subcommands."""
     parser = argparse.ArgumentParser(
@@ -190,12 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="agent specs: random, greedy-primary, greedy-prior, ensemble-greedy, best-reference, "
                              "best-of:N, beam:W, mcts:S, mcts-gumbel:S, mcts-design-prior:S")
     search.add_argument("--task", default="chain3", help="built-in task name or a JSONL file")
+    search.add_argument("--verifier", default=None, help="a task file's verifier: exact, numeric or module:function")
     search.add_argument("--split", default="heldout", choices=["train", "heldout"])
     search.add_argument("--n", type=int, default=50, help="number of prompts")
     search.add_argument("--teachers", nargs="*", default=None, help="teacher models (default: the zoo's three)")
     search.add_argument("--primary", default=None, help="primary model (default: zoo:primary)")
     search.add_argument("--judge", default=None, help="judge model, or 'none' (default: zoo:judge)")
     search.add_argument("--max-new-tokens", type=int, default=32)
+    _panel_arguments(search)
     search.add_argument("--seed", type=int, default=0)
     search.add_argument("--batch", type=int, default=1,
                         help="MCTS episodes played in lockstep (one batched forward per model per step)")
@@ -212,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     defaults = TrainConfig()
     train.add_argument("--task", default=defaults.task, help="built-in task name or a JSONL file")
+    train.add_argument("--verifier", default=None, help="a task file's verifier: exact, numeric or module:function")
     train.add_argument("--iterations", type=int, default=defaults.iterations)
     train.add_argument("--prompts-per-iteration", type=int, default=defaults.prompts_per_iteration)
     train.add_argument("--repeats", type=int, default=defaults.repeats,
@@ -221,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="MCTS simulations per step in self-play")
     train.add_argument("--gumbel", action="store_true", help="Gumbel MuZero search instead of PUCT")
     train.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, help="the longest answer")
+    _panel_arguments(train)
     train.add_argument("--planner-verifier", action=argparse.BooleanOptionalAction,
                        default=defaults.planner_verifier,
                        help="the verifier scores the search's leaves in self-play (train prompts only)")

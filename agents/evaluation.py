@@ -92,9 +92,10 @@ def evaluate(agent: Agent, prompts: Sequence[str], env_kwargs: dict | None = Non
              seed: int = 0) -> tuple[Summary, list[EpisodeResult]]:
     """Play one episode per prompt on a fresh evaluation env; store each episode if asked.
 
-    With ``batch > 1`` an MCTS agent plays ``batch`` episodes in lockstep (one batched forward per model per
-    step serves them all; :func:`agents.search.lockstep.play_lockstep`), each seeded by ``(seed, prompt
-    index)``; other agents play one at a time."""
+    An MCTS agent's search is seeded by ``(seed, prompt index)`` for each episode; with ``batch > 1`` it plays
+    ``batch`` episodes in lockstep (one batched forward per model per step serves them all;
+    :func:`agents.search.lockstep.play_lockstep`), with the same episodes as one at a time. Other agents play
+    one at a time."""
     from tokentree_env.env import TokenTreeEnv
 
     if batch < 1:
@@ -114,7 +115,9 @@ def evaluate(agent: Agent, prompts: Sequence[str], env_kwargs: dict | None = Non
 
 def _episodes(agent: Agent, env, prompts: Sequence[str], batch: int, seed: int):
     if batch == 1 or not isinstance(agent, MCTSAgent):
-        for prompt in prompts:
+        for index, prompt in enumerate(prompts):
+            if isinstance(agent, MCTSAgent):  # seeded per episode as in lockstep play: the same episodes
+                agent.reseed([seed, 0, index, 0])
             yield agent.run_episode(env, options={"prompt": prompt})
         return
     from agents.base import StepRecord

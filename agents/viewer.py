@@ -3,8 +3,9 @@
 ``tokentree view RUN_FOLDER | TREE.json | EPISODES.jsonl`` writes one HTML file with the data and the
 script inline (no network, no CDN): nodes are tokens with their text; each shows its weightage, the
 votes and the models that proposed it, right/wrong colouring, whether it continues a teacher's
-reference answer and, along a played episode, the search's visit share, Q and the env prior
-(weightage × similarity, normalised); the chosen path is highlighted and open, other subtrees are
+reference answer, the panel's log-prob, the panel's weights over the teachers at the node (who is writing) and,
+along a played episode, the search's visit share, Q and the env prior (weightage × similarity, normalised);
+the chosen path is highlighted and open, other subtrees are
 collapsed and open on click; the episode's reward terms head the page.
 """
 
@@ -15,7 +16,11 @@ import html
 import json
 from pathlib import Path
 
+import numpy as np
+
 from tokentree_env.errors import ConfigError
+from tokentree_env.scoring.panel import Panel
+from tokentree_env.tree.tree import LEGACY_PANEL
 
 
 def _token_text(tokenizer, token: int) -> str:
@@ -46,10 +51,29 @@ def _tree_nodes(tree: dict, tokenizer) -> list[dict]:
             logprobs = slate["logprobs"][j]
             n.update(right=bool(slate["right"][j]), votes=int(slate["votes"][j]), reference=bool(slate["reference"][j]),
                      weightage=float(factors[j]) / len(slate["tokens"]), proposed_by=[f"model {m}" for m in proposers],
-                     logprob=sum(logprobs) / len(logprobs))
+                     logprob=slate["panel"][j] if slate.get("panel") else sum(logprobs) / len(logprobs))
+    _panel_weights(tree, nodes)
     for n in nodes:
         n["text"] = _token_text(tokenizer, n["token"]) if n["id"] else tree.get("root_text") or tree["prompt"]
     return nodes
+
+
+def _panel_weights(tree: dict, nodes: list[dict]) -> None:
+    """Each node's panel weights over the teachers (who is writing), by the tree's own panel rule from its slates'
+    per-teacher log-probs (the teachers are the first columns of a slate's log-probs)."""
+    teachers = len(tree.get("built_by", {}).get("teachers", []))
+    if not teachers:
+        return
+    panel = Panel({k: v for k, v in (tree.get("panel") or LEGACY_PANEL).items() if v is not None}, teachers)
+    stack = [(0, panel.root_log_weights)]
+    while stack:
+        i, log_weights = stack.pop()
+        nodes[i]["weights"] = [round(float(w), 4) for w in np.exp(log_weights)]
+        slate = tree["nodes"][i]["slate"] if i < len(tree["nodes"]) else None
+        for c in nodes[i]["children"]:
+            if slate is not None and nodes[c]["token"] in slate["tokens"] and c < len(tree["nodes"]):
+                row = slate["logprobs"][slate["tokens"].index(nodes[c]["token"])][:teachers]
+                stack.append((c, panel.child_log_weights(log_weights, np.asarray(row, dtype=np.float64))))
 
 
 def _overlay_episode(nodes: list[dict], episode: dict, tokenizer) -> None:
@@ -72,6 +96,8 @@ def _overlay_episode(nodes: list[dict], episode: dict, tokenizer) -> None:
                 n["visits"] = step["visits"][j]
             if step["q_values"]:
                 n["q"] = step["q_values"][j]
+        if step.get("panel_weights"):
+            nodes[current]["weights"] = step["panel_weights"]
         if i >= len(episode["tokens"]):
             break
         current = children[episode["tokens"][i]]
@@ -89,6 +115,8 @@ def view_data(tree: dict | None, episode: dict | None, tokenizer) -> dict:
     if episode is not None:
         _overlay_episode(nodes, episode, tokenizer)
     header = {"prompt": (tree or episode)["prompt"]}
+    if tree is not None and tree.get("built_by", {}).get("teachers"):
+        header["teachers"] = ", ".join(name for name, _ in tree["built_by"]["teachers"])
     if episode is not None:
         header |= {k: episode[k] for k in ("agent", "completion", "hard_reward", "episode_return", "reward_terms",
                                            "terminal_reason") if k in episode}
@@ -113,7 +141,8 @@ li{margin:2px 0} .node{cursor:pointer;padding:1px 5px;border-radius:4px;display:
 <div id="header"></div>
 <div class="legend"><span><span class="tok" style="background:#d8f3dc">right</span> right direction</span>
 <span><span class="tok" style="background:#ffd6d6">wrong</span> wrong direction</span>
-<span><span class="node path">blue outline</span> chosen path</span><span>click a node to open or close it</span></div>
+<span><span class="node path">blue outline</span> chosen path</span><span>writers: the panel's weights over the
+teachers at the node, in the order of "teachers" above</span><span>click a node to open or close it</span></div>
 <div id="tree"></div>
 <script id="data" type="application/json">__DATA__</script>
 <script>
@@ -123,7 +152,7 @@ const nodes = data.nodes;
 function fmt(x, d) { return (typeof x === "number") ? x.toFixed(d) : null; }
 function header() {
   const h = data.header, rows = [["prompt", h.prompt]];
-  for (const k of ["agent", "completion", "hard_reward", "episode_return", "terminal_reason"]) {
+  for (const k of ["teachers", "agent", "completion", "hard_reward", "episode_return", "terminal_reason"]) {
     if (h[k] !== undefined) rows.push([k, typeof h[k] === "number" ? h[k].toFixed(3) : String(h[k])]);
   }
   for (const [k, v] of Object.entries(h.reward_terms || {})) rows.push(["reward: " + k, Number(v).toFixed(3)]);
@@ -147,7 +176,8 @@ function render(id) {
   if (n.q !== undefined) stats.push("Q " + fmt(n.q, 3));
   if (n.weightage !== undefined) stats.push("w " + fmt(n.weightage, 3));
   if (n.prior !== undefined) stats.push("prior " + fmt(n.prior, 3));
-  if (n.logprob !== undefined) stats.push("logp " + fmt(n.logprob, 2));
+  if (n.logprob !== undefined) stats.push("panel logp " + fmt(n.logprob, 2));
+  if (n.weights) stats.push("writers " + n.weights.map(w => w.toFixed(2)).join("/"));
   if (n.votes !== undefined) stats.push("votes " + n.votes);
   if (n.proposed_by && n.proposed_by.length) stats.push("by " + n.proposed_by.join(", "));
   const s = document.createElement("span"); s.className = "stat"; s.textContent = stats.join(" · ");

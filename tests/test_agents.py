@@ -14,17 +14,43 @@ from tokentree_env.stats import wilson
 SMALL = {"teachers": ["zoo:teacher-qwen2", "zoo:teacher-llama"], "max_new_tokens": 14}
 
 
-@pytest.mark.parametrize("spec", ["random", "greedy-primary", "greedy-prior", "ensemble-greedy", "best-reference",
-                                  "best-of:2", "beam:2", "mcts:4", "mcts-gumbel:4", "mcts-design-prior:4"])
-def test_every_agent_plays_episodes_and_reports_its_cost(spec):
+def _runnable(spec: str) -> str:
+    """A spec of AGENT_SPECS with a small budget in place of its placeholder (N, W, S)."""
+    name, _, budget = spec.partition(":")
+    return f"{name}:{ {'N': 2, 'W': 2, 'S': 3}[budget]}" if budget else name
+
+
+SELF_PLAY_ONLY = {"best-of-verifier"}
+"""Agents that rank by the verifier: they play where the env shows it to planners (self-play), never in evaluation."""
+
+
+@pytest.mark.parametrize("spec", [_runnable(s) for s in AGENT_SPECS])
+def test_every_agent_spec_plays_is_charged_and_repeats_itself_for_its_seed(spec):
+    """Every spec in ``AGENT_SPECS`` (a new one is covered when added): it plays each prompt to an end, every episode
+    is charged its model work, the same seed gives the same answers, and what it records fits what it is."""
     prompts = ["12+35+20=", "31+42+15="]
-    summary, results = evaluate(make_agent(spec), prompts, SMALL)
-    assert summary.episodes == 2
-    assert 0.0 <= summary.accuracy <= 1.0
+    kwargs = SMALL | ({"planner_verifier": True, "evaluation": False, "split": "train"}
+                      if spec.partition(":")[0] in SELF_PLAY_ONLY else {})
+    summary, results = evaluate(make_agent(spec, seed=3), prompts, kwargs)
+    _, again = evaluate(make_agent(spec, seed=3), prompts, kwargs)
+    assert summary.episodes == 2 and [r.tokens for r in results] == [r.tokens for r in again]
     for r in results:
-        assert r.steps == len(r.records) >= 1
-        assert r.forwarded_tokens > 0 and r.model_calls > 0
+        assert r.steps == len(r.records) >= 1 and r.forwarded_tokens > 0 and r.model_calls > 0
         assert r.terminal_reason in {"eos", "judge", "max_new_tokens"}
+        searched = [step.visits for step in r.records if step.visits]
+        if spec.startswith("mcts"):
+            assert len(searched) == r.steps and all(sum(v) == pytest.approx(1.0) for v in searched)
+        else:
+            assert not searched  # only a search records visit distributions
+        if spec == "greedy-prior":
+            assert all(step.chosen == int(np.argmax(step.prior)) for step in r.records)
+
+
+def test_ranking_by_the_verifier_is_refused_where_the_env_hides_it():
+    from tokentree_env.errors import VerifierLeakError
+
+    with pytest.raises(VerifierLeakError, match="planner_verifier"):
+        evaluate(make_agent("best-of-verifier:2"), ["12+35+20="], SMALL)
 
 
 def test_search_agents_record_visit_distributions():
@@ -112,7 +138,8 @@ def test_the_public_api_is_explicit():
 
 def test_lockstep_self_play_chooses_the_same_tokens_as_one_episode_at_a_time():
     """Batched (lockstep) self-play over several prompts plays the same episodes as one-at-a-time play: the
-    same tokens, the same weightage updates, each episode charged its own work."""
+    same tokens, the same panel weights at every step, the same weightage updates, each episode charged its own
+    work."""
     from agents.training.selfplay import SelfPlayJob, play_episodes
     from tokentree_env.tasks import builtin_task
 
@@ -126,9 +153,21 @@ def test_lockstep_self_play_chooses_the_same_tokens_as_one_episode_at_a_time():
         runs[batch] = (records, env)
     (one, _env_one), (four, env_four) = runs[1], runs[4]
     assert [r["tokens"] for r in one] == [r["tokens"] for r in four]
+    np.testing.assert_allclose(_panel_weights(one), _panel_weights(four), atol=1e-5)
     assert [r["weightage_update"] for r in one] == [r["weightage_update"] for r in four]
     counted = sum(c["forwarded_tokens"] for c in env_four.costs().values())
     assert sum(r["forwarded_tokens"] for r in four) == counted
+
+
+def _panel_weights(records) -> np.ndarray:
+    """Every step's panel weights of stored episode records, flattened."""
+    weights = [w for r in records for step in r["records"] for w in _field(step, "panel_weights")]
+    assert weights, "the episodes recorded no panel weights"
+    return np.asarray(weights)
+
+
+def _field(step, name):
+    return step[name] if isinstance(step, dict) else getattr(step, name)
 
 
 def test_batched_evaluation_plays_an_mcts_agent_in_lockstep_and_its_answers_do_not_depend_on_the_batch():
@@ -144,11 +183,19 @@ def test_batched_evaluation_plays_an_mcts_agent_in_lockstep_and_its_answers_do_n
         evaluate(make_agent("mcts:2"), prompts, SMALL, batch=0)
 
 
-def test_leaf_batching_on_the_real_env_serves_a_rounds_leaves_with_fewer_forward_calls():
+def test_leaf_batching_on_the_real_env_serves_a_rounds_leaves_with_fewer_forward_calls(monkeypatch):
+    """With ``leaf_batch=4`` a round's expansions and rollout steps share one batched forward per model: fewer model
+    calls per transition the search simulates (the searches themselves differ: virtual loss spreads them)."""
     from agents.search import MCTSAgent, MCTSConfig
 
+    simulated = []
+    real = TokenTreeEnv.simulate
+    monkeypatch.setattr(TokenTreeEnv, "simulate", lambda self, *a: simulated.append(1) or real(self, *a))
     prompts = ["12+35+20=", "31+42+15="]
-    one, _ = evaluate(MCTSAgent(MCTSConfig(num_simulations=8)), prompts, SMALL)
-    four, results = evaluate(MCTSAgent(MCTSConfig(num_simulations=8, leaf_batch=4)), prompts, SMALL)
-    assert all(r.terminal_reason in {"eos", "judge", "max_new_tokens"} for r in results)
-    assert four.model_calls < one.model_calls
+    per_transition = {}
+    for batch in (1, 4):
+        simulated.clear()
+        summary, results = evaluate(MCTSAgent(MCTSConfig(num_simulations=8, leaf_batch=batch)), prompts, SMALL)
+        assert all(r.terminal_reason in {"eos", "judge", "max_new_tokens"} for r in results)
+        per_transition[batch] = summary.model_calls * len(prompts) / len(simulated)
+    assert per_transition[4] < per_transition[1]

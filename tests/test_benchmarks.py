@@ -148,3 +148,17 @@ def test_the_throughput_benchmark_runs_on_the_cpu_with_an_explicit_device_and_dt
     assert all(e["expand_ms"] > 0 and e["bare_forwards_ms"] > 0 for e in result["expansion"])
     assert result["device"] == "cpu" and result["dtype"] == "torch.float32"
     assert "| zoo | 2 |" in (tmp_path / "throughput.md").read_text()
+
+
+def test_the_panel_benchmark_tunes_alpha_on_train_then_measures_the_three_rules_against_the_teachers(tmp_path):
+    from agents.bench.panel import PanelBenchConfig, run
+
+    result = run(PanelBenchConfig(n=4, tuning=(3000, 3003), alphas=(0.0, 0.2), out=str(tmp_path)))
+    assert set(result["tuning"]) == {"0.0", "0.2"} and result["alpha"]["chosen"] in (0.0, 0.2)
+    names = [r["row"] for r in result["rows"]]
+    assert len(names) == 6 and names[3].startswith("ensemble greedy, mixture") and names[5] == "ensemble greedy, product"
+    assert result["teacher_styles"] and set(result["targets"]) == {"mixture_within_3_points_of_best_teacher",
+                                                                   "mixture_95_percent_in_one_style"}
+    assert all(0 <= r["style_share"] <= 1 and len(result["episodes"][rule]) == 4 for r in result["rows"]
+               for rule in ("mixture", "mean", "product"))
+    assert "| ensemble greedy, mean |" in (tmp_path / "panel.md").read_text()

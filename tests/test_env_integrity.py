@@ -148,6 +148,28 @@ def test_over_prepared_self_play_the_episodes_forwarded_tokens_sum_to_the_models
     assert first["forwarded_tokens"] > second["forwarded_tokens"]
 
 
+def test_two_copies_of_one_model_are_charged_apart_and_named_apart():
+    twins = TokenTreeEnv(teachers=["zoo:teacher-llama", "zoo:teacher-llama"], judge=None, max_new_tokens=8)
+    assert twins.teacher_names == ["zoo:teacher-llama", "zoo:teacher-llama#2"]
+    info = finish(twins, twins.reset(options={"prompt": "12+35+20="})[0])
+    by_model = info["episode_cost_by_model"]
+    assert set(by_model) == {"zoo:teacher-llama", "zoo:teacher-llama#2", "zoo:primary"}
+    assert by_model["zoo:teacher-llama"] == by_model["zoo:teacher-llama#2"] > 0  # each copy forwarded its own
+    assert info["episode_cost"]["forwarded_tokens"] == sum(c["forwarded_tokens"] for c in twins.costs().values())
+    assert len(twins.trees["12+35+20="].reference_paths) == 2
+    twins.close()
+
+
+def test_teacher_objects_that_share_a_name_are_refused(env):
+    from tokentree_env.errors import ConfigError
+
+    a, b = (ScriptedTeacher(lambda text: {5: 1.0}, 100, name="same") for _ in range(2))
+    with pytest.raises(ConfigError, match="two models are named 'same'"):
+        TokenTreeEnv(teachers=[a, b], primary=env.primary, judge=None)
+    with pytest.raises(ConfigError, match="listed twice"):
+        TokenTreeEnv(teachers=[a, a], primary=env.primary, judge=None)
+
+
 def test_an_episodes_cost_excludes_other_prompts_prepared_during_it(env):
     obs, _ = env.reset(options={"prompt": "11+22+33="})
     env.prepare(["44+22+11=", "13+14+15="])

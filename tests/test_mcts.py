@@ -72,7 +72,7 @@ def test_leaf_batching_with_virtual_loss_expands_several_leaves_per_round_and_st
 
 
 def test_a_virtual_loss_is_undone_exactly():
-    from agents.search.mcts import apply_virtual_loss, undo_virtual_loss
+    from agents.search.driver import apply_virtual_loss, undo_virtual_loss
 
     tree = SearchTree(4, 2)
     mask = np.array([True, True])
@@ -149,3 +149,32 @@ def test_a_value_head_trained_on_returns_replaces_rollouts():
     # each simulation expands one node and asks the head: no rollout simulations beyond the expansions
     assert env.simulate_calls - calls_before <= 12
     assert tree.size > 1
+
+
+def test_a_temperature_samples_the_played_action_in_proportion_to_visits_to_the_power_one_over_t():
+    tree = SearchTree(4, 3)
+    tree.add_node(None, np.full(3, 1 / 3), np.ones(3, dtype=bool))
+    tree.children_visits[0] = [6, 3, 1]
+    draws = [MCTS(MCTSConfig(temperature=1.0), rng=np.random.default_rng(s)).choose(tree) for s in range(2000)]
+    np.testing.assert_allclose(np.bincount(draws, minlength=3) / 2000, [0.6, 0.3, 0.1], atol=0.03)
+    assert MCTS(MCTSConfig(temperature=0.0)).choose(tree) == 0
+
+
+@pytest.mark.parametrize("call", ["value_head", "sample_ids"])
+def test_library_calls_leave_the_callers_random_stream_where_it_was(call):
+    import torch
+
+    from tokentree_env.models import load_model
+    from tokentree_env.models.generation import sample_ids
+
+    lm = load_model("zoo:primary") if call == "sample_ids" else None
+    torch.manual_seed(123)
+    torch.rand(3)  # the caller is part-way through its stream
+    expected = torch.random.get_rng_state()
+    if call == "value_head":
+        from agents.search import ValueHead
+
+        ValueHead(8, seed=0)
+    else:
+        sample_ids(lm.model, lm.tokenizer, [lm.tokenizer("12+35+20=")["input_ids"]], n=2, max_new_tokens=4, seed=7)
+    assert torch.equal(torch.random.get_rng_state(), expected)

@@ -109,3 +109,51 @@ def test_gumbel_muzero_matches_mctx_gumbel_muzero_policy(seed, simulations, cons
     assert tree.children_visits[ROOT_INDEX].tolist() == np.asarray(theirs.search_tree.children_visits[0, 0]).tolist()
     assert search.choose(tree) == int(theirs.action[0])
     np.testing.assert_allclose(improved_policy(tree, ROOT_INDEX), np.asarray(theirs.action_weights[0]), atol=1e-5)
+
+
+def reference_puct(tables: Tables, simulations: int, c: float = 1.25) -> list[int]:
+    """A hand-written reference of the project's default PUCT, from MuZero's pseudocode (Schrittwieser et al. 2020,
+    Appendix B / its ``MinMaxStats``), independent of ``agents.search``. Root visit counts after ``simulations``.
+
+    Its departures from ``mctx.muzero_policy``, which is why the defaults are checked here and not against mctx:
+    - Q is min-max normalised by the bounds of every value seen in this search (MuZero's ``MinMaxStats``); mctx's
+      transforms normalise per node (``qtransform_by_parent_and_siblings``) or by fixed bounds;
+    - an unvisited child is valued at its parent's mean value (first-play urgency); mctx values it at 0 (its
+      ``children_values`` start at 0) before the transform;
+    - the exploration term uses ``sqrt(max(1, N(s)))``: a fresh root with no visit of its own follows the prior
+      at its first simulation, where mctx's ``sqrt(N(s)) = 0`` gives a pure-Q choice;
+    - ``c`` is constant (no ``c_base`` schedule) and the root's value is not counted as a visit.
+    """
+    n, v = {0: 0}, {0: 0.0}  # node visits and mean value backed up at the node
+    lo, hi = np.inf, -np.inf
+    for _ in range(simulations):
+        path, node = [0], 0
+        while True:  # select: descend while the chosen child exists
+            children = [node * A + a + 1 for a in range(A)]
+            # an edge's Q: its reward plus its child's mean value; an unvisited edge: the parent's mean value
+            q = [tables.rewards[ch] + v[ch] if n.get(ch, 0) else v[node] for ch in children]
+            norm = [(x - lo) / (hi - lo) if hi > lo else 0.0 for x in q]
+            prior = tables.prior(node)
+            score = [norm[a] + c * prior[a] * np.sqrt(max(1, n[node])) / (1 + n.get(children[a], 0)) for a in range(A)]
+            node = children[int(np.argmax(score))]
+            path.append(node)
+            if node not in n:
+                n[node], v[node] = 0, 0.0
+                break
+        value = float(tables.values[node])
+        for i in range(len(path) - 1, -1, -1):  # backup with edge rewards, discount 1
+            here = path[i]
+            n[here] += 1
+            v[here] += (value - v[here]) / n[here]
+            if i > 0:
+                value = float(tables.rewards[here]) + value
+                q = tables.rewards[here] + v[here]  # the edge's Q, as it stands after this backup
+                lo, hi = min(lo, q), max(hi, q)
+    return [n.get(a + 1, 0) for a in range(A)]
+
+
+@pytest.mark.parametrize("seed,simulations", [(0, 5), (1, 12), (2, 20), (4, 16), (5, 9), (6, 24)])
+def test_the_default_puct_matches_a_hand_written_reference(seed, simulations):
+    tables = Tables(seed)
+    _, tree = _ours(tables, MCTSConfig(num_simulations=simulations, teacher_mix=0.0))
+    assert tree.children_visits[ROOT_INDEX].tolist() == reference_puct(tables, simulations)

@@ -15,6 +15,11 @@ def _logprobs(probs):
     return torch.tensor(probs, dtype=torch.float64).log()
 
 
+def mean_panel(lp):
+    """A panel for slates built by hand: the mean log-prob over every column."""
+    return lp.mean(1)
+
+
 def test_right_children_are_the_top_k():
     lp = _logprobs([0.5, 0.3, 0.1, 0.05, 0.03, 0.02])
     right, _ = propose(lp, k_right=2, k_wrong=0, top_p=0.9, rng=random.Random(0))
@@ -40,7 +45,7 @@ def test_unreachable_and_disallowed_tokens_are_never_proposed():
 
 def test_direction_is_right_if_any_proposer_ranks_it_top_k_and_wrong_only_if_all_drew_it_from_the_tail():
     lp = torch.log_softmax(torch.randn(2, 10), -1)
-    slate = merge_proposals([([1, 2], [7]), ([2, 7], [8])], lp, width=8)
+    slate = merge_proposals([([1, 2], [7]), ([2, 7], [8])], lp, width=8, panel=mean_panel)
     labels = dict(zip(slate.tokens.tolist(), slate.right.tolist(), strict=True))
     assert labels == {1: True, 2: True, 7: True, 8: False}
     votes = dict(zip(slate.tokens.tolist(), slate.votes.tolist(), strict=True))
@@ -51,7 +56,7 @@ def test_direction_is_right_if_any_proposer_ranks_it_top_k_and_wrong_only_if_all
 
 def test_slate_keeps_every_models_logprob_of_every_child():
     lp = torch.log_softmax(torch.randn(3, 10), -1)
-    slate = merge_proposals([([1], []), ([2], []), ([3], [])], lp, width=8)
+    slate = merge_proposals([([1], []), ([2], []), ([3], [])], lp, width=8, panel=mean_panel)
     for i, t in enumerate(slate.tokens):
         assert np.allclose(slate.logprobs[i], lp[:, t].numpy(), atol=1e-6)
 
@@ -59,10 +64,27 @@ def test_slate_keeps_every_models_logprob_of_every_child():
 def test_an_overfull_slate_keeps_reference_children_and_wrong_slots():
     lp = torch.log_softmax(torch.randn(1, 40), -1)
     slate = merge_proposals([(list(range(10)), list(range(20, 30)))], lp, width=8, wrong_slots=2,
-                            reference_tokens=[35])
+                            reference_tokens=[35], panel=mean_panel)
     assert len(slate) == 8
     assert slate.tokens[0] == 35 and slate.reference[0] and slate.right[0]
     assert int((~slate.right).sum()) == 2
+
+
+def test_an_overfull_slate_is_ranked_by_the_panel_and_keeps_each_teachers_top_choice():
+    # teacher 0 is sure of token 9, which the other two find unlikely: by the mean log-prob (the product) it would
+    # be cut from a slate of 3; kept as teacher 0's top-1, and the others ranked by the panel given
+    probs = np.full((3, 12), 1e-4)
+    probs[0, 9] = 0.9
+    probs[1, [1, 2, 3]] = [0.5, 0.3, 0.15]
+    probs[2, [1, 2, 3]] = [0.45, 0.35, 0.15]
+    lp = np.log(probs / probs.sum(1, keepdims=True))
+    proposals = [([9, 1], []), ([1, 2, 3], []), ([1, 2, 3], [])]
+    cut = merge_proposals(proposals, lp, width=3, panel=mean_panel)
+    kept = merge_proposals(proposals, lp, width=3, panel=mean_panel, keep_tokens=[9, 1, 1])
+    assert 9 not in cut.tokens.tolist()
+    assert set(kept.tokens.tolist()) == {9, 1, 2}
+    assert np.allclose(kept.panel, mean_panel(kept.logprobs), atol=1e-6)
+    assert list(kept.panel) == sorted(kept.panel, reverse=True)
 
 
 @pytest.mark.parametrize("field,value", [("k_right", 0), ("width", 0), ("k_wrong", -1), ("top_p", 0.0)])

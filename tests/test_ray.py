@@ -8,6 +8,7 @@ where ``TOKENTREE_REQUIRE_RAY=1`` (set by ``.ci/run``): there a missing Ray is a
 
 import importlib.util
 import os
+import sys
 
 import pytest
 
@@ -19,6 +20,8 @@ if importlib.util.find_spec("ray") is None:
     if os.environ.get("TOKENTREE_REQUIRE_RAY") == "1":
         raise RuntimeError("TOKENTREE_REQUIRE_RAY=1 but Ray is not installed: pip install '.[ray]'")
     pytest.skip("Ray not installed (pip install '.[ray]')", allow_module_level=True)
+
+from agents.training.ray_pool import RaySelfPlayPool, SelfPlayActor
 
 PROMPTS, REPEATS = 6, 2
 
@@ -43,7 +46,9 @@ def _config(folder, **kw) -> TrainConfig:
 
 
 def _episodes(run: TrainingRun) -> dict:
-    return {(r["iteration"], r["prompt_index"], r["repeat"]): r["tokens"] for r in run.store}
+    """Each stored episode's tokens and, rounded, the panel's weights at every step (who was writing)."""
+    return {(r["iteration"], r["prompt_index"], r["repeat"]): (r["tokens"], [
+        [round(w, 4) for w in step["panel_weights"]] for step in r["records"]]) for r in run.store}
 
 
 @pytest.fixture(scope="module")
@@ -72,17 +77,58 @@ def test_in_process_process_pool_and_ray_backends_play_the_same_episodes(ray_run
     assert trees == sorted(p.name for p in (ray_run.dir / "checkpoints" / "iter-0" / "trees").iterdir())
 
 
+class DiesOnce(SelfPlayActor):
+    """The first actor to finish its third episode exits mid-chunk (once per marker file: replacements live)."""
+
+    marker = ""
+
+    def played(self, record: dict) -> dict:
+        self.count = getattr(self, "count", 0) + 1
+        if self.count == 3:
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return record
+            os._exit(1)
+        return record
+
+
+class DiesOnPrompt(SelfPlayActor):
+    """Every actor exits when it plays the prompt of index 0."""
+
+    def played(self, record: dict) -> dict:
+        if record["prompt_index"] == 0:
+            os._exit(1)
+        return record
+
+
+def _with_actor(monkeypatch, cls):
+    """Self-play actors of ``cls``, a test class sent to the actors by value (they cannot import the tests)."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    monkeypatch.setattr(RaySelfPlayPool, "actor_class", cls)
+
+
 def test_an_actor_killed_mid_chunk_has_its_chunk_replayed_elsewhere_and_every_episode_stored_once(
         ray_local, ray_run, tmp_path, monkeypatch):
-    from agents.training.ray_pool import KILL_HOOK
-
-    monkeypatch.setenv(KILL_HOOK, "3")  # the first actor exits after its third episode, inside its first chunk
+    _with_actor(monkeypatch, type("DiesOnceHere", (DiesOnce,), {"marker": str(tmp_path / "died")}))
     run = TrainingRun(_config(tmp_path / "run", backend="ray", workers=2))
     run.run()
     assert run._pool.replaced == 1
     keys = [(r["iteration"], r["prompt_index"], r["repeat"]) for r in run.store]
     assert len(keys) == len(set(keys)) == PROMPTS * REPEATS
     assert _episodes(run) == _episodes(ray_run)
+
+
+def test_a_chunk_that_kills_its_actor_again_and_again_stops_the_run_naming_it(ray_local, tmp_path, monkeypatch):
+    from agents.training.ray_pool import RaySelfPlayError
+
+    _with_actor(monkeypatch, DiesOnPrompt)
+    run = TrainingRun(_config(tmp_path / "run", backend="ray", workers=2))
+    with pytest.raises(RaySelfPlayError, match="killed its actor 3 times"):
+        run.run()
+    assert run._pool.replaced == 2  # max_chunk_retries: played three times in all
 
 
 def test_every_ray_process_listens_and_talks_on_loopback_only(ray_local):

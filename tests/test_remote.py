@@ -27,7 +27,7 @@ def chat_style(entries: list[tuple[str, float, int]]) -> dict:
          "top_logprobs": [{"token": t, "logprob": lp, "id": i} for t, lp, i in entries]}]}}]}
 
 
-def teacher(handler, **kw) -> tuple[OpenAITeacher, list]:
+def teacher(handler, url="http://fake/v1", **kw) -> tuple[OpenAITeacher, list]:
     seen = []
 
     def record(request: httpx.Request) -> httpx.Response:
@@ -35,7 +35,7 @@ def teacher(handler, **kw) -> tuple[OpenAITeacher, list]:
         return handler(request)
 
     kw = {"top_logprobs": 3, "retries": 2, "backoff": 0.0} | kw
-    t = OpenAITeacher("http://fake/v1", "m", transport=httpx.MockTransport(record), **kw)
+    t = OpenAITeacher(url, "m", transport=httpx.MockTransport(record), **kw)
     t.bind(char_primary())
     return t, seen
 
@@ -125,10 +125,44 @@ def test_the_api_key_is_sent_but_never_shown(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
     headers = []
     t, _ = teacher(lambda r: headers.append(r.headers.get("authorization")) or httpx.Response(
-        200, json=legacy({"1": -0.1, "2": -3.0, "3": -4.0})))
+        200, json=legacy({"1": -0.1, "2": -3.0, "3": -4.0})), url="https://fake/v1")
     t.next_logprobs([ctx("a")])
     assert headers == ["Bearer sk-secret"]
     assert "sk-secret" not in repr(t) and "sk-secret" not in str(vars(t).get("name"))
+
+
+@pytest.mark.parametrize("url, allowed", [("http://fake/v1", False), ("http://10.0.0.7:8000/v1", False),
+                                          ("https://fake/v1", True), ("http://127.0.0.1:8080/v1", True),
+                                          ("http://localhost:8080/v1", True), ("http://[::1]:8080/v1", True)])
+def test_the_api_key_never_goes_over_plain_http_to_another_machine_without_an_opt_in(monkeypatch, url, allowed):
+    from tokentree_env.errors import ConfigError
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    if allowed:
+        teacher(lambda r: httpx.Response(200), url=url)
+    else:
+        with pytest.raises(ConfigError, match="plain http"):
+            teacher(lambda r: httpx.Response(200), url=url)
+        teacher(lambda r: httpx.Response(200), url=url, allow_insecure_key=True)  # the explicit opt-in
+    monkeypatch.delenv("OPENAI_API_KEY")
+    teacher(lambda r: httpx.Response(200), url=url)  # no key: nothing to protect
+
+
+def test_retries_wait_what_the_server_asks_for_else_a_jittered_back_off(monkeypatch):
+    from tokentree_env.teachers import remote
+
+    waits = []
+    monkeypatch.setattr(remote.time, "sleep", waits.append)
+    busy = iter([httpx.Response(429, headers={"Retry-After": "7"}), httpx.Response(503),
+                 httpx.Response(503, headers={"Retry-After": "9999"}),
+                 httpx.Response(200, json=legacy({"1": -0.1, "2": -3.0, "3": -4.0}))])
+    t, _ = teacher(lambda r: next(busy), retries=3, backoff=1.0, max_retry_after=60.0)
+    t.next_logprobs([ctx("a")])
+    assert waits[0] == 7.0 and 0.0 <= waits[1] <= 2.0 and waits[2] == 60.0  # asked; jittered below 1·2^1; capped
+    assert remote.retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
+    assert remote.retry_after("soon") is None
+    draws = {OpenAITeacher("http://127.0.0.1/v1", "m", backoff=1.0)._wait(3, None) for _ in range(20)}
+    assert len(draws) > 1 and all(0.0 <= w <= 4.0 for w in draws)
 
 
 def test_answers_are_greedy_completions_cached_per_prompt():
@@ -171,3 +205,7 @@ def test_an_expansion_sends_every_remote_teachers_request_at_the_same_time():
     tree = TokenTree("1+2=", tuple(primary_tok("1+2=")["input_ids"]))
     (slate,) = expander.expand(tree)
     assert eos in slate.tokens.tolist() and all(t.counters.forward_calls == 1 for t in far)
+    threads = expander._threads
+    assert threads is not None
+    expander.close()  # what env.close() calls: the request threads stop with the env
+    assert threads._shutdown and expander._threads is None

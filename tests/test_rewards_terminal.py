@@ -29,9 +29,9 @@ def detector(p=0.9, **kw):
 CTX = Context((1, 5), "4")
 
 
-def test_panel_logprob_is_alpha_times_the_mean_teacher_logprob_and_each_token_costs():
-    terms = step_terms([math.log(0.5), math.log(0.25)], RewardConfig(alpha=0.1, length_cost=0.01))
-    assert terms["panel_logprob"] == pytest.approx(0.1 * (math.log(0.5) + math.log(0.25)) / 2)
+def test_panel_logprob_is_alpha_times_the_panels_logprob_of_the_child_and_each_token_costs():
+    terms = step_terms(math.log(0.375), RewardConfig(alpha=0.1, length_cost=0.01))
+    assert terms["panel_logprob"] == pytest.approx(0.1 * math.log(0.375))
     assert terms["length_cost"] == -0.01
 
 

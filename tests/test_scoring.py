@@ -48,3 +48,29 @@ def test_sentence_similarity_scores_the_semantic_option_offline():
     ref = sim.reference([[1]], ["the answer is sixty-seven"])
     scores = sim.children(ref, [], "the answer is ", np.array([1, 2]), ["sixty-seven", "banana bread"])
     assert scores[0] > scores[1]
+
+
+def test_the_mean_embedding_similarity_scores_a_2000_token_path_without_recursion():
+    import numpy as np
+
+    from tokentree_env.models import load_model
+    from tokentree_env.scoring import MeanEmbeddingSimilarity
+
+    class Primary:
+        model = load_model("zoo:primary").model
+
+    sim = MeanEmbeddingSimilarity()
+    sim.bind(Primary())
+    rng = np.random.default_rng(0)
+    path = rng.integers(5, 40, size=2000).tolist()
+    reference = sim.reference([path[:30]], [""])
+    children = np.array([7, 9])
+    table = sim.table.astype(np.float64)
+
+    def expected(p):
+        rows = (table[p].sum(0)[None] + table[children]) / (len(p) + 1)
+        return rows @ reference / (np.linalg.norm(rows, axis=1) * np.linalg.norm(reference))
+
+    np.testing.assert_allclose(sim.children(reference, path, "", children, ["", ""]), expected(path), rtol=1e-5)
+    longer = [*path, 7]  # extends the cached sum by one token
+    np.testing.assert_allclose(sim.children(reference, longer, "", children, ["", ""]), expected(longer), rtol=1e-5)

@@ -43,3 +43,21 @@ def test_t_interval_of_three_seeds():
     out = t_interval([0.90, 0.90, 0.915])
     assert out["mean"] == pytest.approx(0.905) and out["low"] < 0.905 < out["high"]
     assert out["high"] - out["mean"] == pytest.approx(4.302653 * math.sqrt(0.000075 / 3), rel=1e-4)
+
+
+def test_the_scipy_statistics_give_what_the_hand_written_ones_gave_on_fixed_inputs():
+    """Pinned outputs of the earlier pure-Python statistics (commit 240f88f) on fixed inputs: the SciPy wrappers give
+    the same (the bootstrap's interval to within its resampling noise)."""
+    pinned_wilson = {(8, 10): (0.49015684672072335, 0.9433190520193067), (0, 20): (0.0, 0.16113012549493322),
+                     (20, 20): (0.8388698745050667, 1.0), (37, 200): (0.13730116322736063, 0.2445718205011816)}
+    for (k, n), interval in pinned_wilson.items():
+        assert wilson(k, n) == pytest.approx(interval, abs=1e-4)
+    a, b = [1, 1, 0, 1, 0, 0, 1, 1, 1, 0] * 20, [1, 0, 0, 0, 1, 0, 1, 0, 0, 0] * 20
+    assert mcnemar(a, b) == {"only_a": 80, "only_b": 20, "p_value": pytest.approx(1.1159089057251951e-09)}
+    assert mcnemar([1, 0, 1], [1, 0, 1]) == {"only_a": 0, "only_b": 0, "p_value": 1.0}
+    boot = paired_bootstrap(a, b)
+    assert boot["difference"] == pytest.approx(0.3)
+    assert boot["low"] == pytest.approx(0.21, abs=0.015) and boot["high"] == pytest.approx(0.39, abs=0.015)
+    pos, neg = [0.9, 0.8, 0.8, 0.3, 0.7, 0.65], [0.2, 0.8, 0.4, 0.5, 0.1]
+    assert roc_auc(pos, neg) == pytest.approx(0.8)
+    assert auc_interval(0.8, 6, 5) == pytest.approx((0.5279956427364254, 1.0))

@@ -106,11 +106,26 @@ def test_jsonl_task_loads_prompts_answers_splits_and_verifiers(tmp_path):
     assert task.verify(p, "The answer is 4.") == 1.0
 
 
-def test_jsonl_task_accepts_a_user_verifier_function(tmp_path):
-    line = json.dumps({"prompt": "x", "answer": "a", "verifier": "tests.user_verifiers:always_half"})
-    task = load_task(str(_write(tmp_path, [line])))
+def test_a_user_verifier_function_is_chosen_in_python_not_named_by_the_file(tmp_path):
+    path = str(_write(tmp_path, [json.dumps({"prompt": "x", "answer": "a"})]))
+    task = load_task(path, verifier="tests.user_verifiers:always_half")
     problem = [*task.problems("train"), *task.problems("heldout")][0]
     assert task.verify(problem, "anything") == 0.5
+    with pytest.raises(ConfigError, match="built-in task"):
+        load_task("chain3", verifier="numeric")
+
+
+def test_a_task_files_header_declares_answer_styles_and_step_boundaries_as_data(tmp_path):
+    header = {"task": {"styles": {"sum": "{t1}{o1}{t2}={n}\\."}, "step_boundaries": "[=.]"}}
+    path = _write(tmp_path, [json.dumps(header), json.dumps({"prompt": "12+35=", "answer": "47"})])
+    task = load_jsonl_task(path)
+    assert len([*task.problems("train"), *task.problems("heldout")]) == 1
+    assert task.answer_format.style_of("12+35=", "12+35=47.") == "sum"
+    assert task.answer_format.style_of("12+35=", "47.") is None
+    assert task.answer_format.at_boundary("12+35=") and not task.answer_format.at_boundary("12+3")
+    bad = _write(tmp_path, [json.dumps({"task": {"styles": {"x": "("}}}), json.dumps({"prompt": "1", "answer": "1"})])
+    with pytest.raises(TaskFormatError, match="not a valid regular expression"):
+        load_jsonl_task(bad)
 
 
 @pytest.mark.parametrize(
@@ -120,7 +135,8 @@ def test_jsonl_task_accepts_a_user_verifier_function(tmp_path):
         (json.dumps({"prompt": "x"}), "missing field 'answer'"),
         (json.dumps(["x", "y"]), "expected a JSON object"),
         (json.dumps({"prompt": "x", "answer": "y", "split": "test"}), "split"),
-        (json.dumps({"prompt": "x", "answer": "y", "verifier": "nosuchmodule:f"}), "cannot import"),
+        (json.dumps({"prompt": "x", "answer": "y", "verifier": "tests.user_verifiers:always_half"}),
+         "never names code to import"),
     ],
 )
 def test_malformed_jsonl_line_names_the_file_and_line(tmp_path, bad_line, message):

@@ -46,17 +46,81 @@ def store_records():
                  _record("1+2+3=", "7.", 0.0, 1.5, tok), _record("4+4+4=", "12.", 0.0, 0.1, tok)]
 
 
-def test_sft_keeps_the_best_successful_path_per_prompt(store_records):
-    _, records = store_records
-    rows = sft_dataset(records).to_list()
-    assert rows == [{"prompt": "1+2+3=", "completion": "6."}]
+def _ids(tok, text):
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
+def test_sft_keeps_the_best_successful_path_per_prompt_as_the_ids_the_search_played(store_records):
+    tok, records = store_records
+    rows = sft_dataset(records, tok).to_list()
+    best = records[1]
+    answer = [*best["tokens"], tok.eos_token_id]
+    assert rows == [{"input_ids": best["prompt_ids"] + answer,
+                     "completion_mask": [0] * len(best["prompt_ids"]) + [1] * len(answer)}]
 
 
 def test_dpo_pairs_the_chosen_continuation_against_a_lower_valued_siblings_whole_answer(store_records):
     tok, records = store_records
     rows = dpo_dataset(records, tok).to_list()
-    assert rows[0] == {"prompt": "1+2+3=", "chosen": "6.", "rejected": "9+9=99."}
-    assert rows[1] == {"prompt": "1+2+3=6", "chosen": ".", "rejected": "9+9=99."}
+    eos, prompt = tok.eos_token_id, records[1]["prompt_ids"]
+    assert rows[0] == {"prompt_ids": prompt, "chosen_ids": [*_ids(tok, "6."), eos],
+                       "rejected_ids": [*_ids(tok, "9+9=99."), eos]}
+    assert rows[1] == {"prompt_ids": prompt + _ids(tok, "6"), "chosen_ids": [*_ids(tok, "."), eos],
+                       "rejected_ids": [*_ids(tok, "9+9=99."), eos]}
+
+
+CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+@pytest.mark.parametrize("templated", [False, True], ids=["bare prompt", "chat template"])
+def test_every_signal_trains_on_the_ids_and_prompt_format_the_search_played(store_records, templated):
+    """SFT, DPO and distillation rows hold the episode's own ids; rows built from text (a teacher's answer, general
+    replay) take the primary's prompt format; an RL row's prompt gives the same ids once TRL has read it."""
+    from agents.training.datasets import general_dataset, general_preferences, trl_prompt
+    from tokentree_env.models.prompts import prompt_ids
+
+    tok, records = store_records
+    if templated:
+        tok.chat_template = CHAT_TEMPLATE
+    played = prompt_ids(tok, "1+2+3=")  # what the env's tree of this prompt starts with
+    assert (tok("<|user|>1+2+3=\n<|assistant|>", add_special_tokens=False)["input_ids"] if templated
+            else tok("1+2+3=")["input_ids"]) == played
+    records = [r | {"prompt_ids": played} for r in records]
+    assert sft_dataset(records, tok)[0]["input_ids"][: len(played)] == played
+    assert all(row["prompt_ids"][: len(played)] == played for row in dpo_dataset(records, tok))
+    assert all(row["input_ids"][: len(played)] == played for row in distillation_dataset(records))
+    text_only = [{"prompt": "1+2+3=", "completion": "6.", "hard_reward": 1.0, "episode_return": 1.0}]
+    assert sft_dataset(text_only, tok)[0]["input_ids"] == [*played, *_ids(tok, "6."), tok.eos_token_id]
+    from tokentree_env.tasks import builtin_task
+
+    general = builtin_task("reverse").problems("train")[:1]
+    assert general_dataset(general, tok)[0]["input_ids"][: len(prompt_ids(tok, general[0].prompt))] == prompt_ids(
+        tok, general[0].prompt)
+    assert general_preferences(general, tok)[0]["prompt_ids"] == prompt_ids(tok, general[0].prompt)
+    row = trl_prompt(tok, "1+2+3=")  # TRL reads a conversational prompt through the template, text as it stands
+    trl_ids = (tok.apply_chat_template(row, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+               if templated else tok(text=row)["input_ids"])
+    assert list(trl_ids) == played
+
+
+def test_the_trl_reward_functions_score_text_and_conversational_rows():
+    from agents.training.rewards import judge_reward, task_reward, verifier_reward
+    from tokentree_env.tasks import builtin_task
+
+    prompts = ["12+35+20=", [{"role": "user", "content": "1+2+3="}]]
+    completions = ["47+20=67.", [{"role": "assistant", "content": "7."}]]
+    assert verifier_reward(builtin_task("chain3"))(prompts, completions, answer=["67", "6"]) == [1.0, 0.0]
+    assert task_reward()(prompts, completions, answer=["67", "6"], task=["chain3", "chain3"]) == [1.0, 0.0]
+
+    class Judge:  # says yes in proportion to the answer's length, to show what it was given
+        def verdict(self, prompt, completion):
+            assert isinstance(prompt, str) and isinstance(completion, str)
+            return len(completion) / 10
+
+    assert judge_reward(Judge())(prompts, completions) == pytest.approx([0.8, -0.6])
+    assert judge_reward(Judge(), tasks=("chain5",))(prompts, completions, task=["chain3", "chain5"]) == pytest.approx(
+        [0.0, -0.6])
 
 
 def test_distillation_rows_hold_context_ids_children_and_visits(store_records):
@@ -133,8 +197,18 @@ def test_self_play_on_worker_processes_stores_the_episodes_played_in_process(tmp
     assert trees == sorted(p.name for p in (tmp_path / "w2" / "run" / "checkpoints" / "iter-1" / "trees").iterdir())
 
 
-def test_a_grpo_step_runs(tmp_path):
-    TrainingRun(_tiny(tmp_path, iterations=1, prompts_per_iteration=2, signals=("grpo",), judge=None)).run()
+def test_a_grpo_round_trains_the_primary_on_its_rewards(tmp_path):
+    """With the judge's verdict beside the verifier, a group's rewards differ, so GRPO's advantages are not all 0
+    and the round moves the weights (with the verifier alone and every sample wrong, GRPO has nothing to learn)."""
+    from tokentree_env.models import load_model
+
+    run = TrainingRun(_tiny(tmp_path, iterations=1, prompts_per_iteration=2, signals=("grpo",)))
+    summary = run.run()
+    assert summary["iterations"] == 1
+    before = load_model("zoo:primary").model.state_dict()
+    after = load_model(str(tmp_path / "run" / "checkpoints" / "iter-0" / "primary")).model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the round moved the weights
+    assert math.isfinite(run.state["history"][0]["train_loss"]) and run._losses  # TRL reported a loss
 
 
 def test_a_run_cannot_silently_overwrite_or_resume_nothing(tmp_path):
@@ -306,3 +380,37 @@ def test_a_ray_pool_the_cluster_cannot_hold_is_refused_instead_of_waiting_foreve
         _check_fits(RayResources(2, cpus=1.0), {"CPU": 1.0})
     with pytest.raises(ConfigError, match="GPU"):
         _check_fits(RayResources(1, cpus=1.0, gpus=1.0), {"CPU": 4.0})
+
+
+def test_a_ray_started_here_off_loopback_is_stopped_and_refused():
+    from agents.training.ray_pool import check_loopback
+
+    stopped = []
+    check_loopback(["127.0.0.1"], lambda: stopped.append(True))
+    assert not stopped
+    with pytest.raises(ConfigError, match=r"\['10.1.2.3'\], not 127.0.0.1"):
+        check_loopback(["127.0.0.1", "10.1.2.3"], lambda: stopped.append(True))
+    assert stopped == [True]
+
+
+def test_a_checkpoint_is_flushed_to_the_disk_before_the_state_file_names_it(tmp_path, monkeypatch):
+    from agents.training import checkpoint
+    from tests.helpers import char_primary, loaded
+
+    synced, at_state = [], []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.path.realpath(f"/proc/self/fd/{fd}")) or real_fsync(fd))
+    monkeypatch.setattr(checkpoint, "save_state", lambda run_dir, state: at_state.append(list(synced)))
+
+    class Trees:
+        def save_trees(self, folder):
+            Path(folder).mkdir(parents=True)
+            (Path(folder) / "a.json").write_text("{}")
+
+    checkpoint.save_checkpoint(tmp_path, 0, loaded(char_primary()), Trees(), {"completed": 1})
+    final = tmp_path / "checkpoints" / "iter-0"
+    written = [p for p in final.rglob("*")]
+    assert written and at_state, "nothing was written, or the state was never saved"
+    flushed = {p.replace("iter-0.tmp", "iter-0") for p in at_state[0]}
+    assert {str(p) for p in written} <= flushed  # every file and folder, before the state named them
+    assert str(final.parent) in flushed  # and the rename into place

@@ -13,7 +13,7 @@ def _slate(right=(True, True, False, False), first=10, version=0):
     n = len(right)
     lp = torch.log_softmax(torch.zeros(1, 40), -1)
     proposals = [([first + i for i in range(n) if right[i]], [first + i for i in range(n) if not right[i]])]
-    return merge_proposals(proposals, lp, width=n, wrong_slots=n, primary_version=version)
+    return merge_proposals(proposals, lp, width=n, wrong_slots=n, primary_version=version, panel=lambda x: x.mean(1))
 
 
 def _tree_with_slate(right=(True, True, False, False)):

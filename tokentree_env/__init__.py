@@ -38,6 +38,8 @@ _EXPORTS = {
     "TokenTreeError": "tokentree_env.errors",
     "TreeMismatchError": "tokentree_env.errors",
     "VerifierLeakError": "tokentree_env.errors",
+    "PackageNameClashError": "tokentree_env.errors",
+    "PanelConfig": "tokentree_env.scoring",
     "Judge": "tokentree_env.judge",
     "LoadedModel": "tokentree_env.models",
     "load_model": "tokentree_env.models",
@@ -72,6 +74,8 @@ __all__ = [
     "ModelNotFoundError",
     "ModelOutputError",
     "OpenAITeacher",
+    "PackageNameClashError",
+    "PanelConfig",
     "Problem",
     "PromptError",
     "RemoteTeacherError",
@@ -116,6 +120,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerl
         InvalidActionError,
         ModelNotFoundError,
         ModelOutputError,
+        PackageNameClashError,
         PromptError,
         RemoteTeacherError,
         TaskFormatError,
@@ -126,6 +131,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerl
     from tokentree_env.judge import Judge
     from tokentree_env.models import LoadedModel, load_model
     from tokentree_env.rewards import RewardConfig
+    from tokentree_env.scoring import PanelConfig
     from tokentree_env.tasks import Problem, Task, builtin_task, load_jsonl_task, load_task, task_from_dataset
     from tokentree_env.teachers import HFTeacher, OpenAITeacher, ScriptedTeacher, Teacher
     from tokentree_env.tree import Expander, ExpansionConfig, TokenTree, WeightageRule

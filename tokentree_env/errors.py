@@ -17,8 +17,10 @@ Exception tree::
     ├── RemoteTeacherError     a remote teacher's server failed (after retries) or sent a malformed response
     ├── EnvStateError          an env method called in the wrong state (step before reset, ...)
     ├── VerifierLeakError      evaluation mode refused a setting or call that shows the verifier to a planner
-    └── InvalidActionError     an action outside the action space, or a masked one when masked
-                               actions are set to raise (also a ValueError)
+    ├── InvalidActionError     an action outside the action space, or a masked one when masked
+    │                          actions are set to raise (also a ValueError)
+    └── PackageNameClashError  a name of another package installed as ``agents`` (openai-agents) was asked of
+                               TokenTree's ``agents`` (also an ImportError)
 """
 
 from __future__ import annotations
@@ -78,3 +80,9 @@ class VerifierLeakError(TokenTreeError):
 
 class InvalidActionError(TokenTreeError, ValueError):
     """An action outside the action space, or a masked action when the env is set to raise."""
+
+
+class PackageNameClashError(TokenTreeError, ImportError):
+    """A name of OpenAI's ``openai-agents`` package was asked of TokenTree's ``agents`` package: both use the import
+    name ``agents``, so they cannot be installed together. An ImportError, so ``from agents import Runner`` shows
+    this message rather than a bare "cannot import name"."""

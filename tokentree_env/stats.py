@@ -1,40 +1,44 @@
 """Statistics the reports share: intervals of proportions and of ROC AUCs, and paired comparisons.
 
 Every figure a benchmark or report prints carries its 95 % interval; comparisons of two agents on the same
-problems are paired (McNemar's exact test, a paired-bootstrap interval of the difference).
+problems are paired (McNemar's exact test, a paired-bootstrap interval of the difference). The computations are
+SciPy's (``scipy.stats``: ``binomtest``'s Wilson interval and exact test, ``bootstrap``, ``mannwhitneyu``, the t
+distribution); these are thin wrappers with the report's conventions. SciPy is imported on first use.
 """
 
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Sequence
 
 
 def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion."""
+    """95 % Wilson score interval of a proportion (``binomtest(...).proportion_ci(method="wilson")``; a fractional
+    count, e.g. a mean of partial rewards, is rounded to whole successes)."""
+    from scipy.stats import binomtest
+
     if n == 0:
         return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    ci = binomtest(round(successes), n).proportion_ci(confidence_level=_level(z), method="wilson")
+    return max(0.0, float(ci.low)), min(1.0, float(ci.high))
+
+
+def _level(z: float) -> float:
+    """The two-sided confidence level of a normal quantile ``z`` (1.96 -> 0.95)."""
+    from scipy.stats import norm
+
+    return float(2 * norm.cdf(z) - 1)
 
 
 def roc_auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
-    """ROC AUC: the probability that a random positive outscores a random negative (ties count half)."""
-    if not positives or not negatives:
+    """ROC AUC: the probability that a random positive outscores a random negative (ties count half): the
+    Mann-Whitney U of the positives over ``n_pos · n_neg``."""
+    from scipy.stats import mannwhitneyu
+
+    if not len(positives) or not len(negatives):
         return float("nan")
-    ranked = sorted([(v, 1) for v in positives] + [(v, 0) for v in negatives])
-    rank_sum, i = 0.0, 0
-    while i < len(ranked):  # average ranks over ties
-        j = i
-        while j < len(ranked) and ranked[j][0] == ranked[i][0]:
-            j += 1
-        rank_sum += sum(label for _, label in ranked[i:j]) * (i + j + 1) / 2
-        i = j
-    n_pos, n_neg = len(positives), len(negatives)
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    u = mannwhitneyu(positives, negatives, alternative="two-sided", method="asymptotic").statistic
+    return float(u) / (len(positives) * len(negatives))
 
 
 def auc_interval(auc: float, n_pos: int, n_neg: int, z: float = 1.96) -> tuple[float, float]:
@@ -50,22 +54,30 @@ def auc_interval(auc: float, n_pos: int, n_neg: int, z: float = 1.96) -> tuple[f
 def mcnemar(a: Sequence[float], b: Sequence[float]) -> dict:
     """McNemar's exact test of two agents' successes on the same problems: the discordant counts (``a`` right
     and ``b`` wrong, and the reverse) and the two-sided binomial p-value."""
+    from scipy.stats import binomtest
+
     only_a = sum(1 for x, y in zip(a, b, strict=True) if x >= 0.5 > y)
     only_b = sum(1 for x, y in zip(a, b, strict=True) if y >= 0.5 > x)
-    n, k = only_a + only_b, min(only_a, only_b)
-    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
-    return {"only_a": only_a, "only_b": only_b, "p_value": p}
+    n = only_a + only_b
+    p = float(binomtest(only_a, n, 0.5, alternative="two-sided").pvalue) if n else 1.0
+    return {"only_a": only_a, "only_b": only_b, "p_value": min(1.0, p)}
 
 
 def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, resamples: int = 10_000, seed: int = 0) -> dict:
-    """The mean difference ``a - b`` over the same problems and its 95 % paired-bootstrap interval."""
-    diffs = [x - y for x, y in zip(a, b, strict=True)]
-    n = len(diffs)
-    if not n:
+    """The mean difference ``a - b`` over the same problems and its 95 % paired-bootstrap percentile interval
+    (``scipy.stats.bootstrap`` on the per-problem differences, seeded)."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    diffs = np.asarray([x - y for x, y in zip(a, b, strict=True)], dtype=np.float64)
+    if not diffs.size:
         return {"difference": float("nan"), "low": float("nan"), "high": float("nan")}
-    rng = random.Random(seed)
-    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
-    return {"difference": sum(diffs) / n, "low": means[int(0.025 * resamples)], "high": means[int(0.975 * resamples) - 1]}
+    mean = float(diffs.mean())
+    if np.all(diffs == diffs[0]):  # no spread: every resample has the same mean
+        return {"difference": mean, "low": mean, "high": mean}
+    ci = bootstrap((diffs,), np.mean, n_resamples=resamples, method="percentile", vectorized=True,
+                   rng=np.random.default_rng(seed)).confidence_interval
+    return {"difference": mean, "low": float(ci.low), "high": float(ci.high)}
 
 
 def t_interval(values: Sequence[float]) -> dict:

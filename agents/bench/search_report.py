@@ -58,7 +58,7 @@ def compare(a: list[dict], b: list[dict]) -> dict:
 
 def teacher_accuracies(cfg, kind: str) -> dict:
     """Each teacher's greedy accuracy on the mode's problems, their answers kept for the failure analysis."""
-    from agents.bench.search import problems
+    from agents.bench.search_config import problems
     from tokentree_env.tasks import load_task
     from tokentree_env.teachers import HFTeacher
 

@@ -37,7 +37,7 @@ def fit_value_head(cfg, declared: dict, out: Path, progress=None) -> dict:
         return result
     import torch
 
-    from agents.bench.search import env_kwargs, problems
+    from agents.bench.search_config import env_kwargs, problems
     from agents.search import MCTSAgent, MCTSConfig, ValueHead, collect_returns
     from tokentree_env.env import TokenTreeEnv
 
@@ -64,7 +64,7 @@ def fit_value_head(cfg, declared: dict, out: Path, progress=None) -> dict:
 
 def held_out_errors(cfg, head) -> dict:
     """Each leaf source's training size and held-out error on the states of majority-vote held-out episodes."""
-    from agents.bench.search import env_kwargs, problems
+    from agents.bench.search_config import env_kwargs, problems
     from agents.evaluation import make_agent
     from agents.search import MCTS, MCTSConfig
     from agents.search.value import value_inputs

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.base import PRIMARY_LOGPROB, PRIOR, TEACHER_LOGPROB, Agent, features
+from agents.base import PANEL_LOGPROB, PRIMARY_LOGPROB, PRIOR, Agent, features
 from agents.search import gumbel as gmz
-from agents.search.puct import Q_TRANSFORMS, backward, puct_scores, select
+from agents.search.driver import check_leaf_source, run_searches
+from agents.search.puct import Q_TRANSFORMS, puct_scores
 from agents.search.rollout import leaf_values
-from agents.search.tree import NO_PARENT, ROOT_INDEX, UNVISITED, SearchTree
+from agents.search.tree import ROOT_INDEX, UNVISITED, SearchTree
 from tokentree_env.errors import ConfigError
 
 PRIORS = ("env", "uniform", "primary")
@@ -60,7 +61,7 @@ class MCTSConfig:
     rollout_depth: int = 48
     """Most steps of a leaf rollout (the env's own length limit ends it earlier)."""
     rollout: str = "teacher"
-    """Default rollout policy: "teacher" (highest mean teacher log-prob) or "prior"."""
+    """Default rollout policy: "teacher" (the highest panel log-prob: greedy on the teacher panel) or "prior"."""
     leaf_value: str = "rollout"
     """A leaf's value when no ``value_fn`` is given: "rollout" (the rollout's return under the env's reward)
     or "judge" (the judge's verdict ``2 P(yes) - 1`` on the rollout's answer; needs the judge on)."""
@@ -72,9 +73,9 @@ class MCTSConfig:
     """Scale of the root Gumbel noise: 0 decodes deterministically; 1 samples (self-play exploration)."""
     teacher_mix: float = 0.5
     """λ: prior = (1 - λ) · env prior (weightage × similarity) + λ · the teacher panel's probabilities of the
-    children (softmax of their mean log-probs). 0 is the design's prior alone; on a fresh tree its weightage
-    is uniform and similarity barely tells digits apart, so with fewer simulations than children the right
-    child is often never tried (see the ablation ``mcts-design-prior`` in benchmarks/README.md)."""
+    children (softmax of their panel log-probs over the slate). 0 is the design's prior alone; on a fresh tree
+    its weightage is uniform and similarity barely tells digits apart, so with fewer simulations than children
+    the right child is often never tried (see the ablation ``mcts-design-prior`` in benchmarks/README.md)."""
     prior: str = "env"
     """Where the prior comes from: "env" (mixed with the panel by ``teacher_mix``), "uniform" or "primary"."""
     reuse_subtree: bool = False
@@ -108,7 +109,9 @@ class MCTSConfig:
 
 
 class MCTS:
-    """MCTS planner over an env exposing ``simulate``/``get_state`` (``env.unwrapped``).
+    """MCTS planner over an env exposing ``simulate``/``get_state`` (``env.unwrapped``): the search's settings, its
+    random stream, its prior and its action choice. The search itself runs in the one driver
+    (:func:`agents.search.driver.run_searches`), alone or beside other searches.
 
     Args:
         config: search hyperparameters.
@@ -122,79 +125,20 @@ class MCTS:
         self.value_fn = value_fn
         self.rng = rng or np.random.default_rng(0)
         self.gumbel = np.zeros(0)
-        self.last_rollout: list[int] = []
 
-    # -- one search ------------------------------------------------------------------------------
     def search(self, env, obs, reuse: SearchTree | None = None) -> SearchTree:
-        """Run ``num_simulations`` simulations from the env's current state (on top of ``reuse``, a subtree
-        kept from the previous move, when given)."""
-        cfg = self.config
-        mask = obs["action_mask"].astype(bool)
-        if reuse is not None:
-            tree = reuse
-            tree.children_prior[ROOT_INDEX] = self._root_prior(self.prior(obs), mask)
-        else:
-            tree = SearchTree(cfg.num_simulations + 1, len(mask))
-            tree.add_node(env.get_state(), self._root_prior(self.prior(obs), mask), mask)
-            if cfg.root_value or cfg.gumbel:  # the root's own estimate: its first visit, and the mixed value's v̂
-                tree.raw_values[ROOT_INDEX] = self.leaf_value(env, env.get_state(), obs)
-                if cfg.root_value:
-                    backward(tree, ROOT_INDEX, tree.raw_values[ROOT_INDEX])
-        self.gumbel = cfg.gumbel_scale * self.rng.gumbel(size=len(mask)) if cfg.gumbel else np.zeros(len(mask))
-        bounds = self._initial_bounds(tree)
-        if cfg.leaf_batch > 1:
-            self._search_batched(env, tree, bounds)
-            return tree
-        for _ in range(cfg.num_simulations):
-            node, action = select(tree, self._chooser(bounds))
-            if action < 0:  # reached a terminal node: its value is 0, rewards are on the edges
-                backward(tree, node, 0.0)
-                continue
-            leaf, value = self.expand(env, tree, node, action)
-            backward(tree, leaf, value)
-            self._track(bounds, tree, leaf)
-        return tree
+        """Run ``num_simulations`` simulations from the env's current state (on top of ``reuse``, a subtree kept
+        from the previous move, when given): the driver with this search alone."""
+        return run_searches([self], env, [(env.get_state(), obs)], [reuse])[0]
 
-    def _search_batched(self, env, tree: SearchTree, bounds) -> None:
-        """Simulations ``leaf_batch`` at a time: select with virtual losses, expand the round's leaves in one
-        batched forward per model (``env.prefetch``), value them (rollouts in lockstep), undo the virtual losses
-        and back the real values up in selection order."""
-        left = self.config.num_simulations
-        while left > 0:
-            picks, saved = [], []
-            while len(picks) < min(self.config.leaf_batch, left):
-                node, action = select(tree, self._chooser(bounds))
-                if (node, action) in picks:
-                    break  # every path now leads to a pending leaf: expand what we have
-                picks.append((node, action))
-                saved.append(apply_virtual_loss(tree, node, action, self.config.virtual_loss))
-            for snapshot in reversed(saved):
-                undo_virtual_loss(tree, snapshot)
-            left -= len(picks)
-            expand = [(n, a) for n, a in picks if a >= 0]
-            env.prefetch([tree.states[n] for n, _ in expand], [a for _, a in expand])
-            leaves, pending = {}, []
-            for node, action in expand:
-                state, obs, reward, terminated, truncated, _ = env.simulate(tree.states[node], action)
-                done = terminated or truncated
-                leaves[(node, action)] = tree.add_node(state, self.prior(obs), obs["action_mask"].astype(bool),
-                                                       parent=node, action=action, reward=reward, terminal=done)
-                if not done:
-                    pending.append((leaves[(node, action)], (state, obs)))
-            values = dict(zip([c for c, _ in pending],
-                              leaf_values([self] * len(pending), env, [leaf for _, leaf in pending]), strict=True))
-            for node, action in picks:
-                if action < 0:  # a terminal node: value 0, rewards are on the edges
-                    backward(tree, node, 0.0)
-                    continue
-                child = leaves[(node, action)]
-                value, tokens = values.get(child, (0.0, []))
-                tree.raw_values[child], tree.rollouts[child] = value, tokens
-                backward(tree, child, value)
-                self._track(bounds, tree, child)
+    def leaf_value(self, env, state, obs) -> float:
+        """The value of a non-terminal leaf as this search values it: ``value_fn``, or a rollout's return (or the
+        judge's verdict on the rollout's answer)."""
+        check_leaf_source(self.config, env)
+        return leaf_values([self], env, [(state, obs)])[0][0]
 
-    def _chooser(self, bounds):
-        """The action-selection callable of this search (root and interior)."""
+    def chooser(self, bounds):
+        """The action-selection callable of this search (root and interior), given its search-wide value bounds."""
         cfg = self.config
         if cfg.gumbel:
             return lambda tree, node: (gmz.root_action(tree, node, self.gumbel, num_simulations=cfg.num_simulations,
@@ -202,40 +146,6 @@ class MCTS:
                                        if node == ROOT_INDEX else gmz.interior_action(tree, node))
         return lambda tree, node: int(np.argmax(puct_scores(tree, node, cfg.c_puct, self._bounds(bounds),
                                                             c_base=cfg.c_base, q_transform=cfg.q_transform)))
-
-    def expand(self, env, tree: SearchTree, node: int, action: int) -> tuple[int, float]:
-        """Simulate ``action`` from ``node``; add the child; return it with its leaf value."""
-        state, obs, reward, terminated, truncated, _ = env.simulate(tree.states[node], action)
-        done = terminated or truncated
-        child = tree.add_node(state, self.prior(obs), obs["action_mask"].astype(bool), parent=node, action=action,
-                              reward=reward, terminal=done)
-        self.last_rollout = []
-        value = 0.0 if done else self.leaf_value(env, state, obs)
-        tree.raw_values[child], tree.rollouts[child] = value, self.last_rollout
-        return child, value
-
-    def leaf_value(self, env, state, obs) -> float:
-        """Value of a non-terminal leaf: ``value_fn`` if given, else a fast rollout's return (or the judge's
-        verdict on the rollout's answer)."""
-        if self.value_fn is not None:
-            return float(self.value_fn(env, state, obs))
-        column = TEACHER_LOGPROB if self.config.rollout == "teacher" else PRIOR
-        total, info, self.last_rollout = 0.0, {}, []
-        for _ in range(self.config.rollout_depth):
-            scores = np.where(obs["action_mask"] == 1, features(obs)[:, column], -np.inf)
-            action = int(np.argmax(scores))
-            self.last_rollout.append(int(obs["candidates"][action]))
-            state, obs, reward, terminated, truncated, info = env.simulate(state, action)
-            total += reward
-            if terminated or truncated:
-                if self.config.update_weightage:
-                    env.update_weightage(state.path, state.episode_return, state.prompt)
-                break
-        if self.config.leaf_value == "judge":
-            if "judge" not in info.get("reward_terms", {}):
-                raise ConfigError("leaf_value='judge' needs the env's judge on (judge=... and judge_verdict=True)")
-            return info["reward_terms"]["judge"] / max(env.reward_config.judge_weight, 1e-12)
-        return total
 
     def prior(self, obs) -> np.ndarray:
         """The search prior of a node's children: the env's prior, optionally mixed with the panel's."""
@@ -252,7 +162,7 @@ class MCTS:
         prior = feats[:, PRIOR] * mask
         lam = self.config.teacher_mix
         if lam > 0 and mask.any():
-            logits = np.where(mask, feats[:, TEACHER_LOGPROB], -np.inf)
+            logits = np.where(mask, feats[:, PANEL_LOGPROB], -np.inf)
             panel = np.exp(logits - logits.max())
             prior = (1 - lam) * prior + lam * panel / panel.sum()
         return prior
@@ -275,8 +185,9 @@ class MCTS:
         """The search's policy target at the root: Gumbel's improved policy, or PUCT's visit distribution."""
         return gmz.improved_policy(tree, ROOT_INDEX) if self.config.gumbel else tree.visit_distribution()
 
-    # -- helpers ---------------------------------------------------------------------------------
-    def _root_prior(self, prior: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    # -- what the driver asks of a search ---------------------------------------------------------
+    def root_prior(self, prior: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The root's prior: masked, with Dirichlet noise ``(1 - ε) P + ε Dir(α)`` in self-play (PUCT)."""
         cfg = self.config
         prior = prior * mask
         if cfg.dirichlet_fraction > 0 and mask.any() and not cfg.gumbel:
@@ -285,8 +196,14 @@ class MCTS:
             prior = (1 - cfg.dirichlet_fraction) * prior + cfg.dirichlet_fraction * noise
         return prior
 
+    def draw_gumbel(self, width: int) -> None:
+        """This search's root Gumbel noise (scaled by ``gumbel_scale``; zeros for PUCT)."""
+        cfg = self.config
+        self.gumbel = cfg.gumbel_scale * self.rng.gumbel(size=width) if cfg.gumbel else np.zeros(width)
+
     @staticmethod
-    def _initial_bounds(tree: SearchTree) -> list[float]:
+    def initial_bounds(tree: SearchTree) -> list[float]:
+        """Search-wide value bounds from what a (kept) tree has seen already."""
         visited = tree.children_visits[: tree.size] > 0
         values = tree.children_values[: tree.size][visited]
         return [float(values.min()), float(values.max())] if values.size else [np.inf, -np.inf]
@@ -294,44 +211,6 @@ class MCTS:
     @staticmethod
     def _bounds(bounds) -> tuple[float, float]:
         return (bounds[0], bounds[1]) if bounds[0] <= bounds[1] else (0.0, 0.0)
-
-    @staticmethod
-    def _track(bounds, tree: SearchTree, leaf: int) -> None:
-        node = leaf
-        while tree.parents[node] != NO_PARENT:
-            parent = int(tree.parents[node])
-            v = tree.children_values[parent, int(tree.action_from_parent[node])]
-            bounds[0], bounds[1] = min(bounds[0], v), max(bounds[1], v)
-            node = parent
-
-
-def apply_virtual_loss(tree: SearchTree, node: int, action: int, loss: float) -> tuple[list, list]:
-    """Count a pending leaf below ``(node, action)`` as one visit of value ``-loss`` on every edge up to the root;
-    return what it changed, for :func:`undo_virtual_loss`."""
-    edges = [(node, action)] if action >= 0 else []
-    path, n = [node], node
-    while tree.parents[n] != NO_PARENT:
-        edges.append((int(tree.parents[n]), int(tree.action_from_parent[n])))
-        n = int(tree.parents[n])
-        path.append(n)
-    saved = ([(p, a, tree.children_visits[p, a], tree.children_values[p, a]) for p, a in edges],
-             [(x, tree.node_visits[x]) for x in path])
-    for p, a in edges:
-        v = tree.children_visits[p, a]
-        tree.children_values[p, a] = (tree.children_values[p, a] * v - loss) / (v + 1)
-        tree.children_visits[p, a] = v + 1
-    for x in path:
-        tree.node_visits[x] += 1
-    return saved
-
-
-def undo_virtual_loss(tree: SearchTree, saved: tuple[list, list]) -> None:
-    """Restore what :func:`apply_virtual_loss` changed (undo in the reverse order of applying)."""
-    edges, path = saved
-    for p, a, visits, value in edges:
-        tree.children_visits[p, a], tree.children_values[p, a] = visits, value
-    for x, visits in path:
-        tree.node_visits[x] = visits
 
 
 class MCTSAgent(Agent):
@@ -356,8 +235,13 @@ class MCTSAgent(Agent):
         self._kept = None
 
     def act(self, env, obs, info) -> int:
-        reuse = self._reusable(env.unwrapped)
-        tree = self.mcts.search(env.unwrapped, obs, reuse=reuse)
+        u = env.unwrapped
+        tree = run_searches([self.mcts], u, [(u.get_state(), obs)], [self.kept_for(u.get_state())])[0]
+        return self.decide(tree, obs)
+
+    def decide(self, tree: SearchTree, obs) -> int:
+        """The action to play after a search from ``obs``: records the decision's visits, Q values, improved policy
+        and continuations, and keeps the chosen child's subtree (``reuse_subtree``)."""
         mask = obs["action_mask"] == 1
         self._last = (tree.visit_distribution()[mask].tolist(), tree.children_values[ROOT_INDEX][mask].tolist())
         self._improved = self.mcts.policy_target(tree)[mask].tolist() if self.mcts.config.gumbel else []
@@ -369,13 +253,13 @@ class MCTSAgent(Agent):
             self._kept = tree.subtree(child, self.mcts.config.num_simulations) if child != UNVISITED else None
         return action
 
-    def _reusable(self, env) -> SearchTree | None:
-        """The kept subtree, if its root is the env's current state."""
+    def kept_for(self, state) -> SearchTree | None:
+        """The subtree kept from the last decision, if its root is ``state`` (then it is handed over, once)."""
         kept, self._kept = self._kept, None
         if kept is None:
             return None
-        root, now = kept.states[ROOT_INDEX], env.get_state()
-        return kept if (root.prompt, root.node) == (now.prompt, now.node) and not kept.terminal[ROOT_INDEX] else None
+        root = kept.states[ROOT_INDEX]
+        return kept if (root.prompt, root.node) == (state.prompt, state.node) and not kept.terminal[ROOT_INDEX] else None
 
     def last_search(self):
         return self._last

@@ -1,6 +1,6 @@
 """Leaf values for many leaves at once: ``value_fn`` values, or greedy rollouts that advance in lockstep, one
-batched expansion (``env.prefetch``) per rollout step. Shared by :class:`~agents.search.mcts.MCTS` leaf batching
-and :mod:`agents.search.lockstep`; it knows searches only through their ``config`` and ``value_fn``."""
+batched expansion (``env.prefetch``, when the env has it) per rollout step. The one leaf evaluation of the search
+driver (:mod:`agents.search.driver`); it knows searches only through their ``config`` and ``value_fn``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agents.base import PRIOR, TEACHER_LOGPROB, features
+from agents.base import PANEL_LOGPROB, PRIOR, features
 
 
 @dataclass
@@ -40,9 +40,10 @@ def leaf_values(searches: Sequence, env, leaves: Sequence[tuple[object, dict]]) 
             break
         actions = []
         for r in live:
-            column = TEACHER_LOGPROB if r.search.config.rollout == "teacher" else PRIOR
+            column = PANEL_LOGPROB if r.search.config.rollout == "teacher" else PRIOR
             actions.append(int(np.argmax(np.where(r.obs["action_mask"] == 1, features(r.obs)[:, column], -np.inf))))
-        env.prefetch([r.state for r in live], actions)
+        if hasattr(env, "prefetch"):
+            env.prefetch([r.state for r in live], actions)
         for r, action in zip(live, actions, strict=True):
             r.tokens.append(int(r.obs["candidates"][action]))
             r.state, r.obs, reward, terminated, truncated, r.info = env.simulate(r.state, action)
@@ -52,8 +53,18 @@ def leaf_values(searches: Sequence, env, leaves: Sequence[tuple[object, dict]]) 
                 if r.search.config.update_weightage:
                     env.update_weightage(r.state.path, r.state.episode_return, r.state.prompt)
     for i, r in rollouts.items():
-        value = r.total
-        if r.search.config.leaf_value == "judge":
-            value = r.info["reward_terms"]["judge"] / max(env.reward_config.judge_weight, 1e-12)
-        out[i] = (value, r.tokens)
+        out[i] = (_judge_value(r) if r.search.config.leaf_value == "judge" else r.total, r.tokens)
     return out
+
+
+def _judge_value(r: _Rollout) -> float:
+    """The judge's verdict on the rollout's answer as a value in [-1, 1], ``2 P(yes) - 1``, read from the raw verdict
+    the env reports at the end (``info["judge_verdict"]``), whatever the judge's reward weight."""
+    verdict = r.info.get("judge_verdict")
+    if verdict is None:
+        from tokentree_env.errors import ConfigError
+
+        raise ConfigError(f"leaf_value='judge': the rollout ended without the judge's verdict (done={r.done}, "
+                          f"{len(r.tokens)} tokens); the env needs judge=... and judge_verdict=True, and rollouts must "
+                          "reach the answer's end (rollout_depth >= max_new_tokens)")
+    return 2.0 * float(verdict) - 1.0

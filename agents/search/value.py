@@ -47,8 +47,9 @@ class ValueHead(nn.Module):
 
     def __init__(self, input_dim: int, hidden: int = 64, seed: int = 0) -> None:
         super().__init__()
-        torch.manual_seed(seed)
-        self.net = nn.Sequential(nn.Linear(input_dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's random stream is untouched
+            torch.manual_seed(seed)
+            self.net = nn.Sequential(nn.Linear(input_dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, D) -> (B,)
         return self.net(x).squeeze(-1)

@@ -10,6 +10,7 @@ weightage; ``state.json`` (atomic) says how many iterations are complete.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -32,16 +33,38 @@ def trees_path(run_dir: Path, completed: int) -> Path | None:
 
 
 def save_checkpoint(run_dir: Path, iteration: int, lm, env, state: dict) -> None:
-    """Primary and trees into a temporary folder, renamed into place; then the state file, atomically."""
+    """Primary and trees into a temporary folder, flushed to disk (every file, then the folders), renamed into place
+    and the rename flushed; only then the state file, atomically. So after a power loss ``state.json`` never names a
+    checkpoint whose files are not on the disk."""
     final = checkpoint_dir(run_dir, iteration)
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     lm.model.save_pretrained(tmp / "primary")  # a PEFT model saves its adapter
     lm.tokenizer.save_pretrained(tmp / "primary")
     env.save_trees(tmp / "trees")
+    fsync_tree(tmp)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
+    fsync_path(final.parent)  # the rename itself
     save_state(run_dir, state)
+
+
+def fsync_path(path: Path) -> None:
+    """Flush one file's or folder's entry to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """Flush every file under ``root``, then every folder (deepest first), to the disk."""
+    folders = [root]
+    for path in sorted(root.rglob("*")):
+        (folders.append if path.is_dir() else fsync_path)(path)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        fsync_path(folder)
 
 
 def load_primary(spec: str, lora: bool):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tokentree_env.errors import ConfigError
+from tokentree_env.scoring.panel import DEFAULT_ALPHA, PANEL_RULES
 from tokentree_env.zoo.catalog import DEFAULT_JUDGE, DEFAULT_PRIMARY, DEFAULT_TEACHERS
 
 SIGNAL_NAMES = ("sft", "dpo", "distill", "grpo", "rloo")
@@ -31,6 +32,8 @@ class TrainConfig:
     """A model spec, or a checkpoint folder (``save_pretrained``; a LoRA checkpoint loads base + adapter)."""
     judge: str | None = DEFAULT_JUDGE
     task: str = "chain3"
+    verifier: str | None = None
+    """A task file's verifier, when it is not the file's default: "exact", "numeric" or "module:function"."""
     general_task: str = "reverse"
     # -- self-play search ---------------------------------------------------------------------
     simulations: int = 2
@@ -46,6 +49,10 @@ class TrainConfig:
     teacher_mix: float = 0.5
     """The search prior's mix of the teacher panel's probabilities into weightage × similarity (0: the design's
     prior alone)."""
+    panel: str = "mixture"
+    """How the teachers' log-probs combine (:mod:`tokentree_env.scoring.panel`): "mixture", "mean" or "product"."""
+    panel_alpha: float = DEFAULT_ALPHA
+    """The mixture's fixed share α."""
     update_weightage: bool = True
     """Apply the weightage rule after each self-play episode (off: an ablation)."""
     k_wrong: int = 2
@@ -99,7 +106,8 @@ class TrainConfig:
         if bad or not self.signals:
             raise ConfigError(f"TrainConfig.signals must be some of {SIGNAL_NAMES}, got {list(self.signals)}")
         for name, value, allowed in (("replay", self.replay, REPLAY), ("distill_target", self.distill_target,
-                                     DISTILL_TARGETS), ("backend", self.backend, BACKENDS)):
+                                     DISTILL_TARGETS), ("backend", self.backend, BACKENDS), ("panel", self.panel,
+                                                                                             PANEL_RULES)):
             if value not in allowed:
                 raise ConfigError(f"TrainConfig.{name} must be one of {allowed}, got {value!r}")
         for name in ("iterations", "prompts_per_iteration", "repeats", "simulations", "selfplay_batch"):

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from transformers import TrainerCallback
 
+from tokentree_env.models.prompts import prompt_ids
+
 
 def trainable(model) -> dict[str, torch.nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -65,7 +67,7 @@ def fisher_diagonal(model, tokenizer, texts: list[tuple[str, str]]) -> dict[str,
     was_training = model.training
     model.eval()
     for prompt, completion in texts:
-        p = tokenizer(prompt)["input_ids"]
+        p = prompt_ids(tokenizer, prompt)  # the primary's prompt format, as in the env and the training rows
         c = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         input_ids = torch.tensor([p + c])
         labels = torch.tensor([[-100] * len(p) + c])

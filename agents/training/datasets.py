@@ -1,8 +1,17 @@
 """Training data for the primary, built from the episode store (public: drive TRL yourself).
 
-- :func:`sft_dataset`: the best path per prompt (expert iteration): ``{"prompt", "completion"}``.
-- :func:`dpo_dataset`: sibling pairs along successful paths: chosen = the child taken and the rest of
-  the answer, rejected = a sibling valued lower by the search, or a wrong-direction child.
+**One route for training text.** Every row is token ids in the prompt format the search played: the episode's
+``prompt_ids`` (the primary's format, :func:`tokentree_env.models.prompts.prompt_ids`: its chat template when it
+has one) and the answer's ``tokens``, never text decoded and tokenised again (a BPE would merge across the
+boundary). Rows that come as text (teachers' answers, general-task replay) are encoded once, the way the env
+encodes a teacher's reference answer. The RL signals' prompts are in TRL's conversational format for a primary
+with a chat template (TRL applies it) and plain text otherwise (TRL adds the special tokens), which yields the
+same ids (tested).
+
+- :func:`sft_dataset`: the best path per prompt (expert iteration): ``{"input_ids", "completion_mask"}``.
+- :func:`dpo_dataset`: sibling pairs along successful paths: ``{"prompt_ids", "chosen_ids", "rejected_ids"}``;
+  chosen = the child taken and the rest of the answer, rejected = the continuation the search played after a
+  sibling it valued lower.
 - :func:`distillation_dataset`: per node, the context ids, the children and the search's visit
   distribution (AlphaZero policy targets).
 - :func:`general_dataset`, :func:`general_preferences`, :func:`self_distillation_dataset`: general-task
@@ -16,7 +25,37 @@ from collections.abc import Iterable
 
 from datasets import Dataset
 
+from tokentree_env.models.prompts import has_chat_template, prompt_ids
 from tokentree_env.tasks import builtin_task
+
+
+def answer_ids(tokenizer, text: str) -> list[int]:
+    """An answer given as text in the primary's ids, as the env encodes a teacher's reference answer."""
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def episode_ids(record: dict, tokenizer) -> tuple[list[int], list[int]]:
+    """A record's prompt ids and answer ids: those the search played (``prompt_ids``, ``tokens``), or, for a record
+    that holds text only (a teacher's answer), the prompt in the primary's format and the answer encoded once."""
+    prompt = record.get("prompt_ids") or prompt_ids(tokenizer, record["prompt"])
+    answer = record["tokens"] if "tokens" in record else answer_ids(tokenizer, record["completion"])
+    return list(prompt), list(answer)
+
+
+def _closed(answer: list[int], eos: int) -> list[int]:
+    """The answer ending with EOS (the primary learns to stop)."""
+    return answer if answer and answer[-1] == eos else [*answer, eos]
+
+
+def completion_row(prompt: list[int], answer: list[int], eos: int) -> dict:
+    """An SFT row: the ids of prompt + answer (EOS last), the loss on the answer's ids only."""
+    answer = _closed(answer, eos)
+    return {"input_ids": [*prompt, *answer], "completion_mask": [0] * len(prompt) + [1] * len(answer)}
+
+
+def trl_prompt(tokenizer, prompt: str):
+    """An RL row's prompt: TRL's conversational format for a primary with a chat template, else the text."""
+    return [{"role": "user", "content": prompt}] if has_chat_template(tokenizer) else prompt
 
 
 def _best_per_prompt(records: Iterable[dict], min_hard_reward: float) -> dict[str, dict]:
@@ -30,39 +69,38 @@ def _best_per_prompt(records: Iterable[dict], min_hard_reward: float) -> dict[st
     return best
 
 
-def sft_dataset(records: Iterable[dict], *, min_hard_reward: float = 1.0) -> Dataset:
-    """The best episode of each prompt that reached ``min_hard_reward``, as prompt/completion pairs."""
+def sft_dataset(records: Iterable[dict], tokenizer, *, min_hard_reward: float = 1.0) -> Dataset:
+    """The best episode of each prompt that reached ``min_hard_reward``, as the ids it played (loss on the answer)."""
     best = _best_per_prompt(records, min_hard_reward)
-    rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in best.values()]
-    return Dataset.from_list(rows) if rows else _empty(["prompt", "completion"])
+    rows = [completion_row(*episode_ids(r, tokenizer), tokenizer.eos_token_id) for r in best.values()]
+    return Dataset.from_list(rows) if rows else _empty(["input_ids", "completion_mask"])
 
 
 def dpo_dataset(records: Iterable[dict], tokenizer, *, min_hard_reward: float = 1.0, max_pairs_per_step: int = 1
                 ) -> Dataset:
-    """Preference pairs of whole answers along each prompt's best successful path.
+    """Preference pairs of whole answers along each prompt's best successful path, in ids.
 
-    At step ``i`` the prompt is ``prompt + answer[:i]``; chosen is the rest of the answer; rejected is the whole
-    continuation the search played after a sibling it valued lower (lowest Q first), so both sides are
-    complete answers. Steps where no sibling was completed give no pair.
+    At step ``i`` the prompt is the episode's prompt ids + ``answer[:i]``; chosen is the rest of the answer; rejected
+    is the whole continuation the search played after a sibling it valued lower (lowest Q first), so both sides are
+    complete answers (EOS last). Steps where no sibling was completed give no pair.
     """
-    rows = []
+    rows, eos = [], tokenizer.eos_token_id
     for r in _best_per_prompt(records, min_hard_reward).values():
-        tokens = r["tokens"]
+        prompt, tokens = episode_ids(r, tokenizer)
         for i, step in enumerate(r["records"]):
             if i >= len(tokens):
                 break
-            rest = tokenizer.decode(tokens[i:], skip_special_tokens=True)
+            rest = _closed(tokens[i:], eos)
             continuations = step.get("continuations") or []
             q_values = step.get("q_values") or []
             chosen_q = next((q for t, q in zip(step["candidates"], q_values, strict=False) if t == tokens[i]), None)
             siblings = sorted((q, c) for t, q, c in zip(step["candidates"], q_values, continuations, strict=False)
                               if t != tokens[i] and c and (chosen_q is None or q < chosen_q))
-            prefix = tokenizer.decode(tokens[:i], skip_special_tokens=True)
             for _, continuation in siblings[:max_pairs_per_step]:
-                text = tokenizer.decode(continuation, skip_special_tokens=True)
-                if text and rest and text != rest:
-                    rows.append({"prompt": r["prompt"] + prefix, "chosen": rest, "rejected": text})
-    return Dataset.from_list(rows) if rows else _empty(["prompt", "chosen", "rejected"])
+                rejected = _closed(list(continuation), eos)
+                if rejected != rest:
+                    rows.append({"prompt_ids": [*prompt, *tokens[:i]], "chosen_ids": rest, "rejected_ids": rejected})
+    return Dataset.from_list(rows) if rows else _empty(["prompt_ids", "chosen_ids", "rejected_ids"])
 
 
 def distillation_dataset(records: Iterable[dict], *, target: str = "visits") -> Dataset:
@@ -88,11 +126,16 @@ def _problems(problems, seed: int, task: str) -> list:
     return [general.sample(rng) for _ in range(problems)]
 
 
-def general_dataset(problems, *, seed: int = 0, task: str = "reverse") -> Dataset:
-    """Prompt/completion pairs of general-task ``problems`` (or of ``n`` sampled ones), for SFT replay."""
-    rows = [{"prompt": p.prompt, "completion": p.solutions.get("step", p.answer + ".")}
-            for p in _problems(problems, seed, task)]
-    return Dataset.from_list(rows) if rows else _empty(["prompt", "completion"])
+def general_answer(problem) -> str:
+    """A general-task problem's answer text (its step solution, or the answer and a full stop)."""
+    return problem.solutions.get("step", problem.answer + ".")
+
+
+def general_dataset(problems, tokenizer, *, seed: int = 0, task: str = "reverse") -> Dataset:
+    """SFT rows of general-task ``problems`` (or of ``n`` sampled ones), for replay, in the primary's format."""
+    rows = [completion_row(prompt_ids(tokenizer, p.prompt), answer_ids(tokenizer, general_answer(p)),
+                           tokenizer.eos_token_id) for p in _problems(problems, seed, task)]
+    return Dataset.from_list(rows) if rows else _empty(["input_ids", "completion_mask"])
 
 
 def wrong_answer(answer: str, rng: random.Random) -> str:
@@ -108,12 +151,14 @@ def wrong_answer(answer: str, rng: random.Random) -> str:
     return "".join(chars)
 
 
-def general_preferences(problems, *, seed: int = 0, task: str = "reverse") -> Dataset:
-    """DPO replay rows: each general problem's answer preferred over a wrong one."""
-    rng = random.Random(seed)
-    rows = [{"prompt": p.prompt, "chosen": p.solutions.get("step", p.answer + "."),
-             "rejected": wrong_answer(p.answer, rng) + "."} for p in _problems(problems, seed, task)]
-    return Dataset.from_list(rows) if rows else _empty(["prompt", "chosen", "rejected"])
+def general_preferences(problems, tokenizer, *, seed: int = 0, task: str = "reverse") -> Dataset:
+    """DPO replay rows: each general problem's answer preferred over a wrong one, in the primary's format."""
+    rng, eos = random.Random(seed), tokenizer.eos_token_id
+    rows = [{"prompt_ids": prompt_ids(tokenizer, p.prompt),
+             "chosen_ids": _closed(answer_ids(tokenizer, general_answer(p)), eos),
+             "rejected_ids": _closed(answer_ids(tokenizer, wrong_answer(p.answer, rng) + "."), eos)}
+            for p in _problems(problems, seed, task)]
+    return Dataset.from_list(rows) if rows else _empty(["prompt_ids", "chosen_ids", "rejected_ids"])
 
 
 def self_distillation_dataset(model, tokenizer, problems, *, k: int = 4, seed: int = 0,
@@ -127,11 +172,10 @@ def self_distillation_dataset(model, tokenizer, problems, *, k: int = 4, seed: i
     model.eval()
     with torch.no_grad():
         for p in _problems(problems, seed, task):
-            prompt_ids = tokenizer(p.prompt)["input_ids"]
-            answer_ids = tokenizer(p.solutions.get("step", p.answer + "."), add_special_tokens=False)["input_ids"]
-            ids = prompt_ids + answer_ids + [tokenizer.eos_token_id]
+            prompt = prompt_ids(tokenizer, p.prompt)
+            ids = completion_row(prompt, answer_ids(tokenizer, general_answer(p)), tokenizer.eos_token_id)["input_ids"]
             logits = model(input_ids=torch.tensor([ids[:-1]], device=model.device)).logits[0].float()  # (T, V)
-            for i in range(len(prompt_ids) - 1, len(ids) - 1):
+            for i in range(len(prompt) - 1, len(ids) - 1):
                 probs, top = torch.softmax(logits[i], -1).topk(k)
                 rows.append({"input_ids": ids[:i + 1], "children": top.tolist(),
                              "visits": (probs / probs.sum()).tolist()})

@@ -69,6 +69,7 @@ class TrainingRun:
         if not state_path.exists():
             raise ConfigError(f"nothing to resume in {output_dir}: no state.json")
         stored = json.loads(state_path.read_text())["config"]
+        stored.setdefault("panel", "product")  # a run from before the panel was a setting ranked by the product
         config = TrainConfig(**{k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__})
         config.output_dir = str(output_dir)
         return cls(config, resume=True, console=console)
@@ -77,11 +78,28 @@ class TrainingRun:
     def _primary_spec(self) -> str:
         return checkpoint.primary_path(self.dir, self.state["completed"], self.config.primary)
 
+    @property
+    def task(self):
+        """The task as loaded once (a task file with the configured ``verifier``)."""
+        if getattr(self, "_task", None) is None:
+            from tokentree_env.tasks import load_task
+
+            self._task = load_task(self.config.task, verifier=self.config.verifier)
+        return self._task
+
+    def _load(self, name: str):
+        """The task or the general task, by name."""
+        from tokentree_env.tasks import load_task
+
+        return self.task if name == self.config.task else load_task(name)
+
     def _env_kwargs(self) -> dict:
         c = self.config
-        return {"teachers": list(c.teachers), "judge": c.judge, "task": c.task, "split": "train",
+        task = c.task if c.verifier is None else self.task  # a name travels to workers; a chosen verifier with its task
+        return {"teachers": list(c.teachers), "judge": c.judge, "task": task, "split": "train",
                 "max_new_tokens": c.max_new_tokens, "expansion_seed": c.seed, "planner_verifier": c.planner_verifier,
-                "update_weightage": c.update_weightage, "k_wrong": c.k_wrong}
+                "update_weightage": c.update_weightage, "k_wrong": c.k_wrong,
+                "panel": {"rule": c.panel, "alpha": c.panel_alpha}}
 
     def _make_env(self, primary):
         from tokentree_env.env import TokenTreeEnv
@@ -155,16 +173,12 @@ class TrainingRun:
     # -- self-play ------------------------------------------------------------------------------
     def validation_problems(self, task_name: str) -> list:
         """The validation split: ``validation_size`` problems of the task's train split, never played."""
-        from tokentree_env.tasks import load_task
-
-        train = list(load_task(task_name).problems("train"))
+        train = list(self._load(task_name).problems("train"))
         return random.Random(f"validation:{task_name}").sample(train, min(self.config.validation_size, len(train)))
 
     def _prompts(self, iteration: int) -> list[str]:
-        from tokentree_env.tasks import load_task
-
         held = {p.prompt for p in self.validation_problems(self.config.task)}
-        train = [p.prompt for p in load_task(self.config.task).problems("train") if p.prompt not in held]
+        train = [p.prompt for p in self.task.problems("train") if p.prompt not in held]
         rng = random.Random(f"{self.config.seed}:{iteration}")
         return rng.sample(train, min(self.config.prompts_per_iteration, len(train)))
 
@@ -239,12 +253,15 @@ class TrainingRun:
         """One round of training ``lm`` (a :class:`LoadedModel`, updated in place): each configured signal on
         ``buffer`` (default: ``records``; RL samples the prompts of ``records``), every one guarded by EWC /
         SI / replay; the replay decision looks at this iteration's ``records`` and the validation split."""
-        from agents.training.datasets import general_dataset
+        from agents.training.datasets import general_answer
+        from tokentree_env.tasks import builtin_task
 
         c = self.config
         mean = sum(r["hard_reward"] for r in records) / max(1, len(records))
         replay = replay_needed(c, mean, self.state["history"], self.state["baseline"])
-        fisher_texts = [(r["prompt"], r["completion"]) for r in general_dataset(64, seed=c.seed, task=c.general_task)]
+        rng = random.Random(c.seed)
+        fisher_texts = [(p.prompt, general_answer(p)) for p in (builtin_task(c.general_task).sample(rng)
+                                                                 for _ in range(64))]
         guards = self.guards.begin(lm.model, lm.tokenizer, fisher_texts, replay)
         guards.callbacks.append(phase_callback())
         inputs = RoundInputs(lm.model, lm.tokenizer, records, records if buffer is None else buffer, c, guards,
@@ -264,20 +281,20 @@ class TrainingRun:
         """The primary on its own (greedy, no teachers, no search): held-out accuracy on the task and the
         general task (what is reported), and validation accuracy on both (what auto-replay reads)."""
         from agents.training.measure import greedy_accuracy
-        from tokentree_env.tasks import load_task
 
         c = self.config
         out = {}
         for key, name in (("task", c.task), ("general", c.general_task)):
-            out[f"{key}_accuracy"] = greedy_accuracy(lm, name, load_task(name).problems("heldout")[: c.eval_size])
-            out[f"validation_{key}_accuracy"] = greedy_accuracy(lm, name, self.validation_problems(name))
+            task = self._load(name)
+            out[f"{key}_accuracy"] = greedy_accuracy(lm, task, task.problems("heldout")[: c.eval_size])
+            out[f"validation_{key}_accuracy"] = greedy_accuracy(lm, task, self.validation_problems(name))
         return out
 
     def _teacher_reference(self) -> dict:
         """The teachers' own greedy held-out accuracy on the task (the closing line compares the primary)."""
         from agents.training.measure import teacher_accuracies
 
-        accs = teacher_accuracies(self.config.teachers, self.config.task, self.config.eval_size)
+        accs = teacher_accuracies(self.config.teachers, self.task, self.config.eval_size)
         return {"accuracies": accs, "best": max(accs.values()) if accs else None}
 
     def _episode_metrics(self, records: list[dict]) -> dict:

@@ -118,12 +118,12 @@ class SFTSignal(Signal):
     def rows(self):
         from agents.training.datasets import sft_dataset
 
-        return sft_dataset(self.inputs.buffer)
+        return sft_dataset(self.inputs.buffer, self.inputs.tokenizer)
 
     def replay_rows(self):
         from agents.training.datasets import general_dataset
 
-        return general_dataset(self.inputs.general_problems(self.inputs.replay_size))
+        return general_dataset(self.inputs.general_problems(self.inputs.replay_size), self.inputs.tokenizer)
 
     def trainer(self, data):
         from trl import SFTConfig
@@ -131,8 +131,8 @@ class SFTSignal(Signal):
         from agents.training.trainers import TreeSFTTrainer
 
         r = self.inputs
-        return TreeSFTTrainer(model=r.model, args=SFTConfig(max_length=128, **self.args()), train_dataset=data,
-                              processing_class=r.tokenizer, **self.guarded())
+        return TreeSFTTrainer(model=r.model, args=SFTConfig(max_length=128, completion_only_loss=True, **self.args()),
+                              train_dataset=data, processing_class=r.tokenizer, **self.guarded())
 
 
 class DPOSignal(Signal):
@@ -148,7 +148,7 @@ class DPOSignal(Signal):
     def replay_rows(self):
         from agents.training.datasets import general_preferences
 
-        return general_preferences(self.inputs.general_problems(self.inputs.replay_size),
+        return general_preferences(self.inputs.general_problems(self.inputs.replay_size), self.inputs.tokenizer,
                                    seed=self.inputs.config.seed + self.inputs.iteration)
 
     def trainer(self, data):
@@ -193,29 +193,34 @@ class RLSignal(Signal):
     def rows(self):
         from datasets import Dataset
 
+        from agents.training.datasets import trl_prompt
         from tokentree_env.tasks import load_task
 
         r = self.inputs
-        answers = {p.prompt: p.answer for p in load_task(r.config.task).problems("train")}
+        answers = {p.prompt: p.answer for p in load_task(r.config.task, verifier=r.config.verifier).problems("train")}
         prompts = sorted({rec["prompt"] for rec in r.records})
-        return Dataset.from_list([{"prompt": p, "answer": answers[p], "task": r.config.task} for p in prompts])
+        return Dataset.from_list([{"prompt": trl_prompt(r.tokenizer, p), "answer": answers[p], "task": r.config.task}
+                                  for p in prompts])
 
     def replay_rows(self):
         from datasets import Dataset
 
+        from agents.training.datasets import trl_prompt
+
         r = self.inputs
         n = max(1, len(r.records) // 4)
-        return Dataset.from_list([{"prompt": p.prompt, "answer": p.answer, "task": r.config.general_task}
-                                  for p in r.general_problems(n)])
+        return Dataset.from_list([{"prompt": trl_prompt(r.tokenizer, p.prompt), "answer": p.answer,
+                                   "task": r.config.general_task} for p in r.general_problems(n)])
 
     def trainer(self, data):
         import trl
 
         from agents.training.rewards import judge_reward, task_reward
         from agents.training.trainers import TreeGRPOTrainer, TreeRLOOTrainer
+        from tokentree_env.tasks import load_task
 
         r = self.inputs
-        rewards = [task_reward()]
+        rewards = [task_reward({r.config.task: load_task(r.config.task, verifier=r.config.verifier)})]
         if r.config.judge:
             from tokentree_env.judge import Judge
 

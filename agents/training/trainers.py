@@ -37,11 +37,18 @@ class TreeSFTTrainer(PenaltyMixin, SFTTrainer):
 
 
 class TreeDPOTrainer(PenaltyMixin, DPOTrainer):
-    """``DPOTrainer`` on sibling pairs, with forgetting penalties."""
+    """``DPOTrainer`` on sibling pairs, with forgetting penalties. Its rows are already token ids (``prompt_ids``,
+    ``chosen_ids``, ``rejected_ids``: what the search played, :func:`agents.training.datasets.dpo_dataset`), which
+    ``DPOTrainer``'s own collator reads; the text preparation (tokenising, appending EOS) is skipped for them."""
 
     def __init__(self, *args, penalties=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.penalties = tuple(penalties)
+
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        if "prompt_ids" in dataset.column_names:  # tokenised by the one route for training text
+            return dataset
+        return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
 
 
 class TreeGRPOTrainer(PenaltyMixin, GRPOTrainer):

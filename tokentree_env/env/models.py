@@ -34,13 +34,15 @@ class EnvModels:
         if not isinstance(primary, HFTeacher):
             primary = HFTeacher(primary, cache_bytes=cache_bytes, **placed)
         stack = [_teacher(t, primary, cache_bytes, placed) for t in teachers]
+        _unique_names(stack, [t for t in teachers if isinstance(t, Teacher)], primary)
         judge = Judge(judge, **placed) if isinstance(judge, str) else judge  # or any object with Judge's methods
         if judge is not None:
             judge.bind(primary.tokenizer)
         return cls(primary, stack, judge)
 
     def counters(self) -> dict[str, CostCounter]:
-        """Every model's work counter by name (teachers, primary, judge, a model-running similarity scorer)."""
+        """Every model's work counter by its unique name (teachers, primary, judge, a model-running similarity
+        scorer): one entry per model object, so two copies of one model are charged apart."""
         out = {m.name: m.counters for m in dict.fromkeys([*self.teachers, self.primary])}
         if self.judge is not None:
             out[f"judge:{self.judge.name}"] = self.judge.counters
@@ -65,6 +67,29 @@ class EnvModels:
             model.close()
         if self.judge is not None:
             self.judge.close()
+
+
+def _unique_names(stack: list[Teacher], given: list[Teacher], primary: HFTeacher) -> None:
+    """Give every model a name of its own, so that costs, reference answers and tables keep them apart: a second
+    model built here from an already used spec (``["zoo:teacher-llama", "zoo:teacher-llama"]``) is named
+    ``"zoo:teacher-llama#2"``. A teacher object passed in is never renamed: two such objects with one name, or one
+    object listed twice, are refused."""
+    seen: dict[str, Teacher] = {primary.name: primary}
+    for teacher in stack:
+        if teacher is primary:
+            continue
+        holder = seen.get(teacher.name)
+        if holder is teacher:
+            raise ConfigError(f"the teacher {teacher.name!r} is listed twice (the same object); list it once")
+        if holder is not None:
+            if teacher in given:
+                raise ConfigError(f"two models are named {teacher.name!r}; give each teacher object its own `name`, "
+                                  "so that their costs and answers are kept apart")
+            base, k = teacher.name, 2
+            while f"{base}#{k}" in seen:
+                k += 1
+            teacher.name = f"{base}#{k}"
+        seen[teacher.name] = teacher
 
 
 def _teacher(spec, primary: HFTeacher, cache_bytes: int, placed: dict) -> Teacher:

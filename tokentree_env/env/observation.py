@@ -19,7 +19,7 @@ from tokentree_env.teachers.alignment import UNMAPPED_LOGPROB
 from tokentree_env.tree import ROOT, Expander, TokenTree
 
 FEATURES: tuple[str, ...] = (
-    "prior", "similarity", "weightage", "primary_logprob", "teacher_logprob", "votes", "right", "reference")
+    "prior", "similarity", "weightage", "primary_logprob", "panel_logprob", "votes", "right", "reference")
 """Per-candidate features, in the order they are flattened into ``obs["features"]``."""
 FEATURE_LOW = np.array([0.0, -1.0, 0.0, UNMAPPED_LOGPROB, UNMAPPED_LOGPROB, 0.0, 0.0, 0.0], dtype=np.float32)
 
@@ -101,7 +101,7 @@ class ObservationBuilder:
         feats = np.zeros((self.width, len(FEATURES)), dtype=np.float32)
         feats[:n, 1] = np.clip(sim, -1.0, 1.0)
         feats[:n, 3] = slate.logprobs[:, ex.primary_column]
-        feats[:n, 4] = slate.logprobs[:, ex.teacher_columns].mean(1)
+        feats[:n, 4] = slate.panel  # the teacher panel's log-prob (tokentree_env.scoring.panel)
         feats[:n, 5] = slate.votes / max(1, len(ex.proposer_columns))
         feats[:n, 6] = slate.right
         feats[:n, 7] = slate.reference
@@ -115,7 +115,10 @@ class ObservationBuilder:
                        "proposed_by": [names[m] for m in np.flatnonzero(p)]}
                       for t, r, v, ref, p in zip(tokens, slate.right, slate.votes, slate.reference, slate.proposed,
                                                  strict=True)]
-        found = (slate, feats, candidates, mask, sim, provenance)
+        weights = np.exp(ex.log_weights(tree, node))
+        panel = {"rule": ex.panel.config.rule, "weights": weights.tolist(), "writer": int(np.argmax(weights)),
+                 "teacher_logprobs": slate.logprobs[:, ex.teacher_columns].tolist()}
+        found = (slate, feats, candidates, mask, sim, provenance, panel)
         self._node_cache[key] = found
         return found
 
@@ -134,7 +137,7 @@ class ObservationBuilder:
             return {"context": context, "candidates": np.full(self.width, self.pad_id, dtype=np.int64),
                     "features": np.tile(self.low, self.width), "action_mask": np.zeros(self.width, dtype=np.int8)}
         self.expander.expand(tree, [state.node])
-        slate, feats, candidates, mask, sim, _ = self._static(tree, state.node)
+        slate, feats, candidates, mask, sim, _, _ = self._static(tree, state.node)
         feats = feats.copy()
         n = len(slate)
         weightage = tree.weightage(state.node)
@@ -147,15 +150,19 @@ class ObservationBuilder:
                 "action_mask": mask.copy()}
 
     def info(self, tree: TokenTree, state: EnvState, terms: dict, reason: str | None, invalid: bool) -> dict[str, Any]:
-        """The ``info`` of ``state``: answer text, reward terms, end reason and the children's provenance."""
+        """The ``info`` of ``state``: answer text, reward terms, end reason, the children's provenance and the panel
+        (``info["panel"]``: the rule, the node's weights over the teachers, the writer, the teacher with the largest
+        weight, and each child's per-teacher log-probs, in the order of ``env.teacher_names``)."""
         text = tree.context(state.node, self.expander.decode).text[len(tree.root_text):]  # cached per node
         info = {"prompt": state.prompt, "text": text, "step": state.length, "reward_terms": dict(terms),
                 "terminal_reason": reason, "invalid_action": invalid,
                 "min_reference_length": tree.min_reference_length}
         if not state.done:
-            provenance = self._static(tree, state.node)[5]
+            provenance, panel = self._static(tree, state.node)[5:]
             info["candidates"] = [p["text"] for p in provenance]
             info["directions"] = [p["direction"] for p in provenance]
             info["provenance"] = provenance
+            info["panel"] = {**panel, "weights": list(panel["weights"]),  # fresh per call: callers may keep infos
+                             "teacher_logprobs": [list(row) for row in panel["teacher_logprobs"]]}
         return info
 

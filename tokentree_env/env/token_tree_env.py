@@ -22,7 +22,7 @@ from tokentree_env.env.verifier import VerifierGate, gate_flag
 from tokentree_env.errors import ConfigError, EnvStateError
 from tokentree_env.judge import Judge
 from tokentree_env.rewards import RewardConfig, RewardFn
-from tokentree_env.scoring import MeanEmbeddingSimilarity, Similarity
+from tokentree_env.scoring import MeanEmbeddingSimilarity, PanelConfig, Similarity
 from tokentree_env.tasks import DEFAULT_TASK, Task, load_task
 from tokentree_env.teachers import HFTeacher, Teacher
 from tokentree_env.terminal import TerminalConfig, TerminalDetector
@@ -59,15 +59,17 @@ class TokenTreeEnv(gym.Env):
     |---|---|---|---|
     | `context` | `(max_context,)` | int64 | the last ids of prompt + answer, left-padded with the pad id |
     | `candidates` | `(width,)` | int64 | primary token id of each child (pad id where masked) |
-    | `features` | `(width * 8,)` | float32 | per child, flattened: prior, similarity, weightage, primary log-prob, mean teacher log-prob, vote share, right label, on a reference answer |
+    | `features` | `(width * 8,)` | float32 | per child, flattened: prior, similarity, weightage, primary log-prob, panel log-prob, vote share, right label, on a reference answer |
     | `action_mask` | `(width,)` | int8 | 1 for a valid child |
 
     `prior` is the normalised `weightage × similarity` (clipped at 0), optionally mixed with the
-    primary's probabilities. Log-probs are floored at log(1e-9).
+    primary's probabilities. The panel log-prob combines the teachers' by `panel` (default: a mixture whose
+    weights follow the teacher writing the path; `info["panel"]` has the weights and each child's per-teacher
+    log-probs). Log-probs are floored at log(1e-9).
 
     ## Rewards
 
-    Per step: `alpha · mean teacher log q(child | context)` (the panel log-perplexity, summed) and
+    Per step: `alpha · log panel(child | context)` (summed: the panel's log-likelihood of the path) and
     `-length_cost`. At the end: the task verifier's hard reward (`task_weight`), the judge's verdict
     as a small shift (`judge_weight · (2 P(yes) - 1)`), `-excess_length_weight · max(0, L - L_min)`
     with `L_min` the shortest teacher reference answer, and the terms of a user `reward_fn`. Every
@@ -93,7 +95,8 @@ class TokenTreeEnv(gym.Env):
     - Truncation: `max_new_tokens` tokens were generated. The env owns truncation: it is registered
       without `max_episode_steps`.
 
-    `info["terminal_reason"]` says which. After the end, `reset()` must be called (also after a failed
+    `info["terminal_reason"]` says which, and `info["judge_verdict"]` holds the judge's raw P(yes) of the
+    answer (with the judge on). After the end, `reset()` must be called (also after a failed
     `reset()`). At each episode's end the weightage rule is applied along the path
     (`update_weightage=True`, off with `evaluation=True`, where the verifier must not shape later
     searches).
@@ -105,7 +108,7 @@ class TokenTreeEnv(gym.Env):
     import tokentree_env
     env = gym.make("TokenTree-v0")  # the zoo and the default task (chain3)
     env = gym.make("TokenTree-v0", teachers=["zoo:teacher-llama", "path/to/hf-model"], primary="zoo:primary",
-                   judge="zoo:judge", task="my_task.jsonl", width=16, k_right=4, k_wrong=2,
+                   judge="zoo:judge", task="my_task.jsonl", width=16, k_right=4, k_wrong=2, panel="mixture",
                    max_new_tokens=32, reward_weights={"alpha": 0.05, "judge_weight": 0.1})
     ```
 
@@ -134,6 +137,7 @@ class TokenTreeEnv(gym.Env):
         k_wrong: int = 2,
         top_p: float = 0.9,
         primary_proposes: bool = True,
+        panel: PanelConfig | str | dict | None = None,
         max_new_tokens: int = 32,
         max_context: int = 64,
         terminal_punctuation: str = ".!?\n",
@@ -182,7 +186,7 @@ class TokenTreeEnv(gym.Env):
         self.tokenizer = self.primary.tokenizer
         self.expander = Expander(models.teachers, self.primary, self.tokenizer, ExpansionConfig(
             width=width, k_right=k_right, k_wrong=k_wrong, top_p=top_p, primary_proposes=primary_proposes,
-            seed=expansion_seed))
+            seed=expansion_seed), panel=panel)
         self.store = TreeStore(self.expander, judge=self.judge if judge_verdict else None, references=references,
                                max_new_tokens=max_new_tokens, allow_lossy_prompts=allow_lossy_prompts,
                                rule=self.weightage_rule)
@@ -265,6 +269,7 @@ class TokenTreeEnv(gym.Env):
         return print(text) if self.render_mode == "human" else text
 
     def close(self):
+        self.expander.close()
         self.models.close()
         self.observer.clear()
         super().close()
@@ -276,6 +281,11 @@ class TokenTreeEnv(gym.Env):
         return self.observer.mask(self.store[self._state.prompt], self._state).astype(bool)
 
     # -- planner API ---------------------------------------------------------------------------------
+    @property
+    def teacher_names(self) -> list[str]:
+        """The teachers' names, in the order of the panel's weights and per-teacher log-probs in ``info["panel"]``."""
+        return [t.name for t in self.models.teachers]
+
     @property
     def trees(self) -> dict[str, TokenTree]:
         """The token trees by prompt."""

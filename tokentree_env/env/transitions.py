@@ -40,25 +40,32 @@ class Transitions:
         token = int(slate.tokens[index])
         child = tree.child(state.node, token)
         length = state.length + 1
-        terms = step_terms(slate.logprobs[index, self.expander.teacher_columns], self.reward_config)
+        terms = step_terms(slate.panel[index], self.reward_config)
         if invalid:
             terms["invalid_action"] = -self.reward_config.invalid_action_penalty
         terminated, truncated, reason = self.detector.check(token, tree.context(child, self.expander.decode), length)
+        verdict = None
         if terminated or truncated:
-            terms.update(self.final_terms(tree, child, length, planner))
+            final, verdict = self.final_terms(tree, child, length, planner)
+            terms.update(final)
         reward = float(sum(terms.values()))
         next_state = EnvState(state.prompt, child, length, (*state.path, (state.node, index)),
                               state.episode_return + reward, terminated or truncated, simulated=planner)
         obs = self.observer.observe(tree, next_state)
-        return next_state, obs, reward, terminated, truncated, self.observer.info(tree, next_state, terms, reason, invalid)
+        info = self.observer.info(tree, next_state, terms, reason, invalid)
+        if verdict is not None:
+            info["judge_verdict"] = verdict  # the judge's raw P(yes), whatever its reward weight
+        return next_state, obs, reward, terminated, truncated, info
 
-    def final_terms(self, tree: TokenTree, node: int, length: int, planner: bool) -> dict[str, float]:
-        """The end-of-episode terms: the verifier (where shown), the judge's verdict, the length penalty, the user's."""
+    def final_terms(self, tree: TokenTree, node: int, length: int, planner: bool) -> tuple[dict[str, float], float | None]:
+        """The end-of-episode terms (the verifier where shown, the judge's verdict, the length penalty, the user's)
+        and the judge's raw P(yes) (None with the judge off)."""
         completion = self.expander.decode(tree.path_tokens(node))
         hard = self.verifier.score(tree.prompt, completion, planner=planner)  # None: withheld from a planner
         p_yes = (self.judge.verdict(tree.prompt, completion, tree.owner) if self.judge is not None and self.judge_verdict
                  else None)
         summary = {"prompt": tree.prompt, "completion": completion, "answer": self.verifier.problem(tree.prompt).answer,
                    "length": length, "min_length": tree.min_reference_length}
-        return final_terms(hard_reward=hard, judge_p_yes=p_yes, length=length, min_length=tree.min_reference_length,
-                           config=self.reward_config, reward_fn=None if hard is None else self.reward_fn, summary=summary)
+        terms = final_terms(hard_reward=hard, judge_p_yes=p_yes, length=length, min_length=tree.min_reference_length,
+                            config=self.reward_config, reward_fn=None if hard is None else self.reward_fn, summary=summary)
+        return terms, p_yes

@@ -131,6 +131,7 @@ class TreeStore:
         """Take one tree (a :class:`TokenTree` or its :meth:`export` data) as :meth:`load` takes a file's; 1."""
         tree = TokenTree.from_json(tree) if isinstance(tree, dict) else tree
         tree.check_built_by(self.expander.built_by(), where)
+        tree.restamp_panel(self.expander.panel.describe())  # slates another panel ranked are re-ranked on visit
         tree.owner = self.owner(tree.prompt)
         if merge and tree.prompt in self.trees:
             self.trees[tree.prompt].merge(tree, self.rule)

@@ -80,11 +80,12 @@ def next_token_logprobs(model, tokenizer, texts: Sequence[str], *, batch_size: i
 def sample_ids(model, tokenizer, rows: Sequence[Sequence[int]], *, n: int, temperature: float = 1.0,
                max_new_tokens: int, seed: int = 0, batch_size: int = 256) -> list[list[list[int]]]:
     """``n`` sampled continuations of each row at ``temperature`` (batched, left-padded, seeded): per row, a list
-    of ``n`` id lists up to (not including) EOS."""
+    of ``n`` id lists up to (not including) EOS. The draws come from a forked random stream seeded by ``seed``: the
+    caller's torch random stream is left exactly where it was."""
     eos, out = tokenizer.eos_token_id, []
-    generator_seed = torch.random.initial_seed()
-    torch.manual_seed(seed)
-    try:
+    devices = [model.device] if model.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
         per_batch = max(1, batch_size // n)
         for start in range(0, len(rows), per_batch):
             ids, mask = left_padded_ids(rows[start:start + per_batch], _pad_id(tokenizer))
@@ -93,6 +94,4 @@ def sample_ids(model, tokenizer, rows: Sequence[Sequence[int]], *, n: int, tempe
                                  top_p=1.0, num_return_sequences=n, pad_token_id=_fill_id(tokenizer), eos_token_id=eos)
             news = [new[:new.index(eos)] if eos in new else new for new in gen[:, ids.shape[1]:].tolist()]
             out += [news[i * n:(i + 1) * n] for i in range(len(news) // n)]
-    finally:
-        torch.manual_seed(generator_seed)
     return out

@@ -1,8 +1,9 @@
 """Reward terms (DESIGN §4), each reported by name in ``info["reward_terms"]``.
 
 Per step:
-- ``panel_logprob`` = ``alpha · mean over teachers of log q(child | context)``: summed over an
-  episode, this is (minus ``alpha`` times) the panel log-perplexity of the path;
+- ``panel_logprob`` = ``alpha · log panel(child | context)``, the teacher panel's log-prob of the chosen child
+  (:mod:`tokentree_env.scoring.panel`): summed over an episode, this is ``alpha`` times the panel's
+  log-likelihood of the path (for the mixture with no fixed share, the Bayesian mixture's);
 - ``length_cost`` = ``-length_cost`` per generated token.
 
 At the end of an episode:
@@ -30,7 +31,7 @@ class RewardConfig:
     """Weights of the reward terms."""
 
     alpha: float = 0.05
-    """Weight of the mean teacher log-prob of each chosen child."""
+    """Weight of the teacher panel's log-prob of each chosen child."""
     length_cost: float = 0.01
     """Cost of each generated token."""
     task_weight: float = 1.0
@@ -61,10 +62,9 @@ class RewardConfig:
         raise ConfigError(f"reward weights must be a RewardConfig or a dict, got {type(value).__name__}")
 
 
-def step_terms(teacher_logprobs, config: RewardConfig) -> dict[str, float]:
-    """Per-step terms from the teachers' log-probs of the chosen child (floored, one per teacher)."""
-    return {"panel_logprob": config.alpha * float(sum(teacher_logprobs) / len(teacher_logprobs)),
-            "length_cost": -config.length_cost}
+def step_terms(panel_logprob: float, config: RewardConfig) -> dict[str, float]:
+    """Per-step terms from the panel's log-prob of the chosen child."""
+    return {"panel_logprob": config.alpha * float(panel_logprob), "length_cost": -config.length_cost}
 
 
 def final_terms(*, hard_reward: float | None, judge_p_yes: float | None, length: int, min_length: int | None,

@@ -60,15 +60,21 @@ class MeanEmbeddingSimilarity(Similarity):
         self._sums: dict[tuple[int, ...], np.ndarray] = {}
 
     def _sum(self, path: Sequence[int]) -> np.ndarray:
-        """Running sum of the path's embeddings, extended from the parent's (kept per path)."""
+        """Running sum of the path's embeddings, extended from the longest prefix already summed (normally the
+        parent's: one vector addition a step), in a loop, so a path of any length costs no recursion."""
         key = tuple(path)
         found = self._sums.get(key)
-        if found is None:
-            found = (self._sum(key[:-1]) + self.table[key[-1]]) if key else np.zeros(self.table.shape[1], np.float64)
-            if len(self._sums) > 200_000:
-                self._sums.clear()
-            self._sums[key] = found
-        return found
+        if found is not None:
+            return found
+        start = len(key) - 1
+        while start > 0 and key[:start] not in self._sums:
+            start -= 1
+        total = self._sums[key[:start]] if start > 0 else np.zeros(self.table.shape[1], np.float64)
+        total = total + self.table[list(key[start:])].astype(np.float64).sum(0)
+        if len(self._sums) > 200_000:
+            self._sums.clear()
+        self._sums[key] = total
+        return total
 
     def reference(self, answers, texts) -> np.ndarray:
         means = [self.table[list(a)].astype(np.float64).mean(0) for a in answers if len(a)]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tokentree_env.errors import ConfigError
+from tokentree_env.tasks.answer_format import AnswerFormat
 from tokentree_env.tasks.base import (
     Problem,
     Split,
@@ -20,18 +22,24 @@ from tokentree_env.tasks.builtin import BUILTIN_TASKS, DEFAULT_TASK, GeneratedTa
 from tokentree_env.tasks.files import load_jsonl_task, task_from_dataset
 
 
-def load_task(spec: str | Task = DEFAULT_TASK) -> Task:
-    """A task from a built-in name ("chain3", "add2", "reverse"), a ``.jsonl`` path, or a Task."""
+def load_task(spec: str | Task = DEFAULT_TASK, *, verifier: str | Verifier | None = None) -> Task:
+    """A task from a built-in name ("chain3", "chain5", "add2", "reverse", "arith-words"), a ``.jsonl`` path, or a
+    Task. ``verifier`` (a task file's only): "exact", "numeric", a function or "module:function"."""
     if isinstance(spec, Task):
+        if verifier is not None:
+            raise ConfigError(f"verifier={verifier!r} is for a task file; a Task object carries its own verifier")
         return spec
     if spec.endswith(".jsonl") or Path(spec).is_file():
-        return load_jsonl_task(spec)
+        return load_jsonl_task(spec, verifier=verifier if verifier is not None else "exact")
+    if verifier is not None:
+        raise ConfigError(f"the built-in task {spec!r} has its own verifier; verifier= is for a task file")
     return builtin_task(spec)
 
 
 __all__ = [
     "BUILTIN_TASKS",
     "DEFAULT_TASK",
+    "AnswerFormat",
     "GeneratedTask",
     "Problem",
     "Split",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tokentree_env.errors import ConfigError
+from tokentree_env.tasks.answer_format import AnswerFormat
 
 Split = Literal["train", "heldout"]
 SPLITS: tuple[str, ...] = ("train", "heldout")
@@ -128,12 +129,14 @@ class Problem:
 
 @dataclass
 class Task:
-    """A named list of problems in a train and a held-out split, and a verifier."""
+    """A named list of problems in a train and a held-out split, a verifier, and how answers are laid out (answer
+    styles and step boundaries, :class:`~tokentree_env.tasks.answer_format.AnswerFormat`)."""
 
     name: str
     splits: dict[str, Sequence[Problem]]
     verifier: Verifier = exact_verifier
     description: str = ""
+    answer_format: AnswerFormat = field(default_factory=AnswerFormat)
 
     def problems(self, split: Split = "train") -> Sequence[Problem]:
         """The problems of ``split`` ("train" or "heldout")."""

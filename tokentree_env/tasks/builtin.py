@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable
 
 from tokentree_env.errors import ConfigError
+from tokentree_env.tasks.answer_format import AnswerFormat, chain_format
 from tokentree_env.tasks.base import Problem, Task, exact_verifier, numeric_verifier
 
 DEFAULT_TASK = "chain3"
@@ -146,13 +147,15 @@ class GeneratedTask(Task):
         heldout_size: int = HELDOUT_SIZE,
         train_size: int = TRAIN_SIZE,
         seed: int = SPLIT_SEED,
+        answer_format: AnswerFormat | None = None,
     ) -> None:
         self.sampler = sampler
         rng = random.Random(f"{seed}:{name}")
         heldout = _unique(sampler, rng, heldout_size, exclude=set())
         self.heldout_prompts = frozenset(p.prompt for p in heldout)
         train = _unique(sampler, rng, train_size, exclude=set(self.heldout_prompts))
-        super().__init__(name, {"train": train, "heldout": heldout}, verifier, description)
+        super().__init__(name, {"train": train, "heldout": heldout}, verifier, description,
+                         answer_format or AnswerFormat())
 
     def sample(self, rng: random.Random) -> Problem:
         """A fresh training problem (never a held-out prompt)."""
@@ -181,12 +184,14 @@ _BUILTIN: dict[str, Callable[[], GeneratedTask]] = {
         lambda rng: sample_sum(rng, 3),
         verifier=numeric_verifier,
         description="sum of three 2-digit numbers, answered as a chain of partial sums",
+        answer_format=chain_format(3),
     ),
     "chain5": lambda: GeneratedTask(
         "chain5",
         lambda rng: sample_chain(rng, 5),
         verifier=numeric_verifier,
         description="five 2-digit numbers joined by + or -, answered as a chain of partial results",
+        answer_format=chain_format(5),
     ),
     "add2": lambda: GeneratedTask(
         "add2", lambda rng: sample_sum(rng, 2), verifier=numeric_verifier,

@@ -29,16 +29,20 @@ What a server cannot give, and what this client does instead (documented choices
   never turned into a wrong child.
 
 Requests of one expansion are sent together (a bounded thread pool), each with a timeout and
-retries with exponential back-off on connection errors, timeouts, 429 and 5xx; then a
-:class:`RemoteTeacherError` names the server, the model and what failed. Answers are cached per
-context text (a revisit costs no request). The API key comes from an environment variable and is
-never logged or shown in ``repr``.
+retries on connection errors, timeouts, 429 and 5xx: exponential back-off with full jitter (so many clients do
+not retry in step), or the wait a server asks for in ``Retry-After`` (seconds or an HTTP date, capped at
+``max_retry_after``); then a :class:`RemoteTeacherError` names the server, the model and what failed. Answers are
+cached per context text (a revisit costs no request). The API key comes from an environment variable and is
+never logged or shown in ``repr``; it is never sent over plain ``http://`` to a host other than this machine
+(``allow_insecure_key=True`` opts in, e.g. inside a private network).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -57,6 +61,36 @@ GREEDY_EOS = "</s>"
 """Stands for "the server stopped at once": EOS was its greedy token but it listed nothing."""
 
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url``'s host is this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    import httpx
+
+    host = httpx.URL(url).host
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """The wait a ``Retry-After`` header asks for, in seconds (delta-seconds or an HTTP date); None if absent or
+    unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -119,7 +153,11 @@ class OpenAITeacher(Teacher):
         top_logprobs: alternatives asked per position (servers cap it; 20 is the common cap).
         tokenizer: the teacher's tokenizer, if known: token ids in responses are then decoded with it.
         max_concurrency: requests in flight together within one expansion.
-        timeout: seconds per request; retries: extra attempts; backoff: first back-off in seconds.
+        timeout: seconds per request; retries: extra attempts; backoff: the first back-off's upper bound in seconds
+            (it doubles each attempt; the wait is drawn uniformly below it); max_retry_after: the longest wait a
+            server's ``Retry-After`` is obeyed for.
+        allow_insecure_key: send the API key over plain ``http://`` to another machine (off: refused, since
+            anyone on the path could read it).
         min_entries: fewest alternatives a response may carry (default ``top_logprobs``). Lower it for
             servers whose lists shrink legitimately: llama-cpp-python keys them by token *text*, so
             pieces with the same text collapse into one entry.
@@ -130,8 +168,8 @@ class OpenAITeacher(Teacher):
     def __init__(self, base_url: str, model: str, *, api_key: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", top_logprobs: int = 20, tokenizer=None,
                  max_concurrency: int = 8, timeout: float = 30.0, retries: int = 3, backoff: float = 0.5,
-                 min_entries: int | None = None, name: str | None = None, cache_size: int = 100_000,
-                 transport=None) -> None:
+                 max_retry_after: float = 60.0, min_entries: int | None = None, name: str | None = None,
+                 cache_size: int = 100_000, allow_insecure_key: bool = False, transport=None) -> None:
         super().__init__()
         import httpx
 
@@ -143,7 +181,11 @@ class OpenAITeacher(Teacher):
         self.retries, self.backoff, self.max_concurrency = retries, backoff, max_concurrency
         self.min_entries = top_logprobs if min_entries is None else min_entries
         key = api_key if api_key is not None else os.environ.get(api_key_env)
+        if key and self.base_url.startswith("http://") and not is_loopback(self.base_url) and not allow_insecure_key:
+            raise ConfigError(f"refusing to send the API key over plain http to {self.base_url}: anyone on the way "
+                              "could read it. Use https://, a server on this machine, or allow_insecure_key=True")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.max_retry_after, self._jitter = max_retry_after, random.Random()
         self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="tokentree-remote")
         self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
@@ -169,10 +211,11 @@ class OpenAITeacher(Teacher):
         """One request with retries and back-off; a typed error naming the server at the end."""
         import httpx
 
-        last = ""
+        last, wait = "", None
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(self._wait(attempt, wait))
+            wait = None
             try:
                 response = self._client.post("/completions", json={"model": self.model, **body})
             except httpx.TimeoutException as exc:
@@ -183,6 +226,7 @@ class OpenAITeacher(Teacher):
                 continue
             if response.status_code in RETRY_STATUS:
                 last = f"HTTP {response.status_code}: {response.text[:200]}"
+                wait = retry_after(response.headers.get("Retry-After"))
                 continue
             if response.status_code >= 400:
                 raise RemoteTeacherError(f"{self.server}: HTTP {response.status_code}: {response.text[:300]}")
@@ -192,6 +236,13 @@ class OpenAITeacher(Teacher):
                 raise RemoteTeacherError(f"{self.server}: response is not JSON: {response.text[:200]!r}") from None
         raise RemoteTeacherError(f"{self.server}: {last}; gave up after {self.retries + 1} attempts. Is the server "
                                  "running and reachable? (timeout=, retries= set the patience)")
+
+    def _wait(self, attempt: int, asked: float | None) -> float:
+        """Seconds before retry ``attempt``: what the server asked for (capped), else exponential back-off with full
+        jitter (uniform below ``backoff · 2^(attempt-1)``)."""
+        if asked is not None:
+            return min(asked, self.max_retry_after)
+        return self._jitter.uniform(0.0, self.backoff * 2 ** (attempt - 1))
 
     def _request_logprobs(self, text: str, owner=None) -> torch.Tensor:
         payload = self._post({"prompt": text, "max_tokens": 1, "temperature": 0.0, "logprobs": self.top_logprobs})

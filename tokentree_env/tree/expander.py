@@ -3,7 +3,8 @@
 The :class:`Expander` composes proposers that know nothing of the tree; the tree knows nothing
 of models. Expanding a node asks every model for its next-token distribution at the node's
 context (one batched, KV-cached forward per model for all nodes expanded together; a cache hit
-costs nothing), draws right and wrong proposals, and merges them into a slate.
+costs nothing), draws right and wrong proposals, and merges them into a slate ranked by the teacher panel
+(:class:`~tokentree_env.scoring.panel.Panel`, which the expander owns: it keeps each node's panel weights).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import numpy as np
 import torch
 
 from tokentree_env.errors import ConfigError, PromptError
+from tokentree_env.models.prompts import has_chat_template, prompt_ids, prompt_text
+from tokentree_env.scoring.panel import Panel, PanelConfig
 from tokentree_env.teachers.base import Teacher, propose
 from tokentree_env.tree.slate import Slate, merge_proposals
 from tokentree_env.tree.tree import ROOT, TokenTree
@@ -62,13 +65,16 @@ class Expander:
             in which case one forward serves both roles.
         primary: the primary model (the policy), whose tokenizer is the canonical vocabulary.
         config: proposal counts and slate width.
+        panel: how the teachers' log-probs combine (a :class:`PanelConfig`, a rule name or a dict; default: the
+            mixture). It ranks the slates and gives each child's panel log-prob.
     """
 
     def __init__(self, teachers: Sequence[Teacher], primary: Teacher, primary_tokenizer,
-                 config: ExpansionConfig = ExpansionConfig()) -> None:
+                 config: ExpansionConfig = ExpansionConfig(), panel: PanelConfig | str | dict | None = None) -> None:
         if not teachers:
             raise ConfigError("the teacher list is empty; pass at least one teacher (e.g. 'zoo:teacher-llama')")
         self.teachers = list(teachers)
+        self.panel = Panel(panel, len(self.teachers))
         self.primary = primary
         self.tokenizer = primary_tokenizer
         self.config = config
@@ -91,12 +97,9 @@ class Expander:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     def prompt_text(self, prompt: str) -> str:
-        """The primary's input for ``prompt``: its chat template applied when it has one (instruct
-        models), else the prompt itself. Foreign teachers read this text as the context's start."""
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                      add_generation_prompt=True)
-        return prompt
+        """The primary's input for ``prompt`` (:func:`tokentree_env.models.prompts.prompt_text`: its chat template
+        when it has one, else the prompt). Foreign teachers read this text as the context's start."""
+        return prompt_text(self.tokenizer, prompt)
 
     def check_prompt(self, prompt: str, *, allow_lossy: bool = False) -> None:
         """Refuse a prompt the primary's tokenizer cannot read faithfully, with a :class:`PromptError`
@@ -153,11 +156,10 @@ class Expander:
         trees, built_by = [], self.built_by()
         for prompt in prompts:
             self.check_prompt(prompt, allow_lossy=allow_lossy)
-            text = self.prompt_text(prompt)
-            templated = text != prompt
-            ids = self.tokenizer(text, add_special_tokens=not templated)["input_ids"]
+            text, ids = self.prompt_text(prompt), prompt_ids(self.tokenizer, prompt)
+            templated = has_chat_template(self.tokenizer)
             root_text = text if not allow_lossy else self.tokenizer.decode(ids, skip_special_tokens=not templated)
-            trees.append(TokenTree(prompt, ids, root_text=root_text, built_by=built_by))
+            trees.append(TokenTree(prompt, ids, root_text=root_text, built_by=built_by, panel=self.panel.describe()))
         if references:
             for teacher in self.teachers:
                 texts = teacher.answers(list(prompts), max_new_tokens=max_new_tokens, owners=owners)
@@ -167,9 +169,44 @@ class Expander:
         return trees
 
     def is_fresh(self, tree: TokenTree, node: int) -> bool:
-        """Whether the node has a slate computed with the current primary."""
+        """Whether the node has a slate computed with the current primary (and ranked by a panel)."""
         slate = tree.nodes[node].slate
-        return slate is not None and slate.primary_version == self.primary.version
+        return slate is not None and slate.primary_version == self.primary.version and slate.panel is not None
+
+    # -- the panel's weights ----------------------------------------------------------------------
+    def log_weights(self, tree: TokenTree, node: int) -> np.ndarray:
+        """The panel's log-weights over the teachers at ``node``, ``(K,)``: π at the root, then the panel's update
+        (:meth:`Panel.child_log_weights`) by each path token's per-teacher log-probs on its parent's slate. Kept
+        on the node until a teacher's weights change. A path token no longer on its parent's slate (recomputed
+        after the primary was trained) carries no evidence: the weights pass through unchanged."""
+        key = tuple(t.version for t in self.teachers)
+        chain, n = [], node
+        while True:
+            cached = tree.nodes[n].log_weights
+            if cached is not None and cached[0] == key:
+                weights = cached[1]
+                break
+            if n == ROOT:
+                weights = self.panel.root_log_weights
+                tree.nodes[ROOT].log_weights = (key, weights)
+                break
+            chain.append(n)
+            n = tree.nodes[n].parent
+        for n in reversed(chain):
+            parent = tree.nodes[n].parent
+            if not self.is_fresh(tree, parent):
+                self.expand(tree, [parent])
+            slate = tree.nodes[parent].slate
+            index = slate.index_of(tree.nodes[n].token)
+            evidence = (slate.logprobs[index, self.teacher_columns] if index is not None
+                        else np.zeros(len(self.teachers)))
+            weights = self.panel.child_log_weights(weights, evidence)
+            tree.nodes[n].log_weights = (key, weights)
+        return weights
+
+    def writer(self, tree: TokenTree, node: int) -> int:
+        """The index of the teacher with the largest panel weight at ``node`` (who is writing)."""
+        return int(np.argmax(self.log_weights(tree, node)))
 
     # -- expansion ------------------------------------------------------------------------------
     def expand(self, tree: TokenTree, nodes: Sequence[int] = (ROOT,)) -> list[Slate]:
@@ -209,13 +246,22 @@ class Expander:
         drawn = iter(propose(logprobs[self.proposer_columns], k_right=c.k_right, k_wrong=c.k_wrong,
                              top_p=c.top_p, rng=rng, allowed=self.allowed))
         proposals = [next(drawn) if m in self.proposer_columns else ([], []) for m in range(len(self.models))]
+        weights, columns = self.log_weights(tree, node), self.teacher_columns
         return merge_proposals(proposals, logprobs, width=c.width, wrong_slots=c.wrong_slots,
+                               panel=lambda lp: self.panel.logprobs(weights, lp[:, columns]),
                                reference_tokens=sorted(tree.reference_children.get(node, ())),
+                               keep_tokens=[proposals[m][0][0] for m in columns if proposals[m][0]],
                                primary_version=self.primary.version)
 
     def costs(self) -> dict[str, dict[str, int]]:
         """Forward calls, forwarded and generated tokens per model so far."""
         return {m.name: m.counters.as_dict() for m in self.models}
+
+    def close(self) -> None:
+        """Stop the threads that send remote teachers' requests (made on first use); the models are the env's."""
+        if self._threads is not None:
+            self._threads.shutdown(wait=True, cancel_futures=True)
+            self._threads = None
 
 
 def tokenizer_hash(tokenizer) -> str | None:

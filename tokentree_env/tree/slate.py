@@ -1,14 +1,14 @@
 """A node's slate: its children (primary token ids) with provenance, merged from every proposer.
 
-Each child keeps which models proposed it, every model's log-prob of it, its right-direction
-votes, whether it lies on a teacher's reference answer, and its direction label: **right** if
-any proposer ranks it in its top-k (or it is on a reference path), **wrong** only if every
-proposer drew it from the low-probability tail.
+Each child keeps which models proposed it, every model's log-prob of it, the panel's log-prob of it
+(:mod:`tokentree_env.scoring.panel`), its right-direction votes, whether it lies on a teacher's reference
+answer, and its direction label: **right** if any proposer ranks it in its top-k (or it is on a reference
+path), **wrong** only if every proposer drew it from the low-probability tail.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +31,7 @@ class Slate:
     logprobs: np.ndarray  # (n, M) float32 each model's log-prob of the child, floored
     reference: np.ndarray  # (n,) bool child continues a teacher's reference answer
     primary_version: int = 0
+    panel: np.ndarray | None = None  # (n,) float32 the panel's log-prob of each child, at this node's weights
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
@@ -41,8 +42,9 @@ class Slate:
         return int(hits[0]) if hits.size else None
 
     def to_json(self) -> dict:
-        return {k: getattr(self, k).tolist() for k in ("tokens", "right", "votes", "proposed", "logprobs",
+        data = {k: getattr(self, k).tolist() for k in ("tokens", "right", "votes", "proposed", "logprobs",
                                                        "reference")} | {"primary_version": self.primary_version}
+        return data | ({"panel": self.panel.tolist()} if self.panel is not None else {})
 
     @classmethod
     def from_json(cls, data: dict) -> Slate:
@@ -54,6 +56,7 @@ class Slate:
             logprobs=np.asarray(data["logprobs"], dtype=np.float32).reshape(len(data["tokens"]), -1),
             reference=np.asarray(data["reference"], dtype=bool),
             primary_version=int(data["primary_version"]),
+            panel=np.asarray(data["panel"], dtype=np.float32) if data.get("panel") is not None else None,
         )
 
 
@@ -62,7 +65,9 @@ def merge_proposals(
     logprobs,
     *,
     width: int,
+    panel: Callable[[np.ndarray], np.ndarray],
     reference_tokens: Sequence[int] = (),
+    keep_tokens: Sequence[int] = (),
     wrong_slots: int | None = None,
     primary_version: int = 0,
 ) -> Slate:
@@ -73,11 +78,16 @@ def merge_proposals(
         logprobs: ``(M, V_p)`` every model's next-token log-probs in the primary vocabulary
             (a tensor or an array).
         width: the slate width ``K``.
+        panel: the panel's log-prob of candidates from their per-model log-probs ``(C, M) -> (C,)``; it ranks
+            the children.
         reference_tokens: tokens continuing a teacher's reference answer (always kept, right).
+        keep_tokens: right tokens always kept (each teacher's own top-1, so a teacher's confident choice is
+            never cut when the teachers disagree).
         wrong_slots: slots kept for wrong children when the slate overflows (default ``K // 4``).
 
-    Order: reference children, then right ones by votes and mean log-prob, then wrong ones by
-    mean log-prob; wrong children keep up to ``wrong_slots`` places when there are too many.
+    Order: reference children; then right ones by the panel's log-prob (votes break ties), the kept ones
+    never cut; then wrong ones by the panel's log-prob, keeping up to ``wrong_slots`` places when there are
+    too many.
     """
     n_models = len(proposals)
     votes: dict[int, int] = {}
@@ -93,17 +103,20 @@ def merge_proposals(
     candidates = list(proposed)
     lp = np.maximum(np.asarray(logprobs)[:, candidates], UNMAPPED_LOGPROB).T.astype(np.float32, copy=False)  # (C, M)
     row = {t: i for i, t in enumerate(candidates)}
-    mean_lp = lp.mean(1)
+    score = np.asarray(panel(lp), dtype=np.float32)  # (C,)
 
-    def key(t: int) -> tuple[float, float]:
-        return (-votes.get(t, 0), -float(mean_lp[row[t]]))
+    def key(t: int) -> tuple[float, int]:
+        return (-float(score[row[t]]), -votes.get(t, 0))
 
     right_tokens = sorted((t for t in candidates if t not in refs and votes.get(t, 0) > 0), key=key)
     wrong_tokens = sorted((t for t in candidates if t not in refs and votes.get(t, 0) == 0), key=key)
     room = max(0, width - len(refs))
     keep_wrong = min(len(wrong_tokens), wrong_slots if wrong_slots is not None else max(1, width // 4))
-    right_tokens = right_tokens[: max(room - keep_wrong, room - len(wrong_tokens))]
-    wrong_tokens = wrong_tokens[: room - len(right_tokens)]
+    right_room = max(room - keep_wrong, room - len(wrong_tokens))
+    kept = {t for t in keep_tokens if t in votes and t not in refs}
+    cut = [t for t in right_tokens if t not in kept][: max(0, right_room - len(kept))]
+    right_tokens = [t for t in right_tokens if t in kept or t in cut]
+    wrong_tokens = wrong_tokens[: max(0, room - len(right_tokens))]
     tokens = (refs + right_tokens + wrong_tokens)[:width]
     rows = [row[t] for t in tokens]
     return Slate(
@@ -115,4 +128,5 @@ def merge_proposals(
         logprobs=lp[rows].reshape(len(tokens), n_models),
         reference=np.asarray([t in refs for t in tokens], dtype=bool),
         primary_version=primary_version,
+        panel=score[rows],
     )

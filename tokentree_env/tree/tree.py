@@ -39,7 +39,9 @@ from tokentree_env.tree.slate import Slate
 
 ROOT = 0
 NO_PARENT = -1
-TREE_FORMAT = 2
+TREE_FORMAT = 3
+LEGACY_PANEL = {"rule": "product", "alpha": None, "prior": None}
+"""The panel that ranked the slates of a tree saved before trees recorded it (format 1 and 2)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class Node:
     factors: dict[int, float] = field(default_factory=dict)  # child token -> factor (absent = 1)
     base: dict[int, float] = field(default_factory=dict)  # child token -> factor when this tree started
     text: str | None = None
+    log_weights: tuple | None = field(default=None, repr=False)  # the panel's weights here: (key, (K,) array)
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,11 @@ class TokenTree:
 
     ``built_by`` records the models whose proposals fill it (teacher specs and tokenizer hashes, the
     primary's tokenizer hash); an env refuses a tree built by other models (:meth:`check_built_by`).
+    ``panel`` records the panel setting that ranked its slates (:meth:`restamp_panel` re-ranks them).
     """
 
     def __init__(self, prompt: str, prompt_ids: Sequence[int], root_text: str | None = None,
-                 built_by: dict | None = None) -> None:
+                 built_by: dict | None = None, panel: dict | None = None) -> None:
         self.prompt = prompt
         self.root_text = root_text if root_text is not None else prompt  # the prompt as the primary reads it
         self.nodes: list[Node] = [Node(tuple(int(i) for i in prompt_ids), text=self.root_text)]
@@ -100,6 +104,7 @@ class TokenTree:
         self.last_return: float | None = None
         self.base_last_return: float | None = None
         self.built_by = dict(built_by or {})
+        self.panel: dict | None = dict(panel) if panel is not None else None
         self.owner: object = prompt
         """Whom the work of reading this tree's contexts is charged to (the env sets its episode key; not saved)."""
 
@@ -169,6 +174,17 @@ class TokenTree:
                 f"tree {[mine.get(k) for k in diffs]} vs env {[theirs.get(k) for k in diffs]}); load it into an env "
                 "with the same teachers and primary tokenizer, or start new trees")
 
+    def restamp_panel(self, panel: dict) -> bool:
+        """Adopt another panel setting: the slates it ranked are dropped (recomputed on the next visit, so they are
+        re-ranked by ``panel``) and the panel weights forgotten; weightage factors are kept by token. Returns
+        whether anything changed."""
+        if self.panel == panel:
+            return False
+        for n in self.nodes:
+            n.slate, n.log_weights = None, None
+        self.panel = dict(panel)
+        return True
+
     # -- weightage ------------------------------------------------------------------------------
     def set_slate(self, node: int, slate: Slate) -> None:
         """Attach a (re)computed slate. Factors are kept by token, so they carry over to the new slate,
@@ -235,6 +251,8 @@ class TokenTree:
             raise ConfigError(f"cannot merge trees of different prompts: {self.prompt!r} vs {other.prompt!r}")
         if self.built_by and other.built_by:
             other.check_built_by(self.built_by, " (merged)")
+        if self.panel is not None:
+            other.restamp_panel(self.panel)  # its slates, ranked by another panel, are not copied
         for theirs in other.nodes[1:]:
             self.child(self.find(theirs.ids[:-1]), theirs.token)
         for theirs in other.nodes:
@@ -261,6 +279,7 @@ class TokenTree:
             "root_text": self.root_text,
             "prompt_ids": list(self.nodes[ROOT].ids),
             "built_by": self.built_by,
+            "panel": self.panel,
             "last_return": self.last_return,
             "base_last_return": self.base_last_return,
             "reference_paths": self.reference_paths,
@@ -272,11 +291,13 @@ class TokenTree:
 
     @classmethod
     def from_json(cls, data: dict) -> TokenTree:
-        """A tree from :meth:`to_json` (format 2; format 1's slate-aligned factors are converted)."""
+        """A tree from :meth:`to_json` (format 3; format 1's slate-aligned factors are converted, and formats 1 and 2
+        record no panel: their slates were ranked by the product, :data:`LEGACY_PANEL`)."""
         version = data.get("format")
-        if version not in (1, TREE_FORMAT):
-            raise ConfigError(f"token tree format {version!r} is not {TREE_FORMAT} (or 1)")
-        tree = cls(data["prompt"], data["prompt_ids"], data.get("root_text"), data.get("built_by"))
+        if version not in (1, 2, TREE_FORMAT):
+            raise ConfigError(f"token tree format {version!r} is not {TREE_FORMAT} (or 1, 2)")
+        tree = cls(data["prompt"], data["prompt_ids"], data.get("root_text"), data.get("built_by"),
+                   data.get("panel", LEGACY_PANEL))
         for row in data["nodes"][1:]:
             tree.child(row["parent"], row["token"])
         for node, row in zip(tree.nodes, data["nodes"], strict=True):

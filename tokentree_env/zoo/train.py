@@ -56,12 +56,30 @@ def corrupt_chain(prompt: str, style: str, rng: random.Random) -> str:
     return render(terms, ops, partials, style)
 
 
+def chain_step(task: str, rng: random.Random) -> tuple[str, str]:
+    """One step of a chain task's problem, on its own: ``"P op T="`` -> ``"R."``, where ``P`` is the partial result
+    so far (the first term at the first step), ``T`` the next term and ``R`` the new partial result. The skill each
+    step of a chain answer uses, without the chain."""
+    from tokentree_env.tasks.builtin import parse_chain
+
+    terms, ops = parse_chain(builtin_task(task).sample(rng).prompt)
+    partials = [terms[0]]
+    for op, term in zip(ops, terms[1:], strict=True):
+        partials.append(partials[-1] + term if op == "+" else partials[-1] - term)
+    k = rng.randrange(len(ops))
+    return f"{partials[k]}{ops[k]}{terms[k + 1]}=", f"{partials[k + 1]}."
+
+
 def sample_example(spec: ZooModel, rng: random.Random, mix: dict[str, float] | None = None
                    ) -> tuple[str, list[tuple[str, bool]]]:
     """One training example from the model's mixture (or ``mix``): a prompt and target segments, each
-    ``(text, trained)``; untrained segments (a proposed answer shown to the judge) get no loss."""
+    ``(text, trained)``; untrained segments (a proposed answer shown to the judge) get no loss. A ``"step:TASK"``
+    kind is one step of a chain task alone (:func:`chain_step`)."""
     mix = mix or spec.mix
     kind = rng.choices(list(mix), weights=list(mix.values()))[0]
+    if kind.startswith("step:"):
+        prompt, answer = chain_step(kind.removeprefix("step:"), rng)
+        return prompt, [(answer, True)]
     if kind.startswith("check:"):  # a checker's verdict on a whole answer: no working of its own
         problem = builtin_task(kind.removeprefix("check:")).sample(rng)
         style, correct = rng.choice(spec.judge_styles), rng.random() < 0.5

@@ -1,0 +1,108 @@
+"""Specification of the one search driver: every ``MCTSConfig`` option acts the same whether an episode's search runs
+alone (``MCTSAgent`` through ``env.step``) or beside others in lockstep (``play_lockstep`` through ``env.advance``).
+
+Each field is set to a non-default value one at a time, then several together; both modes play the same two
+prompts, each episode seeded by (seed, iteration, prompt index, repeat), on fresh trees over the same models, and
+must record the same searches: the same tokens, visit counts and Q values at every step. Self-play mode (not
+evaluation), so that ``update_weightage`` acts too. A second test shows that each setting changes those records,
+so a path that ignored it would fail the first. The ``chain5`` test-bed's three teachers in three styles give
+the searches room: on the zoo's ``chain3`` several settings leave these short searches unchanged.
+"""
+
+import dataclasses
+
+import pytest
+
+from agents.search import MCTSAgent, MCTSConfig
+from agents.search.lockstep import play_lockstep
+from tokentree_env.env import TokenTreeEnv
+from tokentree_env.errors import ConfigError
+
+PROMPTS = ["47-12+85-30+19=", "13+26+51-24+49="]
+BASE = {"num_simulations": 6}
+NEEDS = {"gumbel_actions": {"gumbel": True}, "gumbel_scale": {"gumbel": True}, "virtual_loss": {"leaf_batch": 3},
+         "dirichlet_alpha": {"dirichlet_fraction": 0.25}}
+"""Settings that act only beside another: their comparison runs with it on both sides."""
+NON_DEFAULT = {  # every field of MCTSConfig, at a value other than its default
+    "num_simulations": 5, "c_puct": 2.5, "c_base": 2.0, "q_transform": "parent_and_siblings", "root_value": True,
+    "dirichlet_alpha": 0.5, "dirichlet_fraction": 0.25, "temperature": 1.0, "rollout_depth": 4, "rollout": "prior",
+    "leaf_value": "judge", "gumbel": True, "gumbel_actions": 2, "gumbel_scale": 1.0, "teacher_mix": 0.0,
+    "prior": "uniform", "reuse_subtree": True, "leaf_batch": 3, "virtual_loss": 0.25, "update_weightage": True}
+COMBINED = {"num_simulations": 5, "leaf_batch": 3, "virtual_loss": 0.25, "reuse_subtree": True, "leaf_value": "judge",
+            "dirichlet_fraction": 0.25, "temperature": 1.0, "c_base": 5.0, "root_value": True, "update_weightage": True,
+            "q_transform": "parent_and_siblings"}
+
+
+def test_the_table_covers_every_field():
+    fields = {f.name: f.default for f in dataclasses.fields(MCTSConfig)}
+    assert set(NON_DEFAULT) == set(fields)
+    assert all(NON_DEFAULT[name] != default for name, default in fields.items())
+
+
+@pytest.fixture(scope="module")
+def models():
+    from tokentree_env.zoo.catalog import CHAIN5_JUDGE, CHAIN5_TEACHERS
+
+    env = TokenTreeEnv(teachers=list(CHAIN5_TEACHERS), judge=CHAIN5_JUDGE, task="chain5", max_new_tokens=12)
+    yield {"teachers": env.models.teachers, "primary": env.primary, "judge": env.judge, "max_new_tokens": 12,
+           "task": "chain5"}
+    env.close()
+
+
+def _searches(tokens, steps) -> tuple:
+    """An episode's tokens and, per step, the search's visit distribution and Q values (rounded)."""
+    return (list(tokens), [([round(v, 6) for v in _get(s, "visits")], [round(q, 4) for q in _get(s, "q_values")])
+                           for s in steps])
+
+
+def _get(step, name):
+    return step[name] if isinstance(step, dict) else getattr(step, name)
+
+
+def _one_at_a_time(models, config):
+    env, agent = TokenTreeEnv(**models), MCTSAgent(config)
+    out = []
+    for index, prompt in enumerate(PROMPTS):
+        agent.reseed([0, 0, index, 0])
+        episode = agent.run_episode(env, options={"prompt": prompt})
+        out.append(_searches(episode.tokens, episode.records))
+    return out
+
+
+def _lockstep(models, config):
+    env = TokenTreeEnv(**models)
+    records = play_lockstep(env, [MCTSAgent(config) for _ in PROMPTS], [(i, p, [0]) for i, p in enumerate(PROMPTS)],
+                            seed=0, iteration=0)
+    return [_searches(r["tokens"], r["records"]) for r in sorted(records, key=lambda r: r["prompt_index"])]
+
+
+@pytest.mark.parametrize("settings", [NEEDS.get(name, {}) | {name: value} for name, value in NON_DEFAULT.items()]
+                         + [COMBINED], ids=[*NON_DEFAULT, "combined"])
+def test_one_at_a_time_and_lockstep_play_the_same_episodes(models, settings):
+    config = MCTSConfig(**(BASE | settings))
+    assert _one_at_a_time(models, config) == _lockstep(models, config)
+
+
+@pytest.mark.parametrize("name", list(NON_DEFAULT))
+def test_each_setting_changes_the_searches_so_the_equality_above_can_fail(models, name):
+    without = MCTSConfig(**(BASE | NEEDS.get(name, {})))
+    assert _one_at_a_time(models, dataclasses.replace(without, **{name: NON_DEFAULT[name]})) != _one_at_a_time(
+        models, without)
+
+
+def test_a_judge_leaf_is_refused_without_the_judge_or_with_rollouts_shorter_than_the_answer(models):
+    from agents.evaluation import evaluate
+
+    for env_kwargs, config, message in [
+            (models | {"judge": None}, MCTSConfig(num_simulations=2, leaf_value="judge"), "judge on"),
+            (models, MCTSConfig(num_simulations=2, leaf_value="judge", rollout_depth=4), "rollout_depth=4")]:
+        with pytest.raises(ConfigError, match=message):
+            evaluate(MCTSAgent(config), PROMPTS[:1], env_kwargs)
+
+
+def test_the_judge_leaf_reads_the_judges_raw_verdict_whatever_its_reward_weight(models):
+    env = TokenTreeEnv(**models, reward_weights={"judge_weight": 0.0})
+    obs, _ = env.reset(options={"prompt": PROMPTS[0]})
+    search = MCTSAgent(MCTSConfig(num_simulations=2, leaf_value="judge")).mcts
+    value = search.leaf_value(env, env.get_state(), obs)
+    assert -1.0 <= value <= 1.0 and value != 0.0
