@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -152,15 +153,44 @@ class Agent(ABC):
             forwarded_by_model=dict(info.get("episode_cost_by_model") or {}))
 
 
+Steps = Generator[list[tuple[object, int]], list[tuple], list[int]]
+"""A planner's step generator: yields ``[(state, action), ...]``, is sent their ``simulate`` results, returns tokens."""
+
+
+def run_plan(steps: Steps, env) -> list[int]:
+    """Drive one planner's step generator on ``env``: each round's requests in one batched ``prefetch``, then
+    ``simulate`` one by one (from warm caches). Returns the planned tokens."""
+    prefetch = getattr(env, "prefetch", None)
+    try:
+        requests = next(steps)
+        while True:
+            if prefetch is not None and requests:
+                prefetch([s for s, _ in requests], [a for _, a in requests])
+            requests = steps.send([env.simulate(s, a) for s, a in requests])
+    except StopIteration as done:
+        return list(done.value)
+
+
 class PlanningAgent(Agent):
-    """An agent that plans a whole answer (a token sequence) at the start and then plays it."""
+    """An agent that plans a whole answer (a token sequence) at the start and then plays it.
+
+    Write the plan as a step generator (:meth:`plan_steps`): it yields the transitions it wants simulated, as
+    ``[(state, action), ...]``, is sent their ``simulate`` results, and returns the answer's tokens. Alone it runs
+    through :func:`run_plan`; beside other episodes, :func:`agents.play.play_many` batches every planner's requests
+    of a round into one ``prefetch``."""
 
     def begin(self, env, obs, info) -> None:
-        self._plan = list(self.plan(env, obs))
+        self._plan = self.plan(env, obs)
 
     @abstractmethod
+    def plan_steps(self, env, state, obs) -> Steps:
+        """The plan from ``state`` (with its observation) as a step generator over the unwrapped env (see the class
+        docstring)."""
+
     def plan(self, env, obs) -> list[int]:
         """The primary-token sequence to play (simulated through ``env.unwrapped.simulate``)."""
+        u = env.unwrapped
+        return run_plan(self.plan_steps(u, u.get_state(), obs), u)
 
     def act(self, env, obs, info) -> int:
         if self._plan:

@@ -21,6 +21,7 @@ from agents.baselines import (
     EnsembleGreedy,
     GreedyPrimary,
     GreedyPrior,
+    MajorityOfN,
     MajorityVote,
     RandomAgent,
 )
@@ -34,7 +35,7 @@ MCTS_SPECS = ("mcts", "mcts-gumbel", "mcts-judge", "mcts-gumbel-judge", "mcts-de
               "mcts-primary-prior")
 AGENT_SPECS = ("random", "greedy-primary", "greedy-prior", "ensemble-greedy", "best-reference",
                "best-reference-by-return", "majority-vote", "best-of:N", "best-of-return:N", "best-of-verifier:N",
-               "beam:W", *(f"{s}:S" for s in MCTS_SPECS))
+               "majority-of:N", "beam:W", *(f"{s}:S" for s in MCTS_SPECS), "mcts-steps:S", "ab-mcts:S")
 
 
 def make_agent(spec: str, seed: int = 0) -> Agent:
@@ -51,8 +52,18 @@ def make_agent(spec: str, seed: int = 0) -> Agent:
         return simple[name]()
     if name in ("best-of", "best-of-return", "best-of-verifier"):
         return BestOfN(budget or 4, seed=seed, rank={"best-of": "judge"}.get(name, name.removeprefix("best-of-")))
+    if name == "majority-of":
+        return MajorityOfN(budget or 4, seed=seed)
     if name == "beam":
         return BeamSearch(budget or 2)
+    if name == "mcts-steps":
+        from agents.search.steps import StepMCTSAgent
+
+        return StepMCTSAgent(MCTSConfig(num_simulations=budget or 4, teacher_mix=0.0, widening=0.5), seed=seed)
+    if name == "ab-mcts":
+        from agents.search.ab_mcts import ABMCTSAgent
+
+        return ABMCTSAgent(budget or 8, seed=seed)
     if name in MCTS_SPECS:
         config = MCTSConfig(num_simulations=budget or 8, gumbel="gumbel" in name,
                             leaf_value="judge" if name.endswith("-judge") else "rollout",
@@ -92,10 +103,9 @@ def evaluate(agent: Agent, prompts: Sequence[str], env_kwargs: dict | None = Non
              seed: int = 0) -> tuple[Summary, list[EpisodeResult]]:
     """Play one episode per prompt on a fresh evaluation env; store each episode if asked.
 
-    An MCTS agent's search is seeded by ``(seed, prompt index)`` for each episode; with ``batch > 1`` it plays
-    ``batch`` episodes in lockstep (one batched forward per model per step serves them all;
-    :func:`agents.search.lockstep.play_lockstep`), with the same episodes as one at a time. Other agents play
-    one at a time."""
+    An agent that samples or searches is seeded by ``(seed, prompt index)`` for each episode; with ``batch > 1``
+    ``batch`` episodes play in lockstep (one batched forward per model per round serves them all, whatever the
+    agent: :func:`agents.play.play_many`), with the same episodes as one at a time."""
     from tokentree_env.env import TokenTreeEnv
 
     if batch < 1:
@@ -114,20 +124,22 @@ def evaluate(agent: Agent, prompts: Sequence[str], env_kwargs: dict | None = Non
 
 
 def _episodes(agent: Agent, env, prompts: Sequence[str], batch: int, seed: int):
-    if batch == 1 or not isinstance(agent, MCTSAgent):
+    if batch == 1:
         for index, prompt in enumerate(prompts):
-            if isinstance(agent, MCTSAgent):  # seeded per episode as in lockstep play: the same episodes
+            if hasattr(agent, "reseed"):  # seeded per episode as in lockstep play: the same episodes
                 agent.reseed([seed, 0, index, 0])
             yield agent.run_episode(env, options={"prompt": prompt})
         return
-    from agents.base import StepRecord
-    from agents.search.lockstep import play_lockstep
+    import copy
 
-    agents = [MCTSAgent(agent.mcts.config, value_fn=agent.mcts.value_fn, name=agent.name) for _ in range(batch)]
+    from agents.base import StepRecord
+    from agents.play import play_many
+
+    agents = [copy.deepcopy(agent) for _ in range(batch)]  # one per slot: each keeps its own plan and stream
     done, next_index = {}, 0
-    for record in play_lockstep(env, agents, [(i, p, [0]) for i, p in enumerate(prompts)], seed=seed, iteration=0):
+    for record in play_many(env, agents, list(enumerate(prompts)), seed=seed, iteration=0):
         fields = {k: v for k, v in record.items() if k not in ("iteration", "prompt_index", "repeat")}
-        fields["records"] = [StepRecord(**r) for r in fields["records"]]
+        fields["records"] = [r if isinstance(r, StepRecord) else StepRecord(**r) for r in fields["records"]]
         done[record["prompt_index"]] = EpisodeResult(**fields)
         while next_index in done:  # in prompt order, each as soon as the ones before it are done
             yield done.pop(next_index)

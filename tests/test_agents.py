@@ -46,6 +46,17 @@ def test_every_agent_spec_plays_is_charged_and_repeats_itself_for_its_seed(spec)
             assert all(step.chosen == int(np.argmax(step.prior)) for step in r.records)
 
 
+@pytest.mark.parametrize("spec", ["random", "ensemble-greedy", "best-reference", "majority-vote", "best-of:3",
+                                  "majority-of:3", "beam:2", "mcts:3"])
+def test_any_agent_plays_the_same_episodes_in_lockstep_as_one_at_a_time_each_charged_its_own_work(spec):
+    prompts = ["12+35+20=", "31+42+15=", "50+17+9="]
+    _, alone = evaluate(make_agent(spec, seed=1), prompts, SMALL, seed=4)
+    _, together = evaluate(make_agent(spec, seed=1), prompts, SMALL, batch=3, seed=4)
+    assert [r.prompt for r in together] == prompts
+    assert [r.tokens for r in together] == [r.tokens for r in alone]
+    assert [r.forwarded_tokens for r in together] == [r.forwarded_tokens for r in alone]
+
+
 def test_ranking_by_the_verifier_is_refused_where_the_env_hides_it():
     from tokentree_env.errors import VerifierLeakError
 

@@ -57,45 +57,38 @@ def test_the_learning_benchmark_pairs_search_with_both_controls_at_equal_budget_
 
 
 def test_the_search_benchmark_declares_before_measuring_compares_paired_and_resumes(tmp_path):
-    """The declared budget is written before any measured episode and kept; every evaluation row appears with
-    the judge on and off; the MCTS rows carry paired comparisons; leaf sources are scored on the states of
-    majority-vote episodes (both outcomes on chain5; chosen by no leaf source); a rerun plays nothing new and
-    re-measures only a leaf-source summary of the older protocol (greedy episodes), keeping the head."""
-    from agents.bench.search import SearchBenchConfig, run
+    """The unit, the budgets and every row's setting per budget are written before any measured episode (every
+    measured episode is logged after it); the headline rows are compared paired at each budget; the targets are
+    named; the leaf sources are scored; a rerun plays nothing new."""
+    from agents.bench.search import run
+    from agents.bench.search_config import SearchBenchConfig
 
-    cfg = SearchBenchConfig(task="chain3", n=2, pilot=1, value_head_problems=1, out=str(tmp_path), workers=1,
-                            budgets=(1, 2), best_of=(2,), max_new_tokens=16)
+    cfg = SearchBenchConfig(n=2, pilot=2, value_head_problems=1, out=str(tmp_path), workers=1, budgets=(2.0, 4.0),
+                            largest_setting=3, families=("mcts", "best-of-n", "teacher-samples-majority", "mcts-steps"))
     result = run(cfg)
     declared = json.loads((tmp_path / "declared.json").read_text())
-    assert declared["mcts_budget"] in (1, 2) and declared["leaf_sources"]
-    evaluation = result["tables"]["evaluation"].values()
-    for agent in ("ensemble-greedy", "best-reference", "majority-vote"):
-        assert {r["judge"] for r in evaluation if r["agent"] == agent} == {True, False}
-    comparison = next(iter(result["evaluation_comparisons"].values()))
-    assert set(comparison) == {"ensemble-greedy", "majority-vote", "best-reference"}
-    assert {"difference", "low", "high", "p_value"} <= set(comparison["ensemble-greedy"])
-    assert set(result["targets"]) == {"self_play_at_least_best_of_n", "self_play_15_points_over_best_teacher",
-                                      "evaluation_beats_all_strong_baselines"}
-    assert result["value_sources"]["training_examples"] > 0
-    sources = result["value_sources"]["sources"]
-    assert sources["held_out_agent"] == "majority-vote" and sources["held_out_states"] > 0
-    assert 0 <= sources["held_out_right"] <= sources["held_out_problems"]
-    assert "majority-vote episodes of" in (tmp_path / "search.md").read_text()
-    assert (tmp_path / "search.png").exists() and "Paired comparisons" in (tmp_path / "search.md").read_text()
+    unit = declared["unit"]["forwarded_tokens_per_problem"]
+    assert unit > 0 and {2.0, 4.0} <= set(declared["budgets"]) and len(declared["budgets"]) == 4
+    assert declared["headline"]["mcts"] == "mcts" and declared["settings_fixed"]["panel"]["rule"] == "mixture"
+    for key, by_budget in declared["settings"].items():  # each setting is the largest within its budget
+        costs = declared["pilot"][key]
+        for budget, setting in by_budget.items():
+            within = [int(s) for s, (cost, _) in costs.items() if cost <= float(budget) * unit]
+            assert setting == (max(within) if within else None), (key, budget)
+    logged = [json.loads(line) for line in (tmp_path / "episodes.jsonl").read_text().splitlines()]
+    measured = [r for r in logged if not r["mode"].startswith("pilot")]
+    assert measured and all(r["logged_at"] >= declared["declared_at"] for r in measured)
+    evaluation = result["modes"]["evaluation-judge-on"]
+    assert {"mcts", "best-reference", "majority-vote", "mcts-steps"} <= {e["family"] for e in evaluation["rows"]}
+    assert all(e["episodes"] == cfg.n and 0 <= e["style_share"] <= 1 for e in evaluation["rows"])
+    assert {c["searcher"] for c in evaluation["comparisons"]} == {"mcts", "mcts-steps"}
+    assert all({"difference", "low", "high", "p_value", "only_a"} <= set(c) for c in evaluation["comparisons"])
+    assert "evaluation 4R: mcts beats best-reference" in result["targets"]
+    assert result["leaf_sources"]["sources"]["held_out_states"] > 0
+    assert (tmp_path / "search.png").stat().st_size > 0 and "### self-play" in (tmp_path / "search.md").read_text()
     stored = (tmp_path / "episodes.jsonl").read_text()
-    rows = [json.loads(line) for line in stored.splitlines()]
-    measured = [(r["mode"], r["row"], r["index"]) for r in rows if not r["mode"].startswith("pilot")]
-    assert len(measured) == len(set(measured)), "two rows share a name in the episode log"
-    assert {r["leaf"] for r in evaluation} >= {"rollout", "value-head"}
-    assert all(r["episodes"] == cfg.n for r in evaluation)
-    summary_path, head = tmp_path / "value_sources.json", (tmp_path / "value_head.pt").read_bytes()
-    older = json.loads(summary_path.read_text())
-    del older["sources"]["held_out_agent"]
-    summary_path.write_text(json.dumps(older))
-    again = run(cfg)["value_sources"]
+    run(cfg)
     assert (tmp_path / "episodes.jsonl").read_text() == stored
-    assert again["sources"]["held_out_agent"] == "majority-vote" and (tmp_path / "value_head.pt").read_bytes() == head
-    assert again["training_examples"] == older["training_examples"]
 
 
 def test_ctrl_c_in_the_search_benchmark_keeps_the_stored_episodes_and_leaves_no_worker_running(tmp_path,
@@ -108,7 +101,8 @@ def test_ctrl_c_in_the_search_benchmark_keeps_the_stored_episodes_and_leaves_no_
     import pytest
 
     from agents.bench import search
-    from agents.bench.search import EpisodeLog, Row, SearchBenchConfig, problems, run_rows
+    from agents.bench.search import EpisodeLog, run_specs
+    from agents.bench.search_config import SearchBenchConfig, problems
 
     futures = []
 
@@ -118,21 +112,21 @@ def test_ctrl_c_in_the_search_benchmark_keeps_the_stored_episodes_and_leaves_no_
             return futures[-1]
 
     monkeypatch.setattr(search, "ProcessPoolExecutor", Recording)
-    cfg = SearchBenchConfig(task="chain3", n=4, out=str(tmp_path), workers=1, max_new_tokens=8)
+    cfg = SearchBenchConfig(task="chain3", n=4, out=str(tmp_path), workers=2, max_new_tokens=8)
     items = [(i, p.prompt) for i, p in enumerate(problems(cfg, "evaluation"))]
-    rows = [Row("ensemble-greedy", False), Row("greedy-primary", False), Row("greedy-prior", False)]
+    specs = ["ensemble-greedy", "greedy-primary", "greedy-prior"]
     log = EpisodeLog(tmp_path / "episodes.jsonl")
 
     def interrupt(message):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_rows(cfg, log, "evaluation", rows, items, progress=interrupt, chunk=1)
+        run_specs(cfg, log, "evaluation-judge-off", specs, items, progress=interrupt, chunk=1)
     assert not multiprocessing.active_children(), "a worker outlived the interrupt"
     assert any(f.cancelled() for f in futures), "the queued chunks were played instead of cancelled"
     stored = EpisodeLog(tmp_path / "episodes.jsonl")
     assert len(stored.done) == 1, "the first chunk's episode is stored, nothing more"
-    run_rows(cfg, stored, "evaluation", rows, items, chunk=4)
+    run_specs(cfg, stored, "evaluation-judge-off", specs, items, chunk=4)
     assert len(EpisodeLog(tmp_path / "episodes.jsonl").done) == 12
 
 

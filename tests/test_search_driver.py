@@ -21,13 +21,14 @@ from tokentree_env.errors import ConfigError
 PROMPTS = ["47-12+85-30+19=", "13+26+51-24+49="]
 BASE = {"num_simulations": 6}
 NEEDS = {"gumbel_actions": {"gumbel": True}, "gumbel_scale": {"gumbel": True}, "virtual_loss": {"leaf_batch": 3},
-         "dirichlet_alpha": {"dirichlet_fraction": 0.25}}
+         "dirichlet_alpha": {"dirichlet_fraction": 0.25}, "widening_min": {"widening": 0.5}}
 """Settings that act only beside another: their comparison runs with it on both sides."""
 NON_DEFAULT = {  # every field of MCTSConfig, at a value other than its default
     "num_simulations": 5, "c_puct": 2.5, "c_base": 2.0, "q_transform": "parent_and_siblings", "root_value": True,
     "dirichlet_alpha": 0.5, "dirichlet_fraction": 0.25, "temperature": 1.0, "rollout_depth": 4, "rollout": "prior",
     "leaf_value": "judge", "gumbel": True, "gumbel_actions": 2, "gumbel_scale": 1.0, "teacher_mix": 0.0,
-    "prior": "uniform", "reuse_subtree": True, "leaf_batch": 3, "virtual_loss": 0.25, "update_weightage": True}
+    "prior": "uniform", "reuse_subtree": True, "leaf_batch": 3, "virtual_loss": 0.25, "update_weightage": True,
+    "widening": 0.5, "widening_min": 3}
 COMBINED = {"num_simulations": 5, "leaf_batch": 3, "virtual_loss": 0.25, "reuse_subtree": True, "leaf_value": "judge",
             "dirichlet_fraction": 0.25, "temperature": 1.0, "c_base": 5.0, "root_value": True, "update_weightage": True,
             "q_transform": "parent_and_siblings"}

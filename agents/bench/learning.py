@@ -30,6 +30,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ARMS = ("search", "sft-greedy", "rft")
+LEARNING_TRAINER = {"epochs": 8, "learning_rate": 2e-3, "batch_size": 16, "ewc": 1000.0, "replay": "auto",
+                    "accumulate": True}
+"""The learning benchmark's trainer: every arm's, and the learnability check's (:mod:`agents.bench.learnability`).
+AdamW (TRL's default) on SFT rows, the guards on: EWC and auto-replay of general data."""
 
 
 @dataclass
@@ -52,7 +56,7 @@ class LearningConfig:
         from tokentree_env.zoo.catalog import default_models
 
         defaults = default_models(self.task) | ({"max_new_tokens": 48} if self.task == "chain5" else {})
-        return {"task": self.task, **defaults, **self.models}
+        return {"task": self.task, **LEARNING_TRAINER, **defaults, **self.models}
 
 
 def _quiet() -> None:

@@ -147,6 +147,21 @@ def report(cfg: LearningConfig, runs: list[dict]) -> dict:
     return summary
 
 
+def _check(args: argparse.Namespace) -> dict:
+    from agents.bench.learnability import CheckConfig, check
+    from agents.quiet import quiet_libraries
+    from tokentree_env.zoo.catalog import default_models
+
+    quiet_libraries()
+    style = f"-{args.style}" if args.style else ""
+    cfg = CheckConfig(task=args.task, primary=args.primary or default_models(args.task)["primary"], rounds=args.rounds,
+                      answers=args.answers, style=args.style,
+                      out=args.out or f"results/learnability-{args.task}{style}")
+    if args.tiny:
+        cfg.general_size, cfg.validation = 10, (3500, 3510)
+    return check(cfg)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.learning", description="Does search teach the primary "
                                      "better than the teachers' own answers, at equal data-generation compute?")
@@ -158,7 +173,15 @@ def main(argv: list[str] | None = None) -> dict:
                         help="the training signals the signals part runs (default: all)")
     parser.add_argument("--out", default=None, help="results folder (default: results/learning-TASK)")
     parser.add_argument("--tiny", action="store_true", help="a smoke run for the tests: not a measurement")
+    check_args = parser.add_argument_group("the learnability check (--check): can the primary learn the task at all?")
+    check_args.add_argument("--check", action="store_true", help="run the learnability check instead, print pass/fail")
+    check_args.add_argument("--primary", default=None, help="the primary to check (default: the task's zoo primary)")
+    check_args.add_argument("--rounds", type=int, default=3, help="training rounds")
+    check_args.add_argument("--answers", type=int, default=2000, help="verified teacher answers per round")
+    check_args.add_argument("--style", default=None, help="diagnostic: only answers in this style")
     args = parser.parse_args(argv)
+    if args.check:
+        return _check(args)
     cfg = LearningConfig(task=args.task, seeds=args.seeds, out=args.out or f"results/learning-{args.task}",
                          parts=tuple(args.parts))
     if args.tiny:

@@ -1,22 +1,19 @@
-"""``python -m benchmarks.search --task chain5``: search where it can matter, measured so that the answer can be
-trusted either way. Resumable: every episode is appended to ``episodes.jsonl`` as it finishes, and a rerun
-skips what is stored.
+"""``python -m benchmarks.search --task chain5``: does search over the teachers' tokens, under the mixture panel, beat
+sampling from the same teachers at equal compute? Asked as accuracy-vs-compute curves, the comparison fixed before
+any measured episode. Resumable: every episode is appended to ``episodes.jsonl`` as it finishes.
 
-1. **Declare** (``declared.json``, written before any measured episode, and kept on resume). A pilot on
-   train-split problems (never the measured ones) fixes the MCTS budget: the largest number of simulations
-   per step whose forwarded tokens stay within 1.5x the best reference's; and best-of-N's N: the smallest
-   whose forwarded tokens reach MCTS's (best-of-N gets at least MCTS's compute). Each MCTS row names its
-   leaf-value source.
-2. **Self-play mode** on ``n`` train-split problems: the verifier scores the search's leaves
-   (``planner_verifier``). MCTS against best-of-N ranked by the verifier at equal forwarded tokens, and
-   against the best single teacher's greedy accuracy.
-3. **Evaluation mode** on ``n`` held-out problems: no verifier. Every agent with the judge on and off; the
-   declared MCTS rows against ensemble greedy, the majority vote and the best reference, each difference
-   with McNemar's test and a paired-bootstrap 95 % interval.
+1. **Declare** (``declared.json``, written by a pilot on train problems before any measured episode, kept on
+   resume): the unit ``R`` (best reference's forwarded tokens per problem, judge on, evaluation mode), the budgets
+   (``b·R`` for ``b`` in 1, 2, 4, 8, and the budgets at which MCTS plays 1 and 2 simulations per step), each
+   family's setting at each budget in each mode (the largest whose pilot mean is within the budget), the headline
+   MCTS row and evaluation budget, and every other setting (α, π, ``teacher_mix``, ``c_puct``, temperatures, leaf
+   sources). :mod:`agents.bench.search_config` holds the families and modes.
+2. **Measure** the rows on 200 problems per mode: the headline run plays the headline rows at the 2x and 4x
+   budgets (and at the self-play target's budgets); ``--full`` plays every row at every budget.
+3. **Report** (:mod:`agents.bench.search_report`): per budget, paired tests of MCTS against each baseline, the
+   problems only MCTS solved, style shares and writer switches; the curves; the leaf sources' AUCs.
 
-The value head (a leaf-value source) is fitted on self-play episodes of train problems; every source's
-training size and held-out error are reported. :mod:`agents.bench.search_report` writes the JSON, the
-plot and the Markdown table.
+Every row plays in lockstep batches (:func:`agents.play.play_many`), so the runs fit on two cores.
 """
 
 from __future__ import annotations
@@ -30,63 +27,99 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from agents.bench.search_config import (
+    FAMILIES,
+    FIXED,
     LOCKSTEP,
-    Row,
+    MODES,
+    SAMPLERS,
     SearchBenchConfig,
     env_kwargs,
     problems,
 )
 
+PANEL_RULE = {"ensemble-greedy": "mixture", "ensemble-greedy-mean": "mean", "ensemble-greedy-product": "product"}
+_MODELS: dict = {}  # this process's loaded models, shared by the envs of its jobs (each job has its own trees)
 
-# -- one job: a row on a chunk of problems, in a worker process ---------------------------------------
-def play_job(cfg: SearchBenchConfig, mode: str, row: Row, chunk: list[tuple[int, str]], value_head: str | None) -> list:
-    """Play ``row`` on ``chunk`` (index, prompt) in ``mode``; one result per problem."""
+
+def _loaded(cfg: SearchBenchConfig) -> dict:
+    """The test-bed's models, loaded once per process, their caches cleared for each job: teachers, primary, judge
+    (a job's env gets fresh trees over them; every episode is charged its own work)."""
+    from tokentree_env.judge import Judge
+    from tokentree_env.teachers import HFTeacher
+
+    key = json.dumps(cfg.model_kwargs(True), sort_keys=True)
+    if key not in _MODELS:
+        specs = cfg.model_kwargs(True)
+        _MODELS[key] = {"teachers": [HFTeacher(t) for t in specs["teachers"]], "primary": HFTeacher(specs["primary"]),
+                        "judge": Judge(specs["judge"]) if specs["judge"] else None}
+    models = _MODELS[key]
+    for model in (*models["teachers"], models["primary"], models["judge"]):
+        if model is not None:
+            model.clear_caches()  # every job starts cold, as on freshly loaded models: no row rides on another's cache
+    return models
+
+
+# -- one job: a spec on a chunk of problems, in a worker process ----------------------------------------
+def play_job(cfg: SearchBenchConfig, mode: str, spec: str, chunk: list[tuple[int, str]], log_mode: str) -> list[dict]:
+    """Play ``spec`` on ``chunk`` (index, prompt) in ``mode``; one result per problem, logged under ``log_mode``."""
     import torch
 
     from agents.quiet import quiet_libraries
-    from tokentree_env.env import TokenTreeEnv
 
     torch.set_num_threads(1)
     quiet_libraries()
-    env = TokenTreeEnv(**env_kwargs(cfg, mode, row.judge))
-    env.prepare([p for _, p in chunk])  # batched reference answers, charged to each prompt's episode
-    out = [{"mode": mode, "row": row.key, "index": index, "prompt": prompt, "correct": result["hard_reward"],
-            "forwarded_tokens": result["forwarded_tokens"], "seconds": result["seconds"],
-            "completion": result["completion"]} for index, prompt, result in _play(cfg, env, row, chunk, value_head)]
-    env.close()
-    return out
+    started = time.perf_counter()
+    results = (_teacher_samples(cfg, mode, spec, chunk) if spec.startswith("teacher-samples")
+               else _in_env(cfg, mode, spec, chunk))
+    seconds = time.perf_counter() - started
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    return [r | {"mode": log_mode, "spec": spec, "chunk_seconds": seconds, "chunk": len(chunk), "logged_at": stamp}
+            for r in results]
 
 
-def _play(cfg: SearchBenchConfig, env, row: Row, chunk: list[tuple[int, str]], value_head: str | None):
-    """Each problem's episode: MCTS rows in lockstep (``LOCKSTEP`` episodes at a time, one batched forward per
-    model per step; each episode seeded by ``(seed, problem index)``), the other agents one at a time."""
-    from dataclasses import asdict
-
-    from agents.search import MCTSAgent
-    from agents.search.lockstep import play_lockstep
-
-    first = _agent(row, cfg.seed * 100_003 + chunk[0][0], value_head)
-    if not isinstance(first, MCTSAgent):
-        for index, prompt in chunk:
-            result = _agent(row, cfg.seed * 100_003 + index, value_head).run_episode(env, options={"prompt": prompt})
-            yield index, prompt, asdict(result)
-        return
-    agents = [_agent(row, 0, value_head) for _ in range(LOCKSTEP)]
-    for record in play_lockstep(env.unwrapped, agents, [(i, p, [0]) for i, p in chunk], seed=cfg.seed, iteration=0):
-        yield record["prompt_index"], record["prompt"], record
-
-
-def _agent(row: Row, seed: int, value_head: str | None):
+def _in_env(cfg: SearchBenchConfig, mode: str, spec: str, chunk: list[tuple[int, str]]) -> list[dict]:
     from agents.evaluation import make_agent
+    from agents.play import play_many
+    from tokentree_env.env import TokenTreeEnv
+    from tokentree_env.scoring.panel import writer_switches, writers
 
-    if row.leaf != "value-head":
-        return make_agent(row.spec, seed=seed)
-    from agents.search import MCTSAgent, MCTSConfig, ValueHead
+    kwargs = env_kwargs(cfg, mode) | ({"panel": PANEL_RULE[spec]} if spec in PANEL_RULE else {})
+    models = _loaded(cfg)
+    kwargs |= {"teachers": models["teachers"], "primary": models["primary"],
+               "judge": models["judge"] if kwargs.get("judge") else None}
+    env = TokenTreeEnv(**kwargs)
+    env.prepare([p for _, p in chunk])  # batched reference answers, charged to each prompt's episode
+    agents = [make_agent(spec.replace("-mean", "").replace("-product", "") if spec in PANEL_RULE else spec,
+                         seed=cfg.seed) for _ in range(LOCKSTEP)]
+    fmt, out = env.task.answer_format, []
+    for r in play_many(env, agents, chunk, seed=cfg.seed):
+        path = [step.teacher_logprobs if hasattr(step, "teacher_logprobs") else step["teacher_logprobs"]
+                for step in r["records"]]
+        out.append({"index": r["prompt_index"], "prompt": r["prompt"], "completion": r["completion"],
+                    "correct": r["hard_reward"], "forwarded_tokens": r["forwarded_tokens"],
+                    "generated_tokens": r["generated_tokens"], "style": fmt.style_of(r["prompt"], r["completion"]),
+                    "writer_switches": writer_switches(writers(path)), "tokens": r["tokens"]})
+    env.expander.close()
+    env.observer.clear()  # the models stay loaded for this process's next job
+    return sorted(out, key=lambda r: r["index"])
 
-    head = ValueHead.load(value_head)
-    name, _, budget = row.spec.partition(":")
-    config = MCTSConfig(num_simulations=int(budget), gumbel="gumbel" in name)
-    return MCTSAgent(config, value_fn=head.value_fn, seed=seed, name=f"{name}-value-{budget}")
+
+def _teacher_samples(cfg: SearchBenchConfig, mode: str, spec: str, chunk: list[tuple[int, str]]) -> list[dict]:
+    from agents.bench import teacher_samples
+    from tokentree_env.tasks import load_task
+
+    models, task = _loaded(cfg), load_task(cfg.task)
+    name, _, n = spec.partition(":")
+    how = name.removeprefix("teacher-samples-")
+    judge = models["judge"] if how == "judge" else None
+    by_prompt = {p.prompt: p for p in problems(cfg, "self-play" if mode == "self-play" else "evaluation")}
+    by_prompt |= {p.prompt: p for p in problems(cfg, "pilot")}
+    played = teacher_samples.play(models["teachers"], judge, task,
+                                  [by_prompt[p] for _, p in chunk], int(n), how, max_new_tokens=cfg.max_new_tokens,
+                                  seed=cfg.seed * 100_003 + chunk[0][0])
+    fmt = task.answer_format
+    return [r | {"index": i, "style": fmt.style_of(r["prompt"], r["completion"]), "writer_switches": None}
+            for (i, _), r in zip(chunk, played, strict=True)]
 
 
 class EpisodeLog:
@@ -96,126 +129,162 @@ class EpisodeLog:
         from agents.store import EpisodeStore
 
         self.store = EpisodeStore(path)
-        self.done = {(r["mode"], r["row"], r["index"]): r for r in self.store}
+        self.done = {(r["mode"], r["spec"], r["index"]): r for r in self.store}
 
-    def todo(self, mode: str, row: Row, items: list[tuple[int, str]]) -> list[tuple[int, str]]:
-        return [(i, p) for i, p in items if (mode, row.key, i) not in self.done]
+    def todo(self, mode: str, spec: str, items: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        return [(i, p) for i, p in items if (mode, spec, i) not in self.done]
 
     def add(self, results: list[dict]) -> None:
         for r in results:
             self.store.append(r)
-            self.done[(r["mode"], r["row"], r["index"])] = r
+            self.done[(r["mode"], r["spec"], r["index"])] = r
 
-    def results(self, mode: str, row: Row) -> list[dict]:
-        return sorted((r for (m, k, _), r in self.done.items() if m == mode and k == row.key), key=lambda r: r["index"])
+    def results(self, mode: str, spec: str) -> list[dict]:
+        return sorted((r for (m, s, _), r in self.done.items() if m == mode and s == spec), key=lambda r: r["index"])
 
 
-def run_rows(cfg: SearchBenchConfig, log: EpisodeLog, mode: str, rows: list[Row], items: list[tuple[int, str]],
-             value_head: str | None = None, progress=None, chunk: int = 25) -> None:
-    """Play every row on every item not yet stored, ``cfg.workers`` processes at a time."""
-    jobs = [(row, todo[i:i + chunk]) for row in rows for todo in [log.todo(mode, row, items)]
+def run_specs(cfg: SearchBenchConfig, log: EpisodeLog, mode: str, specs: list[str], items: list[tuple[int, str]],
+              *, log_mode: str | None = None, progress=None, chunk: int = 25) -> None:
+    """Play every spec on every item not yet stored, ``cfg.workers`` processes at a time."""
+    log_mode = log_mode or mode
+    jobs = [(spec, todo[i:i + chunk]) for spec in dict.fromkeys(specs) for todo in [log.todo(log_mode, spec, items)]
             for i in range(0, len(todo), chunk)]
     if not jobs:
+        return
+    if cfg.workers <= 1:  # in this process (one torch thread, as a worker)
+        for done, (spec, part) in enumerate(jobs, start=1):
+            log.add(play_job(cfg, mode, spec, part, log_mode))
+            if progress:
+                progress(f"{log_mode}: {spec} ({done}/{len(jobs)} chunks)")
         return
     from agents.training.selfplay import stop_workers
 
     pool = ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn"))
     try:
-        futures = [pool.submit(play_job, cfg, mode, row, part, value_head) for row, part in jobs]
-        for future in futures:
+        futures = [pool.submit(play_job, cfg, mode, spec, part, log_mode) for spec, part in jobs]
+        for done, future in enumerate(futures, start=1):
             results = future.result()
             log.add(results)
             if progress:
-                progress(f"{mode}: {results[0]['row']} {len(results)} episodes")
+                progress(f"{log_mode}: {results[0]['spec']} ({done}/{len(futures)} chunks)")
     except BaseException:  # Ctrl-C / SIGTERM: stored episodes stay; the chunks in flight are played on resume
         stop_workers(pool)
         raise
     pool.shutdown()
 
 
-# -- the declared configuration -----------------------------------------------------------------------
+# -- the declared configuration --------------------------------------------------------------------------
 def declare(cfg: SearchBenchConfig, log: EpisodeLog, out: Path, progress=None) -> dict:
-    """Fix the MCTS budget and best-of-N's N on the pilot problems, before any measured episode; kept on resume."""
+    """Fix the unit, the budgets and every row's settings on the pilot problems, before any measured episode."""
+    from agents.search import MCTSConfig
+    from tokentree_env.scoring.panel import DEFAULT_ALPHA
+
     path = out / "declared.json"
     if path.exists():
         return json.loads(path.read_text())
     pilot = [(i, p.prompt) for i, p in enumerate(problems(cfg, "pilot"))]
 
-    def tokens(mode: str, row: Row) -> float:
-        run_rows(cfg, log, mode, [row], pilot, progress=progress)
-        results = log.results(mode, row)
-        return sum(r["forwarded_tokens"] for r in results) / len(results)
+    def pilot_mean(mode: str, spec: str) -> tuple[float, float]:
+        run_specs(cfg, log, mode, [spec], pilot, log_mode=f"pilot|{mode}", progress=progress)
+        rs = log.results(f"pilot|{mode}", spec)
+        return sum(r["forwarded_tokens"] for r in rs) / len(rs), sum(r["correct"] for r in rs) / len(rs)
 
-    reference = tokens("pilot-evaluation", Row("best-reference", True))
-    budget = cfg.budgets[0]
-    for b in cfg.budgets:  # forwarded tokens grow with the budget: stop at the first past the cap
-        if tokens("pilot-evaluation", Row(f"mcts:{b}", True)) > 1.5 * reference:
-            break
-        budget = b
-    mcts_selfplay = tokens("pilot-self-play", Row(f"mcts:{budget}", True))
-    n_best = next((n for n in cfg.best_of if tokens("pilot-self-play", Row(f"best-of-verifier:{n}", True))
-                   >= mcts_selfplay), cfg.best_of[-1])
-    mcts_eval = tokens("pilot-evaluation", Row(f"mcts:{budget}", True))
-    n_eval = next((n for n in cfg.best_of if tokens("pilot-evaluation", Row(f"best-of:{n}", True)) >= mcts_eval),
-                  cfg.best_of[-1])
-    declared = {"declared_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "pilot_problems": len(pilot),
-                "best_reference_tokens": reference, "budget_rule": "the largest MCTS budget (simulations per step) "
-                "whose pilot forwarded tokens are <= 1.5x the best reference's",
-                "mcts_budget": budget, "best_of_self_play": n_best, "best_of_evaluation": n_eval,
-                "leaf_sources": {f"mcts:{budget}": "rollout", f"mcts-gumbel:{budget}": "rollout",
-                                 f"mcts-judge:{budget}": "judge", f"mcts:{budget} (value head)": "value-head"},
-                "config": asdict(cfg)}
+    unit = pilot_mean("evaluation-judge-on", "best-reference")[0]
+    mcts_budgets = [round(pilot_mean("evaluation-judge-on", f"mcts:{s}")[0] / unit, 3) for s in (1, 2)]
+    budgets = sorted({*cfg.budgets, *mcts_budgets})
+    ceiling = 1.1 * max(budgets) * unit
+    settings, pilot_costs = {}, {}
+    for mode in MODES:
+        for fam in (f for f in FAMILIES if f.name in cfg.families and mode in f.specs):
+            costs = {}
+            grid = [g for g in fam.grid if cfg.largest_setting is None or g <= cfg.largest_setting]
+            for setting in grid:  # cost grows with the setting: stop past the largest budget
+                costs[setting] = pilot_mean(mode, fam.at(setting, mode))
+                if costs[setting][0] > ceiling:
+                    break
+            pilot_costs[f"{mode}|{fam.name}"] = {str(k): v for k, v in costs.items()}
+            settings[f"{mode}|{fam.name}"] = {str(b): max((s for s, (c, _) in costs.items() if c <= b * unit),
+                                                          default=None) for b in budgets}
+    sampling_accuracy = {str(b): max((pilot_costs[f"self-play|{f}"][str(s)][1] for f in SAMPLERS
+                                      if f"self-play|{f}" in settings
+                                      and (s := settings[f"self-play|{f}"][str(b)]) is not None), default=None)
+                         for b in budgets}
+    below = [b for b in budgets if sampling_accuracy[str(b)] is not None and sampling_accuracy[str(b)] < 0.90]
+    declared = {
+        "declared_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "pilot_problems": len(pilot),
+        "unit": {"name": "R", "forwarded_tokens_per_problem": unit,
+                 "definition": "best-reference, judge on, evaluation mode, mean over the pilot problems"},
+        "budgets": budgets, "mcts_budgets": {"1 simulation": mcts_budgets[0], "2 simulations": mcts_budgets[1]},
+        "settings": settings, "pilot": pilot_costs, "pilot_best_sampling_self_play": sampling_accuracy,
+        "self_play_target_budgets": below[:2],
+        "headline": {"mcts": "mcts", "leaf": "rollout", "judge": "on", "evaluation_budget": 4.0,
+                     "rule": "fixed before the pilot: PUCT (the product's default search) with rollout leaves and "
+                             "the judge on; the evaluation budget 4R, the larger of the headline run's budgets"},
+        "settings_fixed": {"panel": {"rule": "mixture", "alpha": DEFAULT_ALPHA, "prior": "uniform"},
+                           "mcts": {k: v for k, v in asdict(MCTSConfig()).items() if k != "num_simulations"},
+                           "sampling_temperature": 1.0, "teacher_sample_temperature": 1.0,
+                           "leaf_sources": {"mcts": "rollout", "mcts-gumbel": "rollout"}},
+        "config": asdict(cfg)}
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(declared, indent=1))
     return declared
 
 
-def rows_for(declared: dict) -> dict[str, list[Row]]:
-    """The measured rows of each mode, from the declared configuration."""
-    b, n_sp, n_ev = declared["mcts_budget"], declared["best_of_self_play"], declared["best_of_evaluation"]
-    self_play = [Row(f"mcts:{b}", j, "rollout") for j in (True, False)]
-    self_play += [Row(f"best-of-verifier:{n_sp}", j) for j in (True, False)]
-    evaluation = []
-    for judge in (True, False):
-        evaluation += [Row("ensemble-greedy", judge), Row("best-reference", judge), Row("majority-vote", judge),
-                       Row(f"best-of:{n_ev}", judge), Row("beam:2", judge),
-                       Row(f"mcts:{b}", judge, "rollout"), Row(f"mcts-gumbel:{b}", judge, "rollout"),
-                       Row(f"mcts:{b}", judge, "value-head")]
-        if judge:
-            evaluation.append(Row(f"mcts-judge:{b}", judge, "judge"))
-    return {"self-play": self_play, "evaluation": evaluation}
+def measured_rows(cfg: SearchBenchConfig, declared: dict) -> dict[str, list[tuple[str, str, float | None]]]:
+    """Per mode, the ``(family, spec, budget)`` rows to measure: every family at every budget with ``--full``, else
+    the headline rows (MCTS, the sampling baselines, the teachers' majority, best reference and majority vote) at
+    the 2x and 4x budgets and at the self-play target's budgets."""
+    headline = {declared["headline"]["mcts"], *SAMPLERS, "mcts-steps", "ab-mcts"}
+    budgets = declared["budgets"] if cfg.full else sorted({2.0, 4.0, *declared["self_play_target_budgets"]})
+    out: dict[str, list] = {}
+    for mode in MODES:
+        if not cfg.full and mode == "evaluation-judge-off":
+            continue
+        rows = [(name, name, None) for name in FIXED if cfg.full or name in ("best-reference", "majority-vote")]
+        for fam in (f for f in FAMILIES if f.name in cfg.families and mode in f.specs):
+            if not cfg.full and fam.name not in headline:
+                continue
+            for b in budgets:
+                setting = declared["settings"][f"{mode}|{fam.name}"].get(str(b))
+                if setting is not None:
+                    rows.append((fam.name, fam.at(setting, mode), b))
+        out[mode] = rows
+    return out
 
 
 def run(cfg: SearchBenchConfig, progress=None) -> dict:
-    """Declare, play both modes (resuming), fit the value head, and report."""
+    """Declare, measure (resuming), and report."""
     from agents.bench.search_report import report
-    from agents.bench.value_sources import fit_value_head
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     log = EpisodeLog(out / "episodes.jsonl")
     declared = declare(cfg, log, out, progress)
-    rows = rows_for(declared)
-    train = [(i, p.prompt) for i, p in enumerate(problems(cfg, "self-play"))]
-    run_rows(cfg, log, "self-play", rows["self-play"], train, progress=progress)
-    head = fit_value_head(cfg, declared, out, progress)
-    held = [(i, p.prompt) for i, p in enumerate(problems(cfg, "evaluation"))]
-    run_rows(cfg, log, "evaluation", rows["evaluation"], held, value_head=head["path"], progress=progress)
-    return report(cfg, declared, rows, log, head, out)
+    rows = measured_rows(cfg, declared)
+    started = time.perf_counter()
+    for mode, mode_rows in rows.items():
+        items = [(i, p.prompt) for i, p in enumerate(problems(cfg, "self-play" if mode == "self-play"
+                                                              else "evaluation"))]
+        run_specs(cfg, log, mode, [spec for _, spec, _ in mode_rows], items, progress=progress)
+    measured = time.perf_counter() - started
+    from agents.bench.value_sources import fit_value_head
+
+    leaves = fit_value_head(cfg, declared, out, progress) if cfg.leaf_sources else None
+    return report(cfg, declared, rows, log, out, measured_seconds=measured, leaf_sources=leaves)
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.search", description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="chain5")
     parser.add_argument("--n", type=int, default=200, help="measured problems per mode")
-    parser.add_argument("--pilot", type=int, default=20, help="train problems that fix the declared budget")
-    parser.add_argument("--value-head-problems", type=int, default=100)
+    parser.add_argument("--pilot", type=int, default=20, help="train problems that fix the declared settings")
+    parser.add_argument("--full", action="store_true", help="every row at every budget (default: the headline run)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default=None, help="results folder (default: results/search-TASK)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    cfg = SearchBenchConfig(task=args.task, n=args.n, pilot=args.pilot, value_head_problems=args.value_head_problems,
-                            workers=args.workers, out=args.out or f"results/search-{args.task}", seed=args.seed)
+    cfg = SearchBenchConfig(task=args.task, n=args.n, pilot=args.pilot, full=args.full, workers=args.workers,
+                            out=args.out or f"results/search-{args.task}", seed=args.seed)
     from rich.console import Console
 
     from agents.training.stopping import sigterm_as_interrupt

@@ -1,5 +1,7 @@
-"""The search benchmark's report: tables of both modes (judge on and off), the declared comparisons with their
-paired tests, the test-bed figures, where along the answers the agents went wrong, a plot, JSON and Markdown."""
+"""The search benchmark's report: per mode and budget, every row's accuracy against its compute, paired tests of
+the headline MCTS row against each baseline, the problems only MCTS solved, style shares and writer switches,
+where along the answers the rows went wrong, tokens per second per row type, the targets, the curves (a plot read
+at a glance), JSON and Markdown."""
 
 from __future__ import annotations
 
@@ -9,17 +11,23 @@ from pathlib import Path
 
 from tokentree_env.stats import mcnemar, paired_bootstrap, wilson
 
-STRONG = ("ensemble-greedy", "majority-vote", "best-reference")
+OVER_BUDGET = 0.10
+"""A row whose measured mean is this far over its budget is flagged."""
 
 
-def summarise(results: list[dict]) -> dict:
-    """Accuracy with its Wilson interval and the mean cost of a row's episodes."""
+def summarise(results: list[dict], budget_tokens: float | None, styles: list[str]) -> dict:
+    """A row's accuracy (Wilson interval), mean cost against its budget, style share and writer switches."""
     n = len(results)
     hits = sum(r["correct"] for r in results)
     lo, hi = wilson(hits, n)
+    tokens = sum(r["forwarded_tokens"] for r in results) / max(1, n)
+    switches = [r["writer_switches"] for r in results if r.get("writer_switches") is not None]
+    seconds = sum({(r.get("chunk_seconds"), r.get("logged_at")): r.get("chunk_seconds", 0.0) for r in results}.values())
     return {"episodes": n, "accuracy": hits / n if n else float("nan"), "accuracy_low": lo, "accuracy_high": hi,
-            "forwarded_tokens": sum(r["forwarded_tokens"] for r in results) / max(1, n),
-            "seconds": sum(r["seconds"] for r in results) / max(1, n)}
+            "forwarded_tokens": tokens, "over_budget": bool(budget_tokens and tokens > (1 + OVER_BUDGET) * budget_tokens),
+            "style_share": sum(r.get("style") in styles for r in results) / max(1, n),
+            "writer_switches": sum(switches) / len(switches) if switches else None,
+            "tokens_per_second": sum(r["forwarded_tokens"] for r in results) / seconds if seconds else None}
 
 
 def first_wrong_step(prompt: str, completion: str) -> int:
@@ -50,134 +58,199 @@ def where_wrong(results: list[dict]) -> dict[str, int]:
 
 
 def compare(a: list[dict], b: list[dict]) -> dict:
-    """A paired comparison of two rows on the same problems."""
+    """A paired comparison of two rows on the same problems: the difference with its paired-bootstrap interval,
+    McNemar's test, and how many problems only ``a`` solved."""
     x, y = [r["correct"] for r in a], [r["correct"] for r in b]
     test, boot = mcnemar(x, y), paired_bootstrap(x, y)
     return {**boot, **test, "beats": boot["low"] > 0}
 
 
-def teacher_accuracies(cfg, kind: str) -> dict:
-    """Each teacher's greedy accuracy on the mode's problems, their answers kept for the failure analysis."""
-    from agents.bench.search_config import problems
+def teacher_styles(cfg) -> list[str]:
+    """The answer styles the panel's teachers write (the zoo catalogue's; every declared style for other models)."""
     from tokentree_env.tasks import load_task
-    from tokentree_env.teachers import HFTeacher
+    from tokentree_env.zoo.catalog import ZOO
 
-    task, probs = load_task(cfg.task), problems(cfg, kind)
-    out = {}
-    for spec in cfg.model_kwargs()["teachers"]:
-        answers = HFTeacher(spec).answers([p.prompt for p in probs], max_new_tokens=cfg.max_new_tokens)
-        results = [{"prompt": p.prompt, "completion": a, "correct": task.verify(p, a), "forwarded_tokens": 0,
-                    "seconds": 0.0} for p, a in zip(probs, answers, strict=True)]
-        out[spec] = summarise(results) | {"where_wrong": where_wrong(results)}
-    return out
+    declared = list(load_task(cfg.task).answer_format.styles)
+    found = [ZOO[t.removeprefix("zoo:")].style for t in cfg.model_kwargs()["teachers"] if t.removeprefix("zoo:") in ZOO]
+    return sorted({s for s in found if s in declared}) or declared
 
 
-def report(cfg, declared: dict, rows: dict, log, head: dict, out: Path) -> dict:
-    """Compute every table, comparison and target; write ``search.json``, ``search.png`` and ``search.md``."""
+def report(cfg, declared: dict, rows: dict, log, out: Path, measured_seconds: float = 0.0,
+           leaf_sources: dict | None = None) -> dict:
+    """Summaries, comparisons and targets; ``search.json``, ``search.png`` and ``search.md``."""
     from agents.bench.config import machine
-    from agents.bench.suite_search import plot
-    from tokentree_env.zoo.testbed import testbed_report
 
-    table = {mode: {row.key: summarise(log.results(mode, row)) | {"agent": row.spec, "judge": row.judge,
-                                                                  "leaf": row.leaf}
-                    for row in rows[mode]} for mode in rows}
-    for mode in rows:
-        for row in rows[mode]:
-            table[mode][row.key]["where_wrong"] = where_wrong(log.results(mode, row))
-    b = declared["mcts_budget"]
-    teachers_sp = teacher_accuracies(cfg, "self-play")
-    best_teacher = max(v["accuracy"] for v in teachers_sp.values())
-    selfplay = {}
-    for judge in (True, False):
-        mcts = next(r for r in rows["self-play"] if r.spec == f"mcts:{b}" and r.judge == judge)
-        bon = next(r for r in rows["self-play"] if r.spec.startswith("best-of-verifier") and r.judge == judge)
-        m, o = table["self-play"][mcts.key], table["self-play"][bon.key]
-        selfplay[f"judge={'on' if judge else 'off'}"] = {
-            "mcts": m["accuracy"], "mcts_tokens": m["forwarded_tokens"], "best_of_verifier": o["accuracy"],
-            "best_of_tokens": o["forwarded_tokens"], "best_teacher_greedy": best_teacher,
-            "vs_best_of": compare(log.results("self-play", mcts), log.results("self-play", bon)),
-            "at_least_best_of": m["accuracy"] >= o["accuracy"], "plus_15_over_best_teacher":
-                m["accuracy"] >= best_teacher + 0.15}
-    evaluation = {}
-    for row in rows["evaluation"]:
-        if not row.spec.startswith("mcts"):
-            continue
-        baselines = {s: next(r for r in rows["evaluation"] if r.spec == s and r.judge == row.judge) for s in STRONG}
-        evaluation[row.key if "|leaf=" in row.key else f"{row.key}|leaf={row.leaf}"] = {
-            s: compare(log.results("evaluation", row), log.results("evaluation", base)) for s, base in baselines.items()}
-    testbed = testbed_report(task_name=cfg.task, n=cfg.n, **{k: v for k, v in cfg.model_kwargs().items()
-                                                            if k in ("teachers", "judge", "primary")})
-    result = {"benchmark": "search", "task": cfg.task, "machine": machine(), "declared": declared, "tables": table,
-              "self_play": selfplay, "evaluation_comparisons": evaluation, "teachers_self_play": teachers_sp,
-              "value_sources": head, "testbed": testbed}
-    result["targets"] = targets(result)
+    unit, styles = declared["unit"]["forwarded_tokens_per_problem"], teacher_styles(cfg)
+    headline = declared["headline"]["mcts"]
+    result: dict = {"machine": machine(), "declared": declared, "styles": styles, "modes": {},
+                    "measured_seconds": measured_seconds, "leaf_sources": leaf_sources}
+    for mode, mode_rows in rows.items():
+        entries = []
+        for fam, spec, budget in mode_rows:
+            episodes = log.results(mode, spec)
+            if not episodes:
+                continue
+            entries.append({"family": fam, "spec": spec, "budget": budget,
+                            **summarise(episodes, budget * unit if budget else None, styles),
+                            "where_wrong": where_wrong(episodes)})
+        comparisons = []
+        for mcts in (e for e in entries if e["family"] in (headline, "mcts-steps")):
+            ours = log.results(mode, mcts["spec"])
+            for other in entries:
+                if other["family"] == mcts["family"] or (other["budget"] not in (None, mcts["budget"])):
+                    continue
+                theirs = log.results(mode, other["spec"])
+                comparisons.append({"budget": mcts["budget"], "searcher": mcts["family"], "mcts": mcts["spec"],
+                                    "baseline": other["spec"], "family": other["family"], **compare(ours, theirs)})
+        result["modes"][mode] = {"rows": entries, "comparisons": comparisons}
+    result["targets"] = targets(declared, result)
+    result["tokens_per_second"] = _throughput(result)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "search.json").write_text(json.dumps(result, indent=1, default=str))
-    points = [v | {"agent": v["agent"] + (f" ({v['leaf']})" if v["leaf"] == "value-head" else "")}
-              for v in table["evaluation"].values()]
-    plot(points, out / "search.png", title=f"{cfg.task}: accuracy vs forwarded tokens (evaluation mode)")
+    plot(result, unit, out / "search.png")
     (out / "search.md").write_text(markdown(result))
     return result
 
 
-def targets(result: dict) -> dict:
-    """The issue's targets: self-play (MCTS >= best-of-N with the verifier at equal tokens, and >= the best
-    teacher + 15 points) and evaluation (each declared MCTS row beats the three strong baselines, the paired
-    interval excluding 0)."""
-    sp = result["self_play"]["judge=on"]
-    declared_rows = {k: v for k, v in result["evaluation_comparisons"].items() if "judge=on" in k}
-    return {"self_play_at_least_best_of_n": sp["at_least_best_of"],
-            "self_play_15_points_over_best_teacher": sp["plus_15_over_best_teacher"],
-            "evaluation_beats_all_strong_baselines": {k: all(c["beats"] for c in v.values())
-                                                      for k, v in declared_rows.items()}}
+def targets(declared: dict, result: dict) -> dict:
+    """The declared targets, for the headline MCTS row and for step-level MCTS: in self-play, above the best sampling
+    baseline at the two budgets where that baseline's pilot accuracy is below 0.90 (step-level MCTS also at least
+    AB-MCTS there); in evaluation (judge on), above the teachers' samples' majority at equal tokens, the majority
+    vote and the best reference at the headline budget (paired intervals above 0); step-level MCTS's answers in one
+    style (95 %)."""
+    from agents.bench.search_config import SAMPLERS
+
+    out = {}
+    searchers = (declared["headline"]["mcts"], "mcts-steps")
+    self_play = result["modes"].get("self-play", {}).get("comparisons", [])
+    evaluation = result["modes"].get("evaluation-judge-on", {}).get("comparisons", [])
+    b_eval = declared["headline"]["evaluation_budget"]
+    for searcher in searchers:
+        for b in declared["self_play_target_budgets"]:
+            rivals = [c for c in self_play if c["searcher"] == searcher and c["budget"] == b and c["family"] in SAMPLERS]
+            best = min(rivals, key=lambda c: c["difference"], default=None)  # the strongest sampler: smallest margin
+            out[f"self-play {b:g}R: {searcher} beats the best sampling baseline"] = _met(best)
+            if searcher == "mcts-steps":
+                ab = next((c for c in self_play if c["searcher"] == searcher and c["budget"] == b
+                           and c["family"] == "ab-mcts"), None)
+                out[f"self-play {b:g}R: mcts-steps at least AB-MCTS"] = _met(ab, at_least=True)
+        for family in ("teacher-samples-majority", "majority-vote", "best-reference"):
+            found = next((c for c in evaluation if c["searcher"] == searcher and c["family"] == family
+                          and c["budget"] == b_eval), None)
+            out[f"evaluation {b_eval:g}R: {searcher} beats {family}"] = _met(found)
+    steps = [e for mode in result["modes"].values() for e in mode["rows"] if e["family"] == "mcts-steps"]
+    if steps:
+        share = min(e["style_share"] for e in steps)
+        out["mcts-steps: at least 95 % of answers in one style"] = {"met": share >= 0.95, "baseline": "every row",
+                                                                   "difference": share, "low": share, "high": share}
+    return out
+
+
+def _met(comparison: dict | None, at_least: bool = False) -> dict | None:
+    if comparison is None:
+        return None
+    met = comparison["difference"] >= 0 if at_least else comparison["beats"]
+    return {"met": met, "baseline": comparison["baseline"], "difference": comparison["difference"],
+            "low": comparison["low"], "high": comparison["high"]}
+
+
+def _throughput(result: dict) -> dict:
+    by_type: dict[str, list[float]] = {}
+    for mode in result["modes"].values():
+        for e in mode["rows"]:
+            if e["tokens_per_second"]:
+                by_type.setdefault(e["family"], []).append(e["tokens_per_second"])
+    return {k: sum(v) / len(v) for k, v in sorted(by_type.items())}
+
+
+FAMILY_COLOURS = {"mcts": "C0", "mcts-gumbel": "C1", "best-of-n": "C2", "majority-of-n": "C3", "teacher-samples": "C4",
+                  "teacher-samples-majority": "C5", "beam": "C6", "best-reference": "C7", "majority-vote": "C8",
+                  "ensemble-greedy": "C9", "ensemble-greedy-mean": "#888888", "ensemble-greedy-product": "#444444",
+                  "mcts-steps": "#d62728", "ab-mcts": "#17becf"}
+LABELS = {"mcts": "MCTS (PUCT), rollout leaves", "mcts-gumbel": "MCTS (Gumbel), rollout leaves",
+          "best-of-n": "best-of-N sampled from the mixture", "majority-of-n": "majority-of-N sampled from the mixture",
+          "teacher-samples": "teachers' own samples (verifier / judge picks)",
+          "teacher-samples-majority": "teachers' own samples, majority answer", "beam": "beam search",
+          "best-reference": "best of the 3 teachers' greedy answers", "majority-vote": "majority of the 3 greedy answers",
+          "ensemble-greedy": "ensemble greedy, mixture panel", "ensemble-greedy-mean": "ensemble greedy, mean panel",
+          "ensemble-greedy-product": "ensemble greedy, product panel",
+          "mcts-steps": "step-level MCTS (teacher k writes the next step)",
+          "ab-mcts": "AB-MCTS-A over the same steps (treequest)"}
+
+
+def plot(result: dict, unit: float, path: Path) -> None:
+    """Accuracy against forwarded tokens in multiples of R, with 95 % bands: self-play and evaluation in two panels,
+    one colour per agent family, a solid line with the judge on and a dashed one with it off."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), sharey=True)
+    panels = {"self-play": axes[0], "evaluation-judge-on": axes[1], "evaluation-judge-off": axes[1]}
+    for mode, data in result["modes"].items():
+        ax, style = panels[mode], "--" if mode.endswith("judge-off") else "-"
+        for fam in dict.fromkeys(e["family"] for e in data["rows"]):
+            pts = sorted((e["forwarded_tokens"] / unit, e["accuracy"], e["accuracy_low"], e["accuracy_high"])
+                         for e in data["rows"] if e["family"] == fam)
+            xs, ys, lo, hi = (list(v) for v in zip(*pts, strict=True))
+            judge = "" if mode == "self-play" else (", judge off" if mode.endswith("off") else ", judge on")
+            ax.plot(xs, ys, style, marker="o", color=FAMILY_COLOURS.get(fam, "k"), label=f"{LABELS.get(fam, fam)}{judge}")
+            ax.fill_between(xs, lo, hi, color=FAMILY_COLOURS.get(fam, "k"), alpha=0.12)
+    ticks = result["declared"]["budgets"]
+    for ax, title in zip(axes, ("self-play: train problems, the verifier scores the leaves",
+                                "evaluation: held-out problems, no verifier"), strict=True):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [f"{t:g}R" for t in ticks])
+        ax.set(xlabel=f"forwarded tokens per problem, in multiples of R = {unit:.0f} (best reference's)",
+               title=title, ylim=(0, 1))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    axes[0].set_ylabel("accuracy (95 % interval)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def markdown(result: dict) -> str:
-    """The benchmark's tables and verdicts in Markdown (the benchmarks README carries them)."""
-    d = result["declared"]
-    lines = [f"Declared before the run ({d['declared_at']}, on {d['pilot_problems']} train-split pilot problems): "
-             f"MCTS budget **{d['mcts_budget']}** simulations per step ({d['budget_rule']}; best reference "
-             f"{d['best_reference_tokens']:.0f} tokens); best-of-N at equal tokens: N = {d['best_of_self_play']} "
-             f"(self-play), {d['best_of_evaluation']} (evaluation). Leaf sources: "
-             + ", ".join(f"{k}: {v}" for k, v in d["leaf_sources"].items()) + ".", ""]
-    for mode, title in (("self-play", "Self-play mode (train split; the verifier scores the search's leaves)"),
-                        ("evaluation", "Evaluation mode (held-out; no verifier)")):
-        lines += [f"**{title}**", "", ("| agent | leaf | judge | accuracy | 95 % CI | forwarded tokens / episode |"
-                  " first wrong partial (failures) |"), "|---|---|---|---|---|---|---|"]
-        for v in sorted(result["tables"][mode].values(), key=lambda v: (not v["judge"], v["forwarded_tokens"])):
-            wrong = ", ".join(f"{k}: {n}" for k, n in v["where_wrong"].items())
-            lines.append(f"| {v['agent']} | {v['leaf'] or '-'} | {'on' if v['judge'] else 'off'} | {v['accuracy']:.3f} | "
-                         f"{v['accuracy_low']:.2f}-{v['accuracy_high']:.2f} | {v['forwarded_tokens']:.0f} | {wrong} |")
+    """Every mode's table by budget, the comparisons, the targets."""
+    declared = result["declared"]
+    unit = declared["unit"]["forwarded_tokens_per_problem"]
+    lines = [f"Declared {declared['declared_at']} on {declared['pilot_problems']} train problems: R = {unit:.0f} "
+             f"forwarded tokens per problem (best reference, judge on); budgets "
+             + ", ".join(f"{b:g}R" for b in declared["budgets"]) + f"; styles the teachers write: "
+             f"{', '.join(result['styles'])}. Unit of every table: forwarded tokens per problem.", ""]
+    for mode, data in result["modes"].items():
+        header = ("| row | budget | accuracy | 95 % CI | tokens / problem | in one style | writer switches | "
+                  "first wrong step |")
+        lines += [f"### {mode}", "", header, "|---|---|---|---|---|---|---|---|"]
+        for e in sorted(data["rows"], key=lambda e: (e["budget"] or 0, e["family"])):
+            flag = " (over budget)" if e["over_budget"] else ""
+            switches = "-" if e["writer_switches"] is None else f"{e['writer_switches']:.2f}"
+            budget = "-" if e["budget"] is None else f"{e['budget']:g}R"
+            lines.append(f"| {e['spec']} | {budget} | {e['accuracy']:.3f} | "
+                         f"{e['accuracy_low']:.2f}-{e['accuracy_high']:.2f} | {e['forwarded_tokens']:.0f}{flag} | "
+                         f"{e['style_share']:.2f} | {switches} | {e['where_wrong']} |")
+        if data["comparisons"]:
+            compared = "| budget | MCTS | baseline | difference [95 % paired CI] | McNemar p | only MCTS / only baseline |"
+            lines += ["", compared, "|---|---|---|---|---|---|"]
+            lines += [f"| {c['budget']:g}R | {c['mcts']} | {c['baseline']} | {c['difference']:+.3f} [{c['low']:+.3f}, "
+                      f"{c['high']:+.3f}] | {c['p_value']:.2g} | {c['only_a']} / {c['only_b']} |"
+                      for c in data["comparisons"]]
         lines.append("")
-    lines += ["Teachers' greedy accuracy on the self-play problems: " + ", ".join(
-        f"{k} {v['accuracy']:.3f}" for k, v in result["teachers_self_play"].items()) + ".", ""]
-    lines += [("**Paired comparisons (evaluation mode)**: difference in accuracy, 95 % paired-bootstrap interval, "
-              "McNemar p"), "", "| MCTS row | vs | difference | 95 % interval | McNemar p | beats |", "|---|---|---|---|---|---|"]
-    for row, comps in result["evaluation_comparisons"].items():
-        for base, c in comps.items():
-            lines.append(f"| {row} | {base} | {c['difference']:+.3f} | {c['low']:+.3f} to {c['high']:+.3f} | "
-                         f"{c['p_value']:.3g} | {'yes' if c['beats'] else 'no'} |")
-    v = result["value_sources"]["sources"]
-    lines += ["", (f"Leaf-value sources on {v['held_out_states']} held-out states ({_episodes_of(v)}): "
-              f"rollout AUC {v['rollout']['auc']:.3f} (no training); "
-              f"judge AUC {v['judge']['auc']:.3f}; value head AUC {v['value-head']['auc']:.3f}, held-out MSE "
-              f"{v['value-head']['mse']:.4f}, trained on {result['value_sources']['training_examples']} states of "
-              f"{result['value_sources']['training_problems']} self-play episodes."), ""]
-    t = result["targets"]
-    lines += ["| target | met |", "|---|---|",
-              f"| self-play: MCTS >= best-of-N with the verifier at equal tokens | {_yes(t['self_play_at_least_best_of_n'])} |",
-              f"| self-play: MCTS >= best teacher + 15 points | {_yes(t['self_play_15_points_over_best_teacher'])} |"]
-    lines += [f"| evaluation: {k} beats ensemble greedy, majority vote and best reference | {_yes(ok)} |"
-              for k, ok in t["evaluation_beats_all_strong_baselines"].items()]
+    lines += ["| target | met | measured |", "|---|---|---|"]
+    for name, t in result["targets"].items():
+        lines.append(f"| {name} | {'not measured' if t is None else ('yes' if t['met'] else 'NO')} | " + (
+            "" if t is None else f"{t['baseline']}: {t['difference']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}]") + " |")
+    lines.append("\nTokens per second per row type: " + ", ".join(
+        f"{k} {v:.0f}" for k, v in result["tokens_per_second"].items()))
+    lines.append(f"\nMeasured episodes took {result['measured_seconds'] / 60:.1f} minutes of wall time.")
+    leaves = result.get("leaf_sources")
+    if leaves:
+        src = leaves["sources"]
+        lines.append(f"\nLeaf-value sources under the mixture, ROC AUC on {src['held_out_states']} states of "
+                     f"{' and '.join(src['held_out_agents'])} episodes on {src['held_out_problems']} held-out problems "
+                     f"each ({src['right_states']} states of right answers): rollout {src['rollout']['auc']:.3f}, "
+                     f"judge {src['judge']['auc']:.3f}, value head {src['value-head']['auc']:.3f} (MSE "
+                     f"{src['value-head']['mse']:.2f}; fitted on {leaves['training_examples']} self-play states).")
     return "\n".join(lines) + "\n"
-
-
-def _yes(ok: bool) -> str:
-    return "yes" if ok else "**NO**"
-
-
-def _episodes_of(sources: dict) -> str:
-    """Which episodes gave the scored states, and how many were right (older results: greedy, count not kept)."""
-    agent = sources.get("held_out_agent", "ensemble-greedy")
-    right = sources.get("held_out_right")
-    return f"{agent} episodes of {sources['held_out_problems']} held-out problems" + (
-        "" if right is None else f", {right} right")

@@ -2,12 +2,11 @@
 training size and held-out error.
 
 The head is fitted on the returns-to-go of MCTS self-play episodes on train-split problems (the verifier in
-their returns, as a value network learns from game outcomes). Each source is then scored on held-out
-states: those a majority-vote episode passes through on held-out problems, labelled afterwards by whether
-that episode's answer was right (the verifier reads only the finished answers, never the search). Majority
-vote is right on about half of the ``chain5`` problems and chooses its answer without the judge, the head or
-a rollout, so the states carry both labels and favour no source (ensemble greedy, used at first, is wrong on
-every ``chain5`` problem, which left every AUC undefined).
+their returns, as a value network learns from game outcomes). Each source is then scored on held-out states,
+under the mixture panel: those the best reference's and ensemble greedy's (the mixture's) episodes pass through on
+held-out problems, labelled afterwards by whether that episode's answer was right (the verifier reads only the
+finished answers, never the search). Both agents are right on about a third of the ``chain5`` problems and choose
+without the judge, the head or a rollout, so the states carry both labels and favour no source.
 For every source: its training examples, and its ROC AUC at telling states of episodes whose answer is
 right from those of episodes whose answer is wrong; for the head also its mean squared error on held-out returns-to-go.
 """
@@ -18,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-HELD_OUT_STATES = 50  # held-out problems whose episodes give the scored states
-HELD_OUT_AGENT = "majority-vote"  # the agent that plays them (a ``make_agent`` spec; see the module docs)
+HELD_OUT_STATES = 25  # held-out problems per agent whose episodes give the scored states
+HELD_OUT_AGENTS = ("best-reference", "ensemble-greedy")  # the agents that play them (``make_agent`` specs)
 
 
 def fit_value_head(cfg, declared: dict, out: Path, progress=None) -> dict:
@@ -28,13 +27,7 @@ def fit_value_head(cfg, declared: dict, out: Path, progress=None) -> dict:
 
     path, summary_path = out / "value_head.pt", out / "value_sources.json"
     if path.exists() and summary_path.exists():
-        result = json.loads(summary_path.read_text())
-        if result["sources"].get("held_out_agent") != HELD_OUT_AGENT:  # measured under an earlier protocol
-            from agents.search import ValueHead
-
-            result["sources"] = held_out_errors(cfg, ValueHead.load(path))
-            summary_path.write_text(json.dumps(result, indent=1))
-        return result
+        return json.loads(summary_path.read_text())
     import torch
 
     from agents.bench.search_config import env_kwargs, problems
@@ -44,10 +37,11 @@ def fit_value_head(cfg, declared: dict, out: Path, progress=None) -> dict:
     torch.set_num_threads(1)
     if progress:
         progress("value head: self-play episodes on train problems")
-    env = TokenTreeEnv(**env_kwargs(cfg, "self-play", True))
+    env = TokenTreeEnv(**env_kwargs(cfg, "self-play"))
     prompts = [p.prompt for p in problems(cfg, "value-head")]
     env.prepare(prompts)
-    agent = MCTSAgent(MCTSConfig(num_simulations=declared["mcts_budget"], dirichlet_fraction=0.25), seed=cfg.seed)
+    simulations = declared["settings"].get("self-play|mcts", {}).get("2.0") or 2
+    agent = MCTSAgent(MCTSConfig(num_simulations=simulations, dirichlet_fraction=0.25), seed=cfg.seed)
     xs, ys = collect_returns(env, agent, prompts)
     env.close()
     head = ValueHead(xs.shape[1], seed=cfg.seed)
@@ -63,7 +57,8 @@ def fit_value_head(cfg, declared: dict, out: Path, progress=None) -> dict:
 
 
 def held_out_errors(cfg, head) -> dict:
-    """Each leaf source's training size and held-out error on the states of majority-vote held-out episodes."""
+    """Each leaf source's training size and held-out error on the states of the best reference's and ensemble
+    greedy's held-out episodes."""
     from agents.bench.search_config import env_kwargs, problems
     from agents.evaluation import make_agent
     from agents.search import MCTS, MCTSConfig
@@ -73,12 +68,13 @@ def held_out_errors(cfg, head) -> dict:
 
     # a training-mode env whose episode rewards include the verifier (the head's target); planners' rollouts
     # inside it never see the verifier (planner_verifier is off)
-    env = TokenTreeEnv(**(env_kwargs(cfg, "evaluation", True) | {"evaluation": False, "split": "heldout"}))
+    env = TokenTreeEnv(**(env_kwargs(cfg, "evaluation-judge-on") | {"evaluation": False, "split": "heldout"}))
     rollout, judge = (MCTS(MCTSConfig(leaf_value=s)) for s in ("rollout", "judge"))
     rows, right = [], 0
-    for problem in problems(cfg, "evaluation")[:HELD_OUT_STATES]:
+    held = problems(cfg, "evaluation")[:HELD_OUT_STATES]
+    for problem, spec in ((p, a) for a in HELD_OUT_AGENTS for p in held):
         obs, info = env.reset(options={"prompt": problem.prompt})
-        agent, states, rewards, done = make_agent(HELD_OUT_AGENT), [], [], False
+        agent, states, rewards, done = make_agent(spec), [], [], False
         agent.begin(env, obs, info)
         while not done:
             state = env.get_state()
@@ -100,7 +96,7 @@ def held_out_errors(cfg, head) -> dict:
         values = np.asarray(values)
         return roc_auc(values[labels].tolist(), values[~labels].tolist())
 
-    return {"held_out_states": len(rows), "held_out_problems": HELD_OUT_STATES, "held_out_agent": HELD_OUT_AGENT,
+    return {"held_out_states": len(rows), "held_out_problems": HELD_OUT_STATES, "held_out_agents": HELD_OUT_AGENTS,
             "held_out_right": right, "right_states": int(labels.sum()),
             "rollout": {"training_examples": 0, "auc": auc([r[1] for r in rows])},
             "judge": {"training_examples": "the zoo judge's own training", "auc": auc([r[2] for r in rows])},

@@ -21,6 +21,7 @@ verdict on the rollout's answer, or a ``value_fn`` (e.g. :class:`~agents.search.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -89,6 +90,12 @@ class MCTSConfig:
     update_weightage: bool = False
     """Also apply the weightage rule along each simulated rollout (self-play only; the env ignores it in
     evaluation mode). Off by default: the env applies it to the episode actually played."""
+    widening: float = 0.0
+    """Progressive widening (PUCT; Couëtoux et al. 2011): a node may choose among its first
+    ``max(widening_min, ⌈N(s)^widening⌉)`` valid children, in slate order, so later children join as the node is
+    visited. 0: every child from the first visit."""
+    widening_min: int = 1
+    """The children a node may always choose among when widening is on."""
 
     def __post_init__(self) -> None:
         checks = [(self.num_simulations >= 1, "num_simulations must be >= 1"), (self.c_puct > 0, "c_puct must be > 0"),
@@ -102,7 +109,9 @@ class MCTSConfig:
                   (self.gumbel_actions >= 1, "gumbel_actions must be >= 1"),
                   (self.leaf_batch >= 1, "leaf_batch must be >= 1"),
                   (not (self.gumbel and self.leaf_batch > 1), "leaf_batch applies to PUCT, not Gumbel MuZero"),
-                  (not (self.gumbel and self.reuse_subtree), "reuse_subtree applies to PUCT, not Gumbel MuZero")]
+                  (not (self.gumbel and self.reuse_subtree), "reuse_subtree applies to PUCT, not Gumbel MuZero"),
+                  (self.widening >= 0.0, "widening must be >= 0"), (self.widening_min >= 1, "widening_min must be >= 1"),
+                  (not (self.gumbel and self.widening > 0), "widening applies to PUCT, not Gumbel MuZero")]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"MCTSConfig: {message}; got {self}")
@@ -144,8 +153,16 @@ class MCTS:
             return lambda tree, node: (gmz.root_action(tree, node, self.gumbel, num_simulations=cfg.num_simulations,
                                                        m=cfg.gumbel_actions)
                                        if node == ROOT_INDEX else gmz.interior_action(tree, node))
-        return lambda tree, node: int(np.argmax(puct_scores(tree, node, cfg.c_puct, self._bounds(bounds),
-                                                            c_base=cfg.c_base, q_transform=cfg.q_transform)))
+        return lambda tree, node: int(np.argmax(self._widened(tree, node, puct_scores(
+            tree, node, cfg.c_puct, self._bounds(bounds), c_base=cfg.c_base, q_transform=cfg.q_transform))))
+
+    def _widened(self, tree: SearchTree, node: int, scores: np.ndarray) -> np.ndarray:
+        """Progressive widening: only the first ``max(widening_min, ⌈N^widening⌉)`` valid children may be chosen."""
+        if self.config.widening <= 0:
+            return scores
+        allowed = max(self.config.widening_min, math.ceil(max(1, tree.node_visits[node]) ** self.config.widening))
+        valid = np.flatnonzero(tree.children_mask[node])
+        return np.where(np.isin(np.arange(len(scores)), valid[:allowed]), scores, -np.inf)
 
     def prior(self, obs) -> np.ndarray:
         """The search prior of a node's children: the env's prior, optionally mixed with the panel's."""

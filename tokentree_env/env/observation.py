@@ -45,12 +45,14 @@ class ObservationBuilder:
         similarity: scores each child against the prompt's reference answers (rebound when the
             primary's weights change).
         width: K, the action-space size; max_context: context ids shown; primary_mix: the prior's
-            mix of the primary's probabilities; weightage_cap: the weightage feature's upper bound.
+            mix of the primary's probabilities; weightage_cap: the weightage feature's upper bound; boundary: the
+            task's step-boundary test of the answer's text (``info["step_boundary"]``; the answer's start is one).
     """
 
     def __init__(self, expander: Expander, similarity: Similarity, *, width: int, max_context: int,
-                 primary_mix: float, weightage_cap: float) -> None:
+                 primary_mix: float, weightage_cap: float, boundary=None) -> None:
         self.expander, self.similarity, self.width = expander, similarity, width
+        self.boundary = boundary or (lambda text: False)
         self.max_context, self.primary_mix = max_context, primary_mix
         tok = expander.tokenizer
         self.vocab_size = max(len(tok), max(tok.get_vocab().values()) + 1)
@@ -156,7 +158,8 @@ class ObservationBuilder:
         text = tree.context(state.node, self.expander.decode).text[len(tree.root_text):]  # cached per node
         info = {"prompt": state.prompt, "text": text, "step": state.length, "reward_terms": dict(terms),
                 "terminal_reason": reason, "invalid_action": invalid,
-                "min_reference_length": tree.min_reference_length}
+                "min_reference_length": tree.min_reference_length,
+                "step_boundary": not text or bool(self.boundary(text))}
         if not state.done:
             provenance, panel = self._static(tree, state.node)[5:]
             info["candidates"] = [p["text"] for p in provenance]

@@ -193,7 +193,7 @@ class TokenTreeEnv(gym.Env):
         self.models.similarity = similarity or MeanEmbeddingSimilarity()
         self.observer = ObservationBuilder(self.expander, self.models.similarity, width=width,
                                            max_context=max_context, primary_mix=primary_mix,
-                                           weightage_cap=weightage_cap)
+                                           weightage_cap=weightage_cap, boundary=self.task.answer_format.at_boundary)
         self.detector = TerminalDetector(
             TerminalConfig(terminal_punctuation, judge_threshold, max_new_tokens),
             self.tokenizer.eos_token_id, self.observer.token_texts.__getitem__, self.judge)

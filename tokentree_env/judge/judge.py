@@ -214,6 +214,12 @@ class Judge:
         yes, no = (lm.tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in (" yes", " no"))
         return float(torch.sigmoid(logp[yes] - logp[no]))  # = P(yes) / (P(yes) + P(no))
 
+    def clear_caches(self) -> None:
+        """Forget cached verdicts, workings and forwards (the next ones are computed again and charged)."""
+        self.teacher.clear_caches()
+        self._verdicts.clear()
+        self._works.clear()
+
     def close(self) -> None:
         self.teacher.close()
         self._verdicts.clear()

@@ -125,6 +125,10 @@ class Teacher(ABC):
         """Declare the weights changed: bump ``version`` and drop cached state."""
         self.version += 1
 
+    def clear_caches(self) -> None:
+        """Forget every cached forward (the next read of any context is computed again and charged), e.g. so that a
+        benchmark row on shared models starts as cold as on freshly loaded ones."""
+
     def close(self) -> None:
         """Release models and connections."""
 

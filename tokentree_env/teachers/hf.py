@@ -311,5 +311,8 @@ class HFTeacher(Teacher):
         super().mark_updated()
         self.store.clear()
 
+    def clear_caches(self) -> None:
+        self.store.clear()
+
     def close(self) -> None:
         self.store.clear()

@@ -329,6 +329,9 @@ class OpenAITeacher(Teacher):
 
     def mark_updated(self) -> None:
         super().mark_updated()
+        self.clear_caches()
+
+    def clear_caches(self) -> None:
         self._cache.clear()
         self._answers.clear()
 

@@ -56,6 +56,10 @@ def corrupt_chain(prompt: str, style: str, rng: random.Random) -> str:
     return render(terms, ops, partials, style)
 
 
+CHAIN_STYLES = ("step", "explicit", "partials")
+"""The styles a ``"chain:N"`` pre-training example is written in (one drawn per example)."""
+
+
 def chain_step(task: str, rng: random.Random) -> tuple[str, str]:
     """One step of a chain task's problem, on its own: ``"P op T="`` -> ``"R."``, where ``P`` is the partial result
     so far (the first term at the first step), ``T`` the next term and ``R`` the new partial result. The skill each
@@ -74,12 +78,18 @@ def sample_example(spec: ZooModel, rng: random.Random, mix: dict[str, float] | N
                    ) -> tuple[str, list[tuple[str, bool]]]:
     """One training example from the model's mixture (or ``mix``): a prompt and target segments, each
     ``(text, trained)``; untrained segments (a proposed answer shown to the judge) get no loss. A ``"step:TASK"``
-    kind is one step of a chain task alone (:func:`chain_step`)."""
+    kind is one step of a chain task alone (:func:`chain_step`); a ``"chain:N"`` kind is a ``+``/``-`` chain of ``N``
+    terms in one of :data:`CHAIN_STYLES`."""
     mix = mix or spec.mix
     kind = rng.choices(list(mix), weights=list(mix.values()))[0]
     if kind.startswith("step:"):
         prompt, answer = chain_step(kind.removeprefix("step:"), rng)
         return prompt, [(answer, True)]
+    if kind.startswith("chain:"):  # a +/- chain of N terms (not a built-in task's length), in any of its styles
+        from tokentree_env.tasks.builtin import sample_chain
+
+        problem = sample_chain(rng, int(kind.removeprefix("chain:")))
+        return problem.prompt, [(problem.solutions[rng.choice(CHAIN_STYLES)], True)]
     if kind.startswith("check:"):  # a checker's verdict on a whole answer: no working of its own
         problem = builtin_task(kind.removeprefix("check:")).sample(rng)
         style, correct = rng.choice(spec.judge_styles), rng.random() < 0.5

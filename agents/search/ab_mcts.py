@@ -1,0 +1,102 @@
+"""AB-MCTS (Inoue et al. 2025, "Wider or Deeper?") over the teachers' step options, from Sakana AI's own library
+(``treequest``, Apache-2.0; ``pip install 'tokentree[abmcts]'``): a baseline beside step-level MCTS, not
+re-implemented here.
+
+Each of treequest's actions is a teacher. Asked to grow a node by teacher ``k``, the adapter draws a new sampled
+step by that teacher from the node's boundary (:class:`~agents.search.steps.StepOptionsEnv`: another draw each time,
+so a node can be widened again), then scores the child by finishing the answer with teacher ``k``'s greedy steps:
+the verifier's 0/1 in self-play, the judge's P(yes) in evaluation (with the judge off, the answer's panel
+likelihood per token). ABMCTS-A chooses by Thompson sampling between going wider and deeper, and between teachers.
+After ``S`` growth steps (``ab-mcts:S``), the best-scored node's finished answer is played. Every token is walked
+through the env's planner API, so it is charged and cached as any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agents.base import PlanningAgent, Steps
+from agents.search.steps import StepOptionsEnv, StepState
+from tokentree_env.errors import ConfigError
+
+
+@dataclass
+class _Grown:
+    """A treequest node's state: the boundary its step reached, and the whole answer its scoring rollout played."""
+
+    boundary: StepState
+    answer: list[int] = field(default_factory=list)
+    logprobs: list[list[float]] = field(default_factory=list)  # per answer token: each teacher's log-prob
+    finished: list[int] = field(default_factory=list)  # the whole answer the scoring rollout played
+
+
+class ABMCTSAgent(PlanningAgent):
+    """``ab-mcts:S``: ABMCTS-A with Thompson sampling over the teachers, ``S`` growth steps per problem."""
+
+    def __init__(self, steps: int = 8, *, temperature: float = 1.0, seed: int = 0, name: str | None = None) -> None:
+        if steps < 1:
+            raise ConfigError(f"ab-mcts needs at least one growth step, got {steps}")
+        self.steps, self.temperature, self.seed = steps, temperature, seed
+        self.name = name or f"ab-mcts-{steps}"
+
+    def reseed(self, seed) -> None:
+        self.seed = int(np.random.default_rng(seed).integers(2**31))
+
+    def plan_steps(self, env, state, obs) -> Steps:
+        try:
+            import treequest
+        except ImportError as error:
+            raise ConfigError("ab-mcts runs Sakana AI's treequest: pip install 'tokentree[abmcts]'") from error
+        options = StepOptionsEnv(env, samples=self.steps, temperature=self.temperature, seed=self.seed)
+        root = StepState(state, obs, _info(env, state, obs))
+        draws: dict[tuple, int] = {}
+        score = _scorer(env)
+
+        def grow(k: int):
+            def generate(parent: _Grown | None) -> tuple[_Grown, float]:
+                here = parent if parent is not None else _Grown(root)
+                key = (options._key(here.boundary), k)
+                draw, draws[key] = draws.get(key, 0), draws.get(key, 0) + 1
+                option = k if draw >= self.steps else options.teachers * (1 + draw) + k
+                walk = options.play(here.boundary, option)
+                grown = _Grown(walk.end, here.answer + walk.tokens, here.logprobs + walk.logprobs)
+                answer, logprobs, end = list(grown.answer), list(grown.logprobs), walk
+                while not end.end.done:  # finish with the writer's greedy steps, to score the node
+                    end = options.play(end.end, k)
+                    answer, logprobs = answer + end.tokens, logprobs + end.logprobs
+                grown.finished = answer
+                return grown, score(end, logprobs)
+            return generate
+
+        algo = treequest.ABMCTSA()
+        tree = algo.init_tree()
+        generators = {f"teacher-{k}": grow(k) for k in range(options.teachers)}
+        for _ in range(self.steps):
+            tree = algo.step(tree, generators)
+        best = treequest.top_k(tree, algo, 1)[0][0]
+        self.last_answers = [grown.finished for grown, _ in algo.get_state_score_pairs(tree)]
+        yield from ()
+        return best.finished
+
+
+def _info(env, state, obs) -> dict:
+    """The root's info (the panel's weights), as the env reports it."""
+    return env.observer.info(env.trees[state.prompt], state, {}, None, False)
+
+
+def _scorer(env):
+    """A finished answer's score in [0, 1]: the verifier (self-play), the judge's P(yes), else the answer's panel
+    likelihood per token (``exp`` of the panel's mean log-prob)."""
+    def score(walk, logprobs: list[list[float]]) -> float:
+        terms = walk.info.get("reward_terms", {})
+        if "task" in terms:
+            return float(terms["task"]) / max(env.reward_config.task_weight, 1e-12)
+        if walk.info.get("judge_verdict") is not None:
+            return float(walk.info["judge_verdict"])
+        return float(np.exp(env.expander.panel.path_logprob(np.asarray(logprobs)) / max(1, len(logprobs))))
+    return score
+
+
+__all__ = ["ABMCTSAgent"]
