@@ -113,7 +113,7 @@ def _run_folder(output_dir: str | None, resume: bool) -> str:
 TRAIN_OPTIONS = ("iterations", "prompts_per_iteration", "seed", "simulations", "epochs", "learning_rate", "max_new_tokens",
                  "accumulate", "ewc", "si", "replay", "lora", "report_to", "eval_size", "workers", "task", "repeats",
                  "planner_verifier", "gumbel", "distill_target", "backend", "ray_address", "ray_cpus_per_actor",
-                 "ray_gpus_per_actor", "selfplay_batch", "panel", "panel_alpha", "verifier")
+                 "ray_gpus_per_actor", "selfplay_batch", "panel", "panel_alpha", "verifier", "agent")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -234,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--simulations", type=int, default=defaults.simulations,
                        help="MCTS simulations per step in self-play")
     train.add_argument("--gumbel", action="store_true", help="Gumbel MuZero search instead of PUCT")
+    train.add_argument("--agent", default=None,
+                       help="self-play with any search spec instead of the MCTS above: mcts-steps:S (teachers write "
+                            "steps), ab-mcts:S (AB-MCTS from treequest), mcts:S, ...")
     train.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, help="the longest answer")
     _panel_arguments(train)
     train.add_argument("--planner-verifier", action=argparse.BooleanOptionalAction,

@@ -21,7 +21,7 @@ from agents.base import PRIOR, Agent, EpisodeResult, PlanningAgent, StepRecord, 
 
 
 def play_many(env, agents: Sequence[Agent], items: Sequence[tuple[int, str]], *, seed: int = 0,
-              iteration: int = 0) -> Iterator[dict]:
+              iteration: int = 0, repeat: int = 0) -> Iterator[dict]:
     """Episodes of ``items`` (prompt index, prompt), ``len(agents)`` at a time, slot ``k`` played by ``agents[k]``;
     yields one record per finished episode (the fields of :class:`~agents.base.EpisodeResult` and
     ``prompt_index``), in the order they finish."""

@@ -28,6 +28,8 @@ SELF_PLAY_ONLY = {"best-of-verifier"}
 def test_every_agent_spec_plays_is_charged_and_repeats_itself_for_its_seed(spec):
     """Every spec in ``AGENT_SPECS`` (a new one is covered when added): it plays each prompt to an end, every episode
     is charged its model work, the same seed gives the same answers, and what it records fits what it is."""
+    if spec.startswith("ab-mcts"):
+        pytest.importorskip("treequest")  # the abmcts extra; tests/test_steps.py requires it in CI
     prompts = ["12+35+20=", "31+42+15="]
     kwargs = SMALL | ({"planner_verifier": True, "evaluation": False, "split": "train"}
                       if spec.partition(":")[0] in SELF_PLAY_ONLY else {})

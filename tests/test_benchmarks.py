@@ -30,13 +30,17 @@ def test_the_suite_runs_every_part_on_a_tiny_budget_and_writes_json_plots_and_a_
 
 
 def test_the_learning_benchmark_pairs_search_with_both_controls_at_equal_budget_and_reports_credit(tmp_path):
-    """Every seed gets a search run and the two controls twice (by core-seconds and by teacher tokens); the
+    """Every seed gets a search run and the two controls twice (by CPU seconds and by teacher tokens); the
     report pairs them per seed, counts what only the search solved and writes its files; a rerun resumes."""
     out = tmp_path / "learning"
     argv = ["--tiny", "--task", "chain3", "--seeds", "2", "--parts", "headline", "signals", "--signals", "dpo",
-            "--out", str(out)]
+            "--search", "mcts-steps:2", "--out", str(out)]
     summary = learning_suite.main(argv)
-    assert set(summary["arms"]) == {"search", "sft-greedy-seconds", "sft-greedy-tokens", "rft-seconds", "rft-tokens"}
+    declared = json.loads((out / "declared.json").read_text())
+    assert declared["search"]["spec"] == "mcts-steps:2" and declared["budget"]["cpu_seconds_per_iteration"] > 0
+    assert set(summary["arms"]) == {"search", "sft-greedy-cpu", "sft-greedy-tokens", "rft-cpu", "rft-tokens"}
+    assert all(set(arm["pass_at_k"]) == {"1", "4"} for arm in summary["arms"].values())
+    assert all({"bootstrap", "t_interval"} <= set(p) for p in summary["paired"].values())
     assert all(len(arm["task_accuracy"]) == 3 for arm in summary["arms"].values())
     assert set(summary["paired"]) == set(summary["arms"]) - {"search"}
     assert all(len(p["differences"]) == 2 for p in summary["paired"].values())
@@ -44,7 +48,9 @@ def test_the_learning_benchmark_pairs_search_with_both_controls_at_equal_budget_
     assert all(0 <= c["only_search"] <= c["solved"] for c in summary["credit"])
     assert set(summary["hard_problems"]["arms"]) == set(summary["arms"])
     assert all("lowered" in w and "raised" in w for seed in summary["weightage"] for w in seed)
-    assert set(summary["signals"]) == {"dpo"} and {"search_beats_rft", "main_job_on_task"} <= set(summary["targets"])
+    assert set(summary["signals"]) == {"dpo"}
+    assert {"search_beats_rft_at_equal_cpu", "search_pass64_at_least_the_controls", "main_job_on_task"} <= set(
+        summary["targets"])
     runs = json.loads((out / "learning.json").read_text())["runs"]
     search = [r for r in runs if r["arm"] == "search"]
     for control in (r for r in runs if r["arm"] == "rft" and r["by"] == "tokens"):
@@ -156,3 +162,14 @@ def test_the_panel_benchmark_tunes_alpha_on_train_then_measures_the_three_rules_
     assert all(0 <= r["style_share"] <= 1 and len(result["episodes"][rule]) == 4 for r in result["rows"]
                for rule in ("mixture", "mean", "product"))
     assert "| ensemble greedy, mean |" in (tmp_path / "panel.md").read_text()
+
+
+def test_the_learnability_check_runs_as_declared_and_prints_pass_or_fail_with_its_numbers(tmp_path, capsys):
+    from agents.bench import learning_suite
+
+    result = learning_suite.main(["--check", "--tiny", "--rounds", "1", "--answers", "16", "--out", str(tmp_path)])
+    assert result["config"]["primary"] == "zoo:chain5-primary" and result["config"]["validation"] == [3500, 3510]
+    assert result["trainer"]["replay"] == "on" and len(result["history"]) == 1
+    assert result["history"][0]["answers"] == 16 and 0 <= result["best_teacher"] <= 1
+    assert isinstance(result["passed"], bool)
+    assert "learnability check" in capsys.readouterr().out and (tmp_path / "check.md").exists()

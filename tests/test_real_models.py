@@ -107,6 +107,70 @@ def test_the_yes_no_judge_prefers_a_right_answer_on_most_problems(gemma):
     assert judge.protocol == "yesno" and judge.counters.forwarded_tokens > 0
 
 
+@pytest.mark.parametrize("protocol", ["yesno", "fewshot", "chat", "likelihood"])
+def test_every_judge_protocol_gives_a_verdict_in_0_1_and_is_charged(smol, protocol):
+    from tokentree_env.judge import Judge
+    from tokentree_env.tasks import load_task
+
+    problems = load_task("arith-words").problems("train")[:2]
+    examples = [(problems[0].prompt, f" {problems[0].answer}", True), (problems[1].prompt, " 99", False)]
+    judge = Judge(smol, protocol=protocol, examples=examples if protocol == "fewshot" else ())
+    held = load_task("arith-words").problems("heldout")[:3]
+    verdicts = [judge.verdict(p.prompt, f" {p.answer}") for p in held]
+    assert all(0.0 <= v <= 1.0 for v in verdicts) and judge.counters.forwarded_tokens > 0
+    if protocol == "fewshot":
+        assert judge.preamble.count("Is the proposed answer correct?") == 2
+
+
+@pytest.mark.parametrize("who", ["teacher", "primary"])
+def test_a_models_greedy_path_through_the_env_is_its_own_generate_in_its_format(smol, gemma, who):
+    """SmolLM2 as a teacher beside the primary Gemma reads the prompt as the user turn of its own chat template (a
+    system prompt before it), the answer so far after it: its greedy path through the env (argmax of its own
+    log-probs over the slate) is its own ``generate`` in that format. And the primary's greedy path is its
+    ``generate`` on the prompt in its format."""
+    from tokentree_env.env import TokenTreeEnv
+    from tokentree_env.models.generation import greedy_ids
+    from tokentree_env.teachers import HFTeacher
+
+    primary, teacher = (HFTeacher(gemma, name="gemma"), HFTeacher(smol, name="smollm2"))
+    env = TokenTreeEnv(teachers=[teacher], primary=primary, judge=None, task="arith-words", max_new_tokens=6,
+                       references=False, primary_proposes=True)
+    prompt = env.task.problems("heldout")[0].prompt
+    obs, info = env.reset(options={"prompt": prompt})
+    column = 0 if who == "teacher" else None
+    tokens = []
+    while True:
+        if column is None:
+            scores = obs["features"].reshape(len(obs["action_mask"]), -1)[:, 3]  # the primary's own log-prob
+        else:
+            scores = np.full(len(obs["action_mask"]), -np.inf)
+            scores[: len(info["candidates"])] = np.asarray(info["panel"]["teacher_logprobs"])[:, column]
+        action = int(np.argmax(np.where(obs["action_mask"] == 1, scores, -np.inf)))
+        tokens.append(int(obs["candidates"][action]))
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
+    played = gemma.tokenizer.decode(tokens, skip_special_tokens=True)
+    lm = smol if who == "teacher" else gemma
+    model = teacher if who == "teacher" else primary
+    own = greedy_ids(lm.model, lm.tokenizer, [model.prompt_ids(prompt)], max_new_tokens=12)[0]
+    assert lm.tokenizer.decode(own, skip_special_tokens=True).startswith(played.rstrip()), (played, own)
+    env.close()
+
+
+def test_one_mixture_panel_episode_on_the_real_stack_reports_who_is_writing(smol, gemma):
+    from agents.baselines import EnsembleGreedy
+    from tokentree_env.env import TokenTreeEnv
+    from tokentree_env.teachers import HFTeacher
+
+    env = TokenTreeEnv(teachers=[HFTeacher(gemma, name="gemma"), HFTeacher(smol, name="smollm2")],
+                       primary=HFTeacher(smol, name="primary"), judge=None, task="arith-words", max_new_tokens=6)
+    result = EnsembleGreedy().run_episode(env, options={"prompt": env.task.problems("heldout")[1].prompt})
+    assert result.records and all(len(step.panel_weights) == 2 for step in result.records)
+    assert all(abs(sum(step.panel_weights) - 1.0) < 1e-6 for step in result.records)
+    env.close()
+
+
 def test_one_lora_training_step_on_the_real_primary(tmp_path):
     from agents.training import TrainConfig, TrainingRun
 

@@ -98,8 +98,20 @@ def test_step_search_records_visits_on_first_tokens_at_boundaries_and_one_hot_ta
     assert inside and all(s.visits[s.chosen] == 1.0 for s in inside)
 
 
+def _treequest():
+    """treequest (the ``abmcts`` extra): skipped without it, except where ``.ci/run`` requires it."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("treequest") is None:
+        if os.environ.get("TOKENTREE_REQUIRE_ABMCTS") == "1":
+            raise RuntimeError("TOKENTREE_REQUIRE_ABMCTS=1 but treequest is not installed: pip install '.[abmcts]'")
+        pytest.skip("treequest not installed (pip install '.[abmcts]')")
+
+
+@pytest.mark.integration
 def test_the_ab_mcts_adapter_grows_answers_that_are_paths_of_the_envs_tree(models):
-    pytest.importorskip("treequest")
+    _treequest()
     from agents.search.ab_mcts import ABMCTSAgent
 
     env = TokenTreeEnv(**models, evaluation=True, reward_weights={"judge_weight": 1.0})
@@ -118,3 +130,12 @@ def test_sampled_options_record_the_share_of_the_teachers_mass_the_slate_held(mo
     walk = options.play(here, options.teachers)  # teacher 0's first sampled draw
     assert walk.slate_mass and all(0.0 < m <= 1.0 + 1e-6 for m in walk.slate_mass)
     assert np.mean(walk.slate_mass) > 0.5  # the slate holds most of a teacher's mass (its top-1 is kept)
+
+
+@pytest.mark.integration
+def test_the_ab_mcts_agent_plays_and_is_charged_through_the_env(models):
+    _treequest()
+    from agents.evaluation import evaluate, make_agent
+
+    summary, (episode,) = evaluate(make_agent("ab-mcts:3"), [PROMPT], models)
+    assert episode.tokens and episode.forwarded_tokens > 0 and summary.episodes == 1

@@ -414,3 +414,21 @@ def test_a_checkpoint_is_flushed_to_the_disk_before_the_state_file_names_it(tmp_
     flushed = {p.replace("iter-0.tmp", "iter-0") for p in at_state[0]}
     assert {str(p) for p in written} <= flushed  # every file and folder, before the state named them
     assert str(final.parent) in flushed  # and the rename into place
+
+
+def test_self_play_with_any_search_spec_trains_on_its_episodes(tmp_path):
+    """``TrainConfig.agent`` (``tokentree train --agent``): step-level MCTS plays self-play, its episodes are
+    stored and trained on, and each prompt's repeats come one after another."""
+    run = TrainingRun(_tiny(tmp_path, iterations=1, prompts_per_iteration=2, repeats=2, agent="mcts-steps:2",
+                            selfplay_batch=2))
+    run.run()
+    records = list(run.store)
+    assert sorted((r["prompt_index"], r["repeat"]) for r in records) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert all(r["agent"].startswith("mcts-steps") and r["records"] for r in records)
+
+
+def test_between_the_start_and_the_end_the_task_is_measured_on_a_fixed_slice(tmp_path):
+    run = TrainingRun(_tiny(tmp_path, iterations=2, prompts_per_iteration=2, eval_size=10, eval_between=4))
+    run.run()
+    sizes = [len(h["task_correct"]) for h in [run.state["baseline"], *run.state["history"]]]
+    assert sizes == [10, 4, 10]

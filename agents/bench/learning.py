@@ -2,22 +2,29 @@
 answers do, at equal data-generation compute? Resumable: each finished arm is saved under ``runs/`` and a rerun
 skips it; an unfinished arm resumes with the loop's own ``--resume``.
 
-**Headline** (3 seeds). Every arm gets the same data-generation core-seconds per iteration, and the same trainer,
-epochs, learning rate and schedule (``TrainingRun.train_round``); the primary's own greedy held-out accuracy is
-measured after every iteration.
+**Declared** (``declared.json``, before any arm runs): the search arm's spec, the best search of the search
+benchmark's pilot in self-play (train problems); the per-arm budget: iterations, prompts, and the generation CPU
+seconds per iteration, from a self-play pilot on train prompts; the trainer; the seeds; the pass@k protocol.
 
-- **search**: MCTS self-play (each prompt played ``repeats`` times in a row), the verifier scoring the
-  search's leaves (``planner_verifier``), SFT on the verified paths;
+**Headline** (3 seeds). Every arm gets the same generation budget per iteration, and the same trainer, epochs,
+learning rate and schedule (``TrainingRun.train_round``); the primary's own greedy held-out accuracy is measured
+after every iteration.
+
+- **search**: self-play with the declared search (each prompt played ``repeats`` times in a row), the verifier
+  scoring the search's leaves (``planner_verifier``), SFT on the verified paths;
 - **control (i), sft-greedy**: SFT on the teachers' verified greedy answers, on as many fresh train prompts as
   the budget allows;
 - **control (ii), rft**: rejection-sampling fine-tuning: rounds of one temperature-1 sample per prompt from each
   teacher, on the search iteration's own prompts, until the budget is spent (N = the rounds completed);
-  verified; SFT on the distinct right answers.
+  verified, pooled over the teachers, deduplicated; SFT on the distinct right answers.
 
-A second pair of control rows cuts their budget to the search's *teacher forwarded tokens* instead of its
-core-seconds. Credit: per iteration, the problems only the search solved (no teacher's greedy answer, nor any
-RFT sample of that iteration, was right); and every arm's accuracy on the held-out problems no teacher's greedy
-answer solves. :mod:`agents.bench.learning_suite` runs it all, with the signals, the ablations and the report.
+Each control runs twice: with the declared generation **CPU seconds** (measured process CPU time, not wall time x
+workers), and with the search run's measured **teacher forwarded tokens** of that iteration. Credit: per
+iteration, the problems only the search solved (no teacher's greedy answer, nor any RFT sample of that iteration,
+was right), the distinct right solutions per problem in each arm's data, and every arm's accuracy on the held-out
+problems no teacher's greedy answer solves. At the end, each arm's pass@k (k up to 64; the unbiased estimator over
+64 temperature-1 samples). :mod:`agents.bench.learning_suite` runs it all, with the signals, the ablations and the
+report.
 """
 
 from __future__ import annotations
@@ -30,10 +37,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ARMS = ("search", "sft-greedy", "rft")
-LEARNING_TRAINER = {"epochs": 8, "learning_rate": 2e-3, "batch_size": 16, "ewc": 1000.0, "replay": "auto",
+LEARNING_TRAINER = {"epochs": 8, "learning_rate": 2e-3, "batch_size": 16, "ewc": 1000.0, "replay": "on",
                     "accumulate": True}
 """The learning benchmark's trainer: every arm's, and the learnability check's (:mod:`agents.bench.learnability`).
-AdamW (TRL's default) on SFT rows, the guards on: EWC and auto-replay of general data."""
+AdamW (TRL's default) on SFT rows (every verified answer so far), the guards on: EWC, and replay of general data in
+every round (with auto-replay, which acts once forgetting is seen, the first round took ``reverse`` from 1.000 to
+0.000 on a 0.14M primary)."""
 
 
 @dataclass
@@ -48,9 +57,16 @@ class LearningConfig:
     models: dict = field(default_factory=dict)
     """``teachers`` / ``primary`` / ``judge`` (default: the task's zoo test-bed)."""
     workers: int = 2
-    """Self-play processes of the search arm (its core-seconds are its self-play seconds times these)."""
+    """Self-play processes of the search arm (its CPU seconds are measured in each of them)."""
     parts: tuple[str, ...] = ("headline", "signals", "ablations")
     signal_loop: dict = field(default_factory=lambda: {"iterations": 2, "prompts_per_iteration": 24, "repeats": 2})
+    search: str | None = None
+    """The search arm's spec; None: the best search of the search benchmark's pilot (``search_declared``)."""
+    search_declared: str = "results/search-chain5/declared.json"
+    pilot_prompts: int = 8
+    """Train prompts of the CPU pilot that declares the generation budget."""
+    pass_at: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    pass_samples: int = 64
 
     def train_kwargs(self) -> dict:
         from tokentree_env.zoo.catalog import default_models
@@ -78,9 +94,85 @@ def _saved(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+# -- the declaration -------------------------------------------------------------------------------------
+SEARCH_FAMILIES = ("mcts", "mcts-gumbel", "mcts-steps", "ab-mcts")
+
+
+def choose_search(cfg: LearningConfig) -> dict:
+    """The best search of the search benchmark's self-play pilot (train problems): among the search families, the
+    highest pilot accuracy at the 2R budget (the cheaper on a tie); ``cfg.search`` when given."""
+    if cfg.search is not None:
+        return {"spec": cfg.search, "chosen_by": "given"}
+    path = Path(cfg.search_declared)
+    if not path.exists():
+        from tokentree_env.errors import ConfigError
+
+        raise ConfigError(f"the learning benchmark's search arm is the best search of the search benchmark's pilot, "
+                          f"but {path} does not exist: run `python -m benchmarks.search` first, or pass --search SPEC")
+    declared = json.loads(path.read_text())
+    rows = []
+    for fam in SEARCH_FAMILIES:
+        setting = declared["settings"].get(f"self-play|{fam}", {}).get("2.0")
+        if setting is not None:
+            cost, accuracy = declared["pilot"][f"self-play|{fam}"][str(setting)]
+            rows.append((accuracy, -cost, fam, setting))
+    accuracy, cost, fam, setting = max(rows)
+    from agents.bench.search_config import family
+
+    return {"spec": family(fam).at(setting, "self-play"), "chosen_by": f"{path}: the best pilot self-play accuracy at "
+            f"2R among {SEARCH_FAMILIES}", "pilot_accuracy": accuracy, "pilot_tokens": -cost}
+
+
+def declare(cfg: LearningConfig) -> dict:
+    """Fix the search arm, the per-arm budget and the protocol before any arm runs (kept on resume)."""
+    path = Path(cfg.out) / "declared.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    search = choose_search(cfg)
+    pilot = _cpu_pilot(cfg, search["spec"])
+    per_iteration = pilot * cfg.loop["prompts_per_iteration"] * cfg.loop.get("repeats", 1)
+    declared = {"declared_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "search": search,
+                "budget": {**cfg.loop, "cpu_seconds_per_iteration": per_iteration,
+                           "pilot_cpu_seconds_per_episode": pilot, "pilot_prompts": cfg.pilot_prompts},
+                "trainer": dict(LEARNING_TRAINER), "seeds": cfg.seeds,
+                "controls": {"sft-greedy": "SFT on the teachers' verified greedy answers",
+                             "rft": "RFT on verified temperature-1 samples pooled from all teachers, deduplicated",
+                             "budgets": ["cpu: the declared CPU seconds per iteration",
+                                         "tokens: the search run's teacher forwarded tokens of that iteration"]},
+                "pass_at_k": {"k": list(cfg.pass_at), "samples": cfg.pass_samples, "temperature": 1.0},
+                "config": asdict(cfg)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(declared, indent=1))
+    return declared
+
+
+def _cpu_pilot(cfg: LearningConfig, spec: str) -> float:
+    """CPU seconds per self-play episode of ``spec`` on ``pilot_prompts`` train prompts (never an arm's prompts: the
+    end of the train split), in this process with one torch thread."""
+    _quiet()
+    from agents.training import TrainConfig
+    from agents.training.selfplay import SelfPlayJob, play_episodes, with_cpu_seconds
+    from tokentree_env.env import TokenTreeEnv
+    from tokentree_env.tasks import load_task
+
+    config = TrainConfig(**(cfg.train_kwargs() | cfg.loop))
+    env = TokenTreeEnv(teachers=list(config.teachers), judge=config.judge, task=config.task, split="train", max_new_tokens=config.max_new_tokens, planner_verifier=True, primary=config.primary)
+    train = list(load_task(cfg.task).problems("train"))
+    items = [(i, p.prompt, [0]) for i, p in enumerate(train[-cfg.pilot_prompts - 600:-600])]
+    job = SelfPlayJob(env_kwargs={}, primary="", primary_version=0, trees=None, out="", simulations=config.simulations,
+                      dirichlet_fraction=config.dirichlet_fraction, seed=0, iteration=0, agent=spec,
+                      batch=config.selfplay_batch)
+    started = time.process_time()
+    records = list(with_cpu_seconds(play_episodes(env, items, job)))
+    env.close()
+    return (time.process_time() - started) / max(1, len(records))
+
+
 # -- the search arm -----------------------------------------------------------------------------------
-def search_arm(cfg: LearningConfig, seed: int, overrides: dict | None = None, name: str | None = None) -> dict:
-    """One training run with MCTS self-play (resumed if it was stopped); its state and costs."""
+def search_arm(cfg: LearningConfig, seed: int, overrides: dict | None = None, name: str | None = None,
+               spec: str | None = None) -> dict:
+    """One training run with self-play by ``spec`` (default: MCTS as the loop configures it), resumed if it was
+    stopped; its state and costs."""
     _quiet()
     from agents.training import TrainConfig, TrainingRun
 
@@ -89,7 +181,7 @@ def search_arm(cfg: LearningConfig, seed: int, overrides: dict | None = None, na
     if (saved := _saved(done)) is not None:
         return saved
     folder = Path(cfg.out) / "runs" / name
-    config = TrainConfig(output_dir=str(folder), seed=seed, workers=cfg.workers, planner_verifier=True,
+    config = TrainConfig(output_dir=str(folder), seed=seed, workers=cfg.workers, planner_verifier=True, agent=spec,
                          **(cfg.train_kwargs() | cfg.loop | (overrides or {})))
     started = time.perf_counter()
     resume = (folder / "state.json").exists()
@@ -100,12 +192,14 @@ def search_arm(cfg: LearningConfig, seed: int, overrides: dict | None = None, na
     result = {"arm": "search", "name": name, "seed": seed, "wall_seconds": time.perf_counter() - started,
               "config": asdict(config), "baseline": run.state["baseline"], "history": run.state["history"],
               "teachers": run.state.get("teachers"),
-              "core_seconds": [h["self_play_seconds"] * max(1, config.workers) for h in run.state["history"]],
+              "cpu_seconds": [h["self_play_cpu_seconds"] for h in run.state["history"]],
               "teacher_tokens": [sum(v for r in records if r["iteration"] == i
                                      for k, v in r.get("forwarded_by_model", {}).items() if k in teachers)
                                  for i in range(len(run.state["history"]))],
               "solved": [[r["prompt"] for r in records if r["iteration"] == i and r["hard_reward"] >= 0.5]
                          for i in range(len(run.state["history"]))],
+              "distinct_right": [distinct_right([r for r in records if r["iteration"] <= i])
+                                 for i in range(len(run.state["history"]))],
               "prompts": [sorted({r["prompt"] for r in records if r["iteration"] == i})
                           for i in range(len(run.state["history"]))],
               "final_primary": str(folder / "checkpoints" / f"iter-{config.iterations - 1}" / "primary")}
@@ -115,23 +209,38 @@ def search_arm(cfg: LearningConfig, seed: int, overrides: dict | None = None, na
 
 # -- the controls ---------------------------------------------------------------------------------------
 class Budget:
-    """A data-generation budget: core-seconds, or teacher forwarded tokens."""
+    """A data-generation budget: CPU seconds of this process (``time.process_time``), or teacher forwarded tokens."""
 
     def __init__(self, seconds: float | None = None, tokens: int | None = None) -> None:
-        self.seconds, self.tokens, self.spent_tokens, self.start = seconds, tokens, 0, time.perf_counter()
+        self.seconds, self.tokens, self.spent_tokens, self.start = seconds, tokens, 0, time.process_time()
 
     def left(self) -> bool:
         if self.tokens is not None:
             return self.spent_tokens < self.tokens
-        return time.perf_counter() - self.start < self.seconds
+        return self.spent(self) < self.seconds
+
+    @staticmethod
+    def spent(budget) -> float:
+        return time.process_time() - budget.start
 
 
-def control_arm(cfg: LearningConfig, seed: int, arm: str, search: dict, by: str = "seconds") -> dict:
-    """SFT on verified teacher answers (``sft-greedy``) or on verified samples (``rft``), each iteration under the
-    search run's budget of that iteration (its core-seconds, or with ``by="tokens"`` its teacher tokens)."""
+def distinct_right(records: list[dict]) -> float:
+    """Distinct right solutions per solved problem in an arm's data (answers as texts)."""
+    right: dict[str, set[str]] = {}
+    for r in records:
+        if r["hard_reward"] >= 0.5:
+            right.setdefault(r["prompt"], set()).add(r["completion"].strip())
+    return sum(len(v) for v in right.values()) / max(1, len(right))
+
+
+def control_arm(cfg: LearningConfig, seed: int, arm: str, search: dict, by: str = "cpu",
+                cpu_seconds: float | None = None) -> dict:
+    """SFT on verified teacher answers (``sft-greedy``) or on verified samples (``rft``), each iteration under a
+    generation budget: ``cpu_seconds`` of this process's CPU time (the declared budget; default: the search run's
+    measured CPU seconds of that iteration), or with ``by="tokens"`` the search run's teacher tokens."""
     _quiet()
     from agents.training import TrainConfig, TrainingRun
-    from tokentree_env.models import load_model
+    from agents.training.checkpoint import load_primary
     from tokentree_env.tasks import load_task
     from tokentree_env.teachers import HFTeacher
 
@@ -149,12 +258,12 @@ def control_arm(cfg: LearningConfig, seed: int, arm: str, search: dict, by: str 
     random.Random(f"control:{seed}").shuffle(fresh)
     by_prompt = {p.prompt: p for p in task.problems("train")}
     teachers = [HFTeacher(spec) for spec in config.teachers]
-    lm = load_model(config.primary)
+    lm = load_primary(config.primary, config.lora)  # as the search arm trains it (a LoRA adapter when it does)
     run.state["baseline"] = baseline = run.evaluate(lm)
     history, buffer, cursor, started, samples = [], [], 0, time.perf_counter(), []
     for iteration in range(len(search["history"])):
         budget = (Budget(tokens=search["teacher_tokens"][iteration]) if by == "tokens"
-                  else Budget(seconds=search["core_seconds"][iteration]))
+                  else Budget(seconds=cpu_seconds if cpu_seconds is not None else search["cpu_seconds"][iteration]))
         before = sum(t.counters.forwarded_tokens for t in teachers)
         if arm == "sft-greedy":
             records, cursor = _greedy_records(teachers, task, fresh, cursor, budget, before, config.max_new_tokens)
@@ -165,10 +274,14 @@ def control_arm(cfg: LearningConfig, seed: int, arm: str, search: dict, by: str 
                                                   seed * 1000 + iteration)
             samples.append(drawn)
         buffer += records
+        generation_cpu = Budget.spent(budget)
         trained = time.perf_counter()
         run.train_round(lm, records, buffer if config.accumulate else records, iteration)
-        metrics = run.evaluate(lm) | {"iteration": iteration, "answers": len(records), "rft_rounds": rounds,
+        last = iteration == len(search["history"]) - 1
+        metrics = run.evaluate(lm, final=last) | {"iteration": iteration, "answers": len(records), "rft_rounds": rounds,
                                       "teacher_tokens": sum(t.counters.forwarded_tokens for t in teachers) - before,
+                                      "generation_cpu_seconds": generation_cpu,
+                                      "distinct_right": distinct_right(buffer),
                                       "train_seconds": time.perf_counter() - trained,
                                       "mean_hard_reward": sum(r["hard_reward"] for r in records) / max(1, len(records))}
         history.append(metrics)
@@ -205,7 +318,7 @@ def _rft_records(teachers, task, prompts, budget, before, max_new_tokens, seed):
     rounds = 0
     while budget.left() and prompts:
         for i, teacher in enumerate(teachers):
-            rows = [teacher.tokenizer(p.prompt)["input_ids"] for p in prompts]
+            rows = [teacher.prompt_ids(p.prompt) for p in prompts]  # the teacher's own format
             drawn = sample_ids(teacher.model, teacher.tokenizer, rows, n=1, max_new_tokens=max_new_tokens,
                                seed=seed * 31 + rounds * 7 + i)
             for p, ids, (new,) in zip(prompts, rows, drawn, strict=True):
@@ -220,24 +333,62 @@ def _rft_records(teachers, task, prompts, budget, before, max_new_tokens, seed):
     return list(right.values()), rounds, sorted(solved)
 
 
+# -- pass@k ----------------------------------------------------------------------------------------------
+def pass_at_k(primary: str, task_name: str, n_problems: int, samples: int, ks, *, max_new_tokens: int = 48,
+              seed: int = 0) -> dict:
+    """The unbiased pass@k (Chen et al. 2021: ``1 - C(n-c, k) / C(n, k)``, averaged over problems) of a primary's
+    ``samples`` temperature-1 answers to the first ``n_problems`` held-out problems, in its own prompt format."""
+    from math import comb
+
+    from tokentree_env.models import load_model
+    from tokentree_env.models.generation import sample_ids
+    from tokentree_env.models.prompts import prompt_ids
+    from tokentree_env.tasks import load_task
+
+    _quiet()
+    lm, task = load_model(primary), load_task(task_name)
+    problems = list(task.problems("heldout"))[:n_problems]
+    drawn = sample_ids(lm.model, lm.tokenizer, [prompt_ids(lm.tokenizer, p.prompt) for p in problems], n=samples,
+                       max_new_tokens=max_new_tokens, seed=seed)
+    right = [sum(task.verify(p, lm.tokenizer.decode(ids, skip_special_tokens=True)) >= 0.5 for ids in answers)
+             for p, answers in zip(problems, drawn, strict=True)]
+    return {str(k): sum(1 - comb(samples - c, k) / comb(samples, k) for c in right) / len(right)
+            for k in ks if k <= samples}
+
+
 # -- the run ---------------------------------------------------------------------------------------------
+CONTROLS = tuple(f"{arm}-{by}" for arm in ("sft-greedy", "rft") for by in ("cpu", "tokens"))
+
+
 def headline(cfg: LearningConfig, progress=print) -> list[dict]:
-    """Every seed's search run (alone on the machine: its workers take the cores), then its controls two at a
-    time (one core each, as their budgets are counted)."""
+    """Declare; every seed's search run (alone on the machine: its workers take the cores); then its controls two
+    at a time (one core each, as their budgets are counted); then every arm's pass@k."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
+    declared = declare(cfg)
+    spec, cpu = declared["search"]["spec"], declared["budget"]["cpu_seconds_per_iteration"]
+    progress(f"declared: search {spec}, {cpu:.0f} CPU seconds per iteration")
     results = []
     for seed in range(cfg.seeds):
-        search = search_arm(cfg, seed)
+        search = search_arm(cfg, seed, spec=spec)
         progress(f"search seed {seed}: {search['baseline']['task_accuracy']:.3f} -> "
                  f"{search['history'][-1]['task_accuracy']:.3f} in {search['wall_seconds']:.0f} s")
         results.append(search)
     with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(control_arm, cfg, s["seed"], arm, s, by) for s in results
-                   for arm in ("sft-greedy", "rft") for by in ("seconds", "tokens")]
+        futures = [pool.submit(control_arm, cfg, s["seed"], arm, s, by, cpu) for s in list(results)
+                   for arm in ("sft-greedy", "rft") for by in ("cpu", "tokens")]
         for future in futures:
             control = future.result()
             progress(f"{control['name']}: {control['history'][-1]['task_accuracy']:.3f}")
             results.append(control)
+        todo = [r for r in results if "pass_at_k" not in r]
+        for r, k in zip(todo, pool.map(_pass_job, [(cfg, r["final_primary"], r["seed"]) for r in todo]), strict=True):
+            r["pass_at_k"] = k
+            Path(cfg.out, "runs", f"{r['name']}.json").write_text(json.dumps(r))
     return results
+
+
+def _pass_job(args) -> dict:
+    cfg, primary, seed = args
+    return pass_at_k(primary, cfg.task, 200, cfg.pass_samples, cfg.pass_at, seed=seed)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-LABELS = {"search": "search (MCTS self-play, SFT on verified paths)", "sft-greedy-seconds": "SFT on teachers' greedy "
-          "answers (same core-seconds)", "rft-seconds": "RFT on teachers' samples (same core-seconds)",
-          "sft-greedy-tokens": "SFT on greedy answers (same teacher tokens)",
-          "rft-tokens": "RFT on samples (same teacher tokens)"}
+LABELS = {"search": "search self-play, SFT on verified paths", "sft-greedy-cpu": "SFT on teachers' greedy answers "
+          "(same CPU seconds)", "rft-cpu": "RFT on teachers' pooled samples (same CPU seconds)",
+          "sft-greedy-tokens": "SFT on teachers' greedy answers (same teacher tokens)",
+          "rft-tokens": "RFT on teachers' pooled samples (same teacher tokens)"}
+COLOURS = {"search": "C3", "sft-greedy-cpu": "C0", "rft-cpu": "C2", "sft-greedy-tokens": "C0", "rft-tokens": "C2"}
 
 
 def _half(p: dict) -> float:
@@ -25,9 +26,12 @@ def plot(summary: dict, path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4))
     for name, arm in summary.get("arms", {}).items():
         curve = arm["task_accuracy"]
-        left.errorbar(range(len(curve)), [p["mean"] for p in curve], yerr=[_half(p) for p in curve], marker="o",
-                      capsize=3, label=LABELS.get(name, name), linestyle="-" if name.endswith("seconds") or
-                      name == "search" else ":")
+        xs, ys = range(len(curve)), [p["mean"] for p in curve]
+        style = ":" if name.endswith("tokens") else "-"
+        left.plot(xs, ys, style, marker="o", color=COLOURS.get(name, "k"), label=LABELS.get(name, name))
+        left.fill_between(xs, [y - _half(p) for y, p in zip(ys, curve, strict=True)],
+                          [y + _half(p) for y, p in zip(ys, curve, strict=True)], color=COLOURS.get(name, "k"),
+                          alpha=0.12)
     if summary.get("best_teacher") is not None:
         left.axhline(summary["best_teacher"], ls="--", c="grey", label=f"best teacher, greedy ({summary['best_teacher']:.2f})")
     left.set(xlabel="iteration (0 = before training)", ylabel="primary's held-out accuracy (greedy, alone)",
@@ -53,16 +57,31 @@ def markdown(summary: dict) -> str:
     lines = []
     if "arms" in summary:
         lines += [f"Best teacher (greedy, held-out): {summary['best_teacher']:.3f}.", "",
-                  "| arm | before | after | teacher forwarded tokens | training s | wall s | general task after |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| arm | before | per iteration (mean [95 % t-interval over seeds]) | generation CPU s | teacher "
+                  "forwarded tokens | training s | wall s | `reverse` after |", "|---|---|---|---|---|---|---|---|"]
         for name, a in summary["arms"].items():
-            lines.append(f"| {LABELS.get(name, name)} | {_fmt(a['task_accuracy'][0])} | {_fmt(a['task_accuracy'][-1])} "
-                         f"| {a['teacher_tokens']['mean']:.0f} | {a['train_seconds']['mean']:.0f} | "
-                         f"{a['wall_seconds']['mean']:.0f} | {a['general_accuracy']['mean']:.3f} |")
-        lines += ["", "| search minus | per-seed differences | mean [95 % t-interval] | search better |", "|---|---|---|---|"]
+            curve = " -> ".join(_fmt(p) for p in a["task_accuracy"][1:])
+            lines.append(f"| {LABELS.get(name, name)} | {_fmt(a['task_accuracy'][0])} | {curve} | "
+                         f"{a['generation_cpu_seconds']['mean']:.0f} | {a['teacher_tokens']['mean']:.0f} | "
+                         f"{a['train_seconds']['mean']:.0f} | {a['wall_seconds']['mean']:.0f} | "
+                         f"{a['general_accuracy']['mean']:.3f} |")
+        lines += ["", "| search minus | per-seed differences | paired bootstrap over problems x seeds [95 %] | "
+                  "t-interval over seeds | search better |", "|---|---|---|---|---|"]
         for name, p in summary["paired"].items():
             diffs = ", ".join(f"{d:+.3f}" for d in p["differences"])
-            lines.append(f"| {LABELS.get(name, name)} | {diffs} | {_fmt(p)} | {'yes' if p['search_better'] else 'no'} |")
+            b = p["bootstrap"]
+            lines.append(f"| {LABELS.get(name, name)} | {diffs} | {b['difference']:+.3f} [{b['low']:+.3f}, "
+                         f"{b['high']:+.3f}] | {_fmt(p['t_interval'])} | {'yes' if p['search_better'] else 'no'} |")
+        ks = sorted({int(k) for a in summary["arms"].values() for k in a["pass_at_k"]})
+        if ks:
+            lines += ["", "| arm | " + " | ".join(f"pass@{k}" for k in ks) + " |", "|---|" + "---|" * len(ks)]
+            for name, a in summary["arms"].items():
+                lines.append(f"| {LABELS.get(name, name)} | " + " | ".join(
+                    f"{a['pass_at_k'][str(k)]['mean']:.3f}" if str(k) in a["pass_at_k"] else "-" for k in ks) + " |")
+        lines += ["", "Distinct right solutions per solved problem in each arm's data, per iteration (seed 0): "
+                  + "; ".join(f"{LABELS.get(n, n).split(' (')[0]}: "
+                              + ", ".join(f"{d:.2f}" for d in (a["distinct_right"][0] or []) if d is not None)
+                              for n, a in summary["arms"].items()) + "."]
         only = {}
         for c in summary["credit"]:
             only.setdefault(c["iteration"], []).append(c["only_search"])

@@ -14,7 +14,8 @@ SIGNAL_RUNS = {"sft": {}, "distill": {"signals": ("distill",)},
                "distill-improved": {"signals": ("distill",), "distill_target": "improved", "gumbel": True},
                "dpo": {"signals": ("dpo",)}, "grpo": {"signals": ("grpo",)}, "rloo": {"signals": ("rloo",)}}
 ABLATIONS = {"reference": {}, "weightage off": {"update_weightage": False}, "no wrong children": {"k_wrong": 0},
-             "1 teacher": "one-teacher", "design prior alone": {"teacher_mix": 0.0}}
+             "1 teacher": "one-teacher", "design prior alone": {"teacher_mix": 0.0}, "product panel": {"panel": "product"}}
+HEADLINE = ("search", "sft-greedy-cpu", "rft-cpu", "sft-greedy-tokens", "rft-tokens")
 
 
 def signals(cfg: LearningConfig, names: tuple[str, ...] = tuple(SIGNAL_RUNS)) -> list[dict]:
@@ -48,6 +49,18 @@ def _curve(runs: list[dict]) -> list[dict]:
         t_interval([r["history"][i]["task_accuracy"] for r in runs]) for i in range(len(runs[0]["history"]))]
 
 
+def seeds_bootstrap(a: list[list[float]], b: list[list[float]], resamples: int = 10_000, seed: int = 0) -> dict:
+    """The mean difference ``a - b`` over seeds and problems, with a 95 % paired-bootstrap interval that resamples
+    problems within each seed (the same problems in both arms of a seed)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    diffs = [np.asarray(x, dtype=float) - np.asarray(y, dtype=float) for x, y in zip(a, b, strict=True)]
+    means = np.mean([[d[rng.integers(len(d), size=len(d))].mean() for d in diffs] for _ in range(resamples)], axis=1)
+    return {"difference": float(np.mean([d.mean() for d in diffs])), "low": float(np.quantile(means, 0.025)),
+            "high": float(np.quantile(means, 0.975))}
+
+
 def hard_problem_accuracy(cfg: LearningConfig, runs: list[dict]) -> dict:
     """Each arm's final primary on the held-out problems no teacher's greedy answer solves."""
     from agents.training.measure import greedy_accuracy
@@ -77,7 +90,7 @@ def credit(cfg: LearningConfig, runs: list[dict]) -> list[dict]:
     teachers = [HFTeacher(spec) for spec in cfg.train_kwargs()["teachers"]]
     out = []
     for search in (r for r in runs if r["arm"] == "search" and r["name"].startswith("search-")):
-        rft = next((r for r in runs if r["name"] == f"rft-seconds-seed{search['seed']}"), None)
+        rft = next((r for r in runs if r["name"] == f"rft-cpu-seed{search['seed']}"), None)
         for i, prompts in enumerate(search["prompts"]):
             greedy_right = set()
             for teacher in teachers:
@@ -98,8 +111,7 @@ def report(cfg: LearningConfig, runs: list[dict]) -> dict:
 
     out = Path(cfg.out)
     summary: dict = {"task": cfg.task, "machine": machine(), "config": {"loop": cfg.loop, "seeds": cfg.seeds}}
-    headline = [r for r in runs if r["name"].rsplit("-seed", 1)[0] in ("search", "sft-greedy-seconds", "rft-seconds",
-                                                                       "sft-greedy-tokens", "rft-tokens")]
+    headline = [r for r in runs if r["name"].rsplit("-seed", 1)[0] in HEADLINE]
     if headline:
         arms: dict[str, list[dict]] = {}
         for r in headline:
@@ -112,25 +124,40 @@ def report(cfg: LearningConfig, runs: list[dict]) -> dict:
                                                                 for h in r["history"]]) for r in rs]),
                                   "train_seconds": t_interval([sum(h.get("train_seconds", 0.0) for h in r["history"])
                                                                for r in rs]),
-                                  "general_accuracy": t_interval([r["history"][-1]["general_accuracy"] for r in rs])}
+                                  "general_accuracy": t_interval([r["history"][-1]["general_accuracy"] for r in rs]),
+                                  "generation_cpu_seconds": t_interval([sum(r.get("cpu_seconds") or [
+                                      h.get("generation_cpu_seconds", 0.0) for h in r["history"]]) for r in rs]),
+                                  "distinct_right": [r.get("distinct_right") or [h.get("distinct_right") for h in
+                                                                                 r["history"]] for r in rs],
+                                  "pass_at_k": {k: t_interval([r["pass_at_k"][k] for r in rs])
+                                                for k in (rs[0].get("pass_at_k") or {})}}
                            for name, rs in arms.items()}
         summary["paired"] = {}
         for name, rs in arms.items():
             if name == "search":
                 continue
-            control = {r["seed"]: r["history"][-1]["task_accuracy"] for r in rs}
-            diffs = [s["history"][-1]["task_accuracy"] - control[s["seed"]] for s in search if s["seed"] in control]
-            interval = t_interval(diffs)
-            summary["paired"][name] = interval | {"differences": diffs, "search_better": interval["low"] > 0}
+            control = {r["seed"]: r for r in rs}
+            paired = [s for s in search if s["seed"] in control]
+            diffs = [s["history"][-1]["task_accuracy"] - control[s["seed"]]["history"][-1]["task_accuracy"] for s in paired]
+            boot = seeds_bootstrap([s["history"][-1]["task_correct"] for s in paired],
+                                   [control[s["seed"]]["history"][-1]["task_correct"] for s in paired])
+            summary["paired"][name] = {"bootstrap": boot, "t_interval": t_interval(diffs), "differences": diffs,
+                                       "search_better": boot["low"] > 0}
         summary["weightage"] = [[h.get("weightage", {}) for h in r["history"]] for r in search]
         summary["credit"] = credit(cfg, headline)
         summary["hard_problems"] = hard_problem_accuracy(cfg, headline)
         gap = [(s["history"][-1]["task_accuracy"] - s["baseline"]["task_accuracy"])
                / max(1e-9, (best or 0) - s["baseline"]["task_accuracy"]) for s in search]
         summary["gap_closed"] = t_interval(gap)
+        passes = {name: a["pass_at_k"].get("64", {}).get("mean") for name, a in summary["arms"].items()}
         summary["targets"] = {
-            "search_beats_sft_greedy": summary["paired"].get("sft-greedy-seconds", {}).get("search_better", False),
-            "search_beats_rft": summary["paired"].get("rft-seconds", {}).get("search_better", False),
+            "search_beats_sft_greedy_at_equal_cpu": summary["paired"].get("sft-greedy-cpu", {}).get("search_better",
+                                                                                                     False),
+            "search_beats_rft_at_equal_cpu": summary["paired"].get("rft-cpu", {}).get("search_better", False),
+            "search_pass64_at_least_the_controls": bool(passes.get("search") is not None and all(
+                passes["search"] >= (passes.get(c) or 0.0) for c in ("sft-greedy-cpu", "rft-cpu"))),
+            "stretch_search_above_best_teacher": bool(best is not None and summary["arms"]["search"]["task_accuracy"][-1]
+                                                      ["mean"] > best),
             "main_job_on_task": bool(summary["gap_closed"]["mean"] >= 0.5
                                      and summary["arms"]["search"]["wall_seconds"]["mean"] <= 600)}
     summary["signals"] = {r["signal"]: {"task_accuracy": _curve([r]), "general_accuracy":
@@ -173,6 +200,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="the training signals the signals part runs (default: all)")
     parser.add_argument("--out", default=None, help="results folder (default: results/learning-TASK)")
     parser.add_argument("--tiny", action="store_true", help="a smoke run for the tests: not a measurement")
+    parser.add_argument("--search", default=None, help="the search arm's spec (default: the best search of the search "
+                        "benchmark's pilot, read from its declared.json)")
     check_args = parser.add_argument_group("the learnability check (--check): can the primary learn the task at all?")
     check_args.add_argument("--check", action="store_true", help="run the learnability check instead, print pass/fail")
     check_args.add_argument("--primary", default=None, help="the primary to check (default: the task's zoo primary)")
@@ -183,11 +212,13 @@ def main(argv: list[str] | None = None) -> dict:
     if args.check:
         return _check(args)
     cfg = LearningConfig(task=args.task, seeds=args.seeds, out=args.out or f"results/learning-{args.task}",
-                         parts=tuple(args.parts))
+                         parts=tuple(args.parts), search=args.search, search_declared=f"results/search-{args.task}"
+                         "/declared.json")
     if args.tiny:
         tiny = {"iterations": 2, "prompts_per_iteration": 3, "repeats": 2, "eval_size": 10, "max_new_tokens": 16,
                 "epochs": 1, "validation_size": 10}
         cfg.loop, cfg.signal_loop, cfg.workers = dict(tiny), dict(tiny), 1
+        cfg.pilot_prompts, cfg.pass_samples, cfg.pass_at = 1, 4, (1, 4)
     Path(cfg.out, "runs").mkdir(parents=True, exist_ok=True)
     from agents.training.stopping import sigterm_as_interrupt
 

@@ -159,9 +159,11 @@ def markdown(result: dict) -> str:
                   "writer switches / answer | forwarded tokens / problem |"), "|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         d = r["vs_best_teacher"]
+        switches = f"{r['writer_switches']:.2f}" if "writer_switches" in r else "- (one writer)"
+        tokens = f"{r['forwarded_tokens']:.0f}" if "forwarded_tokens" in r else "-"
         lines.append(f"| {r['row']} | {r['accuracy']:.3f} | {r['low']:.2f}-{r['high']:.2f} | {d['difference']:+.3f} "
                      f"[{d['low']:+.3f}, {d['high']:+.3f}], p = {d['p_value']:.2g} | {r['style_share']:.3f} | "
-                     f"{r.get('writer_switches', float('nan')):.2f} | {r.get('forwarded_tokens', float('nan')):.0f} |")
+                     f"{switches} | {tokens} |")
     lines += ["", "| target | met |", "|---|---|"]
     lines += [f"| {k.replace('_', ' ')} | {'yes' if v else 'NO'} |" for k, v in result["targets"].items()]
     lines.append(f"\n{result['seconds'] / 60:.1f} minutes on this machine.")

@@ -2,7 +2,7 @@
 the search benchmark.
 
 ``n`` samples per problem, drawn in turn from each teacher (teacher ``i % K`` draws sample ``i``), each in the
-teacher's own prompt format (:func:`tokentree_env.models.prompts.prompt_ids`), from a seeded stream. Each sample is
+teacher's own prompt format (:meth:`~tokentree_env.teachers.hf.HFTeacher.prompt_ids`), from a seeded stream. Each sample is
 charged what its model forwarded: its prompt and its generated tokens (as the learning benchmark's RFT control
 charges them). The answer the row gives is chosen:
 
@@ -24,7 +24,6 @@ def sample_answers(teachers: Sequence, prompts: Sequence[str], n: int, *, max_ne
                    ) -> tuple[list[list[str]], list[int]]:
     """``n`` round-robin temperature-1 samples per prompt (texts), and each prompt's forwarded tokens."""
     from tokentree_env.models.generation import sample_ids
-    from tokentree_env.models.prompts import prompt_ids
 
     k = len(teachers)
     texts: list[list[str | None]] = [[None] * n for _ in prompts]
@@ -33,7 +32,7 @@ def sample_answers(teachers: Sequence, prompts: Sequence[str], n: int, *, max_ne
         draws = len(range(t, n, k))  # this teacher's share of the n samples
         if not draws:
             continue
-        rows = [prompt_ids(teacher.tokenizer, p) for p in prompts]
+        rows = [teacher.prompt_ids(p) for p in prompts]  # the teacher's own format, as its reference answers
         drawn = sample_ids(teacher.model, teacher.tokenizer, rows, n=draws, max_new_tokens=max_new_tokens,
                            seed=seed * 7919 + t)
         for i, (row, news) in enumerate(zip(rows, drawn, strict=True)):

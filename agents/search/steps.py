@@ -182,7 +182,7 @@ class StepOptionsEnv:
             live = following
 
     def _choose(self, item) -> int:
-        here, option, walk, state, obs, info, rng = item
+        _, option, walk, _, obs, info, rng = item
         k = self.option_teacher(option)
         mask = obs["action_mask"] == 1
         lp = np.full(len(mask), -np.inf)

@@ -46,6 +46,9 @@ class TrainConfig:
     """Self-play switch: the task verifier scores the search's simulated leaves (train prompts only)."""
     gumbel: bool = False
     """Search with Gumbel MuZero (sequential halving at the root) instead of PUCT."""
+    agent: str | None = None
+    """Self-play with any search spec instead (``make_agent``: ``mcts-steps:4``, ``ab-mcts:8``, ``mcts:4``, ...); None:
+    MCTS with ``simulations``, ``dirichlet_fraction``, ``gumbel`` and ``teacher_mix``."""
     teacher_mix: float = 0.5
     """The search prior's mix of the teacher panel's probabilities into weightage × similarity (0: the design's
     prior alone)."""
@@ -98,6 +101,9 @@ class TrainConfig:
     """Train-split problems held back to decide auto-replay (never the held-out split)."""
     # -- evaluation ------------------------------------------------------------------------------
     eval_size: int = 200
+    eval_between: int | None = None
+    """Held-out problems measured between the start and the last iteration (a fixed slice, the first ones; None:
+    ``eval_size`` every time)."""
 
     def __post_init__(self) -> None:
         self.signals = tuple(self.signals)

@@ -29,7 +29,13 @@ from agents.store import EpisodeStore
 from agents.training import checkpoint
 from agents.training.config import TrainConfig
 from agents.training.guards import ForgettingGuards, replay_needed
-from agents.training.selfplay import SelfPlayJob, SelfPlayPool, default_workers, play_episodes
+from agents.training.selfplay import (
+    SelfPlayJob,
+    SelfPlayPool,
+    default_workers,
+    play_episodes,
+    with_cpu_seconds,
+)
 from agents.training.signals import SIGNALS, RoundInputs
 from agents.training.stopping import phase_callback, phase_reached
 from tokentree_env.errors import ConfigError, TokenTreeError
@@ -157,7 +163,7 @@ class TrainingRun:
                 self.train_round(lm, records, self._training_records(records, iteration), iteration)
                 primary.mark_updated()
                 trained = time.perf_counter()
-                metrics = self.evaluate(lm)
+                metrics = self.evaluate(lm, final=iteration == c.iterations - 1)
                 metrics.update(self._episode_metrics(records), iteration=iteration,
                                self_play_seconds=played - started, train_seconds=trained - played,
                                eval_seconds=time.perf_counter() - trained)
@@ -210,14 +216,14 @@ class TrainingRun:
                            primary_version=self.state["completed"], trees=str(trees) if trees else None,
                            out=str(self.dir / "selfplay-trees"), simulations=c.simulations,
                            dirichlet_fraction=c.dirichlet_fraction, seed=c.seed, iteration=iteration, gumbel=c.gumbel,
-                           teacher_mix=c.teacher_mix, batch=c.selfplay_batch)
+                           teacher_mix=c.teacher_mix, batch=c.selfplay_batch, agent=c.agent)
 
     def _play(self, lm, env, iteration: int, todo: list):
         """Episodes of ``todo`` (prompt index, prompt, repeats), a chunk of records at a time; a pool's chunks
         bring their trees back (a folder or exported trees), which replace the loop's."""
         job = self._job(iteration)
         if self._pool is None:
-            for record in play_episodes(env, todo, job):
+            for record in with_cpu_seconds(play_episodes(env, todo, job)):
                 yield [record]
             return
         for chunk, trees in self._pool.play(job, todo, lm=lm, env=env):
@@ -277,17 +283,24 @@ class TrainingRun:
         self._last_replay, self._losses = replay, inputs.losses
 
     # -- measuring ------------------------------------------------------------------------------
-    def evaluate(self, lm) -> dict:
+    def evaluate(self, lm, final: bool = True) -> dict:
         """The primary on its own (greedy, no teachers, no search): held-out accuracy on the task and the
-        general task (what is reported), and validation accuracy on both (what auto-replay reads)."""
-        from agents.training.measure import greedy_accuracy
+        general task (what is reported; ``task_correct`` holds each task problem's result, for paired tests), and
+        validation accuracy on both (what auto-replay reads). Between the start and the last iteration the task is
+        measured on its first ``eval_between`` held-out problems when that is set (a fixed slice)."""
+        from agents.training.measure import greedy_results
 
         c = self.config
         out = {}
         for key, name in (("task", c.task), ("general", c.general_task)):
             task = self._load(name)
-            out[f"{key}_accuracy"] = greedy_accuracy(lm, task, task.problems("heldout")[: c.eval_size])
-            out[f"validation_{key}_accuracy"] = greedy_accuracy(lm, task, self.validation_problems(name))
+            size = c.eval_size if final or c.eval_between is None or key == "general" else c.eval_between
+            results = greedy_results(lm, task, task.problems("heldout")[:size])
+            out[f"{key}_accuracy"] = sum(results) / max(1, len(results))
+            validation = greedy_results(lm, task, self.validation_problems(name))
+            out[f"validation_{key}_accuracy"] = sum(validation) / max(1, len(validation))
+            if key == "task":
+                out["task_correct"] = results
         return out
 
     def _teacher_reference(self) -> dict:
@@ -304,6 +317,7 @@ class TrainingRun:
         return {"episodes": len(records), "mean_hard_reward": sum(r["hard_reward"] for r in records) / n,
                 "mean_return": sum(r["episode_return"] for r in records) / n,
                 "forwarded_tokens": sum(r["forwarded_tokens"] for r in records), "replay": self._last_replay,
+                "self_play_cpu_seconds": sum(r.get("cpu_seconds", 0.0) for r in records),
                 "weightage": {"lowered": lowered, "raised": raised},
                 "train_loss": sum(self._losses) / max(1, len(self._losses))}
 

@@ -12,17 +12,26 @@ BATCH = 50
 
 def greedy_accuracy(lm, task, problems: Sequence, *, max_new_tokens: int = 48) -> float:
     """Mean hard reward of ``lm``'s greedy answers (no teachers, no search) to ``problems`` of a task (a name or a
-    ``Task``)."""
-    from tokentree_env.models.generation import greedy_complete
+    ``Task``), each prompt read in the primary's one format (its chat template when it has one)."""
+    results = greedy_results(lm, task, problems, max_new_tokens=max_new_tokens)
+    return sum(results) / max(1, len(results))
+
+
+def greedy_results(lm, task, problems: Sequence, *, max_new_tokens: int = 48) -> list[float]:
+    """The hard reward of ``lm``'s greedy answer to each problem (see :func:`greedy_accuracy`)."""
+    from tokentree_env.models.generation import greedy_ids
+    from tokentree_env.models.prompts import prompt_ids
     from tokentree_env.tasks import load_task
 
-    task, problems, total = load_task(task), list(problems), 0.0
+    task, problems, out = load_task(task), list(problems), []
     for start in range(0, len(problems), BATCH):
         chunk = problems[start:start + BATCH]
-        answers = greedy_complete(lm.model, lm.tokenizer, [p.prompt for p in chunk], max_new_tokens=max_new_tokens)
-        total += sum(task.verify(p, a) for p, a in zip(chunk, answers, strict=True))
+        rows = [prompt_ids(lm.tokenizer, p.prompt) for p in chunk]  # the primary's one format: as searched, trained
+        answers = [lm.tokenizer.decode(ids, skip_special_tokens=True)
+                   for ids in greedy_ids(lm.model, lm.tokenizer, rows, max_new_tokens=max_new_tokens)]
+        out += [task.verify(p, a) for p, a in zip(chunk, answers, strict=True)]
         phase_reached("evaluation")
-    return total / max(1, len(problems))
+    return out
 
 
 def teacher_accuracies(teachers: Sequence[str], task_name, n: int) -> dict[str, float]:

@@ -117,7 +117,7 @@ class SelfPlayActor:
     def play(self, job, weights: dict, trees: list[dict], chunk: Sequence[tuple[int, str, Sequence[int]]]):
         """Play ``chunk`` with ``weights`` (the primary after ``job.primary_version`` rounds) from ``trees``;
         return its records and its prompts' trees."""
-        from agents.training.selfplay import play_episodes
+        from agents.training.selfplay import play_episodes, with_cpu_seconds
 
         if self.version != job.primary_version:
             self.lm.model.load_state_dict(weights)
@@ -125,7 +125,7 @@ class SelfPlayActor:
             self.primary.version = self.version = job.primary_version
         if trees:
             self.env.load_trees(trees, merge=False)
-        records = [self.played(record) for record in play_episodes(self.env, chunk, job)]
+        records = [self.played(record) for record in with_cpu_seconds(play_episodes(self.env, chunk, job))]
         return records, self.env.export_trees([prompt for _, prompt, _ in chunk])
 
     def played(self, record: dict) -> dict:

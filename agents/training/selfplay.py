@@ -53,6 +53,8 @@ class SelfPlayJob:
     teacher_mix: float = 0.5
     batch: int = 1
     """Episodes played in lockstep (one batched forward per model per step for all of them; 1 = one at a time)."""
+    agent: str | None = None
+    """Any search spec (``make_agent``: ``mcts-steps:S``, ``ab-mcts:S``, ...) instead of the MCTS configured above."""
 
 
 _WORKER: dict = {}  # this worker process's env, built for one job and reused for its chunks
@@ -103,6 +105,9 @@ def play_episodes(env, items: Sequence[tuple[int, str, Sequence[int]]], job: Sel
     from agents.search import MCTSAgent, MCTSConfig
 
     env.unwrapped.prepare([prompt for _, prompt, _ in items])
+    if job.agent is not None:
+        yield from _play_spec(env, items, job)
+        return
     config = MCTSConfig(num_simulations=job.simulations, dirichlet_fraction=job.dirichlet_fraction, gumbel=job.gumbel,
                         gumbel_scale=1.0 if job.gumbel else 0.0, teacher_mix=job.teacher_mix)
     if job.batch > 1:
@@ -120,13 +125,50 @@ def play_episodes(env, items: Sequence[tuple[int, str, Sequence[int]]], job: Sel
             yield record
 
 
+def _play_spec(env, items: Sequence[tuple[int, str, Sequence[int]]], job: SelfPlayJob) -> Iterator[dict]:
+    """Self-play with any agent spec: each episode seeded by (seed, iteration, prompt index, repeat); a prompt's
+    repeats one after another; ``batch`` episodes of distinct prompts in lockstep (:func:`agents.play.play_many`)."""
+    import copy
+
+    from agents.evaluation import make_agent
+    from agents.play import play_many
+
+    agent = make_agent(job.agent, seed=job.seed)
+    for repeat in sorted({r for _, _, repeats in items for r in repeats}):
+        chunk = [(index, prompt) for index, prompt, repeats in items if repeat in repeats]
+        for start in range(0, len(chunk), max(1, job.batch)):
+            part = chunk[start:start + max(1, job.batch)]
+            agents = [copy.deepcopy(agent) for _ in part]
+            for record in play_many(env.unwrapped, agents, part, seed=job.seed, iteration=job.iteration,
+                                    repeat=repeat):
+                record["records"] = [r if isinstance(r, dict) else asdict(r) for r in record["records"]]
+                yield record | {"iteration": job.iteration, "repeat": repeat}
+
+
+def with_cpu_seconds(records: Iterator[dict]) -> Iterator[dict]:
+    """Each record with ``cpu_seconds``: this process's CPU time spent since the previous one (its episode's share of
+    the generation compute; lockstep episodes that finish together split it)."""
+    last, waiting = time.process_time(), []
+    for record in records:
+        waiting.append(record)
+        now = time.process_time()
+        for r in waiting:
+            r["cpu_seconds"] = (now - last) / len(waiting)
+        yield from waiting
+        waiting, last = [], now
+
+
 def play_chunk(job: SelfPlayJob, chunk: Sequence[tuple[int, str, Sequence[int]]]) -> list[dict]:
-    """Play ``chunk`` in this process; save the chunk's trees in ``job.out``."""
+    """Play ``chunk`` in this process; save the chunk's trees in ``job.out``. Each record carries the CPU seconds
+    this worker spent on it (:func:`with_cpu_seconds`)."""
     env = _env_for(job)
     prompts = [prompt for _, prompt, _ in chunk]
+    started = time.process_time()
     if job.trees is not None:
         env.load_trees(job.trees, merge=False, prompts=prompts)
-    records = list(play_episodes(env, chunk, job))
+    records = list(with_cpu_seconds(play_episodes(env, chunk, job)))
+    if records:  # the chunk's set-up belongs to its episodes too
+        records[0]["cpu_seconds"] += (time.process_time() - started) - sum(r["cpu_seconds"] for r in records)
     env.save_trees(job.out, prompts)
     return records
 

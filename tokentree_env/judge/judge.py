@@ -15,6 +15,13 @@ The verdict follows one of four protocols (``Judge.protocol``):
   problem: on ``chain3`` it is a verifier in disguise, kept for reproducibility.
 - ``"yesno"`` (every other model): a plain question, ``verdict_template``, after which the verdict is
   ``P(yes) / (P(yes) + P(no))`` over the model's " yes" and " no" tokens.
+- ``"fewshot"``: the same question after worked examples (``examples``: right and wrong answers to train problems,
+  each followed by its verdict), for a base model that needs to see what is asked.
+- ``"chat"``: the question as the user turn of the model's own chat template (an instruction model), the verdict
+  read from the first token of the assistant's reply ("Yes"/"yes" against "No"/"no").
+
+A judge is a fallible checker: its ROC AUC is measured wherever it is used (``python -m benchmarks.real_models
+--judge`` chooses a real model's protocol on train-split answers and reports it on held-out ones).
 
 The zoo protocols are read from the model folder's ``zoo_card.json``; any other model gets ``"yesno"``.
 """
@@ -36,7 +43,9 @@ from tokentree_env.teachers.base import Context
 from tokentree_env.teachers.hf import HFTeacher
 
 PLAIN_VERDICT_TEMPLATE = "Question: {prompt}\nProposed answer: {answer}\nIs the proposed answer correct? Answer yes or no:"
-PROTOCOLS = ("likelihood", "check", "worked", "yesno")
+PROTOCOLS = ("likelihood", "check", "worked", "yesno", "fewshot", "chat")
+FEWSHOT_EXAMPLE = PLAIN_VERDICT_TEMPLATE + " {verdict}\n\n"
+YES, NO = ("yes", " yes", "Yes", " Yes"), ("no", " no", "No", " No")
 CACHE_LIMIT = 100_000
 
 
@@ -115,6 +124,11 @@ def likelihood_verdicts(lm: LoadedModel, prompts: Sequence[str], answers: Sequen
     return out
 
 
+def _first_tokens(tokenizer, words: Sequence[str]) -> list[int]:
+    """The first token of each spelling of a word (distinct ids)."""
+    return sorted({tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in words})
+
+
 def zoo_protocol(lm: LoadedModel) -> str | None:
     """The verdict protocol a zoo judge was trained for (its ``zoo_card.json``), or None for other models."""
     card = Path(lm.path) / "zoo_card.json" if lm.path else None
@@ -129,18 +143,25 @@ class Judge:
 
     Args:
         model: hub id, local path, ``zoo:NAME`` or a :class:`LoadedModel`.
-        protocol: ``"check"``, ``"worked"`` or ``"yesno"`` (default: the zoo card's, else ``"yesno"``).
-        verdict_template: the ``"yesno"`` question, a format string with ``{prompt}`` and ``{answer}``.
+        protocol: one of :data:`PROTOCOLS` (default: the zoo card's, else ``"yesno"``).
+        verdict_template: the yes/no question, a format string with ``{prompt}`` and ``{answer}``.
+        examples: the ``"fewshot"`` protocol's worked examples, ``(prompt, answer, right)`` triples (draw them from
+            problems kept out of any set the judge is measured on).
     """
 
     def __init__(self, model: str | LoadedModel, *, protocol: str | None = None,
-                 verdict_template: str = PLAIN_VERDICT_TEMPLATE, device: str | None = None, dtype=None) -> None:
+                 verdict_template: str = PLAIN_VERDICT_TEMPLATE, examples: Sequence[tuple[str, str, bool]] = (),
+                 device: str | None = None, dtype=None) -> None:
         self.teacher = HFTeacher(model, device=device, dtype=dtype)
         self.name = self.teacher.name
         self.protocol = protocol or zoo_protocol(self.teacher.lm) or "yesno"
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"Judge protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         self.verdict_template = verdict_template
+        if self.protocol == "fewshot" and not examples:
+            raise ConfigError("the 'fewshot' judge protocol needs examples=[(prompt, answer, right), ...]")
+        self.preamble = "".join(FEWSHOT_EXAMPLE.format(prompt=p, answer=a, verdict="yes" if ok else "no")
+                                for p, a, ok in examples) if self.protocol == "fewshot" else ""
         self._verdicts: dict[tuple[str, str], float] = {}  # verdicts are deterministic: ask once
         self._works: dict[str, str] = {}  # the judge's working of each prompt ("worked" protocol)
 
@@ -208,11 +229,22 @@ class Judge:
                     self._works.clear()
                 self._works[prompt] = worked_checks(lm, [prompt], counters=self.counters)[0]
             return worked_verdicts(lm, [prompt], [answer], counters=self.counters, works=[self._works[prompt]])[0]
-        text = self.verdict_template.format(prompt=prompt, answer=answer)
-        logp = next_token_logprobs(lm.model, lm.tokenizer, [text])[0]
-        self.counters.add(calls=1, forwarded=len(lm.tokenizer(text)["input_ids"]))
-        yes, no = (lm.tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in (" yes", " no"))
-        return float(torch.sigmoid(logp[yes] - logp[no]))  # = P(yes) / (P(yes) + P(no))
+        question = self.verdict_template.format(prompt=prompt, answer=answer.strip())
+        if self.protocol == "chat":
+            text = lm.tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                                    add_generation_prompt=True)
+            ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+        else:
+            ids = lm.tokenizer(self.preamble + question)["input_ids"]
+        with torch.no_grad():
+            logp = torch.log_softmax(lm.model(input_ids=torch.tensor([ids], device=lm.model.device)).logits[0, -1]
+                                     .float(), dim=-1)
+        self.counters.add(calls=1, forwarded=len(ids))
+        if self.protocol == "yesno":
+            yes, no = (lm.tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in (" yes", " no"))
+            return float(torch.sigmoid(logp[yes] - logp[no]))  # = P(yes) / (P(yes) + P(no))
+        yes, no = (torch.logsumexp(logp[_first_tokens(lm.tokenizer, words)], 0) for words in (YES, NO))
+        return float(torch.sigmoid(yes - no))
 
     def clear_caches(self) -> None:
         """Forget cached verdicts, workings and forwards (the next ones are computed again and charged)."""

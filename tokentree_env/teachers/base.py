@@ -22,11 +22,20 @@ import torch
 @dataclass(frozen=True)
 class Context:
     """A state: the primary-token ids of prompt + generated text, and their decoded text. ``owner`` names the
-    episode the context serves (the work of reading it is charged there, :class:`CostCounter`)."""
+    episode the context serves (the work of reading it is charged there, :class:`CostCounter`). ``prompt`` and
+    ``answer_start`` (where the answer begins in ``text``) let a teacher read the prompt in its own format and the
+    answer so far after it (:meth:`~tokentree_env.teachers.hf.HFTeacher.own_ids`); without them it reads ``text``."""
 
     ids: tuple[int, ...]
     text: str
     owner: Hashable | None = field(default=None, compare=False)
+    prompt: str | None = field(default=None, compare=False)
+    answer_start: int = field(default=0, compare=False)
+
+    @property
+    def answer(self) -> str:
+        """The answer so far (the text after the prompt)."""
+        return self.text[self.answer_start:]
 
 
 COST_FIELDS = ("forward_calls", "forwarded_tokens", "generated_tokens")

@@ -49,12 +49,18 @@ FEWEST_STEPS_INSTRUCTION = "Answer in the fewest steps. Give only the answer."
 class HFTeacher(Teacher):
     """A transformers causal LM giving next-token log-probs in the primary's vocabulary.
 
+    **Its own format.** A teacher with a chat template reads a prompt as the user turn of its own template (after
+    ``system_prompt``) with the assistant turn begun, and the answer so far after it, in its reference answers and
+    its expansions alike (:meth:`prompt_format`); a base model reads the bare prompt. A teacher that shares the
+    primary's tokenizer reads the primary's own ids (one forward can serve both roles), and so the primary's format
+    (no system prompt) in its reference answers too.
+
     Args:
         model: a hub id, local path, ``zoo:NAME``, or a :class:`LoadedModel`.
         name: display name (default: the model spec).
         cache_bytes: bound of the KV/log-prob LRU cache, in bytes.
-        system_prompt: instruction for chat models' reference answers (used only when the
-            tokenizer has a chat template).
+        system_prompt: instruction in a chat model's own format (the seed's "use the fewest steps"; used only when
+            the tokenizer has a chat template and the teacher reads its own format).
     """
 
     def __init__(self, model: str | LoadedModel, *, name: str | None = None,
@@ -89,22 +95,42 @@ class HFTeacher(Teacher):
             self._healer = TokenHealer(texts, primary_tokenizer) if self.heal else None
         self.store.clear()
 
+    def prompt_format(self, prompt: str) -> tuple[str, bool]:
+        """How this model reads ``prompt``: the text, and whether its tokenizer adds special tokens to it (not to a
+        chat template's text, which writes its own). A model that shares the primary's tokenizer reads the primary's
+        format (its chat template without a system prompt: :func:`tokentree_env.models.prompts.prompt_text`)."""
+        from tokentree_env.models.prompts import prompt_text
+
+        if not self._chat:
+            return prompt, True
+        if self.shares_primary_tokenizer or not self.system_prompt:
+            return prompt_text(self.tokenizer, prompt), False
+        messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}]
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False), False
+
     def own_ids(self, context: Context) -> tuple[int, ...]:
-        """The context in this model's own tokens (never another model's ids)."""
-        ids = context.ids if self.shares_primary_tokenizer else self._encode(context.text)
+        """The context in this model's own tokens and format (never another model's ids): the primary's ids when it
+        shares the primary's tokenizer; else its own format of the prompt, then the answer so far."""
+        if self.shares_primary_tokenizer:
+            ids = context.ids
+        elif context.prompt is not None:
+            head, special = self.prompt_format(context.prompt)
+            ids = self._encode(head + context.answer, special)
+        else:
+            ids = self._encode(context.text)
         if len(ids) > self.max_positions:
             raise ContextTooLongError(
                 f"context of {len(ids)} tokens is longer than the window of model {self.name!r} "
                 f"({self.max_positions} positions); lower max_new_tokens or use a shorter prompt")
         return ids
 
-    def _encode(self, text: str) -> tuple[int, ...]:
-        """Own ids of ``text`` with special tokens; the Rust backend directly when there is one
-        (the Python ``__call__`` costs ~15x more, on the hot path of every expansion)."""
+    def _encode(self, text: str, special: bool = True) -> tuple[int, ...]:
+        """Own ids of ``text`` (with the tokenizer's special tokens when ``special``); the Rust backend directly when
+        there is one (the Python ``__call__`` costs ~15x more, on the hot path of every expansion)."""
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is not None:
-            return tuple(backend.encode(text).ids)
-        return tuple(self.tokenizer(text)["input_ids"])
+            return tuple(backend.encode(text, add_special_tokens=special).ids)
+        return tuple(self.tokenizer(text, add_special_tokens=special)["input_ids"])
 
     # -- next-token distributions ------------------------------------------------------------
     def next_logprobs(self, contexts: Sequence[Context]) -> torch.Tensor:
@@ -258,7 +284,7 @@ class HFTeacher(Teacher):
                 with self.counters.charging(owner):
                     out.append(self._cached_greedy(prompt, max_new_tokens))
             return out
-        rows = [self._answer_ids(p) for p in prompts]
+        rows = [self.prompt_ids(p) for p in prompts]
         for prompt, ids in zip(prompts, rows, strict=True):
             if len(ids) >= self.max_positions:
                 raise ContextTooLongError(f"prompt {prompt[:40]!r} of {len(ids)} tokens fills the window of {self.name!r}")
@@ -283,17 +309,14 @@ class HFTeacher(Teacher):
     def _chat(self) -> bool:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
-    def _answer_ids(self, prompt: str) -> list[int]:
-        """The model's own input ids for answering ``prompt`` (its chat template with the system prompt)."""
-        if self._chat:
-            messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}]
-            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
-            ids = ids if isinstance(ids, list) else ids["input_ids"]
-            return list(ids[0] if ids and isinstance(ids[0], list) else ids)
-        return list(self.tokenizer(prompt)["input_ids"])
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """The model's own input ids for answering ``prompt``: its own format (:meth:`prompt_format`), as its
+        expansions read it."""
+        text, special = self.prompt_format(prompt)
+        return list(self._encode(text, special))
 
     def _cached_greedy(self, prompt: str, max_new_tokens: int) -> str:
-        ids = self._encode(prompt)
+        ids = self._encode(*self.prompt_format(prompt))
         budget = min(max_new_tokens, self.max_positions - len(ids))
         if budget <= 0:
             raise ContextTooLongError(f"prompt of {len(ids)} tokens fills the window of {self.name!r}")

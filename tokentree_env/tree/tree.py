@@ -141,7 +141,7 @@ class TokenTree:
         n = self.nodes[node]
         if n.text is None:
             n.text = self.root_text + decode(self.path_tokens(node))
-        return Context(n.ids, n.text, self.owner)
+        return Context(n.ids, n.text, self.owner, prompt=self.prompt, answer_start=len(self.root_text))
 
     # -- reference paths ------------------------------------------------------------------------
     def add_reference(self, name: str, tokens: Sequence[int]) -> None:

@@ -7,8 +7,8 @@ On held-out problems (500 by default), with a 95 % interval for each figure:
   (ties broken toward the lowest-numbered teacher);
 - **panel coverage**: the union pass@8, 8 temperature-1 samples from each teacher, verified, any right
   (at least 90 %);
-- the primary's own greedy accuracy on ``chain5`` (at most 15 %), ``chain3`` (at most 50 %) and ``reverse``
-  (at least 0.8);
+- the test-bed primary's own greedy accuracy on ``chain5`` (at most 15 %: a gap to close) and ``reverse`` (at
+  least 0.8: what it must not forget);
 - the judge's ROC AUC on the teachers' right and wrong greedy final answers (0.70-0.90): a checker, not a
   second solver.
 
@@ -31,7 +31,6 @@ TARGETS: dict[str, tuple[float | None, float | None]] = {
     "any_teacher_right": (None, 0.80),
     "panel_coverage": (0.90, None),
     "primary_chain5": (None, 0.15),
-    "primary_chain3": (None, 0.50),
     "primary_reverse": (0.80, None),
     "judge_auc": (0.70, 0.90),
 }
@@ -110,7 +109,7 @@ def testbed_report(*, task_name: str = "chain5", teachers: Sequence[str] = CHAIN
     figures.append(proportion(f"panel coverage (union pass@{samples})", coverage, "panel_coverage"))
     note("primary")
     lm = load_model(primary)
-    for name in (task_name, "chain3", "reverse"):
+    for name in (task_name, "reverse"):
         held = list(load_task(name).problems("heldout"))[:n]
         acc = task_accuracy(lm, name, len(held))
         figures.append(_figure(f"primary on {name}", acc, wilson(acc * len(held), len(held)), f"primary_{name}"))
