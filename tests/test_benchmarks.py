@@ -87,6 +87,7 @@ def test_the_search_benchmark_declares_before_measuring_compares_paired_and_resu
     evaluation = result["modes"]["evaluation-judge-on"]
     assert {"mcts", "best-reference", "majority-vote", "mcts-steps"} <= {e["family"] for e in evaluation["rows"]}
     assert all(e["episodes"] == cfg.n and 0 <= e["style_share"] <= 1 for e in evaluation["rows"])
+    assert all(0 < e["slate_mass"] <= 1 + 1e-6 for e in evaluation["rows"] if e["slate_mass"] is not None)
     assert {c["searcher"] for c in evaluation["comparisons"]} == {"mcts", "mcts-steps"}
     assert all({"difference", "low", "high", "p_value", "only_a"} <= set(c) for c in evaluation["comparisons"])
     assert "evaluation 4R: mcts beats best-reference" in result["targets"]

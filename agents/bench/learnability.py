@@ -166,7 +166,8 @@ def check(cfg: CheckConfig, progress=print) -> dict:
                  f"reverse {metrics['general_accuracy']:.3f}")
     final = history[-1]
     passed = final["validation_accuracy"] >= cfg.share * best and final["general_accuracy"] >= cfg.general_floor
-    result = {"config": asdict(cfg), "trainer": trainer, "machine": machine(), "teachers": teacher_rows,
+    # Round-trip through JSON so the returned record equals the one written (tuples become lists).
+    result = {"config": json.loads(json.dumps(asdict(cfg))), "trainer": trainer, "machine": machine(), "teachers": teacher_rows,
               "best_teacher": best, "start": start, "history": history, "passed": passed,
               "parameters": sum(p.numel() for p in lm.model.parameters()), "seconds": time.perf_counter() - started}
     out.mkdir(parents=True, exist_ok=True)

@@ -57,16 +57,16 @@ def markdown(summary: dict) -> str:
     lines = []
     if "arms" in summary:
         lines += [f"Best teacher (greedy, held-out): {summary['best_teacher']:.3f}.", "",
-                  "| arm | before | per iteration (mean [95 % t-interval over seeds]) | generation CPU s | teacher "
-                  "forwarded tokens | training s | wall s | `reverse` after |", "|---|---|---|---|---|---|---|---|"]
+                  ("| arm | before | per iteration (mean [95 % t-interval over seeds]) | generation CPU s | teacher "
+                  "forwarded tokens | training s | wall s | `reverse` after |"), "|---|---|---|---|---|---|---|---|"]
         for name, a in summary["arms"].items():
             curve = " -> ".join(_fmt(p) for p in a["task_accuracy"][1:])
             lines.append(f"| {LABELS.get(name, name)} | {_fmt(a['task_accuracy'][0])} | {curve} | "
                          f"{a['generation_cpu_seconds']['mean']:.0f} | {a['teacher_tokens']['mean']:.0f} | "
                          f"{a['train_seconds']['mean']:.0f} | {a['wall_seconds']['mean']:.0f} | "
                          f"{a['general_accuracy']['mean']:.3f} |")
-        lines += ["", "| search minus | per-seed differences | paired bootstrap over problems x seeds [95 %] | "
-                  "t-interval over seeds | search better |", "|---|---|---|---|---|"]
+        lines += ["", ("| search minus | per-seed differences | paired bootstrap over problems x seeds [95 %] | "
+                  "t-interval over seeds | search better |"), "|---|---|---|---|---|"]
         for name, p in summary["paired"].items():
             diffs = ", ".join(f"{d:+.3f}" for d in p["differences"])
             b = p["bootstrap"]

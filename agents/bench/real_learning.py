@@ -85,10 +85,10 @@ def markdown(result: dict) -> str:
     for name, curve in (("search (MCTS self-play, SFT)", s), ("RFT control (same teacher tokens)", r)):
         lines.append(f"| {name} | " + " | ".join(f"{c['task_accuracy']:.3f}" for c in curve)
                      + f" | {curve[-1]['general_accuracy']:.3f} |")
-    lines += ["", f"End minus start on the 200 held-out problems: {g['difference']:+.3f} [{g['low']:+.3f}, "
+    lines += ["", (f"End minus start on the 200 held-out problems: {g['difference']:+.3f} [{g['low']:+.3f}, "
               f"{g['high']:+.3f}] (paired bootstrap 95 %), McNemar p = {g['p_value']:.2g}: "
               f"{'learned' if result['learned'] else 'no gain beyond the noise'}. Against the RFT control: "
               f"{o['difference']:+.3f} [{o['low']:+.3f}, {o['high']:+.3f}], p = {o['p_value']:.2g}. Self-play solved "
               f"{result['self_play_solved']} per iteration; {result['wall_seconds'] / 60:.1f} minutes, peak memory "
-              f"{result['peak_memory_gb']:.1f} GB."]
+              f"{result['peak_memory_gb']:.1f} GB.")]
     return "\n".join(lines) + "\n"

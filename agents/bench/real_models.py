@@ -150,9 +150,9 @@ def markdown(result: dict) -> str:
         for spec, m in result["accuracy"]["models"].items():
             lines.append(f"| `{spec}` | {m['accuracy']:.3f} | {m['low']:.3f}-{m['high']:.3f} | {m['in_target_15_85']} |")
         j = result["accuracy"]["judge"]
-        lines += ["", f"Judge `{j['model']}` ({j['protocol']} protocol): ROC AUC {j['auc']:.3f} "
+        lines += ["", (f"Judge `{j['model']}` ({j['protocol']} protocol): ROC AUC {j['auc']:.3f} "
                   f"({j['interval'][0]:.3f}-{j['interval'][1]:.3f}) on {j['right_answers']} right and "
-                  f"{j['wrong_answers']} wrong answers of both models.", ""]
+                  f"{j['wrong_answers']} wrong answers of both models."), ""]
     if "judge" in result:
         j = result["judge"]
         lines += ["| judge | protocol | train AUC | held-out AUC [95 % interval] |", "|---|---|---|---|"]
@@ -161,8 +161,8 @@ def markdown(result: dict) -> str:
             lines.append(f"| `{r['judge']}` | {r['protocol']} | {r['train']['auc']:.3f} | {h['auc']:.3f} "
                          f"[{h['interval'][0]:.3f}, {h['interval'][1]:.3f}] |")
         c = j["chosen"]
-        lines += ["", f"Chosen on train answers: `{c['judge']}` with `{c['protocol']}`: held-out AUC "
-                  f"{c['heldout_auc']:.3f} ({'meets' if c['meets_0.65'] else 'misses'} the 0.65 aim).", ""]
+        lines += ["", (f"Chosen on train answers: `{c['judge']}` with `{c['protocol']}`: held-out AUC "
+                  f"{c['heldout_auc']:.3f} ({'meets' if c['meets_0.65'] else 'misses'} the 0.65 aim)."), ""]
     if "mixture" in result:
         m = result["mixture"]
         e = m["ensemble_greedy_mixture"]
@@ -173,10 +173,10 @@ def markdown(result: dict) -> str:
     if "speed" in result:
         s = result["speed"]
         lines += ["| real stack | ratio | target |", "|---|---|---|",
-                  f"| expansion / bare forwards ({s['expand_ms']:.0f} vs {s['bare_forwards_ms']:.0f} ms a node) | "
-                  f"{s['expansion_over_bare']:.3f} | <= 1.1 |",
-                  f"| env greedy play / `generate` ({s['env_ms_per_token']:.0f} vs {s['generate_ms_per_token']:.0f} ms a "
-                  f"token; {s['token_mismatches']} mismatches) | {s['env_over_generate']:.3f} | <= 1.1 |", ""]
+                  (f"| expansion / bare forwards ({s['expand_ms']:.0f} vs {s['bare_forwards_ms']:.0f} ms a node) | "
+                  f"{s['expansion_over_bare']:.3f} | <= 1.1 |"),
+                  (f"| env greedy play / `generate` ({s['env_ms_per_token']:.0f} vs {s['generate_ms_per_token']:.0f} ms a "
+                  f"token; {s['token_mismatches']} mismatches) | {s['env_over_generate']:.3f} | <= 1.1 |"), ""]
     if "learning" in result:
         from agents.bench.real_learning import markdown as learning_markdown
 

@@ -34,6 +34,7 @@ from agents.bench.search_config import (
     SAMPLERS,
     SearchBenchConfig,
     env_kwargs,
+    family,
     problems,
 )
 
@@ -92,13 +93,16 @@ def _in_env(cfg: SearchBenchConfig, mode: str, spec: str, chunk: list[tuple[int,
     agents = [make_agent(spec.replace("-mean", "").replace("-product", "") if spec in PANEL_RULE else spec,
                          seed=cfg.seed) for _ in range(LOCKSTEP)]
     fmt, out = env.task.answer_format, []
-    for r in play_many(env, agents, chunk, seed=cfg.seed):
+    played = list(play_many(env, agents, chunk, seed=cfg.seed))
+    masses = [m for agent in agents for m in getattr(agent, "slate_mass", [])]  # step options sampled by a teacher
+    for r in played:
         path = [step.teacher_logprobs if hasattr(step, "teacher_logprobs") else step["teacher_logprobs"]
                 for step in r["records"]]
         out.append({"index": r["prompt_index"], "prompt": r["prompt"], "completion": r["completion"],
                     "correct": r["hard_reward"], "forwarded_tokens": r["forwarded_tokens"],
                     "generated_tokens": r["generated_tokens"], "style": fmt.style_of(r["prompt"], r["completion"]),
-                    "writer_switches": writer_switches(writers(path)), "tokens": r["tokens"]})
+                    "writer_switches": writer_switches(writers(path)), "tokens": r["tokens"],
+                    "slate_mass": sum(masses) / len(masses) if masses else None})
     env.expander.close()
     env.observer.clear()  # the models stay loaded for this process's next job
     return sorted(out, key=lambda r: r["index"])
@@ -149,28 +153,56 @@ def run_specs(cfg: SearchBenchConfig, log: EpisodeLog, mode: str, specs: list[st
     log_mode = log_mode or mode
     jobs = [(spec, todo[i:i + chunk]) for spec in dict.fromkeys(specs) for todo in [log.todo(log_mode, spec, items)]
             for i in range(0, len(todo), chunk)]
-    if not jobs:
-        return
+    if jobs:
+        _run_jobs(cfg, [(play_job, (cfg, mode, spec, part, log_mode)) for spec, part in jobs], log.add,
+                  lambda done, results: progress and progress(f"{log_mode}: {results[0]['spec']} ({done}/{len(jobs)} chunks)"))
+
+
+def _run_jobs(cfg: SearchBenchConfig, calls: list, store, report) -> None:
+    """Run ``(function, args)`` calls in ``cfg.workers`` spawned processes (in this one if ``workers <= 1``), storing
+    each result in call order as it comes; Ctrl-C / SIGTERM stops the workers at once (stored results stay)."""
     if cfg.workers <= 1:  # in this process (one torch thread, as a worker)
-        for done, (spec, part) in enumerate(jobs, start=1):
-            log.add(play_job(cfg, mode, spec, part, log_mode))
-            if progress:
-                progress(f"{log_mode}: {spec} ({done}/{len(jobs)} chunks)")
+        for done, (fn, args) in enumerate(calls, start=1):
+            store(result := fn(*args))
+            report(done, result)
         return
     from agents.training.selfplay import stop_workers
 
     pool = ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn"))
     try:
-        futures = [pool.submit(play_job, cfg, mode, spec, part, log_mode) for spec, part in jobs]
+        futures = [pool.submit(fn, *args) for fn, args in calls]
         for done, future in enumerate(futures, start=1):
-            results = future.result()
-            log.add(results)
-            if progress:
-                progress(f"{log_mode}: {results[0]['spec']} ({done}/{len(futures)} chunks)")
-    except BaseException:  # Ctrl-C / SIGTERM: stored episodes stay; the chunks in flight are played on resume
+            store(result := future.result())
+            report(done, result)
+    except BaseException:  # the chunks in flight are played on resume
         stop_workers(pool)
         raise
     pool.shutdown()
+
+
+def walk_grid(cfg: SearchBenchConfig, mode: str, name: str, pilot: list[tuple[int, str]], ceiling: float,
+              done: dict[str, list[dict]]) -> list[dict]:
+    """In a worker: play a family's settings on the pilot problems in increasing order (cost grows with the setting),
+    stopping after the first whose mean forwarded tokens pass ``ceiling``; settings in ``done`` are read, not played."""
+    fam, out = family(name), []
+    for setting in (g for g in fam.grid if cfg.largest_setting is None or g <= cfg.largest_setting):
+        spec = fam.at(setting, mode)
+        rs = done[spec] if spec in done else play_job(cfg, mode, spec, pilot, f"pilot|{mode}")
+        out += [] if spec in done else rs
+        if sum(r["forwarded_tokens"] for r in rs) / len(rs) > ceiling:
+            break
+    return out
+
+
+def walk_grids(cfg: SearchBenchConfig, log: EpisodeLog, grids: list, pilot: list[tuple[int, str]], *,
+               ceiling: float, progress=None) -> None:
+    """Every (mode, family) grid of the pilot, one grid per job, ``cfg.workers`` at a time; each grid's episodes are
+    stored as its job ends (a resumed pilot replays only the settings it lacks)."""
+    calls = [(walk_grid, (cfg, mode, fam.name, pilot, ceiling,
+                          {fam.at(g, mode): rs for g in fam.grid
+                           if len(rs := log.results(f"pilot|{mode}", fam.at(g, mode))) == len(pilot)}))
+             for mode, fam in grids]
+    _run_jobs(cfg, calls, log.add, lambda done, _: progress and progress(f"pilot: {done}/{len(calls)} grids"))
 
 
 # -- the declared configuration --------------------------------------------------------------------------
@@ -192,19 +224,17 @@ def declare(cfg: SearchBenchConfig, log: EpisodeLog, out: Path, progress=None) -
     unit = pilot_mean("evaluation-judge-on", "best-reference")[0]
     mcts_budgets = [round(pilot_mean("evaluation-judge-on", f"mcts:{s}")[0] / unit, 3) for s in (1, 2)]
     budgets = sorted({*cfg.budgets, *mcts_budgets})
-    ceiling = 1.1 * max(budgets) * unit
+    grids = [(mode, fam) for mode in MODES for fam in FAMILIES if fam.name in cfg.families and mode in fam.specs]
+    walk_grids(cfg, log, grids, pilot, ceiling=1.1 * max(budgets) * unit, progress=progress)
     settings, pilot_costs = {}, {}
-    for mode in MODES:
-        for fam in (f for f in FAMILIES if f.name in cfg.families and mode in f.specs):
-            costs = {}
-            grid = [g for g in fam.grid if cfg.largest_setting is None or g <= cfg.largest_setting]
-            for setting in grid:  # cost grows with the setting: stop past the largest budget
-                costs[setting] = pilot_mean(mode, fam.at(setting, mode))
-                if costs[setting][0] > ceiling:
-                    break
-            pilot_costs[f"{mode}|{fam.name}"] = {str(k): v for k, v in costs.items()}
-            settings[f"{mode}|{fam.name}"] = {str(b): max((s for s, (c, _) in costs.items() if c <= b * unit),
-                                                          default=None) for b in budgets}
+    for mode, fam in grids:
+        costs = {}
+        for setting in fam.grid:  # what the walk played: every setting up to the first past the ceiling
+            if rs := log.results(f"pilot|{mode}", fam.at(setting, mode)):
+                costs[setting] = (sum(r["forwarded_tokens"] for r in rs) / len(rs), sum(r["correct"] for r in rs) / len(rs))
+        pilot_costs[f"{mode}|{fam.name}"] = {str(k): v for k, v in costs.items()}
+        settings[f"{mode}|{fam.name}"] = {str(b): max((s for s, (c, _) in costs.items() if c <= b * unit),
+                                                      default=None) for b in budgets}
     sampling_accuracy = {str(b): max((pilot_costs[f"self-play|{f}"][str(s)][1] for f in SAMPLERS
                                       if f"self-play|{f}" in settings
                                       and (s := settings[f"self-play|{f}"][str(b)]) is not None), default=None)

@@ -22,11 +22,13 @@ def summarise(results: list[dict], budget_tokens: float | None, styles: list[str
     lo, hi = wilson(hits, n)
     tokens = sum(r["forwarded_tokens"] for r in results) / max(1, n)
     switches = [r["writer_switches"] for r in results if r.get("writer_switches") is not None]
+    masses = [r["slate_mass"] for r in results if r.get("slate_mass") is not None]
     seconds = sum({(r.get("chunk_seconds"), r.get("logged_at")): r.get("chunk_seconds", 0.0) for r in results}.values())
     return {"episodes": n, "accuracy": hits / n if n else float("nan"), "accuracy_low": lo, "accuracy_high": hi,
             "forwarded_tokens": tokens, "over_budget": bool(budget_tokens and tokens > (1 + OVER_BUDGET) * budget_tokens),
             "style_share": sum(r.get("style") in styles for r in results) / max(1, n),
             "writer_switches": sum(switches) / len(switches) if switches else None,
+            "slate_mass": sum(masses) / len(masses) if masses else None,
             "tokens_per_second": sum(r["forwarded_tokens"] for r in results) / seconds if seconds else None}
 
 
@@ -231,6 +233,10 @@ def markdown(result: dict) -> str:
             lines.append(f"| {e['spec']} | {budget} | {e['accuracy']:.3f} | "
                          f"{e['accuracy_low']:.2f}-{e['accuracy_high']:.2f} | {e['forwarded_tokens']:.0f}{flag} | "
                          f"{e['style_share']:.2f} | {switches} | {e['where_wrong']} |")
+        masses = [f"{e['spec']} {e['slate_mass']:.3f}" for e in data["rows"] if e.get("slate_mass") is not None]
+        if masses:
+            lines += ["", "Share of a sampling teacher's probability mass the slate held (steps it sampled): "
+                      + ", ".join(masses) + "."]
         if data["comparisons"]:
             compared = "| budget | MCTS | baseline | difference [95 % paired CI] | McNemar p | only MCTS / only baseline |"
             lines += ["", compared, "|---|---|---|---|---|---|"]

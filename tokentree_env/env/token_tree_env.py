@@ -36,20 +36,18 @@ class TokenTreeEnv(gym.Env):
     """
     ## Description
 
-    Text generation as an AlphaGo-Zero-style game tree. A stack of teacher LLMs (by default the
-    built-in zoo's Llama, Qwen2 and GPT-2 teachers, with different tokenizers) and the primary LLM
-    propose the next tokens of an answer to a task prompt: likely ones ("right direction") and
-    deliberately unlikely ones ("wrong direction"). The agent picks one child per step. Each
-    prompt's token tree persists across episodes, and each child's **weightage** learns from
-    returns. The state is the primary-token ids of prompt + answer so far.
+    Text generation as an AlphaGo-Zero-style game tree. A stack of teacher LLMs (by default the built-in zoo's
+    Llama, Qwen2 and GPT-2 teachers, with different tokenizers) and the primary LLM propose the next tokens of an
+    answer to a task prompt: likely ones ("right direction") and deliberately unlikely ones ("wrong direction"). The
+    agent picks one child per step. Each prompt's token tree persists across episodes, and each child's
+    **weightage** learns from returns. The state is the primary-token ids of prompt + answer so far.
 
     ## Action Space
 
-    `Discrete(width)`: the index of a child on the current slate. Only the first `n` indices are
-    valid (`obs["action_mask"]`, `env.action_masks()`). A masked index is remapped to child
-    `action % n` with a small penalty (`masked_action="remap"`, the default, because gymnasium's
-    checker sends unmasked samples) or raises `InvalidActionError` (`masked_action="raise"`).
-    An index outside the space always raises.
+    `Discrete(width)`: the index of a child on the current slate. Only the first `n` indices are valid
+    (`obs["action_mask"]`, `env.action_masks()`). A masked index is remapped to child `action % n` with a small
+    penalty (`masked_action="remap"`, the default, because gymnasium's checker sends unmasked samples) or raises
+    `InvalidActionError` (`masked_action="raise"`). An index outside the space always raises.
 
     ## Observation Space
 
@@ -62,44 +60,41 @@ class TokenTreeEnv(gym.Env):
     | `features` | `(width * 8,)` | float32 | per child, flattened: prior, similarity, weightage, primary log-prob, panel log-prob, vote share, right label, on a reference answer |
     | `action_mask` | `(width,)` | int8 | 1 for a valid child |
 
-    `prior` is the normalised `weightage × similarity` (clipped at 0), optionally mixed with the
-    primary's probabilities. The panel log-prob combines the teachers' by `panel` (default: a mixture whose
-    weights follow the teacher writing the path; `info["panel"]` has the weights and each child's per-teacher
-    log-probs). Log-probs are floored at log(1e-9).
+    `prior` is the normalised `weightage × similarity` (clipped at 0), optionally mixed with the primary's
+    probabilities. The panel log-prob combines the teachers' by `panel` (default: a mixture whose weights follow the
+    teacher writing the path; `info["panel"]` has the weights and each child's per-teacher log-probs). Log-probs are
+    floored at log(1e-9).
 
     ## Rewards
 
     Per step: `alpha · log panel(child | context)` (summed: the panel's log-likelihood of the path) and
-    `-length_cost`. At the end: the task verifier's hard reward (`task_weight`), the judge's verdict
-    as a small shift (`judge_weight · (2 P(yes) - 1)`), `-excess_length_weight · max(0, L - L_min)`
-    with `L_min` the shortest teacher reference answer, and the terms of a user `reward_fn`. Every
-    term is itemised in `info["reward_terms"]`; weights are set with `reward_weights`. Planners
-    (`simulate`) never see the verifier's term, except in self-play with `planner_verifier=True`, and
-    then only on train-split prompts; `evaluation=True` refuses every way of showing it to them.
+    `-length_cost`. At the end: the task verifier's hard reward (`task_weight`), the judge's verdict as a small
+    shift (`judge_weight · (2 P(yes) - 1)`), `-excess_length_weight · max(0, L - L_min)` with `L_min` the shortest
+    teacher reference answer, and the terms of a user `reward_fn`. Every term is itemised in `info["reward_terms"]`;
+    weights are set with `reward_weights`. Planners (`simulate`) never see the verifier's term, except in self-play
+    with `planner_verifier=True`, and then only on train-split prompts; `evaluation=True` refuses every way of
+    showing it to them.
 
     ## Starting State
 
-    A prompt drawn with `self.np_random` from the task's split (or `options["prompt"]`). Before a
-    prompt's first episode, each teacher answers it greedily; the answers become reference paths of
-    the tree (`info` marks children on them) and set `L_min`. `env.unwrapped.prepare(prompts)` does
-    this for many prompts at once, in batches (the same trees, built far faster); what a prompt's
-    rows cost there is charged to its first episode (`env.unwrapped.episode_costs()`). A prompt the
-    primary's tokenizer cannot read faithfully raises `PromptError` (`allow_lossy_prompts=True` runs
-    on the prompt as the primary reads it).
+    A prompt drawn with `self.np_random` from the task's split (or `options["prompt"]`). Before a prompt's first
+    episode, each teacher answers it greedily; the answers become reference paths of the tree (`info` marks children
+    on them) and set `L_min`. `env.unwrapped.prepare(prompts)` does this for many prompts at once, in batches (the
+    same trees, built far faster); what a prompt's rows cost there is charged to its first episode
+    (`env.unwrapped.episode_costs()`). A prompt the primary's tokenizer cannot read faithfully raises `PromptError`
+    (`allow_lossy_prompts=True` runs on the prompt as the primary reads it).
 
     ## Episode End
 
     - Termination: the agent chose the EOS child.
-    - Termination: the chosen token ends with terminal punctuation (`.`, `!`, `?`, newline) and the
-      judge's P(EOS | context) >= `judge_threshold`.
-    - Truncation: `max_new_tokens` tokens were generated. The env owns truncation: it is registered
-      without `max_episode_steps`.
+    - Termination: the chosen token ends with terminal punctuation (`.`, `!`, `?`, newline) and the judge's
+      P(EOS | context) >= `judge_threshold`.
+    - Truncation: `max_new_tokens` tokens were generated (the env owns truncation: no `max_episode_steps`).
 
-    `info["terminal_reason"]` says which, and `info["judge_verdict"]` holds the judge's raw P(yes) of the
-    answer (with the judge on). After the end, `reset()` must be called (also after a failed
-    `reset()`). At each episode's end the weightage rule is applied along the path
-    (`update_weightage=True`, off with `evaluation=True`, where the verifier must not shape later
-    searches).
+    `info["terminal_reason"]` says which, and `info["judge_verdict"]` holds the judge's raw P(yes) of the answer
+    (with the judge on). After the end, `reset()` must be called (also after a failed `reset()`). At each episode's
+    end the weightage rule is applied along the path (`update_weightage=True`, off with `evaluation=True`, where the
+    verifier must not shape later searches).
 
     ## Arguments
 
@@ -167,7 +162,7 @@ class TokenTreeEnv(gym.Env):
             if value not in allowed:
                 raise ConfigError(f"{name} {value!r} is not one of {allowed}")
         if max_context < 1:
-            raise ConfigError(f"max_context must be >= 1, got {max_context}")
+            raise ConfigError(f"max_context must be >= 1 (a token of context), got {max_context}")
         self.evaluation = evaluation
         self.task = load_task(task)
         self.verifier = VerifierGate(self.task, evaluation=evaluation, hide_from_planner=hide_verifier_from_planner,
@@ -220,11 +215,7 @@ class TokenTreeEnv(gym.Env):
         state, obs, reward, terminated, truncated, info = self._transition(self._state, action, planner=False)
         self._state = state
         if state.done:
-            if self.apply_weightage_updates:
-                count = self.store.apply_weightage(state.prompt, state.path, state.episode_return)
-                info["weightage_update"] = {"lowered": count.lowered, "raised": count.raised}
-            info["episode_cost"] = self.cost_window.close()
-            info["episode_cost_by_model"] = dict(self.cost_window.final_by_model)
+            self._finish(state, self.cost_window, info)
         self._last_info = info
         if self.render_mode == "human":
             self.render()
@@ -234,8 +225,7 @@ class TokenTreeEnv(gym.Env):
         super().reset(seed=seed)
         self._state = None  # a reset that fails leaves the env needing a reset
         options = dict(options or {})
-        unknown = set(options) - {"prompt", "split", "answer"}
-        if unknown:
+        if unknown := set(options) - {"prompt", "split", "answer"}:
             raise ConfigError(f"unknown reset options {sorted(unknown)}; use 'prompt', 'answer' or 'split'")
         prompt = options.get("prompt")
         if prompt is None:
@@ -246,11 +236,7 @@ class TokenTreeEnv(gym.Env):
                 raise ConfigError(f"options['prompt'] must be a non-empty string, got {prompt!r}")
             problem = self.verifier.problem(prompt, options.get("answer"))
         self.verifier.problem(problem.prompt)  # registers a drawn problem for scoring
-        owner = self.store.owner(problem.prompt)
-        self.cost_window.open(owner, self.store.take_pending(problem.prompt))
-        with self.models.charging(owner):
-            tree = self.store.ensure(problem.prompt)
-            self.observer.prepare(tree)
+        tree = self._open(problem.prompt, self.cost_window)
         state = EnvState(problem.prompt, ROOT)
         obs, info = self.observer.observe(tree, state), self.observer.info(tree, state, {}, None, False)
         self._state, self._last_info = state, info
@@ -321,12 +307,9 @@ class TokenTreeEnv(gym.Env):
                  width=self.width, verdicts=self.judge_verdict)
 
     def simulate(self, state: EnvState, action: int):
-        """Expand ``action`` from ``state`` without moving the episode.
-
-        Returns ``(next_state, observation, reward, terminated, truncated, info)``. The task verifier's
-        term is left out (a search used to decode cannot peek at the answer), except with
-        ``planner_verifier=True`` on a train-split prompt (self-play). Weightage is not updated.
-        """
+        """Expand ``action`` from ``state`` without moving the episode: ``(next_state, observation, reward,
+        terminated, truncated, info)``. The verifier's term is left out (a search used to decode cannot peek at the
+        answer), except with ``planner_verifier=True`` on a train-split prompt (self-play). Weightage stays."""
         if state.done:
             raise EnvStateError("simulate() from a finished state; its episode has ended")
         return self._transition(state, action, planner=True)
@@ -362,12 +345,8 @@ class TokenTreeEnv(gym.Env):
         """Start a concurrent episode on ``prompt`` (lockstep play of many at once, e.g. batched self-play) without
         touching the env's own: its root handle, observation and info. Play it with :meth:`advance`."""
         self.verifier.problem(prompt, answer)
-        owner = self.store.owner(prompt)
-        window = self._concurrent[prompt] = CostWindow(self.models.counters)
-        window.open(owner, self.store.take_pending(prompt))
-        with self.models.charging(owner):
-            tree = self.store.ensure(prompt)
-            self.observer.prepare(tree)
+        self._concurrent[prompt] = CostWindow(self.models.counters)
+        tree = self._open(prompt, self._concurrent[prompt])
         state = EnvState(prompt, ROOT)
         return state, self.observer.observe(tree, state), self.observer.info(tree, state, {}, None, False)
 
@@ -378,11 +357,7 @@ class TokenTreeEnv(gym.Env):
             raise EnvStateError(f"advance() needs a live episode started with begin(), got {state!r:.80}")
         next_state, obs, reward, terminated, truncated, info = self._transition(state, action, planner=False)
         if next_state.done:
-            if self.apply_weightage_updates:
-                count = self.store.apply_weightage(state.prompt, next_state.path, next_state.episode_return)
-                info["weightage_update"] = {"lowered": count.lowered, "raised": count.raised}
-            window = self._concurrent.pop(state.prompt)
-            info["episode_cost"], info["episode_cost_by_model"] = window.close(), dict(window.final_by_model)
+            self._finish(next_state, self._concurrent.pop(state.prompt), info)
         return next_state, obs, reward, terminated, truncated, info
 
     # -- trees ---------------------------------------------------------------------------------------
@@ -404,7 +379,24 @@ class TokenTreeEnv(gym.Env):
 
     merge_trees = load_trees
 
+    def _open(self, prompt: str, window: CostWindow) -> TokenTree:
+        """Open an episode's cost window on ``prompt`` and build its tree (charged to the episode)."""
+        owner = self.store.owner(prompt)
+        window.open(owner, self.store.take_pending(prompt))
+        with self.models.charging(owner):
+            tree = self.store.ensure(prompt)
+            self.observer.prepare(tree)
+        return tree
+
+    def _finish(self, state: EnvState, window: CostWindow, info: dict) -> None:
+        """A real episode ended: apply the weightage rule along its path and close its cost window into ``info``."""
+        if self.apply_weightage_updates:
+            count = self.store.apply_weightage(state.prompt, state.path, state.episode_return)
+            info["weightage_update"] = {"lowered": count.lowered, "raised": count.raised}
+        info["episode_cost"], info["episode_cost_by_model"] = window.close(), dict(window.final_by_model)
+
     def _transition(self, state: EnvState, action, *, planner: bool):
         tree = self.store[state.prompt]
         with self.models.charging(tree.owner):  # work that names no owner is this episode's
             return self.transitions(tree, state, action, planner=planner)
+
