@@ -4,6 +4,8 @@ No benchmark is a timed test: these check shape and consistency, never speed."""
 
 import json
 
+import pytest
+
 from agents.bench import learning_suite, suite
 
 
@@ -174,3 +176,10 @@ def test_the_learnability_check_runs_as_declared_and_prints_pass_or_fail_with_it
     assert result["history"][0]["answers"] == 16 and 0 <= result["best_teacher"] <= 1
     assert isinstance(result["passed"], bool)
     assert "learnability check" in capsys.readouterr().out and (tmp_path / "check.md").exists()
+
+
+def test_the_held_out_measure_of_a_checked_primary_asks_for_the_check_first(tmp_path):
+    from agents.bench import learning_suite
+
+    with pytest.raises(FileNotFoundError, match="run the check first"):
+        learning_suite.main(["--heldout-once", "--out", str(tmp_path)])

@@ -189,6 +189,22 @@ def _check(args: argparse.Namespace) -> dict:
     return check(cfg)
 
 
+def _heldout_once(args: argparse.Namespace) -> dict:
+    """Held-out accuracy of a checked primary, read once after the check (the check itself never sees held-out)."""
+    from agents.bench.learnability import heldout_once
+
+    style = f"-{args.style}" if args.style else ""
+    out = Path(args.out or f"results/learnability-{args.task}{style}")
+    trained = out / "trained-primary"
+    if not trained.is_dir():
+        raise FileNotFoundError(f"no trained primary at {trained}: run the check first (--check, same --out)")
+    result = heldout_once(str(trained), args.task)
+    (out / "heldout_once.json").write_text(json.dumps(result, indent=1))
+    print(f"held-out: primary {result['primary']:.3f}; teachers "
+          + ", ".join(f"{k} {v:.3f}" for k, v in result["teachers"].items()))
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.learning", description="Does search teach the primary "
                                      "better than the teachers' own answers, at equal data-generation compute?")
@@ -208,7 +224,11 @@ def main(argv: list[str] | None = None) -> dict:
     check_args.add_argument("--rounds", type=int, default=3, help="training rounds")
     check_args.add_argument("--answers", type=int, default=2000, help="verified teacher answers per round")
     check_args.add_argument("--style", default=None, help="diagnostic: only answers in this style")
+    check_args.add_argument("--heldout-once", action="store_true", help="measure the checked primary (OUT/trained-"
+                            "primary) and the teachers once on 200 held-out problems; writes OUT/heldout_once.json")
     args = parser.parse_args(argv)
+    if args.heldout_once:
+        return _heldout_once(args)
     if args.check:
         return _check(args)
     cfg = LearningConfig(task=args.task, seeds=args.seeds, out=args.out or f"results/learning-{args.task}",
