@@ -139,3 +139,16 @@ def test_the_ab_mcts_agent_plays_and_is_charged_through_the_env(models):
 
     summary, (episode,) = evaluate(make_agent("ab-mcts:3"), [PROMPT], models)
     assert episode.tokens and episode.forwarded_tokens > 0 and summary.episodes == 1
+
+
+def test_ab_mcts_asked_to_grow_a_finished_answer_keeps_it_instead_of_failing(models):
+    from agents.search.ab_mcts import _grower
+
+    env = TokenTreeEnv(**models)
+    options, here, _ = _root(env)
+    generate = _grower(options, here, 0, 2, {}, lambda walk, logprobs: 0.5)
+    node, _ = generate(None)
+    while not node.boundary.done:  # grow one branch down to its end
+        node, _ = generate(node)
+    again, score = generate(node)  # treequest may pick a finished node: it comes back unchanged
+    assert again.boundary.done and again.finished == node.finished and score == node.score

@@ -80,12 +80,13 @@ def _peak_gb() -> float:
 def markdown(result: dict) -> str:
     s, r = result["search"], result["rft"]
     g, o = result["gain"], result["over_rft"]
-    lines = ["| run | start (200) | " + " | ".join(f"iteration {i} ({c['problems']})" for i, c in enumerate(s[1:], 1))
-             + " | reverse at the end |", "|---|" + "---|" * (len(s) + 1)]
+    lines = [f"| run | start ({s[0]['problems']}) | " + " | ".join(f"iteration {i} ({c['problems']})"
+                                                              for i, c in enumerate(s[1:], 1))
+             + " | `reverse` at the start | at the end |", "|---|" + "---|" * (len(s) + 2)]
     for name, curve in (("search (MCTS self-play, SFT)", s), ("RFT control (same teacher tokens)", r)):
         lines.append(f"| {name} | " + " | ".join(f"{c['task_accuracy']:.3f}" for c in curve)
-                     + f" | {curve[-1]['general_accuracy']:.3f} |")
-    lines += ["", (f"End minus start on the 200 held-out problems: {g['difference']:+.3f} [{g['low']:+.3f}, "
+                     + f" | {curve[0]['general_accuracy']:.3f} | {curve[-1]['general_accuracy']:.3f} |")
+    lines += ["", (f"End minus start on the {s[0]['problems']} held-out problems: {g['difference']:+.3f} [{g['low']:+.3f}, "
               f"{g['high']:+.3f}] (paired bootstrap 95 %), McNemar p = {g['p_value']:.2g}: "
               f"{'learned' if result['learned'] else 'no gain beyond the noise'}. Against the RFT control: "
               f"{o['difference']:+.3f} [{o['low']:+.3f}, {o['high']:+.3f}], p = {o['p_value']:.2g}. Self-play solved "

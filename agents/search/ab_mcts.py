@@ -30,6 +30,7 @@ class _Grown:
     answer: list[int] = field(default_factory=list)
     logprobs: list[list[float]] = field(default_factory=list)  # per answer token: each teacher's log-prob
     finished: list[int] = field(default_factory=list)  # the whole answer the scoring rollout played
+    score: float = 0.0  # the finished answer's score
 
 
 class ABMCTSAgent(PlanningAgent):
@@ -54,31 +55,37 @@ class ABMCTSAgent(PlanningAgent):
         draws: dict[tuple, int] = {}
         score = _scorer(env)
 
-        def grow(k: int):
-            def generate(parent: _Grown | None) -> tuple[_Grown, float]:
-                here = parent if parent is not None else _Grown(root)
-                key = (options._key(here.boundary), k)
-                draw, draws[key] = draws.get(key, 0), draws.get(key, 0) + 1
-                option = k if draw >= self.steps else options.teachers * (1 + draw) + k
-                walk = options.play(here.boundary, option)
-                grown = _Grown(walk.end, here.answer + walk.tokens, here.logprobs + walk.logprobs)
-                answer, logprobs, end = list(grown.answer), list(grown.logprobs), walk
-                while not end.end.done:  # finish with the writer's greedy steps, to score the node
-                    end = options.play(end.end, k)
-                    answer, logprobs = answer + end.tokens, logprobs + end.logprobs
-                grown.finished = answer
-                return grown, score(end, logprobs)
-            return generate
-
         algo = treequest.ABMCTSA()
         tree = algo.init_tree()
-        generators = {f"teacher-{k}": grow(k) for k in range(options.teachers)}
+        generators = {f"teacher-{k}": _grower(options, root, k, self.steps, draws, score)
+                      for k in range(options.teachers)}
         for _ in range(self.steps):
             tree = algo.step(tree, generators)
         best = treequest.top_k(tree, algo, 1)[0][0]
         self.last_answers = [grown.finished for grown, _ in algo.get_state_score_pairs(tree)]
         yield from ()
         return best.finished
+
+
+def _grower(options: StepOptionsEnv, root: StepState, k: int, steps: int, draws: dict, score):
+    """treequest's generator for teacher ``k``: grow a node by a new step of that teacher (its first ``steps``
+    draws sampled, later ones its greedy step), then finish the answer with the teacher's greedy steps to score it."""
+    def generate(parent: _Grown | None) -> tuple[_Grown, float]:
+        here = parent if parent is not None else _Grown(root)
+        if here.boundary.done:  # treequest may pick a node whose step ended the answer: it cannot grow, stays itself
+            return _Grown(here.boundary, here.answer, here.logprobs, here.finished, here.score), here.score
+        key = (options._key(here.boundary), k)
+        draw, draws[key] = draws.get(key, 0), draws.get(key, 0) + 1
+        option = k if draw >= steps else options.teachers * (1 + draw) + k
+        walk = options.play(here.boundary, option)
+        grown = _Grown(walk.end, here.answer + walk.tokens, here.logprobs + walk.logprobs)
+        answer, logprobs, end = list(grown.answer), list(grown.logprobs), walk
+        while not end.end.done:  # finish with the writer's greedy steps, to score the node
+            end = options.play(end.end, k)
+            answer, logprobs = answer + end.tokens, logprobs + end.logprobs
+        grown.finished, grown.score = answer, score(end, logprobs)
+        return grown, grown.score
+    return generate
 
 
 def _info(env, state, obs) -> dict:
