@@ -183,3 +183,20 @@ def test_the_held_out_measure_of_a_checked_primary_asks_for_the_check_first(tmp_
 
     with pytest.raises(FileNotFoundError, match="run the check first"):
         learning_suite.main(["--heldout-once", "--out", str(tmp_path)])
+
+
+def test_a_budget_declared_from_a_rows_cost_admits_that_row():
+    from agents.bench.search import budget_of
+
+    for tokens, unit in [(295.05, 617.05), (783.7, 617.05), (617.05, 617.05), (1.0, 3.0)]:
+        assert budget_of(tokens, unit) * unit >= tokens - 1e-9
+    assert budget_of(617.05, 617.05) == 1.0
+
+
+def test_every_agent_family_has_its_own_colour_in_the_search_plot():
+    from matplotlib.colors import to_hex
+
+    from agents.bench.search_report import FAMILY_COLOURS
+
+    colours = [to_hex(c) for c in FAMILY_COLOURS.values()]
+    assert len(set(colours)) == len(colours)

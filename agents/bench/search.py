@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -206,6 +207,12 @@ def walk_grids(cfg: SearchBenchConfig, log: EpisodeLog, grids: list, pilot: list
 
 
 # -- the declared configuration --------------------------------------------------------------------------
+def budget_of(tokens: float, unit: float) -> float:
+    """``tokens`` as a multiple of ``unit``, rounded *up* to 3 decimals, so the row that defines a budget fits it
+    (rounding to nearest once declared MCTS's 1-simulation budget 0.1 token below MCTS's own cost)."""
+    return math.ceil(tokens / unit * 1000 - 1e-9) / 1000
+
+
 def declare(cfg: SearchBenchConfig, log: EpisodeLog, out: Path, progress=None) -> dict:
     """Fix the unit, the budgets and every row's settings on the pilot problems, before any measured episode."""
     from agents.search import MCTSConfig
@@ -222,7 +229,7 @@ def declare(cfg: SearchBenchConfig, log: EpisodeLog, out: Path, progress=None) -
         return sum(r["forwarded_tokens"] for r in rs) / len(rs), sum(r["correct"] for r in rs) / len(rs)
 
     unit = pilot_mean("evaluation-judge-on", "best-reference")[0]
-    mcts_budgets = [round(pilot_mean("evaluation-judge-on", f"mcts:{s}")[0] / unit, 3) for s in (1, 2)]
+    mcts_budgets = [budget_of(pilot_mean("evaluation-judge-on", f"mcts:{s}")[0], unit) for s in (1, 2)]
     budgets = sorted({*cfg.budgets, *mcts_budgets})
     grids = [(mode, fam) for mode in MODES for fam in FAMILIES if fam.name in cfg.families and mode in fam.specs]
     walk_grids(cfg, log, grids, pilot, ceiling=1.1 * max(budgets) * unit, progress=progress)

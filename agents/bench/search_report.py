@@ -168,7 +168,7 @@ def _throughput(result: dict) -> dict:
 FAMILY_COLOURS = {"mcts": "C0", "mcts-gumbel": "C1", "best-of-n": "C2", "majority-of-n": "C3", "teacher-samples": "C4",
                   "teacher-samples-majority": "C5", "beam": "C6", "best-reference": "C7", "majority-vote": "C8",
                   "ensemble-greedy": "C9", "ensemble-greedy-mean": "#888888", "ensemble-greedy-product": "#444444",
-                  "mcts-steps": "#d62728", "ab-mcts": "#17becf"}
+                  "mcts-steps": "#000000", "ab-mcts": "#ff00ff"}
 LABELS = {"mcts": "MCTS (PUCT), rollout leaves", "mcts-gumbel": "MCTS (Gumbel), rollout leaves",
           "best-of-n": "best-of-N sampled from the mixture", "majority-of-n": "majority-of-N sampled from the mixture",
           "teacher-samples": "teachers' own samples (verifier / judge picks)",
