@@ -211,8 +211,14 @@ def main(argv: list[str] | None = None) -> dict:
         result["mixture"] = mixture(args.n)
     if args.learning:
         from agents.bench.real_learning import run as learning
+        from agents.training.stopping import sigterm_as_interrupt
 
-        result["learning"] = learning(out=f"{args.out}/learning")
+        try:
+            with sigterm_as_interrupt():  # SIGTERM unwinds like Ctrl-C: the self-play workers stop, not orphaned
+                result["learning"] = learning(out=f"{args.out}/learning")
+        except KeyboardInterrupt:
+            print(f"stopped; finished iterations are kept under {args.out}/learning/runs. Resume with the same command.")
+            raise SystemExit(130) from None
     name = "real_models" if "accuracy" in result else "real_models-" + "-".join(
         k for k in ("judge", "mixture", "learning") if k in result)
     write_outputs(args.out, name, result, markdown(result))
