@@ -40,6 +40,7 @@ class ABMCTSAgent(PlanningAgent):
         if steps < 1:
             raise ConfigError(f"ab-mcts needs at least one growth step, got {steps}")
         self.steps, self.temperature, self.seed = steps, temperature, seed
+        self.slate_mass: list[float] = []  # the slate's share of the sampler's mass at every sampled token
         self.name = name or f"ab-mcts-{steps}"
 
     def reseed(self, seed) -> None:
@@ -63,6 +64,7 @@ class ABMCTSAgent(PlanningAgent):
             tree = algo.step(tree, generators)
         best = treequest.top_k(tree, algo, 1)[0][0]
         self.last_answers = [grown.finished for grown, _ in algo.get_state_score_pairs(tree)]
+        self.slate_mass += options.slate_mass
         yield from ()
         return best.finished
 

@@ -80,6 +80,7 @@ class StepOptionsEnv:
         self.width = self.teachers * (1 + samples)
         self.boundary = env.task.answer_format.at_boundary
         self.walks: dict[tuple, Walk] = {}
+        self.slate_mass: list[float] = []  # every sampled token's slate share, over all the walks played
         self.judge, self.judge_verdict, self.detector = env.judge, env.judge_verdict, env.detector
 
     # -- the planner API the search driver uses ------------------------------------------------------
@@ -194,6 +195,7 @@ class StepOptionsEnv:
         logits = lp / self.temperature
         p = np.exp(logits - logits.max())
         walk.slate_mass.append(float(np.exp(own).sum()))
+        self.slate_mass.append(walk.slate_mass[-1])
         p = p / p.sum()
         return int(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right").clip(0, len(p) - 1))
 
@@ -221,15 +223,21 @@ class StepMCTSAgent(Agent):
         self._pending: list[int] = []
         self._last: tuple[list[float], list[float]] | None = None
         self.options: StepOptionsEnv | None = None
-        self.slate_mass: list[float] = []
+        self._earlier_mass: list[float] = []  # slate shares of the sampled steps of earlier episodes
 
     def reseed(self, seed) -> None:
         """Restart the search's and the sampled options' random streams (per episode)."""
         self.mcts.rng = np.random.default_rng(seed)
         self.seed = int(np.random.default_rng(seed).integers(2**31))
 
+    @property
+    def slate_mass(self) -> list[float]:
+        """The slate's share of the sampling teacher's mass at every sampled token the searches walked."""
+        return self._earlier_mass + (self.options.slate_mass if self.options else [])
+
     def begin(self, env, obs, info) -> None:
         self._pending = []
+        self._earlier_mass = self.slate_mass
         self.options = StepOptionsEnv(env.unwrapped, samples=self.samples, temperature=self.temperature,
                                       seed=self.seed)
         if self.mcts.config.widening_min < self.options.teachers:  # every teacher's greedy step open from the start
@@ -248,7 +256,6 @@ class StepMCTSAgent(Agent):
             option = self.mcts.choose(tree)
             walk = self.options.walks[(self.options._key(root), option)]
             self._pending = list(walk.tokens)
-            self.slate_mass += walk.slate_mass
             self._last = self._boundary_targets(tree, obs, root)
         else:
             taken = self._pending[0]
