@@ -207,6 +207,11 @@ def walk_grids(cfg: SearchBenchConfig, log: EpisodeLog, grids: list, pilot: list
 
 
 # -- the declared configuration --------------------------------------------------------------------------
+def _cost_and_accuracy(rs: list[dict]) -> tuple[float, float]:
+    """Mean forwarded tokens and accuracy of a row's pilot episodes."""
+    return sum(r["forwarded_tokens"] for r in rs) / len(rs), sum(r["correct"] for r in rs) / len(rs)
+
+
 def budget_of(tokens: float, unit: float) -> float:
     """``tokens`` as a multiple of ``unit``, rounded *up* to 3 decimals, so the row that defines a budget fits it
     (rounding to nearest once declared MCTS's 1-simulation budget 0.1 token below MCTS's own cost)."""
@@ -225,8 +230,7 @@ def declare(cfg: SearchBenchConfig, log: EpisodeLog, out: Path, progress=None) -
 
     def pilot_mean(mode: str, spec: str) -> tuple[float, float]:
         run_specs(cfg, log, mode, [spec], pilot, log_mode=f"pilot|{mode}", progress=progress)
-        rs = log.results(f"pilot|{mode}", spec)
-        return sum(r["forwarded_tokens"] for r in rs) / len(rs), sum(r["correct"] for r in rs) / len(rs)
+        return _cost_and_accuracy(log.results(f"pilot|{mode}", spec))
 
     unit = pilot_mean("evaluation-judge-on", "best-reference")[0]
     mcts_budgets = [budget_of(pilot_mean("evaluation-judge-on", f"mcts:{s}")[0], unit) for s in (1, 2)]
@@ -238,7 +242,7 @@ def declare(cfg: SearchBenchConfig, log: EpisodeLog, out: Path, progress=None) -
         costs = {}
         for setting in fam.grid:  # what the walk played: every setting up to the first past the ceiling
             if rs := log.results(f"pilot|{mode}", fam.at(setting, mode)):
-                costs[setting] = (sum(r["forwarded_tokens"] for r in rs) / len(rs), sum(r["correct"] for r in rs) / len(rs))
+                costs[setting] = _cost_and_accuracy(rs)
         pilot_costs[f"{mode}|{fam.name}"] = {str(k): v for k, v in costs.items()}
         settings[f"{mode}|{fam.name}"] = {str(b): max((s for s, (c, _) in costs.items() if c <= b * unit),
                                                       default=None) for b in budgets}
