@@ -51,6 +51,8 @@ def test_the_learning_benchmark_pairs_search_with_both_controls_at_equal_budget_
     assert set(summary["hard_problems"]["arms"]) == set(summary["arms"])
     assert all("lowered" in w and "raised" in w for seed in summary["weightage"] for w in seed)
     assert set(summary["signals"]) == {"dpo"}
+    assert [e for _, e in summary["signals"]["dpo"]["self_play_solved"]] == [6, 6]  # 3 prompts x 2 repeats a round
+    assert all(0 <= n <= e for n, e in summary["signals"]["dpo"]["self_play_solved"])
     assert {"search_beats_rft_at_equal_cpu", "search_pass64_at_least_the_controls", "main_job_on_task"} <= set(
         summary["targets"])
     runs = json.loads((out / "learning.json").read_text())["runs"]

@@ -110,7 +110,7 @@ def test_an_env_with_a_local_and_a_remote_copy_runs_an_episode_with_matching_pro
 def slate_scores(obs) -> np.ndarray:
     from tokentree_env.env import FEATURES
 
-    return obs["features"].reshape(len(obs["action_mask"]), len(FEATURES))[:, FEATURES.index("teacher_logprob")]
+    return obs["features"].reshape(len(obs["action_mask"]), len(FEATURES))[:, FEATURES.index("panel_logprob")]
 
 
 def test_a_server_stopped_mid_episode_gives_a_clear_error_and_the_store_keeps_what_was_written(gguf_model,

@@ -52,8 +52,9 @@ class LearningConfig:
     task: str = "chain5"
     seeds: int = 3
     out: str = "results/learning-chain5"
-    loop: dict = field(default_factory=lambda: {"iterations": 3, "prompts_per_iteration": 24, "repeats": 2})
-    """``TrainConfig`` settings of every arm (iterations, prompts, repeats, ...)."""
+    loop: dict = field(default_factory=lambda: {"iterations": 3, "prompts_per_iteration": 128, "repeats": 2})
+    """``TrainConfig`` settings of every arm (iterations, prompts, repeats, ...). 128 prompts: with 24 the search
+    gave ~40 verified paths a round, where the learnability check needed thousands of answers to learn the task."""
     models: dict = field(default_factory=dict)
     """``teachers`` / ``primary`` / ``judge`` (default: the task's zoo test-bed)."""
     workers: int = 2
@@ -63,8 +64,8 @@ class LearningConfig:
     search: str | None = None
     """The search arm's spec; None: the best search of the search benchmark's pilot (``search_declared``)."""
     search_declared: str = "results/search-chain5/declared.json"
-    pilot_prompts: int = 8
-    """Train prompts of the CPU pilot that declares the generation budget."""
+    pilot_prompts: int = 16
+    """Train prompts of the CPU pilot that declares the generation budget (after one untimed warm-up episode)."""
     pass_at: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     pass_samples: int = 64
 
@@ -158,10 +159,12 @@ def _cpu_pilot(cfg: LearningConfig, spec: str) -> float:
     config = TrainConfig(**(cfg.train_kwargs() | cfg.loop))
     env = TokenTreeEnv(teachers=list(config.teachers), judge=config.judge, task=config.task, split="train", max_new_tokens=config.max_new_tokens, planner_verifier=True, primary=config.primary)
     train = list(load_task(cfg.task).problems("train"))
-    items = [(i, p.prompt, [0]) for i, p in enumerate(train[-cfg.pilot_prompts - 600:-600])]
+    items = [(i, p.prompt, [0]) for i, p in enumerate(train[-cfg.pilot_prompts - 601:-600])]
     job = SelfPlayJob(env_kwargs={}, primary="", primary_version=0, trees=None, out="", simulations=config.simulations,
                       dirichlet_fraction=config.dirichlet_fraction, seed=0, iteration=0, agent=spec,
                       batch=config.selfplay_batch)
+    list(play_episodes(env, items[:1], job))  # warm-up, untimed: the models' first forward passes load and compile
+    items = items[1:]
     started = time.process_time()
     records = list(with_cpu_seconds(play_episodes(env, items, job)))
     env.close()

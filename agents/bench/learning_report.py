@@ -9,7 +9,11 @@ LABELS = {"search": "search self-play, SFT on verified paths", "sft-greedy-cpu":
           "(same CPU seconds)", "rft-cpu": "RFT on teachers' pooled samples (same CPU seconds)",
           "sft-greedy-tokens": "SFT on teachers' greedy answers (same teacher tokens)",
           "rft-tokens": "RFT on teachers' pooled samples (same teacher tokens)"}
-COLOURS = {"search": "C3", "sft-greedy-cpu": "C0", "rft-cpu": "C2", "sft-greedy-tokens": "C0", "rft-tokens": "C2"}
+COLOURS = {"search": "tab:red", "sft-greedy-cpu": "tab:blue", "rft-cpu": "tab:green", "sft-greedy-tokens": "tab:cyan",
+           "rft-tokens": "tab:olive"}
+"""One colour per arm (a budget row of a control is its own arm)."""
+SIGNAL_COLOURS = ("tab:purple", "tab:brown", "tab:pink", "tab:gray", "black", "gold")
+"""The signals' colours: none of an arm's, so no colour means two things in one figure."""
 
 
 def _half(p: dict) -> float:
@@ -33,16 +37,19 @@ def plot(summary: dict, path: Path) -> None:
                           [y + _half(p) for y, p in zip(ys, curve, strict=True)], color=COLOURS.get(name, "k"),
                           alpha=0.12)
     if summary.get("best_teacher") is not None:
-        left.axhline(summary["best_teacher"], ls="--", c="grey", label=f"best teacher, greedy ({summary['best_teacher']:.2f})")
+        left.axhline(summary["best_teacher"], ls="--", c="grey", label=f"best teacher, greedy ({summary['best_teacher']:.3f})")
     left.set(xlabel="iteration (0 = before training)", ylabel="primary's held-out accuracy (greedy, alone)",
              title=f"{summary['task']}: search vs the no-search controls", ylim=(-0.02, 1.02))
     left.legend(fontsize=6)
-    for name, sig in summary.get("signals", {}).items():
+    for (name, sig), colour in zip(summary.get("signals", {}).items(), SIGNAL_COLOURS, strict=False):
         curve = sig["task_accuracy"]
-        right.plot(range(len(curve)), [p["mean"] for p in curve], marker="o", label=name)
+        right.plot(range(len(curve)), [p["mean"] for p in curve], marker="o", color=colour, label=name)
     right.set(xlabel="iteration", ylabel="held-out accuracy", title="each training signal (guarded, one seed)",
               ylim=(-0.02, 1.02))
-    right.legend(fontsize=7)
+    for axis in (left, right):
+        axis.xaxis.get_major_locator().set_params(integer=True)
+    if summary.get("signals"):
+        right.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -50,6 +57,10 @@ def plot(summary: dict, path: Path) -> None:
 
 def _fmt(p: dict) -> str:
     return f"{p['mean']:.3f}" + ("" if math.isnan(p["high"] - p["low"]) else f" [{p['low']:.3f}, {p['high']:.3f}]")
+
+
+def _solved(run: dict) -> str:
+    return ", ".join(f"{n}/{e}" for n, e in run.get("self_play_solved", [])) or "-"
 
 
 def markdown(summary: dict) -> str:
@@ -96,14 +107,18 @@ def markdown(summary: dict) -> str:
         lines += ["Weightage factors lowered / raised per iteration (seed 0): "
                   + ", ".join(f"{w.get('lowered', 0)}/{w.get('raised', 0)}" for w in weight) + ".", ""]
     if summary.get("signals"):
-        lines += ["| signal (guarded) | before | after | general after | replay on |", "|---|---|---|---|---|"]
+        lines += ["| signal (guarded) | before | after | general after | replay on | self-play solved per iteration |",
+                  "|---|---|---|---|---|---|"]
         for name, s in summary["signals"].items():
             lines.append(f"| {name} | {s['task_accuracy'][0]['mean']:.3f} | {s['task_accuracy'][-1]['mean']:.3f} | "
-                         f"{s['general_accuracy'][-1]:.3f} | {sum(bool(r) for r in s['replay'])}/{len(s['replay'])} |")
+                         f"{s['general_accuracy'][-1]:.3f} | {sum(bool(r) for r in s['replay'])}/{len(s['replay'])} | "
+                         f"{_solved(s)} |")
         lines.append("")
     if summary.get("ablations"):
-        lines += ["| ablation (one seed) | before | after |", "|---|---|---|"]
-        lines += [f"| {k} | {v['task_accuracy_before']:.3f} | {v['task_accuracy_after']:.3f} |"
+        lines += ["| ablation (one seed) | before | after | self-play solved per iteration | weightage lowered / raised |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {k} | {v['task_accuracy_before']:.3f} | {v['task_accuracy_after']:.3f} | {_solved(v)} | "
+                  + ", ".join(f"{w.get('lowered', 0)}/{w.get('raised', 0)}" for w in v["weightage"]) + " |"
                   for k, v in summary["ablations"].items()]
         lines.append("")
     if "targets" in summary:

@@ -49,6 +49,11 @@ def _curve(runs: list[dict]) -> list[dict]:
         t_interval([r["history"][i]["task_accuracy"] for r in runs]) for i in range(len(runs[0]["history"]))]
 
 
+def _solved(run: dict) -> list[tuple[int, int]]:
+    """(episodes solved, episodes) of each iteration's self-play."""
+    return [(round(h["mean_hard_reward"] * h["episodes"]), h["episodes"]) for h in run["history"] if "episodes" in h]
+
+
 def seeds_bootstrap(a: list[list[float]], b: list[list[float]], resamples: int = 10_000, seed: int = 0) -> dict:
     """The mean difference ``a - b`` over seeds and problems, with a 95 % paired-bootstrap interval that resamples
     problems within each seed (the same problems in both arms of a seed)."""
@@ -162,11 +167,12 @@ def report(cfg: LearningConfig, runs: list[dict]) -> dict:
                                      and summary["arms"]["search"]["wall_seconds"]["mean"] <= 600)}
     summary["signals"] = {r["signal"]: {"task_accuracy": _curve([r]), "general_accuracy":
                           [r["baseline"]["general_accuracy"]] + [h["general_accuracy"] for h in r["history"]],
-                          "replay": [h.get("replay") for h in r["history"]]}
+                          "replay": [h.get("replay") for h in r["history"]], "self_play_solved": _solved(r)}
                           for r in runs if r["arm"] == "signal"}
     summary["ablations"] = {r["ablation"]: {"task_accuracy_after": r["history"][-1]["task_accuracy"],
                                             "task_accuracy_before": r["baseline"]["task_accuracy"],
-                                            "weightage": [h.get("weightage", {}) for h in r["history"]]}
+                                            "weightage": [h.get("weightage", {}) for h in r["history"]],
+                                            "self_play_solved": _solved(r)}
                             for r in runs if r["arm"] == "ablation"}
     (out / "learning.json").write_text(json.dumps({"summary": summary, "runs": runs}, indent=1, default=str))
     plot(summary, out / "learning.png")
