@@ -117,8 +117,11 @@ TRAIN_OPTIONS = ("iterations", "prompts_per_iteration", "seed", "simulations", "
 
 
 def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from agents.quiet import quiet_libraries
     from agents.training import TrainConfig, TrainingRun
+    from agents.training.checkpoint import checkpoint_dir
     from agents.training.stopping import sigterm_as_interrupt
 
     quiet_libraries()
@@ -143,7 +146,8 @@ def _train(args: argparse.Namespace) -> int:
             f"general accuracy {summary['general_accuracy_before']:.3f} -> {summary['general_accuracy_after']:.3f} "
             f"(forgetting {summary['forgetting']:+.3f})")
     print(f"{line}{_against_best_teacher(summary)}; curves: {summary['curves']}")
-    print(f"checkpoints: {run.config.output_dir}/checkpoints (save_pretrained; usable as --primary)")
+    trained = checkpoint_dir(Path(run.config.output_dir), run.config.iterations - 1) / "primary"
+    print(f"trained primary: {trained} (save_pretrained; usable as --primary)")
     print(f"see the search: tokentree view {run.config.output_dir}")
     return 0
 

@@ -61,6 +61,9 @@ def test_a_signal_in_any_phase_stops_within_seconds_and_the_run_resumes(tmp_path
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((out / "state.json").read_text())["completed"] == 1
+    trained = [line.split()[2] for line in done.stdout.splitlines() if line.startswith("trained primary: ")]
+    assert trained == [str(out / "checkpoints" / "iter-0" / "primary")]  # the folder to pass as --primary
+    assert (out / "checkpoints" / "iter-0" / "primary" / "config.json").exists()
 
 
 def test_ctrl_c_during_worker_self_play_stops_the_workers_too(tmp_path):
