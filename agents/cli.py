@@ -121,7 +121,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from agents.quiet import quiet_libraries
     from agents.training import TrainConfig, TrainingRun
-    from agents.training.checkpoint import checkpoint_dir
+    from agents.training.checkpoint import primary_path
     from agents.training.stopping import sigterm_as_interrupt
 
     quiet_libraries()
@@ -146,7 +146,7 @@ def _train(args: argparse.Namespace) -> int:
             f"general accuracy {summary['general_accuracy_before']:.3f} -> {summary['general_accuracy_after']:.3f} "
             f"(forgetting {summary['forgetting']:+.3f})")
     print(f"{line}{_against_best_teacher(summary)}; curves: {summary['curves']}")
-    trained = checkpoint_dir(Path(run.config.output_dir), run.config.iterations - 1) / "primary"
+    trained = primary_path(Path(run.config.output_dir), run.config.iterations, run.config.primary)
     print(f"trained primary: {trained} (save_pretrained; usable as --primary)")
     print(f"see the search: tokentree view {run.config.output_dir}")
     return 0

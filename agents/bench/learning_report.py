@@ -41,9 +41,10 @@ def plot(summary: dict, path: Path) -> None:
     left.set(xlabel="iteration (0 = before training)", ylabel="primary's held-out accuracy (greedy, alone)",
              title=f"{summary['task']}: search vs the no-search controls", ylim=(-0.02, 1.02))
     left.legend(fontsize=6)
-    for (name, sig), colour in zip(summary.get("signals", {}).items(), SIGNAL_COLOURS, strict=False):
+    for i, (name, sig) in enumerate(summary.get("signals", {}).items()):
         curve = sig["task_accuracy"]
-        right.plot(range(len(curve)), [p["mean"] for p in curve], marker="o", color=colour, label=name)
+        right.plot(range(len(curve)), [p["mean"] for p in curve], marker="o",
+                   color=SIGNAL_COLOURS[i % len(SIGNAL_COLOURS)], label=name)
     right.set(xlabel="iteration", ylabel="held-out accuracy", title="each training signal (guarded, one seed)",
               ylim=(-0.02, 1.02))
     for axis in (left, right):
@@ -59,8 +60,12 @@ def _fmt(p: dict) -> str:
     return f"{p['mean']:.3f}" + ("" if math.isnan(p["high"] - p["low"]) else f" [{p['low']:.3f}, {p['high']:.3f}]")
 
 
-def _solved(run: dict) -> str:
+def _solved_text(run: dict) -> str:
     return ", ".join(f"{n}/{e}" for n, e in run.get("self_play_solved", [])) or "-"
+
+
+def _weightage_text(per_iteration: list[dict]) -> str:
+    return ", ".join(f"{w.get('lowered', 0)}/{w.get('raised', 0)}" for w in per_iteration)
 
 
 def markdown(summary: dict) -> str:
@@ -105,20 +110,20 @@ def markdown(summary: dict) -> str:
                   + ".", ""]
         weight = summary["weightage"][0] if summary["weightage"] else []
         lines += ["Weightage factors lowered / raised per iteration (seed 0): "
-                  + ", ".join(f"{w.get('lowered', 0)}/{w.get('raised', 0)}" for w in weight) + ".", ""]
+                  + _weightage_text(weight) + ".", ""]
     if summary.get("signals"):
         lines += ["| signal (guarded) | before | after | general after | replay on | self-play solved per iteration |",
                   "|---|---|---|---|---|---|"]
         for name, s in summary["signals"].items():
             lines.append(f"| {name} | {s['task_accuracy'][0]['mean']:.3f} | {s['task_accuracy'][-1]['mean']:.3f} | "
                          f"{s['general_accuracy'][-1]:.3f} | {sum(bool(r) for r in s['replay'])}/{len(s['replay'])} | "
-                         f"{_solved(s)} |")
+                         f"{_solved_text(s)} |")
         lines.append("")
     if summary.get("ablations"):
         lines += ["| ablation (one seed) | before | after | self-play solved per iteration | weightage lowered / raised |",
                   "|---|---|---|---|---|"]
-        lines += [f"| {k} | {v['task_accuracy_before']:.3f} | {v['task_accuracy_after']:.3f} | {_solved(v)} | "
-                  + ", ".join(f"{w.get('lowered', 0)}/{w.get('raised', 0)}" for w in v["weightage"]) + " |"
+        lines += [f"| {k} | {v['task_accuracy_before']:.3f} | {v['task_accuracy_after']:.3f} | {_solved_text(v)} | "
+                  f"{_weightage_text(v['weightage'])} |"
                   for k, v in summary["ablations"].items()]
         lines.append("")
     if "targets" in summary:
