@@ -173,11 +173,11 @@ def _view(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from agents.bench.suite import config_from_args, run
-    from agents.quiet import quiet_libraries
+    """The benchmark suite (:mod:`tokentree_benchmarks.suite`, imported only here: the one place the library reaches
+    the harness); its own parser reads the arguments after ``bench``."""
+    from tokentree_benchmarks.suite import main as suite_main
 
-    quiet_libraries()
-    run(config_from_args(args))
+    suite_main(args.bench_args, prog="tokentree bench")
     return 0
 
 
@@ -280,10 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--primary", default=None, help="the tokenizer to show tokens with (default: the run's)")
     view.set_defaults(func=_view)
 
-    bench = commands.add_parser("bench", help="the benchmark suite: speed, search, ablations, learning")
-    from agents.bench.config import add_arguments
-
-    add_arguments(bench)
+    bench = commands.add_parser("bench", add_help=False,
+                                help="the benchmark suite: speed, search, ablations, learning (tokentree bench --help)")
     bench.set_defaults(func=_bench)
 
     zoo = commands.add_parser("zoo", help="the built-in model zoo: accuracy report, retraining")
@@ -308,7 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tokentree`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if getattr(args, "command", None) == "bench":
+        args.bench_args = rest  # the suite's own options (and --help), read by its parser
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

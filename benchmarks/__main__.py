@@ -1,6 +1,6 @@
-"""``python -m benchmarks``: the benchmark suite (same as ``tokentree bench``; the machinery is
-:mod:`agents.bench.suite`)."""
+"""``python -m benchmarks`` (from the repository root) or ``python -m tokentree_benchmarks``: the benchmark suite,
+the same as ``tokentree bench``."""
 
-from agents.bench.suite import main
+from .suite import main
 
 main()

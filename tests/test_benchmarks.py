@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agents.bench import learning_suite, suite
+from benchmarks import learning, suite
 
 
 def test_the_suite_runs_every_part_on_a_tiny_budget_and_writes_json_plots_and_a_table(tmp_path):
@@ -37,7 +37,7 @@ def test_the_learning_benchmark_pairs_search_with_both_controls_at_equal_budget_
     out = tmp_path / "learning"
     argv = ["--tiny", "--task", "chain3", "--seeds", "2", "--parts", "headline", "signals", "--signals", "dpo",
             "--search", "mcts-steps:2", "--out", str(out)]
-    summary = learning_suite.main(argv)
+    summary = learning.main(argv)
     declared = json.loads((out / "declared.json").read_text())
     assert declared["search"]["spec"] == "mcts-steps:2" and declared["budget"]["cpu_seconds_per_iteration"] > 0
     assert set(summary["arms"]) == {"search", "sft-greedy-cpu", "sft-greedy-tokens", "rft-cpu", "rft-tokens"}
@@ -62,7 +62,7 @@ def test_the_learning_benchmark_pairs_search_with_both_controls_at_equal_budget_
         assert all(h["teacher_tokens"] >= b for h, b in zip(control["history"], budget, strict=True))
     assert (out / "learning.png").stat().st_size > 0 and "search" in (out / "learning.md").read_text()
     saved = {p.name: p.stat().st_mtime for p in (out / "runs").glob("*.json")}
-    learning_suite.main(argv)
+    learning.main(argv)
     assert {p.name: p.stat().st_mtime for p in (out / "runs").glob("*.json")} == saved
 
 
@@ -70,8 +70,8 @@ def test_the_search_benchmark_declares_before_measuring_compares_paired_and_resu
     """The unit, the budgets and every row's setting per budget are written before any measured episode (every
     measured episode is logged after it); the headline rows are compared paired at each budget; the targets are
     named; the leaf sources are scored; a rerun plays nothing new."""
-    from agents.bench.search import run
-    from agents.bench.search_config import SearchBenchConfig
+    from benchmarks.search import run
+    from benchmarks.search_config import SearchBenchConfig
 
     cfg = SearchBenchConfig(n=2, pilot=2, value_head_problems=1, out=str(tmp_path), workers=1, budgets=(2.0, 4.0),
                             largest_setting=3, families=("mcts", "best-of-n", "teacher-samples-majority", "mcts-steps"))
@@ -111,9 +111,9 @@ def test_ctrl_c_in_the_search_benchmark_keeps_the_stored_episodes_and_leaves_no_
 
     import pytest
 
-    from agents.bench import search
-    from agents.bench.search import EpisodeLog, run_specs
-    from agents.bench.search_config import SearchBenchConfig, problems
+    from benchmarks import search
+    from benchmarks.search import EpisodeLog, run_specs
+    from benchmarks.search_config import SearchBenchConfig, problems
 
     futures = []
 
@@ -144,7 +144,7 @@ def test_ctrl_c_in_the_search_benchmark_keeps_the_stored_episodes_and_leaves_no_
 def test_the_throughput_benchmark_runs_on_the_cpu_with_an_explicit_device_and_dtype(tmp_path):
     """The script a GPU machine runs unchanged: every batch size and stack gives a row, with batched expansion
     against the bare batched forwards of the same models."""
-    from agents.bench import throughput
+    from benchmarks import throughput
 
     result = throughput.main(["--device", "cpu", "--dtype", "float32", "--episodes", "2", "--batches", "1", "2",
                               "--stacks", "zoo", "--out", str(tmp_path)])
@@ -156,7 +156,7 @@ def test_the_throughput_benchmark_runs_on_the_cpu_with_an_explicit_device_and_dt
 
 
 def test_the_panel_benchmark_tunes_alpha_on_train_then_measures_the_three_rules_against_the_teachers(tmp_path):
-    from agents.bench.panel import PanelBenchConfig, run
+    from benchmarks.panel import PanelBenchConfig, run
 
     result = run(PanelBenchConfig(n=4, tuning=(3000, 3003), alphas=(0.0, 0.2), out=str(tmp_path)))
     assert set(result["tuning"]) == {"0.0", "0.2"} and result["alpha"]["chosen"] in (0.0, 0.2)
@@ -170,9 +170,9 @@ def test_the_panel_benchmark_tunes_alpha_on_train_then_measures_the_three_rules_
 
 
 def test_the_learnability_check_runs_as_declared_and_prints_pass_or_fail_with_its_numbers(tmp_path, capsys):
-    from agents.bench import learning_suite
+    from benchmarks import learning
 
-    result = learning_suite.main(["--check", "--tiny", "--rounds", "1", "--answers", "16", "--out", str(tmp_path)])
+    result = learning.main(["--check", "--tiny", "--rounds", "1", "--answers", "16", "--out", str(tmp_path)])
     assert result["config"]["primary"] == "zoo:chain5-primary" and result["config"]["validation"] == [3500, 3510]
     assert result["trainer"]["replay"] == "on" and len(result["history"]) == 1
     assert result["history"][0]["answers"] == 16 and 0 <= result["best_teacher"] <= 1
@@ -181,14 +181,14 @@ def test_the_learnability_check_runs_as_declared_and_prints_pass_or_fail_with_it
 
 
 def test_the_held_out_measure_of_a_checked_primary_asks_for_the_check_first(tmp_path):
-    from agents.bench import learning_suite
+    from benchmarks import learning
 
     with pytest.raises(FileNotFoundError, match="run the check first"):
-        learning_suite.main(["--heldout-once", "--out", str(tmp_path)])
+        learning.main(["--heldout-once", "--out", str(tmp_path)])
 
 
 def test_a_budget_declared_from_a_rows_cost_admits_that_row():
-    from agents.bench.search import budget_of
+    from benchmarks.search import budget_of
 
     for tokens, unit in [(295.05, 617.05), (783.7, 617.05), (617.05, 617.05), (1.0, 3.0)]:
         assert budget_of(tokens, unit) * unit >= tokens - 1e-9
@@ -198,7 +198,7 @@ def test_a_budget_declared_from_a_rows_cost_admits_that_row():
 def test_every_agent_family_has_its_own_colour_in_the_search_plot():
     from matplotlib.colors import to_hex
 
-    from agents.bench.search_report import FAMILY_COLOURS
+    from benchmarks.search_report import FAMILY_COLOURS
 
     colours = [to_hex(c) for c in FAMILY_COLOURS.values()]
     assert len(set(colours)) == len(colours)

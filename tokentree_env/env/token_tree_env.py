@@ -278,8 +278,7 @@ class TokenTreeEnv(gym.Env):
         return self.store.trees
 
     @property
-    def weightage_updates(self) -> dict[str, int]:
-        """The weightage rule's effect so far: factors lowered and raised, episodes applied."""
+    def weightage_updates(self) -> dict[str, int]:  # the weightage rule's effect so far: factors lowered, raised
         return self.store.updates
 
     def get_state(self) -> EnvState:
@@ -331,8 +330,7 @@ class TokenTreeEnv(gym.Env):
         completion = self.expander.decode(self.store[state.prompt].path_tokens(state.node))
         return self.verifier.score_final(state.prompt, completion, simulated=state.simulated)
 
-    def costs(self) -> dict[str, dict[str, int]]:
-        """Forward calls, forwarded and generated tokens per model so far (judge included)."""
+    def costs(self) -> dict[str, dict[str, int]]:  # forward calls, forwarded and generated tokens per model so far
         return self.models.costs()
 
     def episode_costs(self) -> dict[str, int]:

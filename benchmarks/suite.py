@@ -3,8 +3,8 @@
 ``tokentree bench`` / ``python -m benchmarks`` runs it on the zoo and writes, under ``--out``
 (``results/``): ``<name>.json`` (machine, versions, seeds, settings and every raw sample),
 ``<name>-search.png``, ``<name>-speed.png``, ``<name>-ablations.png`` and ``<name>.md``. Its parts live
-apart: :mod:`~agents.bench.speed`, :mod:`~agents.bench.search`, :mod:`~agents.bench.ablations`,
-:mod:`~agents.bench.learning`, and the report (:mod:`~agents.bench.report`).
+apart: :mod:`~tokentree_benchmarks.speed`, :mod:`~tokentree_benchmarks.search`, :mod:`~tokentree_benchmarks.ablations`,
+:mod:`~tokentree_benchmarks.learning_arms`, and the report (:mod:`~tokentree_benchmarks.report`).
 
 ``--quick`` (under 5 minutes on 2 cores): the speed ratios on shorter paths, the search agents at two
 budgets, and one ablation (1 vs 3 teachers).
@@ -21,11 +21,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from agents.bench.ablations import ablations
-from agents.bench.config import SuiteConfig, add_arguments, config_from_args, machine
-from agents.bench.report import markdown, plots
-from agents.bench.speed import speed
-from agents.bench.suite_search import suite_search
+from .ablations import ablations
+from .config import SuiteConfig, add_arguments, config_from_args, machine
+from .report import markdown, plots
+from .speed import speed
+from .suite_search import suite_search
 
 
 def run(cfg: SuiteConfig, console: Console | None = None) -> dict:
@@ -54,7 +54,7 @@ def run(cfg: SuiteConfig, console: Console | None = None) -> dict:
             elif part == "ablations":
                 result["ablations"] = ablations(cfg, progress)
             elif part == "learning":
-                from agents.bench import learning_suite
+                from . import learning as learning_suite
 
                 learning_suite.main(["--out", str(out / f"{cfg.name}-learning"), "--seeds", str(cfg.learning_seeds)])
                 result["learning"] = {"folder": str(out / f"{cfg.name}-learning"),
@@ -69,7 +69,11 @@ def run(cfg: SuiteConfig, console: Console | None = None) -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, prog: str = "python -m tokentree_benchmarks") -> dict:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     add_arguments(parser)
-    return run(config_from_args(parser.parse_args(argv)))
+    config = config_from_args(parser.parse_args(argv))
+    from agents.quiet import quiet_libraries
+
+    quiet_libraries()
+    return run(config)

@@ -23,7 +23,7 @@ workers), and with the search run's measured **teacher forwarded tokens** of tha
 iteration, the problems only the search solved (no teacher's greedy answer, nor any RFT sample of that iteration,
 was right), the distinct right solutions per problem in each arm's data, and every arm's accuracy on the held-out
 problems no teacher's greedy answer solves. At the end, each arm's pass@k (k up to 64; the unbiased estimator over
-64 temperature-1 samples). :mod:`agents.bench.learning_suite` runs it all, with the signals, the ablations and the
+64 temperature-1 samples). :mod:`tokentree_benchmarks.learning` runs it all, with the signals, the ablations and the
 report.
 """
 
@@ -39,7 +39,7 @@ from pathlib import Path
 ARMS = ("search", "sft-greedy", "rft")
 LEARNING_TRAINER = {"epochs": 8, "learning_rate": 2e-3, "batch_size": 16, "ewc": 1000.0, "replay": "on",
                     "accumulate": True}
-"""The learning benchmark's trainer: every arm's, and the learnability check's (:mod:`agents.bench.learnability`).
+"""The learning benchmark's trainer: every arm's, and the learnability check's (:mod:`tokentree_benchmarks.learnability`).
 AdamW (TRL's default) on SFT rows (every verified answer so far), the guards on: EWC, and replay of general data in
 every round (with auto-replay, which acts once forgetting is seen, the first round took ``reverse`` from 1.000 to
 0.000 on a 0.14M primary)."""
@@ -118,7 +118,7 @@ def choose_search(cfg: LearningConfig) -> dict:
             cost, accuracy = declared["pilot"][f"self-play|{fam}"][str(setting)]
             rows.append((accuracy, -cost, fam, setting))
     accuracy, cost, fam, setting = max(rows)
-    from agents.bench.search_config import family
+    from .search_config import family
 
     return {"spec": family(fam).at(setting, "self-play"), "chosen_by": f"{path}: the best pilot self-play accuracy at "
             f"2R among {SEARCH_FAMILIES}", "pilot_accuracy": accuracy, "pilot_tokens": -cost}

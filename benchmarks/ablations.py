@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
-from agents.bench.config import SuiteConfig
-from agents.bench.suite_search import env_kwargs, heldout_prompts
+from .config import SuiteConfig
+from .suite_search import env_kwargs, heldout_prompts
 
 ABLATION_BUDGET = 4
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from agents.bench.config import SuiteConfig
+from .config import SuiteConfig
 
 
 def heldout_prompts(cfg: SuiteConfig) -> list[str]:

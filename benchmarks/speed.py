@@ -1,8 +1,8 @@
 """The suite's speed part: ratios measured in one run (absolute times vary between machines).
 
 Expansion vs the bare forwards it needs and forwarded tokens per generated token along a path (zoo and
-a benchmark-size stack, :mod:`agents.bench.expansion`); env greedy play vs ``generate``
-(:mod:`agents.bench.env_overhead`); cost per expansion vs the number of teachers and vs ``K``; MCTS
+a benchmark-size stack, :mod:`tokentree_benchmarks.expansion`); env greedy play vs ``generate``
+(:mod:`tokentree_benchmarks.env_overhead`); cost per expansion vs the number of teachers and vs ``K``; MCTS
 simulations per second.
 """
 
@@ -11,12 +11,12 @@ from __future__ import annotations
 import statistics
 import time
 
-from agents.bench.config import SuiteConfig
+from .config import SuiteConfig
 
 
 def _walk(expander, steps: int) -> dict:
     """Expand along one greedy path of ``steps`` tokens; seconds and forwarded tokens per step."""
-    from agents.bench.expansion import PROMPT, total_forwarded
+    from .expansion import PROMPT, total_forwarded
 
     tree = expander.new_tree(PROMPT, references=False)
     expander.expand(tree, [0])
@@ -34,8 +34,9 @@ def _walk(expander, steps: int) -> dict:
 
 def cost_curves(steps: int) -> dict:
     """Cost of one expansion vs the number of teachers (1..3) and vs the slate width K."""
-    from agents.bench.expansion import make_stack
     from tokentree_env.tree.expander import Expander, ExpansionConfig
+
+    from .expansion import make_stack
 
     teachers, primary = make_stack("zoo")
     by_teachers = {}
@@ -52,8 +53,9 @@ def cost_curves(steps: int) -> dict:
 
 
 def simulations_per_second(cfg: SuiteConfig, simulations: int = 8) -> dict:
-    from agents.bench.suite_search import env_kwargs, heldout_prompts
     from agents.evaluation import evaluate, make_agent
+
+    from .suite_search import env_kwargs, heldout_prompts
 
     prompts = heldout_prompts(cfg)[: cfg.size(20, 5, 1)]
     summary, results = evaluate(make_agent(f"mcts:{simulations}"), prompts, env_kwargs(cfg))
@@ -63,7 +65,7 @@ def simulations_per_second(cfg: SuiteConfig, simulations: int = 8) -> dict:
 
 
 def speed(cfg: SuiteConfig) -> dict:
-    from agents.bench import env_overhead, expansion
+    from . import env_overhead, expansion
 
     steps = cfg.size(100, 50, 8)
     out = {"expansion": [expansion.run(size, steps) for size in ("zoo", "benchmark")]}

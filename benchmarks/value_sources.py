@@ -30,9 +30,10 @@ def fit_value_head(cfg, declared: dict, out: Path, progress=None) -> dict:
         return json.loads(summary_path.read_text())
     import torch
 
-    from agents.bench.search_config import env_kwargs, problems
     from agents.search import MCTSAgent, MCTSConfig, ValueHead, collect_returns
     from tokentree_env.env import TokenTreeEnv
+
+    from .search_config import env_kwargs, problems
 
     torch.set_num_threads(1)
     if progress:
@@ -59,12 +60,13 @@ def fit_value_head(cfg, declared: dict, out: Path, progress=None) -> dict:
 def held_out_errors(cfg, head) -> dict:
     """Each leaf source's training size and held-out error on the states of the best reference's and ensemble
     greedy's held-out episodes."""
-    from agents.bench.search_config import env_kwargs, problems
     from agents.evaluation import make_agent
     from agents.search import MCTS, MCTSConfig
     from agents.search.value import value_inputs
     from tokentree_env.env import TokenTreeEnv
     from tokentree_env.stats import roc_auc
+
+    from .search_config import env_kwargs, problems
 
     # a training-mode env whose episode rewards include the verifier (the head's target); planners' rollouts
     # inside it never see the verifier (planner_verifier is off)

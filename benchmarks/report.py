@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agents.bench.ablations import ABLATION_BUDGET
+from .ablations import ABLATION_BUDGET
 
 
 def plots(result: dict, out: Path, name: str) -> list[str]:
@@ -15,7 +15,7 @@ def plots(result: dict, out: Path, name: str) -> list[str]:
 
     written = []
     if "search" in result:
-        from agents.bench.suite_search import plot as search_plot
+        from .suite_search import plot as search_plot
 
         search_plot(result["search"]["rows"], out / f"{name}-search.png")
         written.append(f"{name}-search.png")

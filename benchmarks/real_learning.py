@@ -42,8 +42,9 @@ class RealLearningConfig:
 
 def run(out: str = "results/real-models/learning", cfg: RealLearningConfig | None = None) -> dict:
     """The search run and its RFT control (each resumed if stopped); the paired report."""
-    from agents.bench.learning import LearningConfig, control_arm, search_arm
     from tokentree_env.stats import mcnemar, paired_bootstrap
+
+    from .learning_arms import LearningConfig, control_arm, search_arm
 
     cfg = cfg or RealLearningConfig()
     started = time.perf_counter()

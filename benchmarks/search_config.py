@@ -1,5 +1,5 @@
 """The search benchmark's settings: its unit of compute, its budgets, its rows (agent families and their settings),
-its modes and problem sets (shared by :mod:`agents.bench.search`, its report and the leaf-value sources).
+its modes and problem sets (shared by :mod:`tokentree_benchmarks.search`, its report and the leaf-value sources).
 
 - **Unit.** ``R``: the mean forwarded tokens per problem of ``best-reference`` with the judge on, in evaluation
   mode, on the pilot problems. A budget is ``b·R``; it holds for every row, mode and judge setting.

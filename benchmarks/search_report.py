@@ -80,7 +80,7 @@ def teacher_styles(cfg) -> list[str]:
 def report(cfg, declared: dict, rows: dict, log, out: Path, measured_seconds: float = 0.0,
            leaf_sources: dict | None = None) -> dict:
     """Summaries, comparisons and targets; ``search.json``, ``search.png`` and ``search.md``."""
-    from agents.bench.config import machine
+    from .config import machine
 
     unit, styles = declared["unit"]["forwarded_tokens_per_problem"], teacher_styles(cfg)
     headline = declared["headline"]["mcts"]
@@ -120,7 +120,7 @@ def targets(declared: dict, result: dict) -> dict:
     AB-MCTS there); in evaluation (judge on), above the teachers' samples' majority at equal tokens, the majority
     vote and the best reference at the headline budget (paired intervals above 0); step-level MCTS's answers in one
     style (95 %)."""
-    from agents.bench.search_config import SAMPLERS
+    from .search_config import SAMPLERS
 
     out = {}
     searchers = (declared["headline"]["mcts"], "mcts-steps")

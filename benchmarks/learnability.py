@@ -8,7 +8,7 @@ any comparison, with its settings fixed here and quoted in benchmarks/README.md 
   the problems in a seeded order. The 3,500 listed train problems give about 3,900 verified answers, so later
   rounds draw fresh train problems (``Task.sample``: never a held-out problem, and here never one of the
   validation slice). A diagnostic variant keeps only answers in one ``style``.
-- **Trainer**: the learning benchmark's own (:data:`agents.bench.learning.LEARNING_TRAINER`: optimiser, epochs,
+- **Trainer**: the learning benchmark's own (:data:`tokentree_benchmarks.learning_arms.LEARNING_TRAINER`: optimiser, epochs,
   learning rate, EWC, replay of general data), through the loop's own ``TrainingRun.train_round``; the buffer
   accumulates as in the loop.
 - **Measure**: the primary's own greedy accuracy on the **validation slice** (:data:`VALIDATION_SLICE`, train
@@ -48,7 +48,7 @@ class CheckConfig:
     style: str | None = None
     """Diagnostic: keep only answers in this style (as the task's answer format declares it)."""
     trainer: dict = field(default_factory=dict)
-    """``TrainConfig`` settings over the learning benchmark's (:data:`agents.bench.learning.LEARNING_TRAINER`)."""
+    """``TrainConfig`` settings over the learning benchmark's (:data:`tokentree_benchmarks.learning_arms.LEARNING_TRAINER`)."""
     general_size: int = 200
     max_new_tokens: int = 48
     seed: int = 0
@@ -111,11 +111,12 @@ def check(cfg: CheckConfig, progress=print) -> dict:
     """Run the check; write ``check.json`` and ``check.md`` under ``cfg.out``; return the result."""
     import torch
 
-    from agents.bench.config import machine
-    from agents.bench.learning import LEARNING_TRAINER
     from agents.training import TrainConfig, TrainingRun
     from tokentree_env.models import load_model
     from tokentree_env.tasks import load_task
+
+    from .config import machine
+    from .learning_arms import LEARNING_TRAINER
 
     torch.set_num_threads(1)
     started = time.perf_counter()
