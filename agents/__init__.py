@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING
 
 _EXPORTS = {
     "Agent": "agents.base",
-    "EpisodeResult": "agents.base",
+    "EpisodeResult": "agents.records",
     "PlanningAgent": "agents.base",
-    "StepRecord": "agents.base",
+    "StepRecord": "agents.records",
     "BeamSearch": "agents.baselines",
     "BestOfN": "agents.baselines",
     "BestReference": "agents.baselines",
     "EnsembleGreedy": "agents.baselines",
     "GreedyPrimary": "agents.baselines",
     "GreedyPrior": "agents.baselines",
+    "MajorityOfN": "agents.baselines",
     "MajorityVote": "agents.baselines",
     "MaskablePPOAgent": "agents.baselines",
     "RandomAgent": "agents.baselines",
@@ -36,11 +37,15 @@ _EXPORTS = {
     "MCTSAgent": "agents.search",
     "MCTSConfig": "agents.search",
     "SearchTree": "agents.search",
+    "StepMCTSAgent": "agents.search.steps",
+    "ABMCTSAgent": "agents.search.ab_mcts",
+    "play_many": "agents.play",
     "EpisodeStore": "agents.store",
     "EpisodeStoreError": "agents.store",
 }
 __all__ = [
     "MCTS",
+    "ABMCTSAgent",
     "Agent",
     "BeamSearch",
     "BestOfN",
@@ -53,15 +58,18 @@ __all__ = [
     "GreedyPrior",
     "MCTSAgent",
     "MCTSConfig",
+    "MajorityOfN",
     "MajorityVote",
     "MaskablePPOAgent",
     "PlanningAgent",
     "RandomAgent",
     "SearchTree",
+    "StepMCTSAgent",
     "StepRecord",
     "Summary",
     "evaluate",
     "make_agent",
+    "play_many",
 ]
 
 
@@ -95,7 +103,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from agents.base import Agent, EpisodeResult, PlanningAgent, StepRecord
+    from agents.base import Agent, PlanningAgent
     from agents.baselines import (
         BeamSearch,
         BestOfN,
@@ -103,10 +111,15 @@ if TYPE_CHECKING:
         EnsembleGreedy,
         GreedyPrimary,
         GreedyPrior,
+        MajorityOfN,
         MajorityVote,
         MaskablePPOAgent,
         RandomAgent,
     )
     from agents.evaluation import Summary, evaluate, make_agent
+    from agents.play import play_many
+    from agents.records import EpisodeResult, StepRecord
     from agents.search import MCTS, MCTSAgent, MCTSConfig, SearchTree
+    from agents.search.ab_mcts import ABMCTSAgent
+    from agents.search.steps import StepMCTSAgent
     from agents.store import EpisodeStore, EpisodeStoreError

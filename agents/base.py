@@ -1,7 +1,7 @@
 """The agent interface and the episode runner, with budget accounting.
 
-An agent picks actions through the env's public API; :meth:`Agent.run_episode` plays one episode
-and reports what it cost: forwarded tokens over every model the episode made run (teachers,
+An agent picks actions through the env's declared door (:mod:`tokentree_env.env.door`); :meth:`Agent.run_episode`
+plays one episode and reports what it cost: forwarded tokens over every model the episode made run (teachers,
 primary, judge; the teachers' reference answers and the judge's working included, whether the
 episode's ``reset`` built the tree or ``env.prepare`` built it in a batch), model calls and generated
 tokens, read from ``env.unwrapped.episode_costs()`` (DESIGN §10).
@@ -12,11 +12,10 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Generator
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 
+from agents.records import EpisodeResult, StepRecord, episode_result, step_record  # noqa: F401 - StepRecord: re-exported
 from tokentree_env.env.observation import FEATURES
 
 PRIOR = FEATURES.index("prior")
@@ -34,70 +33,6 @@ def masked_argmax(obs, column: int) -> int:
     return int(np.argmax(np.where(obs["action_mask"] == 1, features(obs)[:, column], -np.inf)))
 
 
-def total_costs(env) -> dict[str, int]:
-    """Forward calls, forwarded and generated tokens summed over every model of the env."""
-    out = {"model_calls": 0, "forwarded_tokens": 0, "generated_tokens": 0}
-    for c in env.unwrapped.costs().values():
-        out["model_calls"] += c["forward_calls"]
-        out["forwarded_tokens"] += c["forwarded_tokens"]
-        out["generated_tokens"] += c["generated_tokens"]
-    return out
-
-
-def _minus(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
-    return {k: after[k] - before[k] for k in after}
-
-
-@dataclass
-class StepRecord:
-    """One decision: the slate, what the agent knew of it, and what it chose."""
-
-    candidates: list[int]
-    directions: list[str]
-    proposed_by: list[list[str]]  # provenance: the models that proposed each candidate
-    prior: list[float]
-    chosen: int
-    reward: float
-    visits: list[float] = field(default_factory=list)  # visit distribution (search agents; else empty)
-    q_values: list[float] = field(default_factory=list)  # mean return per child (search agents; else empty)
-    improved: list[float] = field(default_factory=list)  # Gumbel MuZero's improved policy (else empty)
-    continuations: list[list[int]] = field(default_factory=list)  # per child: the answer the search played after it
-    panel_weights: list[float] = field(default_factory=list)  # the panel's weights over the teachers here (who writes)
-    teacher_logprobs: list[float] = field(default_factory=list)  # each teacher's log-prob of the chosen child
-
-
-@dataclass
-class EpisodeResult:
-    """What one episode produced and cost."""
-
-    agent: str
-    prompt: str
-    completion: str
-    hard_reward: float
-    episode_return: float
-    reward_terms: dict[str, float]
-    terminal_reason: str | None
-    steps: int
-    forwarded_tokens: int
-    model_calls: int
-    generated_tokens: int
-    seconds: float
-    tokens: list[int] = field(default_factory=list)  # the answer's primary token ids
-    prompt_ids: list[int] = field(default_factory=list)  # the root's ids (contexts = prompt_ids + tokens[:i])
-    records: list[StepRecord] = field(default_factory=list)
-    weightage_update: dict[str, int] = field(default_factory=dict)  # factors the episode lowered / raised
-    forwarded_by_model: dict[str, int] = field(default_factory=dict)  # inside the episode's window, per model
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _chosen_logprobs(info: dict, action: int) -> list[float]:
-    """Each teacher's log-prob of the chosen child, from ``info["panel"]`` (empty where the env gives none)."""
-    rows = info.get("panel", {}).get("teacher_logprobs", [])
-    return list(rows[action]) if 0 <= action < len(rows) else []
-
-
 class Agent(ABC):
     """Chooses children in TokenTree-v0. Implement :meth:`act`; :meth:`begin` is an optional hook."""
 
@@ -111,46 +46,32 @@ class Agent(ABC):
         """The action (child index) to take from the current state."""
 
     def last_search(self) -> tuple[list[float], list[float]] | None:
-        """Visit distribution and Q values of the last decision, for search agents."""
+        """Visit distribution and Q values over the valid children of the last decision (search agents; else None)."""
         return None
+
+    def last_improved_policy(self) -> list[float]:
+        """Gumbel MuZero's improved policy over the last decision's valid children (else empty)."""
+        return []
+
+    def last_continuations(self) -> list[list[int]]:
+        """Per valid child of the last decision, the whole answer the search played after it (else empty)."""
+        return []
 
     def run_episode(self, env, *, seed: int | None = None, options: dict | None = None) -> EpisodeResult:
         """Play one episode; return its answer, hard reward, return and cost."""
         u, started = env.unwrapped, time.perf_counter()
-        before = None if hasattr(u, "episode_costs") else total_costs(env)
         obs, info = env.reset(seed=seed, options=options)
         self.begin(env, obs, info)
         records, total, done = [], 0.0, False
         while not done:
             action = self.act(env, obs, info)
-            search = self.last_search()
-            step = StepRecord(candidates=obs["candidates"][obs["action_mask"] == 1].tolist(),
-                              directions=list(info["directions"]),
-                              proposed_by=[p["proposed_by"] for p in info.get("provenance", [])], prior=features(obs)[obs["action_mask"] == 1,
-                                                                                       PRIOR].tolist(),
-                              chosen=int(action), reward=0.0,
-                              visits=search[0] if search else [], q_values=search[1] if search else [],
-                              improved=list(getattr(self, "last_improved_policy", list)()),
-                              continuations=list(getattr(self, "last_continuations", list)()),
-                              panel_weights=list(info.get("panel", {}).get("weights", [])),
-                              teacher_logprobs=_chosen_logprobs(info, action))
+            step = step_record(self, obs, info, action)
             obs, reward, terminated, truncated, info = env.step(action)
             step.reward = float(reward)
             records.append(step)
             total += reward
             done = terminated or truncated
-        after = u.episode_costs() if before is None else _minus(total_costs(env), before)
-        state = u.get_state()
-        return EpisodeResult(
-            agent=self.name, prompt=state.prompt, completion=info["text"], hard_reward=u.hard_reward(state),
-            episode_return=float(total), reward_terms=info["reward_terms"], terminal_reason=info["terminal_reason"],
-            steps=len(records), forwarded_tokens=after["forwarded_tokens"],
-            model_calls=after.get("model_calls", after.get("forward_calls", 0)),
-            generated_tokens=after["generated_tokens"],
-            seconds=time.perf_counter() - started, tokens=list(u.trees[state.prompt].path_tokens(state.node)),
-            prompt_ids=list(u.trees[state.prompt].nodes[0].ids), records=records,
-            weightage_update=dict(info.get("weightage_update") or {}),
-            forwarded_by_model=dict(info.get("episode_cost_by_model") or {}))
+        return episode_result(u, self.name, u.get_state(), info, records, total, started)
 
 
 Steps = Generator[list[tuple[object, int]], list[tuple], list[int]]
@@ -180,7 +101,11 @@ class PlanningAgent(Agent):
     of a round into one ``prefetch``."""
 
     def begin(self, env, obs, info) -> None:
-        self._plan = self.plan(env, obs)
+        self.set_plan(self.plan(env, obs))
+
+    def set_plan(self, tokens) -> None:
+        """The answer to play from now on (lockstep play plans beside other episodes, then hands the plan over)."""
+        self._plan = list(tokens)
 
     @abstractmethod
     def plan_steps(self, env, state, obs) -> Steps:

@@ -113,28 +113,30 @@ def _run_folder(output_dir: str | None, resume: bool) -> str:
 TRAIN_OPTIONS = ("iterations", "prompts_per_iteration", "seed", "simulations", "epochs", "learning_rate", "max_new_tokens",
                  "accumulate", "ewc", "si", "replay", "lora", "report_to", "eval_size", "workers", "task", "repeats",
                  "planner_verifier", "gumbel", "distill_target", "backend", "ray_address", "ray_cpus_per_actor",
-                 "ray_gpus_per_actor", "selfplay_batch", "panel", "panel_alpha", "verifier", "agent")
+                 "ray_gpus_per_actor", "selfplay_batch", "panel", "panel_alpha", "verifier", "agent", "dirichlet_fraction")
 
 
 def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from agents.compute import Budget, BudgetReached
     from agents.quiet import quiet_libraries
     from agents.training import TrainConfig, TrainingRun
     from agents.training.checkpoint import primary_path
     from agents.training.stopping import sigterm_as_interrupt
 
     quiet_libraries()
+    budget = Budget(cpu_seconds=args.budget_cpu, weighted_tokens=args.budget_tokens)
     args.output_dir = _run_folder(args.output_dir, args.resume)
-    print(f"run folder: {args.output_dir}" + (" (resuming)" if args.resume else ""), flush=True)
     if args.resume:  # a resumed run keeps the settings it started with (stored in its state.json)
-        run = TrainingRun.from_output_dir(args.output_dir)
+        run = TrainingRun.from_output_dir(args.output_dir, budget=budget)
     else:
         overrides = {k: getattr(args, k) for k in TRAIN_OPTIONS}
         overrides |= {"signals": tuple(args.signals)} | ({"primary": args.primary} if args.primary else {})
         overrides |= ({"teachers": tuple(args.teachers)} if args.teachers else {})
         overrides |= ({"judge": None if args.judge == "none" else args.judge} if args.judge else {})
-        run = TrainingRun(TrainConfig(output_dir=args.output_dir, **overrides))
+        run = TrainingRun(TrainConfig(output_dir=args.output_dir, **overrides), budget=budget)
+    print(f"run folder: {args.output_dir}" + (" (resuming)" if args.resume else ""), flush=True)
     try:
         with sigterm_as_interrupt():
             summary = run.run()
@@ -142,10 +144,16 @@ def _train(args: argparse.Namespace) -> int:
         print(f"stopped; nothing completed was lost. Resume with: tokentree train --resume --output-dir "
               f"{run.config.output_dir}", file=sys.stderr, flush=True)
         return 130
+    except BudgetReached as stop:
+        print("\n".join([f"{stop}; nothing completed was lost.", *run.ledger.lines(),
+                         f"Resume with: tokentree train --resume --output-dir {run.config.output_dir} (a larger "
+                         "--budget-cpu / --budget-tokens, or none, to go on)"]), flush=True)
+        return 0
     line = (f"{summary['task']} accuracy {summary['task_accuracy_before']:.3f} -> {summary['task_accuracy_after']:.3f}; "
             f"general accuracy {summary['general_accuracy_before']:.3f} -> {summary['general_accuracy_after']:.3f} "
             f"(forgetting {summary['forgetting']:+.3f})")
     print(f"{line}{_against_best_teacher(summary)}; curves: {summary['curves']}")
+    print("\n".join(run.ledger.lines()))
     trained = primary_path(Path(run.config.output_dir), run.config.iterations, run.config.primary)
     print(f"trained primary: {trained} (save_pretrained; usable as --primary)")
     print(f"see the search: tokentree view {run.config.output_dir}")
@@ -201,9 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     search = commands.add_parser("search", help="run agents over a task split (evaluation mode) and compare them")
+    from agents.specs import specs_help
+
     search.add_argument("--agents", nargs="+", default=["mcts:8"],
-                        help="agent specs: random, greedy-primary, greedy-prior, ensemble-greedy, best-reference, "
-                             "best-of:N, beam:W, mcts:S, mcts-gumbel:S, mcts-design-prior:S")
+                        help=f"agent specs (N samples, W beams, S simulations or growth steps): {specs_help()}")
     search.add_argument("--task", default="chain3", help="built-in task name or a JSONL file")
     search.add_argument("--verifier", default=None, help="a task file's verifier: exact, numeric or module:function")
     search.add_argument("--split", default="heldout", choices=["train", "heldout"])
@@ -215,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     _panel_arguments(search)
     search.add_argument("--seed", type=int, default=0)
     search.add_argument("--batch", type=int, default=1,
-                        help="MCTS episodes played in lockstep (one batched forward per model per step)")
+                        help="episodes (prompts) each agent plays together in lockstep: every round, one batched "
+                             "forward per model serves them all (the same episodes as one at a time)")
     search.add_argument("--out", default="results/search.json", help="where to write the results table as JSON")
     search.add_argument("--store", default=None, help="append every episode to this JSONL episode store")
     search.set_defaults(func=_search)
@@ -235,8 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--repeats", type=int, default=defaults.repeats,
                        help="episodes per prompt in an iteration, played one after another (weightage acts)")
     train.add_argument("--signals", nargs="+", default=list(defaults.signals), choices=list(SIGNAL_NAMES))
-    train.add_argument("--simulations", type=int, default=defaults.simulations,
-                       help="MCTS simulations per step in self-play")
+    train.add_argument("--simulations", type=int, default=None,
+                       help="MCTS simulations per step in self-play (default: the search spec's own; 2 for the "
+                            "default MCTS)")
+    train.add_argument("--dirichlet-fraction", type=float, default=None,
+                       help="root Dirichlet noise of a PUCT self-play search (default 0.25; 0: off)")
     train.add_argument("--gumbel", action="store_true", help="Gumbel MuZero search instead of PUCT")
     train.add_argument("--agent", default=None,
                        help="self-play with any search spec instead of the MCTS above: mcts-steps:S (teachers write "
@@ -270,6 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--selfplay-batch", type=int, default=defaults.selfplay_batch,
                        help="episodes each self-play process plays in lockstep (batched forwards; same episodes)")
     train.add_argument("--report-to", default="none", help="passed to TRL: none, tensorboard, wandb")
+    train.add_argument("--budget-cpu", type=float, default=None, metavar="SECONDS",
+                       help="stop cleanly once the run has spent this many CPU seconds (every phase; resumable)")
+    train.add_argument("--budget-tokens", type=float, default=None, metavar="TOKENS",
+                       help="stop cleanly once self-play has forwarded this many weighted tokens (every model's, "
+                            "in primary-token equivalents: docs/compute.md; resumable)")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.set_defaults(func=_train)
 

@@ -26,25 +26,24 @@ from agents.baselines import (
     RandomAgent,
 )
 from agents.search import MCTSAgent, MCTSConfig
+from agents.specs import AGENT_SPECS, MCTS_SPECS, SELF_PLAY_NOISE, check_settings, parse_spec  # noqa: F401
 from agents.store import EpisodeStore
 from tokentree_env.errors import ConfigError
 from tokentree_env.stats import wilson
 
 EVAL_JUDGE_WEIGHT = 1.0
-MCTS_SPECS = ("mcts", "mcts-gumbel", "mcts-judge", "mcts-gumbel-judge", "mcts-design-prior", "mcts-uniform-prior",
-              "mcts-primary-prior")
-AGENT_SPECS = ("random", "greedy-primary", "greedy-prior", "ensemble-greedy", "best-reference",
-               "best-reference-by-return", "majority-vote", "best-of:N", "best-of-return:N", "best-of-verifier:N",
-               "majority-of:N", "beam:W", *(f"{s}:S" for s in MCTS_SPECS), "mcts-steps:S", "ab-mcts:S")
 
 
-def make_agent(spec: str, seed: int = 0) -> Agent:
-    """An agent from a spec: a name, with a budget after a colon for budgeted ones (``mcts:8``)."""
-    name, _, arg = spec.partition(":")
-    try:
-        budget = int(arg) if arg else None
-    except ValueError:
-        raise ConfigError(f"agent {spec!r}: the budget after ':' must be an integer") from None
+def make_agent(spec: str, seed: int = 0, *, self_play: bool = False, **settings) -> Agent:
+    """An agent from a spec: a name, with a budget after a colon for budgeted ones (``mcts:8``; every spec:
+    :data:`agents.specs.AGENT_SPECS`).
+
+    ``settings`` (``simulations``, ``dirichlet_fraction``, ``teacher_mix``, ``gumbel``) adjust a search; one the spec
+    cannot honour raises a :class:`ConfigError` naming both (:func:`agents.specs.check_settings`). ``self_play``
+    gives a search its exploration unless a setting says otherwise: root Dirichlet noise (ε = 0.25) for PUCT
+    searches, Gumbel draws at scale 1 for Gumbel MuZero (which takes no Dirichlet noise)."""
+    given = check_settings(spec, settings)
+    name, budget = parse_spec(spec)
     simple = {"random": lambda: RandomAgent(seed), "greedy-primary": GreedyPrimary, "greedy-prior": GreedyPrior,
               "ensemble-greedy": EnsembleGreedy, "best-reference": BestReference, "majority-vote": MajorityVote,
               "best-reference-by-return": lambda: BestReference(rank="return")}
@@ -56,21 +55,25 @@ def make_agent(spec: str, seed: int = 0) -> Agent:
         return MajorityOfN(budget or 4, seed=seed)
     if name == "beam":
         return BeamSearch(budget or 2)
-    if name == "mcts-steps":
-        from agents.search.steps import StepMCTSAgent
-
-        return StepMCTSAgent(MCTSConfig(num_simulations=budget or 4, teacher_mix=0.0, widening=0.5), seed=seed)
     if name == "ab-mcts":
         from agents.search.ab_mcts import ABMCTSAgent
 
         return ABMCTSAgent(budget or 8, seed=seed)
-    if name in MCTS_SPECS:
-        config = MCTSConfig(num_simulations=budget or 8, gumbel="gumbel" in name,
-                            leaf_value="judge" if name.endswith("-judge") else "rollout",
-                            teacher_mix=0.0 if name == "mcts-design-prior" else MCTSConfig.teacher_mix,
-                            prior={"mcts-uniform-prior": "uniform", "mcts-primary-prior": "primary"}.get(name, "env"))
-        return MCTSAgent(config, seed=seed, name=f"{name}-{config.num_simulations}")
-    raise ConfigError(f"unknown agent {spec!r}; choose from {list(AGENT_SPECS)}")
+    simulations = budget or given.get("simulations") or (4 if name == "mcts-steps" else 8)
+    noise = given.get("dirichlet_fraction", SELF_PLAY_NOISE if self_play else 0.0)
+    if name == "mcts-steps":
+        from agents.search.steps import StepMCTSAgent
+
+        config = MCTSConfig(num_simulations=simulations, teacher_mix=0.0, widening=0.5, dirichlet_fraction=noise)
+        return StepMCTSAgent(config, seed=seed)
+    gumbel = "gumbel" in name
+    config = MCTSConfig(num_simulations=simulations, gumbel=gumbel, gumbel_scale=1.0 if gumbel and self_play else 0.0,
+                        dirichlet_fraction=0.0 if gumbel else noise,
+                        leaf_value="judge" if name.endswith("-judge") else "rollout",
+                        teacher_mix=0.0 if name == "mcts-design-prior" else given.get("teacher_mix",
+                                                                                       MCTSConfig.teacher_mix),
+                        prior={"mcts-uniform-prior": "uniform", "mcts-primary-prior": "primary"}.get(name, "env"))
+    return MCTSAgent(config, seed=seed, name=f"{name}-{config.num_simulations}")
 
 
 @dataclass

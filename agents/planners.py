@@ -131,7 +131,7 @@ class MajorityOfN(_Sampler):
 
     def plan_steps(self, env, state, obs) -> Steps:
         paths = yield from self._samples(state, obs)
-        return paths[majority_index([env.expander.decode(p.tokens) for p in paths])].tokens
+        return paths[majority_index([env.decode(p.tokens) for p in paths])].tokens
 
 
 class BeamSearch(PlanningAgent):
@@ -166,7 +166,7 @@ class BeamSearch(PlanningAgent):
 
 
 def _reference_paths(env, state, name: str) -> list[list[int]]:
-    paths = list(env.trees[state.prompt].reference_paths.values())
+    paths = env.reference_answers(state.prompt)
     if not paths:
         raise ConfigError(f"{name} needs reference answers: create the env with references=True")
     return paths
@@ -205,7 +205,7 @@ class MajorityVote(PlanningAgent):
     def plan_steps(self, env, state, obs) -> Steps:
         paths = _reference_paths(env, state, self.name)
         yield from ()
-        return paths[majority_index([env.expander.decode(p) for p in paths])]
+        return paths[majority_index([env.decode(p) for p in paths])]
 
 
 __all__ = ["RANKS", "BeamSearch", "BestOfN", "BestReference", "MajorityOfN", "MajorityVote", "PlanningAgent",

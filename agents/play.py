@@ -7,8 +7,10 @@
 - Then every episode plays its moves (a planner's plan, or ``act`` for step-by-step agents), one ``advance`` per
   episode per round, again prefetched together.
 
-Each slot's agent is reseeded per episode by ``(seed, iteration, prompt index, repeat)`` where it can be (as
-self-play seeds its searches), so an episode does not depend on the batch it was played in.
+Every episode's agent is reseeded by ``(seed, iteration, prompt index, repeat)`` (where it has a random stream), so
+an episode depends neither on the batch it was played in nor on the episodes before it, and the repeats of a prompt
+differ. A prompt's repeats are played one after another (the weightage rule compares an episode with the previous
+one on its prompt). Records come from the one builder (:mod:`agents.records`).
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 
-from agents.base import PRIOR, Agent, EpisodeResult, PlanningAgent, StepRecord, _chosen_logprobs, features
+from agents.base import Agent, PlanningAgent
+from agents.records import episode_result, step_record
 
 
 def play_many(env, agents: Sequence[Agent], items: Sequence[tuple[int, str]], *, seed: int = 0,
-              iteration: int = 0, repeat: int = 0) -> Iterator[dict]:
-    """Episodes of ``items`` (prompt index, prompt), ``len(agents)`` at a time, slot ``k`` played by ``agents[k]``;
-    yields one record per finished episode (the fields of :class:`~agents.base.EpisodeResult` and
-    ``prompt_index``), in the order they finish."""
+              iteration: int = 0, repeats: Sequence[int] = (0,)) -> Iterator[dict]:
+    """Episodes of ``items`` (prompt index, prompt), each played once per repeat in ``repeats``, ``len(agents)`` at a
+    time, slot ``k`` played by ``agents[k]``; yields one record per finished episode (the fields of
+    :class:`~agents.records.EpisodeResult`, and ``iteration``, ``prompt_index``, ``repeat``), in the order they
+    finish."""
     from agents.search import MCTSAgent
     from agents.search.lockstep import play_lockstep
 
@@ -32,22 +36,26 @@ def play_many(env, agents: Sequence[Agent], items: Sequence[tuple[int, str]], *,
     if len(set(prompts)) != len(prompts):
         from tokentree_env.errors import ConfigError
 
-        raise ConfigError("play_many plays each prompt once: the items hold a prompt twice (an episode's costs are "
-                          "kept per prompt while it runs); play repeats one after another instead")
+        raise ConfigError("play_many plays each prompt once per repeat: the items hold a prompt twice (an episode's "
+                          "costs are kept per prompt while it runs); ask for more repeats instead")
     if all(isinstance(a, MCTSAgent) for a in agents):
-        yield from play_lockstep(env, agents, [(i, p, [0]) for i, p in items], seed=seed, iteration=iteration)
+        yield from play_lockstep(env, agents, [(i, p, list(repeats)) for i, p in items], seed=seed,
+                                 iteration=iteration)
         return
-    queue = list(items)
-    while queue:
-        batch, queue = queue[: len(agents)], queue[len(agents):]
-        yield from _play_batch(env, agents[: len(batch)], batch, seed, iteration)
+    for repeat in repeats:
+        queue = list(items)
+        while queue:
+            batch, queue = queue[: len(agents)], queue[len(agents):]
+            for record in _play_batch(env, agents[: len(batch)], batch, seed, iteration, repeat):
+                yield record | {"iteration": iteration, "repeat": repeat}
 
 
-def _play_batch(env, agents: Sequence[Agent], batch: Sequence[tuple[int, str]], seed: int, iteration: int):
+def _play_batch(env, agents: Sequence[Agent], batch: Sequence[tuple[int, str]], seed: int, iteration: int,
+                repeat: int):
     slots = []
     for agent, (index, prompt) in zip(agents, batch, strict=True):
         if hasattr(agent, "reseed"):
-            agent.reseed([seed, iteration, index, 0])
+            agent.reseed([seed, iteration, index, repeat])
         state, obs, info = env.begin(prompt)
         if not isinstance(agent, PlanningAgent):  # a planner plans below, beside the others
             env.set_state(state)
@@ -61,13 +69,7 @@ def _play_batch(env, agents: Sequence[Agent], batch: Sequence[tuple[int, str]], 
         for s in live:
             env.set_state(s["state"])  # an agent that reads the env's state reads its own episode's
             action = int(s["agent"].act(env, s["obs"], s["info"]))
-            mask = s["obs"]["action_mask"] == 1
-            s["records"].append(StepRecord(
-                candidates=s["obs"]["candidates"][mask].tolist(), directions=list(s["info"]["directions"]),
-                proposed_by=[p["proposed_by"] for p in s["info"]["provenance"]],
-                prior=features(s["obs"])[mask, PRIOR].tolist(), chosen=action, reward=0.0,
-                panel_weights=list(s["info"].get("panel", {}).get("weights", [])),
-                teacher_logprobs=_chosen_logprobs(s["info"], action)))
+            s["records"].append(step_record(s["agent"], s["obs"], s["info"], action))
             actions.append(action)
         env.prefetch([s["state"] for s in live], actions)
         still = []
@@ -76,7 +78,9 @@ def _play_batch(env, agents: Sequence[Agent], batch: Sequence[tuple[int, str]], 
             s["records"][-1].reward = float(reward)
             s["total"] += reward
             if terminated or truncated:
-                yield _record(env, s)
+                result = episode_result(env, s["agent"].name, s["state"], s["info"], s["records"], s["total"],
+                                        s["started"])
+                yield asdict(result) | {"prompt_index": s["index"]}
             else:
                 still.append(s)
         live = still
@@ -84,14 +88,14 @@ def _play_batch(env, agents: Sequence[Agent], batch: Sequence[tuple[int, str]], 
 
 def _plan_together(env, slots: list[dict]) -> None:
     """Run the planners' step generators side by side: each round, every request of every planner in one
-    ``prefetch``; each planner's plan is set on its agent (``act`` then plays it)."""
+    ``prefetch``; each planner's plan is handed to its agent (``act`` then plays it)."""
     running = []
     for s in slots:
         steps = s["agent"].plan_steps(env, s["state"], s["obs"])
         try:
             running.append((s, steps, next(steps)))
         except StopIteration as done:
-            s["agent"]._plan = list(done.value)
+            s["agent"].set_plan(done.value)
     while running:
         requests = [r for _, _, reqs in running for r in reqs]
         if requests:
@@ -101,21 +105,8 @@ def _plan_together(env, slots: list[dict]) -> None:
             try:
                 following.append((s, steps, steps.send([env.simulate(state, a) for state, a in reqs])))
             except StopIteration as done:
-                s["agent"]._plan = list(done.value)
+                s["agent"].set_plan(done.value)
         running = following
-
-
-def _record(env, slot: dict) -> dict:
-    state, info = slot["state"], slot["info"]
-    tree, cost = env.trees[state.prompt], info["episode_cost"]
-    return asdict(EpisodeResult(
-        agent=slot["agent"].name, prompt=state.prompt, completion=info["text"], hard_reward=env.hard_reward(state),
-        episode_return=float(slot["total"]), reward_terms=info["reward_terms"], terminal_reason=info["terminal_reason"],
-        steps=len(slot["records"]), forwarded_tokens=cost["forwarded_tokens"], model_calls=cost["forward_calls"],
-        generated_tokens=cost["generated_tokens"], seconds=time.perf_counter() - slot["started"],
-        tokens=list(tree.path_tokens(state.node)), prompt_ids=list(tree.nodes[0].ids), records=slot["records"],
-        weightage_update=dict(info.get("weightage_update") or {}),
-        forwarded_by_model=dict(info.get("episode_cost_by_model") or {}))) | {"prompt_index": slot["index"]}
 
 
 __all__ = ["play_many"]

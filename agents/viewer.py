@@ -51,7 +51,7 @@ def _tree_nodes(tree: dict, tokenizer) -> list[dict]:
             logprobs = slate["logprobs"][j]
             n.update(right=bool(slate["right"][j]), votes=int(slate["votes"][j]), reference=bool(slate["reference"][j]),
                      weightage=float(factors[j]) / len(slate["tokens"]), proposed_by=[f"model {m}" for m in proposers],
-                     logprob=slate["panel"][j] if slate.get("panel") else sum(logprobs) / len(logprobs))
+                     logprob=slate["panel"][j] if slate.get("panel") else None, teacher_logprobs=logprobs)
     _panel_weights(tree, nodes)
     for n in nodes:
         n["text"] = _token_text(tokenizer, n["token"]) if n["id"] else tree.get("root_text") or tree["prompt"]
@@ -59,8 +59,10 @@ def _tree_nodes(tree: dict, tokenizer) -> list[dict]:
 
 
 def _panel_weights(tree: dict, nodes: list[dict]) -> None:
-    """Each node's panel weights over the teachers (who is writing), by the tree's own panel rule from its slates'
-    per-teacher log-probs (the teachers are the first columns of a slate's log-probs)."""
+    """Each node's panel weights over the teachers (who is writing) and each child's panel log-prob where its slate
+    did not record one (a tree from before slates did), both by the tree's own panel rule
+    (:mod:`tokentree_env.scoring.panel`, the one place it is computed): from each node's own evidence when the tree
+    kept it, else from its parent's slate (the teachers are the first columns of a slate's log-probs)."""
     teachers = len(tree.get("built_by", {}).get("teachers", []))
     if not teachers:
         return
@@ -69,11 +71,17 @@ def _panel_weights(tree: dict, nodes: list[dict]) -> None:
     while stack:
         i, log_weights = stack.pop()
         nodes[i]["weights"] = [round(float(w), 4) for w in np.exp(log_weights)]
-        slate = tree["nodes"][i]["slate"] if i < len(tree["nodes"]) else None
         for c in nodes[i]["children"]:
-            if slate is not None and nodes[c]["token"] in slate["tokens"] and c < len(tree["nodes"]):
-                row = slate["logprobs"][slate["tokens"].index(nodes[c]["token"])][:teachers]
-                stack.append((c, panel.child_log_weights(log_weights, np.asarray(row, dtype=np.float64))))
+            rows = nodes[c].get("teacher_logprobs")
+            kept = tree["nodes"][c].get("evidence") if c < len(tree["nodes"]) else None
+            evidence = kept if kept is not None else (rows[:teachers] if rows is not None else None)
+            if evidence is None:
+                continue
+            evidence = np.asarray(evidence, dtype=np.float64)
+            if nodes[c].get("logprob") is None:
+                nodes[c]["logprob"] = float(panel.logprobs(log_weights, evidence[None])[0])
+            if c < len(tree["nodes"]):
+                stack.append((c, panel.child_log_weights(log_weights, evidence)))
 
 
 def _overlay_episode(nodes: list[dict], episode: dict, tokenizer) -> None:

@@ -54,16 +54,9 @@ def _solved(run: dict) -> list[tuple[int, int]]:
     return [(round(h["mean_hard_reward"] * h["episodes"]), h["episodes"]) for h in run["history"] if "episodes" in h]
 
 
-def seeds_bootstrap(a: list[list[float]], b: list[list[float]], resamples: int = 10_000, seed: int = 0) -> dict:
-    """The mean difference ``a - b`` over seeds and problems, with a 95 % paired-bootstrap interval that resamples
-    problems within each seed (the same problems in both arms of a seed)."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    diffs = [np.asarray(x, dtype=float) - np.asarray(y, dtype=float) for x, y in zip(a, b, strict=True)]
-    means = np.mean([[d[rng.integers(len(d), size=len(d))].mean() for d in diffs] for _ in range(resamples)], axis=1)
-    return {"difference": float(np.mean([d.mean() for d in diffs])), "low": float(np.quantile(means, 0.025)),
-            "high": float(np.quantile(means, 0.975))}
+def _per_problem(runs: list[dict]) -> dict:
+    """``{seed: {held-out problem index: score}}`` of an arm's final primaries (paired by seed and problem id)."""
+    return {r["seed"]: dict(enumerate(r["history"][-1]["task_correct"])) for r in runs}
 
 
 def hard_problem_accuracy(cfg: LearningConfig, runs: list[dict]) -> dict:
@@ -110,7 +103,7 @@ def credit(cfg: LearningConfig, runs: list[dict]) -> list[dict]:
 
 def report(cfg: LearningConfig, runs: list[dict]) -> dict:
     """Summaries, paired differences, credit, targets; ``learning.json``, ``learning.png``, ``learning.md``."""
-    from tokentree_env.stats import t_interval
+    from tokentree_env.stats import seeds_paired, t_interval
 
     from .config import machine
     from .learning_report import markdown, plot
@@ -142,13 +135,11 @@ def report(cfg: LearningConfig, runs: list[dict]) -> dict:
         for name, rs in arms.items():
             if name == "search":
                 continue
-            control = {r["seed"]: r for r in rs}
-            paired = [s for s in search if s["seed"] in control]
-            diffs = [s["history"][-1]["task_accuracy"] - control[s["seed"]]["history"][-1]["task_accuracy"] for s in paired]
-            boot = seeds_bootstrap([s["history"][-1]["task_correct"] for s in paired],
-                                   [control[s["seed"]]["history"][-1]["task_correct"] for s in paired])
-            summary["paired"][name] = {"bootstrap": boot, "t_interval": t_interval(diffs), "differences": diffs,
-                                       "search_better": boot["low"] > 0}
+            paired = seeds_paired(_per_problem(search), _per_problem(rs))
+            summary["paired"][name] = {"bootstrap": {"difference": paired["difference"], **paired["bootstrap"]},
+                                       "t_interval": paired["t"], "differences": paired["per_seed"],
+                                       "seeds": paired["seeds"],
+                                       "problems": paired["problems"], "search_better": paired["above"]}
         summary["weightage"] = [[h.get("weightage", {}) for h in r["history"]] for r in search]
         summary["credit"] = credit(cfg, headline)
         summary["hard_problems"] = hard_problem_accuracy(cfg, headline)

@@ -126,9 +126,14 @@ def choose_search(cfg: LearningConfig) -> dict:
 
 def declare(cfg: LearningConfig) -> dict:
     """Fix the search arm, the per-arm budget and the protocol before any arm runs (kept on resume)."""
-    path = Path(cfg.out) / "declared.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    from .declared import declare_once
+
+    kwargs = cfg.train_kwargs()
+    models = [*kwargs.get("teachers", ()), kwargs.get("primary"), kwargs.get("judge")]
+    return declare_once(Path(cfg.out) / "declared.json", asdict(cfg), models, lambda: _declare(cfg))
+
+
+def _declare(cfg: LearningConfig) -> dict:
     search = choose_search(cfg)
     pilot = _cpu_pilot(cfg, search["spec"])
     per_iteration = pilot * cfg.loop["prompts_per_iteration"] * cfg.loop.get("repeats", 1)
@@ -142,8 +147,6 @@ def declare(cfg: LearningConfig) -> dict:
                                          "tokens: the search run's teacher forwarded tokens of that iteration"]},
                 "pass_at_k": {"k": list(cfg.pass_at), "samples": cfg.pass_samples, "temperature": 1.0},
                 "config": asdict(cfg)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(declared, indent=1))
     return declared
 
 
@@ -160,9 +163,8 @@ def _cpu_pilot(cfg: LearningConfig, spec: str) -> float:
     env = TokenTreeEnv(teachers=list(config.teachers), judge=config.judge, task=config.task, split="train", max_new_tokens=config.max_new_tokens, planner_verifier=True, primary=config.primary)
     train = list(load_task(cfg.task).problems("train"))
     items = [(i, p.prompt, [0]) for i, p in enumerate(train[-cfg.pilot_prompts - 601:-600])]
-    job = SelfPlayJob(env_kwargs={}, primary="", primary_version=0, trees=None, out="", simulations=config.simulations,
-                      dirichlet_fraction=config.dirichlet_fraction, seed=0, iteration=0, agent=spec,
-                      batch=config.selfplay_batch)
+    settings = {k: v for k, v in config.search_settings.items() if v is not None and k != "gumbel"}
+    job = SelfPlayJob(agent=spec, settings=tuple(sorted(settings.items())), batch=config.selfplay_batch)
     list(play_episodes(env, items[:1], job))  # warm-up, untimed: the models' first forward passes load and compile
     items = items[1:]
     started = time.process_time()

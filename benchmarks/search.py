@@ -220,13 +220,19 @@ def budget_of(tokens: float, unit: float) -> float:
 
 
 def declare(cfg: SearchBenchConfig, log: EpisodeLog, out: Path, progress=None) -> dict:
-    """Fix the unit, the budgets and every row's settings on the pilot problems, before any measured episode."""
+    """Fix the unit, the budgets and every row's settings on the pilot problems, before any measured episode (kept
+    on resume, which must run the declared configuration and models: :func:`.declared.declare_once`)."""
+    from .declared import declare_once
+
+    models = cfg.model_kwargs(True)
+    return declare_once(out / "declared.json", asdict(cfg), [*models["teachers"], models["primary"], models["judge"]],
+                        lambda: _declare(cfg, log, progress))
+
+
+def _declare(cfg: SearchBenchConfig, log: EpisodeLog, progress=None) -> dict:
     from agents.search import MCTSConfig
     from tokentree_env.scoring.panel import DEFAULT_ALPHA
 
-    path = out / "declared.json"
-    if path.exists():
-        return json.loads(path.read_text())
     pilot = [(i, p.prompt) for i, p in enumerate(problems(cfg, "pilot"))]
 
     def pilot_mean(mode: str, spec: str) -> tuple[float, float]:
@@ -267,8 +273,6 @@ def declare(cfg: SearchBenchConfig, log: EpisodeLog, out: Path, progress=None) -
                            "sampling_temperature": 1.0, "teacher_sample_temperature": 1.0,
                            "leaf_sources": {"mcts": "rollout", "mcts-gumbel": "rollout"}},
         "config": asdict(cfg)}
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(declared, indent=1))
     return declared
 
 

@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from tokentree_env.stats import mcnemar, paired_bootstrap, wilson
+from tokentree_env.stats import mcnemar, pair_by_problem, paired_bootstrap, wilson
 
 OVER_BUDGET = 0.10
 """A row whose measured mean is this far over its budget is flagged."""
@@ -60,11 +60,11 @@ def where_wrong(results: list[dict]) -> dict[str, int]:
 
 
 def compare(a: list[dict], b: list[dict]) -> dict:
-    """A paired comparison of two rows on the same problems: the difference with its paired-bootstrap interval,
-    McNemar's test, and how many problems only ``a`` solved."""
-    x, y = [r["correct"] for r in a], [r["correct"] for r in b]
+    """A paired comparison of two rows on the same problems (paired by problem id): the difference with its
+    paired-bootstrap interval, McNemar's test, and how many problems only ``a`` solved."""
+    _, x, y = pair_by_problem(a, b)
     test, boot = mcnemar(x, y), paired_bootstrap(x, y)
-    return {**boot, **test, "beats": boot["low"] > 0}
+    return {**boot, **test, "beats": boot["low"] > 0, "problems": len(x)}
 
 
 def teacher_styles(cfg) -> list[str]:

@@ -3,8 +3,8 @@ the search benchmark.
 
 ``n`` samples per problem, drawn in turn from each teacher (teacher ``i % K`` draws sample ``i``), each in the
 teacher's own prompt format (:meth:`~tokentree_env.teachers.hf.HFTeacher.prompt_ids`), from a seeded stream. Each sample is
-charged what its model forwarded: its prompt and its generated tokens (as the learning benchmark's RFT control
-charges them). The answer the row gives is chosen:
+charged what its model forwarded (``agents.compute``): its prompt once per (problem, teacher), its cache expanded across
+that teacher's draws, then each draw's tokens. The answer the row gives is chosen:
 
 - ``"verifier"`` (self-play): right if any sample is right (what RFT keeps);
 - ``"majority"`` (evaluation): the final answer most samples share (ties: the earliest sample);
@@ -23,7 +23,7 @@ CHOOSERS = ("verifier", "majority", "judge")
 def sample_answers(teachers: Sequence, prompts: Sequence[str], n: int, *, max_new_tokens: int, seed: int
                    ) -> tuple[list[list[str]], list[int]]:
     """``n`` round-robin temperature-1 samples per prompt (texts), and each prompt's forwarded tokens."""
-    from tokentree_env.models.generation import sample_ids
+    from tokentree_env.models.generation import sample_rows
 
     k = len(teachers)
     texts: list[list[str | None]] = [[None] * n for _ in prompts]
@@ -33,12 +33,12 @@ def sample_answers(teachers: Sequence, prompts: Sequence[str], n: int, *, max_ne
         if not draws:
             continue
         rows = [teacher.prompt_ids(p) for p in prompts]  # the teacher's own format, as its reference answers
-        drawn = sample_ids(teacher.model, teacher.tokenizer, rows, n=draws, max_new_tokens=max_new_tokens,
-                           seed=seed * 7919 + t)
-        for i, (row, news) in enumerate(zip(rows, drawn, strict=True)):
+        drawn, forwarded = sample_rows(teacher.model, teacher.tokenizer, rows, n=draws, max_new_tokens=max_new_tokens,
+                                       seed=seed * 7919 + t)
+        for i, (news, fed) in enumerate(zip(drawn, forwarded, strict=True)):
             for j, new in enumerate(news):
                 texts[i][t + j * k] = teacher.tokenizer.decode(new, skip_special_tokens=True)
-                cost[i] += len(row) + len(new) + 1  # the prompt, the generated tokens and the EOS step
+            cost[i] += fed  # the prompt once (its cache expanded across the draws), then each draw's tokens
     return [[text or "" for text in row] for row in texts], cost
 
 

@@ -49,8 +49,7 @@ def self_play(stack: str, batch: int, episodes: int, device, dtype) -> dict:
 
     env = make_env(stack, device, dtype)
     items = [(i, p.prompt, [0]) for i, p in enumerate(builtin_task("chain3").problems("train")[:episodes])]
-    job = SelfPlayJob(env_kwargs={}, primary="", primary_version=0, trees=None, out="", simulations=2,
-                      dirichlet_fraction=0.25, seed=0, iteration=0, batch=batch)
+    job = SelfPlayJob(agent="mcts:2", batch=batch)
     started = time.perf_counter()
     records = list(play_episodes(env, items, job))
     seconds = time.perf_counter() - started
@@ -129,8 +128,7 @@ def ray_self_play(actors: int, episodes: int) -> dict:
     driver = TokenTreeEnv(**env_kwargs)
     pool = RaySelfPlayPool(RayResources(actors), env_kwargs, "zoo:primary", False)
     train = builtin_task("chain3").problems("train")
-    job = SelfPlayJob(env_kwargs=env_kwargs, primary="zoo:primary", primary_version=0, trees=None, out="",
-                      simulations=2, dirichlet_fraction=0.25, seed=0, iteration=0, batch=8)
+    job = SelfPlayJob(agent="mcts:2", batch=8, env_kwargs=env_kwargs, primary="zoo:primary")
     warm = [(i, p.prompt, [0]) for i, p in enumerate(train[:actors])]
     for _ in pool.play(job, warm, lm=lm, env=driver):
         pass

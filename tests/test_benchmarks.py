@@ -20,11 +20,16 @@ def test_the_suite_runs_every_part_on_a_tiny_budget_and_writes_json_plots_and_a_
     assert all(r["ratio"] > 0 and r["token_mismatches"] == 0 for r in speed["env_overhead"])
     assert list(speed["cost"]["by_teachers"]) == ["1", "2", "3"] and list(speed["cost"]["by_k"]) == ["4", "8", "16", "32"]
     assert speed["mcts"]["simulations_per_second"] > 0
-    assert all(isinstance(t["met"], bool) for t in speed["targets"].values())
+    for target in (t for t in speed["targets"].values() if "limit" in t):  # met exactly when within the limit
+        assert target["met"] == (target["measured"] <= target["limit"])
     rows = result["search"]["rows"]
     agents = ("ensemble-greedy", "best-reference", "majority-vote", "best-of-4", "mcts-2", "mcts-gumbel-4")
     assert [(r["agent"], r["judge"]) for r in rows] == [(a, j) for j in (True, False) for a in agents]
-    assert all(0 <= r["accuracy_low"] <= r["accuracy"] <= r["accuracy_high"] <= 1 and r["episodes"] == 3 for r in rows)
+    from tokentree_env.stats import wilson
+
+    for r in rows:  # the interval is the Wilson interval of the row's own count
+        assert r["episodes"] == 3
+        assert (r["accuracy_low"], r["accuracy_high"]) == pytest.approx(wilson(r["accuracy"] * 3, 3))
     assert [r["variant"] for r in result["ablations"]["teachers"]] == ["3 teachers", "1 teacher"]
     for name in ("tiny.md", "tiny-search.png", "tiny-speed.png", "tiny-ablations.png"):
         assert (tmp_path / name).stat().st_size > 0
@@ -90,7 +95,13 @@ def test_the_search_benchmark_declares_before_measuring_compares_paired_and_resu
     assert measured and all(r["logged_at"] >= declared["declared_at"] for r in measured)
     evaluation = result["modes"]["evaluation-judge-on"]
     assert {"mcts", "best-reference", "majority-vote", "mcts-steps"} <= {e["family"] for e in evaluation["rows"]}
-    assert all(e["episodes"] == cfg.n and 0 <= e["style_share"] <= 1 for e in evaluation["rows"])
+    from benchmarks.search_report import teacher_styles
+
+    styles = set(teacher_styles(cfg))
+    for e in evaluation["rows"]:  # the style share is the share of the row's own episodes in a teacher's style
+        played = [r for r in measured if r["mode"] == "evaluation-judge-on" and r["spec"] == e["spec"]]
+        assert e["episodes"] == cfg.n == len(played)
+        assert e["style_share"] == pytest.approx(sum(r["style"] in styles for r in played) / cfg.n)
     assert all(0 < e["slate_mass"] <= 1 + 1e-6 for e in evaluation["rows"] if e["slate_mass"] is not None)
     assert {c["searcher"] for c in evaluation["comparisons"]} == {"mcts", "mcts-steps"}
     assert all({"difference", "low", "high", "p_value", "only_a"} <= set(c) for c in evaluation["comparisons"])
@@ -159,13 +170,13 @@ def test_the_panel_benchmark_tunes_alpha_on_train_then_measures_the_three_rules_
     from benchmarks.panel import PanelBenchConfig, run
 
     result = run(PanelBenchConfig(n=4, tuning=(3000, 3003), alphas=(0.0, 0.2), out=str(tmp_path)))
-    assert set(result["tuning"]) == {"0.0", "0.2"} and result["alpha"]["chosen"] in (0.0, 0.2)
+    assert set(result["tuning"]) == {"0.0", "0.2"}  # the most accurate α on the tuning slice, ties to the smaller
+    assert result["alpha"]["chosen"] == max((0.0, 0.2), key=lambda a: (result["tuning"][str(a)], -a))
     names = [r["row"] for r in result["rows"]]
     assert len(names) == 6 and names[3].startswith("ensemble greedy, mixture") and names[5] == "ensemble greedy, product"
     assert result["teacher_styles"] and set(result["targets"]) == {"mixture_within_3_points_of_best_teacher",
                                                                    "mixture_95_percent_in_one_style"}
-    assert all(0 <= r["style_share"] <= 1 and len(result["episodes"][rule]) == 4 for r in result["rows"]
-               for rule in ("mixture", "mean", "product"))
+    assert all(len(result["episodes"][rule]) == 4 for rule in ("mixture", "mean", "product"))
     assert "| ensemble greedy, mean |" in (tmp_path / "panel.md").read_text()
 
 
@@ -175,8 +186,10 @@ def test_the_learnability_check_runs_as_declared_and_prints_pass_or_fail_with_it
     result = learning.main(["--check", "--tiny", "--rounds", "1", "--answers", "16", "--out", str(tmp_path)])
     assert result["config"]["primary"] == "zoo:chain5-primary" and result["config"]["validation"] == [3500, 3510]
     assert result["trainer"]["replay"] == "on" and len(result["history"]) == 1
-    assert result["history"][0]["answers"] == 16 and 0 <= result["best_teacher"] <= 1
-    assert isinstance(result["passed"], bool)
+    assert result["history"][0]["answers"] == 16
+    final, cfg = result["history"][-1], result["config"]  # passed exactly when both declared thresholds hold
+    assert result["passed"] == (final["validation_accuracy"] >= cfg["share"] * result["best_teacher"]
+                                and final["general_accuracy"] >= cfg["general_floor"])
     assert "learnability check" in capsys.readouterr().out and (tmp_path / "check.md").exists()
 
 

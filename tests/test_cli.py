@@ -51,3 +51,14 @@ def test_the_closing_line_compares_the_primary_with_the_best_teacher_without_div
                                   "teachers": {"best": best}})
     assert says in line and "nan" not in line
     assert _against_best_teacher({"task_accuracy_before": before, "task_accuracy_after": after, "teachers": {}}) == ""
+
+
+def test_search_help_lists_every_agent_spec_and_says_what_batch_batches(capsys):
+    from agents.cli import main
+    from agents.specs import AGENT_SPECS
+
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # argparse wraps lines at hyphens
+    assert all(spec in text for spec in AGENT_SPECS)
+    assert "episodes (prompts) each agent plays together in lockstep" in text

@@ -136,8 +136,7 @@ def test_over_prepared_self_play_the_episodes_forwarded_tokens_sum_to_the_models
     from tokentree_env.tasks import builtin_task
 
     items = [(i, p.prompt, [0, 1]) for i, p in enumerate(builtin_task("chain3").problems("train")[:4])]
-    job = SelfPlayJob(env_kwargs={}, primary="", primary_version=0, trees=None, out="", simulations=2,
-                      dirichlet_fraction=0.25, seed=0, iteration=0)
+    job = SelfPlayJob(agent="mcts:2")
     records = list(play_episodes(selfplay, items, job))
     charged = sum(r["forwarded_tokens"] for r in records)
     counted = sum(c["forwarded_tokens"] for c in selfplay.costs().values())

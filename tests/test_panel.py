@@ -198,18 +198,12 @@ def test_info_shows_who_is_writing_and_the_trees_record_the_panel_that_ranked_th
     other.close()
 
 
-def test_the_training_signals_panel_reward_is_the_envs_panel_log_likelihood_per_token():
-    from agents.training.rewards import panel_logprob_reward
-    from tests.helpers import char_primary
-    from tokentree_env.teachers import ScriptedTeacher
-
-    tok = char_primary()
-    one, two = tok.convert_tokens_to_ids(["1", "2"])
-    a = ScriptedTeacher(lambda text: {one: 0.8, two: 0.2}, len(tok), name="a")
-    b = ScriptedTeacher(lambda text: {one: 0.1, two: 0.9}, len(tok), name="b")
-    reward = panel_logprob_reward([a, b], tok, panel={"alpha": 0.0})
-    got = reward(["3+9="], ["12"])[0]
-    expected = logsumexp(np.log(0.5) + np.log([[0.8, 0.1], [0.2, 0.9]]).sum(0)) / 2
-    assert got == pytest.approx(expected, abs=1e-6)
-    product = panel_logprob_reward([a, b], tok, panel="product")(["3+9="], ["12"])[0]
-    assert product == pytest.approx(np.log([0.8, 0.1, 0.2, 0.9]).mean(), abs=1e-6)
+def test_the_step_prior_is_the_weight_times_the_per_token_likelihood_of_each_teachers_own_step():
+    """Which teacher writes the next step (the prior of step options): ``w_k · exp(mean log p_k(own step))``,
+    normalised; a teacher with no step gets nothing, and none at all gives the uniform prior."""
+    panel = Panel(PanelConfig(), 3)
+    weights = np.log([0.5, 0.3, 0.2])
+    steps = [np.log([0.9, 0.4]), np.log([0.8]), np.array([])]
+    expected = np.array([0.5 * np.exp(np.log([0.9, 0.4]).mean()), 0.3 * 0.8, 0.0])
+    np.testing.assert_allclose(panel.step_prior(weights, steps), expected / expected.sum())
+    np.testing.assert_allclose(panel.step_prior(weights, [np.array([])] * 3), [1 / 3] * 3)

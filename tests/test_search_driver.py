@@ -107,3 +107,82 @@ def test_the_judge_leaf_reads_the_judges_raw_verdict_whatever_its_reward_weight(
     search = MCTSAgent(MCTSConfig(num_simulations=2, leaf_value="judge")).mcts
     value = search.leaf_value(env, env.get_state(), obs)
     assert -1.0 <= value <= 1.0 and value != 0.0
+
+
+# -- the Gumbel and the step paths: every field acts there too, or is refused -------------------------------------
+GUMBEL_BASE = {"num_simulations": 6, "gumbel": True}
+STEP_BASE = {"num_simulations": 6, "teacher_mix": 0.0, "widening": 0.5}
+STEP_VALUES = NON_DEFAULT | {"widening_min": 5, "widening": 0.8, "teacher_mix": 0.5, "rollout_depth": 1}
+"""The step path's non-default values (widening_min is raised to the number of teachers there: 5 > 3 acts; a step
+rollout is a few options long, so depth 1 cuts it)."""
+
+
+def _or_refused(make, settings):
+    """The searches under ``settings``, or "refused" when the search refuses them with a ConfigError."""
+    try:
+        return make(settings)
+    except ConfigError:
+        return "refused"
+
+
+@pytest.mark.parametrize("name", [n for n in NON_DEFAULT if n != "gumbel"])
+def test_on_the_gumbel_path_every_field_acts_or_is_refused(models, name):
+    def searches(settings):
+        env, agent, out = TokenTreeEnv(**models), MCTSAgent(MCTSConfig(**(GUMBEL_BASE | settings))), []
+        for index, prompt in enumerate(PROMPTS):
+            agent.reseed([0, 0, index, 0])
+            episode = agent.run_episode(env, options={"prompt": prompt})
+            out.append(_searches(episode.tokens, episode.records))
+        return out, dict(env.weightage_updates)  # update_weightage acts on the trees, which later searches read
+
+    changed = _or_refused(searches, NEEDS.get(name, {}) | {name: NON_DEFAULT[name]})
+    assert changed == "refused" or changed != searches(NEEDS.get(name, {}) if name in NEEDS else {})
+
+
+def _steps(models, config):
+    """Each prompt's first step-level search, in full: the root's prior over the options, the visits and Q values of
+    every node, the leaves' values and rollouts, the option chosen under 8 seeds, and the env's weightage updates."""
+    import numpy as np
+
+    from agents.search.driver import run_searches
+    from agents.search.mcts import MCTS
+    from agents.search.steps import StepMCTSAgent, StepOptionsEnv
+
+    StepMCTSAgent(config)  # refuses what the step path would ignore
+    env, out = TokenTreeEnv(**models), []
+    for index, prompt in enumerate(PROMPTS):
+        options = StepOptionsEnv(env, seed=index)
+        state, obs, info = env.begin(prompt)
+        search = MCTS(dataclasses.replace(config, widening_min=max(config.widening_min, options.teachers)),
+                      rng=np.random.default_rng(index))
+        tree = run_searches([search], options, [options.root(state, obs, info)])[0]
+        picks = [MCTS(search.config, rng=np.random.default_rng(s)).choose(tree) for s in range(8)]
+        out.append((np.round(tree.children_prior[0], 4).tolist(), tree.children_visits[: tree.size].tolist(),
+                    np.round(tree.children_values[: tree.size], 4).tolist(), tree.node_visits[: tree.size].tolist(),
+                    np.round(tree.raw_values[: tree.size], 4).tolist(), [list(r) for r in tree.rollouts[: tree.size]],
+                    picks))
+    return out, dict(env.weightage_updates)
+
+
+@pytest.mark.parametrize("name", [n for n in NON_DEFAULT if n != "rollout"])
+def test_on_the_step_path_every_field_acts_or_is_refused(models, name):
+    needs = {k: v for k, v in NEEDS.get(name, {}).items() if k != "widening"}
+
+    def searches(settings):
+        return _steps(models, MCTSConfig(**(STEP_BASE | settings)))
+
+    changed = _or_refused(searches, needs | {name: STEP_VALUES[name]})
+    assert changed == "refused" or changed != searches(needs)
+
+
+def test_on_the_step_path_a_prior_rollout_follows_the_top_prior_option_and_a_teacher_rollout_the_writer():
+    """``rollout`` on step options: "teacher" follows the writer's own greedy option, "prior" the option with the
+    largest prior. On the test-bed the writer is nearly always the top-prior teacher (its own next step is the
+    likeliest), so the searches above cannot tell them apart; here the two columns disagree."""
+    import numpy as np
+
+    from agents.search.rollout import _greedy
+
+    obs = {"option_prior": np.array([0.2, 0.5, 0.3], dtype=np.float32), "writer": np.array([1, 0, 0], dtype=np.int8),
+           "action_mask": np.ones(3, dtype=np.int8), "candidates": np.zeros(3, dtype=np.int64)}
+    assert (_greedy(obs, "teacher"), _greedy(obs, "prior")) == (0, 1)

@@ -61,3 +61,37 @@ def test_the_scipy_statistics_give_what_the_hand_written_ones_gave_on_fixed_inpu
     pos, neg = [0.9, 0.8, 0.8, 0.3, 0.7, 0.65], [0.2, 0.8, 0.4, 0.5, 0.1]
     assert roc_auc(pos, neg) == pytest.approx(0.8)
     assert auc_interval(0.8, 6, 5) == pytest.approx((0.5279956427364254, 1.0))
+
+
+def test_rows_are_paired_by_problem_id_not_by_list_position():
+    from tokentree_env.stats import pair_by_problem
+
+    a = [{"index": 2, "correct": 1.0}, {"index": 0, "correct": 0.0}, {"index": 5, "correct": 1.0}]
+    b = [{"index": 0, "correct": 1.0}, {"index": 2, "correct": 0.0}]
+    assert pair_by_problem(a, b) == ([0, 2], [0.0, 1.0], [1.0, 0.0])
+
+
+def test_seeds_paired_resamples_problems_of_seed_averaged_differences_and_needs_both_intervals():
+    """Three seeds that agree problem by problem: the interval over problems is the one of the seed-averaged
+    differences (resampling within each seed apart would shrink it by about sqrt(3)); a difference shown by the
+    problems but not by the seeds' spread is not shown."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    from tokentree_env.stats import seeds_paired
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 2, size=60).astype(float)
+    a = {s: dict(enumerate(base)) for s in range(3)}
+    b = {s: dict(enumerate(np.zeros(60))) for s in range(3)}
+    out = seeds_paired(a, b)
+    d = base - 0.0
+    ci = bootstrap((d,), np.mean, n_resamples=10_000, method="percentile", vectorized=True,
+                   rng=np.random.default_rng(0)).confidence_interval
+    assert out["difference"] == pytest.approx(d.mean())
+    assert (out["bootstrap"]["low"], out["bootstrap"]["high"]) == pytest.approx((ci.low, ci.high))
+    assert out["seeds"] == 3 and out["problems"] == 60 and out["above"]
+    spread = {0: dict(enumerate(base)), 1: dict(enumerate(base)), 2: dict(enumerate(np.zeros(60)))}
+    zeros = {s: dict(enumerate(np.zeros(60))) for s in range(3)}
+    mixed = seeds_paired(spread, zeros)
+    assert mixed["bootstrap"]["low"] > 0 and mixed["t"]["low"] < 0 and not mixed["above"]

@@ -61,7 +61,7 @@ def test_options_share_the_trees_cache_so_replaying_them_forwards_nothing(models
     calls = sum(c["forward_calls"] for c in env.costs().values())
     again = StepOptionsEnv(env.unwrapped)  # no kept walks: every token comes from the token tree's cache
     for option in range(again.width):
-        assert again.play(here, option).tokens == options.walks[(options._key(here), option)].tokens
+        assert again.play(here, option).tokens == options.walks[(options.key(here), option)].tokens
     assert sum(c["forward_calls"] for c in env.costs().values()) == calls
 
 

@@ -91,3 +91,49 @@ def t_interval(values: Sequence[float]) -> dict:
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
+
+
+def pair_by_problem(a: Sequence[dict], b: Sequence[dict], *, key: str = "index", value: str = "correct"
+                    ) -> tuple[list, list[float], list[float]]:
+    """Two rows' results on the same problems, paired by problem id (``key``), never by list position: the shared
+    ids (sorted) and each row's ``value`` on them. A problem one row lacks is left out of both."""
+    x, y = {r[key]: float(r[value]) for r in a}, {r[key]: float(r[value]) for r in b}
+    shared = sorted(set(x) & set(y))
+    return shared, [x[k] for k in shared], [y[k] for k in shared]
+
+
+def seeds_paired(a: dict, b: dict, *, resamples: int = 10_000, seed: int = 0) -> dict:
+    """Two arms run with the same seeds on the same problems: ``a[seed][problem] -> score`` (and ``b``).
+
+    Every seed sees the same problems, so problems are the unit: each problem's difference is averaged over the
+    seeds first, and the bootstrap resamples problems of those seed-averaged differences (``scipy.stats.bootstrap``;
+    resampling problems within each seed apart would treat seeds as independent samples of the problems and give
+    intervals too narrow). Beside it, a t-interval over the seeds' mean differences (the seed-to-seed spread). A
+    difference counts as shown only where **both** intervals exclude 0 (``above`` / ``below``).
+
+    Pairs by seed and by problem id; a seed or problem missing from either arm is left out."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    seeds = sorted(set(a) & set(b))
+    problems = sorted(set.intersection(*(set(a[s]) & set(b[s]) for s in seeds))) if seeds else []
+    if not problems:
+        return {"difference": float("nan"), "bootstrap": {"low": float("nan"), "high": float("nan")},
+                "t": t_interval([]), "per_seed": [], "seeds": len(seeds), "problems": 0, "above": False,
+                "below": False}
+    d = np.asarray([[float(a[s][p]) - float(b[s][p]) for p in problems] for s in seeds])  # (S, P)
+    per_problem = d.mean(axis=0)  # (P,)
+    mean = float(per_problem.mean())
+    if np.all(per_problem == per_problem[0]):
+        low = high = mean
+    else:
+        ci = bootstrap((per_problem,), np.mean, n_resamples=resamples, method="percentile", vectorized=True,
+                       rng=np.random.default_rng(seed)).confidence_interval
+        low, high = float(ci.low), float(ci.high)
+    per_seed = d.mean(axis=1).tolist()
+    t = t_interval(per_seed)
+    shown = len(seeds) >= 2
+    return {"difference": mean, "bootstrap": {"low": low, "high": high}, "t": t, "per_seed": per_seed,
+            "seeds": len(seeds),
+            "problems": len(problems), "above": shown and low > 0 and t["low"] > 0,
+            "below": shown and high < 0 and t["high"] < 0}

@@ -60,13 +60,70 @@ class ABMCTSAgent(PlanningAgent):
         tree = algo.init_tree()
         generators = {f"teacher-{k}": _grower(options, root, k, self.steps, draws, score)
                       for k in range(options.teachers)}
+        own = OwnNumpyStream(self.seed)  # treequest draws from NumPy's global stream: give it this search's own
         for _ in range(self.steps):
-            tree = algo.step(tree, generators)
+            with own:
+                tree = algo.step(tree, generators)
         best = treequest.top_k(tree, algo, 1)[0][0]
-        self.last_answers = [grown.finished for grown, _ in algo.get_state_score_pairs(tree)]
+        pairs = algo.get_state_score_pairs(tree)
+        self.last_answers = [grown.finished for grown, _ in pairs]
+        self._root = _root_statistics(obs, [(grown.finished, s) for grown, s in pairs])
         self.slate_mass += options.slate_mass
         yield from ()
         return best.finished
+
+    def set_plan(self, tokens) -> None:
+        super().set_plan(tokens)
+        self._at_root = True
+
+    def act(self, env, obs, info) -> int:
+        at_root, self._at_root = getattr(self, "_at_root", False), False
+        self._last = self._root if at_root else None
+        return super().act(env, obs, info)
+
+    def last_search(self):
+        """At the root: per valid child, the share of the tree's finished answers that start with it and their best
+        score (treequest's tree as a visit distribution and Q values); None at later steps."""
+        last = getattr(self, "_last", None)
+        return None if last is None else (last[0], last[1])
+
+    def last_continuations(self) -> list[list[int]]:
+        """At the root: per valid child, the best finished answer of the tree that starts with it (or [])."""
+        last = getattr(self, "_last", None)
+        return [] if last is None else last[2]
+
+
+class OwnNumpyStream:
+    """A search's own NumPy stream for code that draws from NumPy's global one (treequest's ``scipy.stats`` ``rvs``
+    and ``np.random.normal``): inside ``with stream:`` the global stream is this one, continuing where it stopped;
+    after the block the global stream is exactly as it was found."""
+
+    def __init__(self, seed: int) -> None:
+        self.state, self.saved = np.random.RandomState(seed).get_state(), None
+
+    def __enter__(self) -> OwnNumpyStream:
+        self.saved = np.random.get_state()
+        np.random.set_state(self.state)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.state = np.random.get_state()
+        np.random.set_state(self.saved)
+
+
+def _root_statistics(obs, answers: list[tuple[list[int], float]]) -> tuple[list[float], list[float], list[list[int]]]:
+    """Per valid child of the root: the share of ``answers`` (tokens, score) that start with it, their best score, and
+    the best-scored answer that starts with it."""
+    candidates = obs["candidates"][obs["action_mask"] == 1].tolist()
+    counts, best, answer = np.zeros(len(candidates)), np.zeros(len(candidates)), [[] for _ in candidates]
+    for tokens, score in answers:
+        if tokens and tokens[0] in candidates:
+            i = candidates.index(tokens[0])
+            counts[i] += 1
+            if not answer[i] or score > best[i]:
+                best[i], answer[i] = float(score), list(tokens)
+    total = counts.sum()
+    return ((counts / total).tolist() if total else counts.tolist()), best.tolist(), answer
 
 
 def _grower(options: StepOptionsEnv, root: StepState, k: int, steps: int, draws: dict, score):
@@ -76,7 +133,7 @@ def _grower(options: StepOptionsEnv, root: StepState, k: int, steps: int, draws:
         here = parent if parent is not None else _Grown(root)
         if here.boundary.done:  # treequest may pick a node whose step ended the answer: it cannot grow, stays itself
             return _Grown(here.boundary, here.answer, here.logprobs, here.finished, here.score), here.score
-        key = (options._key(here.boundary), k)
+        key = (options.key(here.boundary), k)
         draw, draws[key] = draws.get(key, 0), draws.get(key, 0) + 1
         option = k if draw >= steps else options.teachers * (1 + draw) + k
         walk = options.play(here.boundary, option)
@@ -92,20 +149,20 @@ def _grower(options: StepOptionsEnv, root: StepState, k: int, steps: int, draws:
 
 def _info(env, state, obs) -> dict:
     """The root's info (the panel's weights), as the env reports it."""
-    return env.observer.info(env.trees[state.prompt], state, {}, None, False)
+    return env.state_info(state)
 
 
 def _scorer(env):
     """A finished answer's score in [0, 1]: the verifier (self-play), the judge's P(yes), else the answer's panel
     likelihood per token (``exp`` of the panel's mean log-prob)."""
     def score(walk, logprobs: list[list[float]]) -> float:
-        terms = walk.info.get("reward_terms", {})
-        if "task" in terms:
-            return float(terms["task"]) / max(env.reward_config.task_weight, 1e-12)
+        verified = env.task_score(walk.info.get("reward_terms", {}))
+        if verified is not None:
+            return verified
         if walk.info.get("judge_verdict") is not None:
             return float(walk.info["judge_verdict"])
-        return float(np.exp(env.expander.panel.path_logprob(np.asarray(logprobs)) / max(1, len(logprobs))))
+        return float(np.exp(env.panel_path_logprob(logprobs) / max(1, len(logprobs))))
     return score
 
 
-__all__ = ["ABMCTSAgent"]
+__all__ = ["ABMCTSAgent", "OwnNumpyStream"]

@@ -90,14 +90,16 @@ def check_leaf_source(config, env) -> None:
     (the judge gives its verdict on finished answers only)."""
     if config.leaf_value != "judge":
         return
-    if getattr(env, "judge", None) is None or not getattr(env, "judge_verdict", False):
+    if not getattr(env, "judge_verdicts", False):
         raise ConfigError("leaf_value='judge' needs the env's judge on: create the env with judge=... and "
                           "judge_verdict=True, or use leaf_value='rollout'")
-    longest = getattr(getattr(getattr(env, "detector", None), "config", None), "max_new_tokens", None)
+    # rollout_depth counts the env's own steps: tokens, or step options over StepOptionsEnv; a step is at least one
+    # token, so an answer takes at most max_new_tokens of either
+    longest = getattr(env, "max_new_tokens", None)
     if longest is not None and config.rollout_depth < longest:
         raise ConfigError(f"leaf_value='judge' needs rollouts that reach the end of the answer, but rollout_depth="
-                          f"{config.rollout_depth} < the env's max_new_tokens={longest}: raise rollout_depth to at "
-                          f"least {longest}")
+                          f"{config.rollout_depth} < the {longest} rollout steps an answer can take here: raise "
+                          f"rollout_depth to at least {longest}")
 
 
 def _start(mcts, root: tuple[object, dict], kept: SearchTree | None) -> _Search:

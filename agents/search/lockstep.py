@@ -23,7 +23,7 @@ def play_lockstep(env, agents: Sequence, items: Sequence[tuple[int, str, Sequenc
     ``repeat``)."""
     from dataclasses import asdict
 
-    from agents.base import PRIOR, EpisodeResult, StepRecord, _chosen_logprobs, features
+    from agents.records import episode_result, step_record
 
     queue = [(index, prompt, repeat) for index, prompt, repeats in items for repeat in repeats]
     slots: list[dict | None] = [None] * len(agents)
@@ -44,17 +44,9 @@ def play_lockstep(env, agents: Sequence, items: Sequence[tuple[int, str, Sequenc
                              [agents[k].kept_for(slots[k]["state"]) for k in live])
         actions = []
         for k, tree in zip(live, trees, strict=True):
-            slot, agent, obs = slots[k], agents[k], slots[k]["obs"]
-            mask = obs["action_mask"] == 1
-            action = agent.decide(tree, obs)
-            visits, q_values = agent.last_search()
-            slot["records"].append(StepRecord(
-                candidates=obs["candidates"][mask].tolist(), directions=list(slot["info"]["directions"]),
-                proposed_by=[p["proposed_by"] for p in slot["info"]["provenance"]],
-                prior=features(obs)[mask, PRIOR].tolist(), chosen=action, reward=0.0, visits=visits,
-                q_values=q_values, improved=agent.last_improved_policy(), continuations=agent.last_continuations(),
-                panel_weights=list(slot["info"].get("panel", {}).get("weights", [])),
-                teacher_logprobs=_chosen_logprobs(slot["info"], action)))
+            slot = slots[k]
+            action = agents[k].decide(tree, slot["obs"])
+            slot["records"].append(step_record(agents[k], slot["obs"], slot["info"], action))
             actions.append(action)
         env.prefetch([slots[k]["state"] for k in live], actions)
         for k, action in zip(live, actions, strict=True):
@@ -63,28 +55,16 @@ def play_lockstep(env, agents: Sequence, items: Sequence[tuple[int, str, Sequenc
             slot["records"][-1].reward = float(reward)
             slot["total"] += reward
             if terminated or truncated:
-                yield _record(env, slot, agents[k].name, EpisodeResult, asdict) | {
-                    "iteration": iteration, "prompt_index": slot["index"], "repeat": slot["repeat"]}
+                result = episode_result(env, agents[k].name, slot["state"], slot["info"], slot["records"],
+                                        slot["total"], slot["started"])
+                yield asdict(result) | {"iteration": iteration, "prompt_index": slot["index"],
+                                        "repeat": slot["repeat"]}
                 slots[k] = None
 
 
 def _prompt_busy(slots, prompt: str) -> bool:
     """A prompt's repeats run one after another (the weightage rule compares an episode with the previous)."""
     return any(s is not None and s["state"].prompt == prompt for s in slots)
-
-
-def _record(env, slot: dict, name: str, result_cls, asdict) -> dict:
-    state, info = slot["state"], slot["info"]
-    tree = env.trees[state.prompt]
-    cost = info["episode_cost"]
-    return asdict(result_cls(
-        agent=name, prompt=state.prompt, completion=info["text"], hard_reward=env.hard_reward(state),
-        episode_return=float(slot["total"]), reward_terms=info["reward_terms"], terminal_reason=info["terminal_reason"],
-        steps=len(slot["records"]), forwarded_tokens=cost["forwarded_tokens"], model_calls=cost["forward_calls"],
-        generated_tokens=cost["generated_tokens"], seconds=time.perf_counter() - slot["started"],
-        tokens=list(tree.path_tokens(state.node)), prompt_ids=list(tree.nodes[0].ids), records=slot["records"],
-        weightage_update=dict(info.get("weightage_update") or {}),
-        forwarded_by_model=dict(info.get("episode_cost_by_model") or {})))
 
 
 __all__ = ["play_lockstep"]

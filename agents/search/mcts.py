@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -115,6 +115,36 @@ class MCTSConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"MCTSConfig: {message}; got {self}")
+        for name, acts in self.inert():
+            raise ConfigError(f"MCTSConfig: {name}={getattr(self, name)!r} would not act: {acts}; leave it at its "
+                              f"default ({DEFAULTS[name]!r}) or set what it needs")
+
+    def inert(self) -> list[tuple[str, str]]:
+        """Settings away from their default that this search would ignore, with why (each is refused: every field
+        acts or is refused, never dropped in silence)."""
+        out = []
+        if self.gumbel:  # Gumbel MuZero selects by sequential halving and its improved policy (Danihelka et al.)
+            for name in ("c_puct", "c_base", "q_transform", "dirichlet_alpha", "dirichlet_fraction", "temperature",
+                         "virtual_loss", "widening_min"):
+                if getattr(self, name) != DEFAULTS[name]:
+                    out.append((name, "Gumbel MuZero neither scores by PUCT nor takes root Dirichlet noise or a "
+                                      "visit temperature (its exploration is gumbel_scale)"))
+            if self.root_value:
+                out.append(("root_value", "Gumbel MuZero always values its root (the mixed value's v̂); counting it "
+                                          "as a visit changes nothing it selects by"))
+        else:
+            out += [(name, "it acts with gumbel=True only") for name in ("gumbel_actions", "gumbel_scale")
+                    if getattr(self, name) != DEFAULTS[name]]
+        needs = (("dirichlet_alpha", self.dirichlet_fraction > 0, "with dirichlet_fraction > 0"),
+                 ("virtual_loss", self.leaf_batch > 1, "with leaf_batch > 1"),
+                 ("widening_min", self.widening > 0, "with widening > 0"))
+        out += [(name, f"it acts only {what}") for name, ok, what in needs
+                if not ok and getattr(self, name) != DEFAULTS[name] and name not in dict(out)]
+        return out
+
+
+DEFAULTS = {f.name: f.default for f in fields(MCTSConfig)}
+"""Every ``MCTSConfig`` field's default."""
 
 
 class MCTS:
@@ -165,8 +195,13 @@ class MCTS:
         return np.where(np.isin(np.arange(len(scores)), valid[:allowed]), scores, -np.inf)
 
     def prior(self, obs) -> np.ndarray:
-        """The search prior of a node's children: the env's prior, optionally mixed with the panel's."""
+        """The search prior of a node's children: the env's prior, optionally mixed with the panel's (or, over step
+        options, each option's own prior column)."""
         mask = obs["action_mask"] == 1
+        if "option_prior" in obs:  # step options (agents.search.steps.StepOptionsEnv)
+            if self.config.prior == "uniform" and mask.any():
+                return mask / mask.sum()
+            return obs["option_prior"].astype(np.float64) * mask
         feats = features(obs)
         if self.config.prior != "env":
             if not mask.any():

@@ -38,10 +38,7 @@ def leaf_values(searches: Sequence, env, leaves: Sequence[tuple[object, dict]]) 
         live = [r for r in rollouts.values() if not r.done and step < r.search.config.rollout_depth]
         if not live:
             break
-        actions = []
-        for r in live:
-            column = PANEL_LOGPROB if r.search.config.rollout == "teacher" else PRIOR
-            actions.append(int(np.argmax(np.where(r.obs["action_mask"] == 1, features(r.obs)[:, column], -np.inf))))
+        actions = [_greedy(r.obs, r.search.config.rollout) for r in live]
         if hasattr(env, "prefetch"):
             env.prefetch([r.state for r in live], actions)
         for r, action in zip(live, actions, strict=True):
@@ -55,6 +52,16 @@ def leaf_values(searches: Sequence, env, leaves: Sequence[tuple[object, dict]]) 
     for i, r in rollouts.items():
         out[i] = (_judge_value(r) if r.search.config.leaf_value == "judge" else r.total, r.tokens)
     return out
+
+
+def _greedy(obs, rollout: str) -> int:
+    """A rollout's next action: the teacher panel's top child (``"teacher"``; over step options, the writer's own
+    greedy option) or the prior's (``"prior"``)."""
+    if "option_prior" in obs:  # step options: their own columns
+        values = obs["writer"] if rollout == "teacher" else obs["option_prior"]
+    else:
+        values = features(obs)[:, PANEL_LOGPROB if rollout == "teacher" else PRIOR]
+    return int(np.argmax(np.where(obs["action_mask"] == 1, values, -np.inf)))
 
 
 def _judge_value(r: _Rollout) -> float:

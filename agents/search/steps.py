@@ -11,10 +11,11 @@ boundaries, its actions options, and playing an option walks the token env (``si
   log-probs at ``temperature``, renormalised over the slate (the share of the teacher's mass the slate held is
   recorded). With MCTS's progressive widening these unlock as the boundary is visited (AB-MCTS's "go wider").
 
-Each option's **prior** is teacher ``k``'s mixture weight at the boundary times the step's length-normalised
-likelihood under that teacher (a sampled draw shares its teacher's greedy prior): switching writers is possible,
-but it must be earned. A leaf's rollout continues with its writing teacher's greedy steps (the observation's
-panel column marks that option). Walks are kept (by boundary and option), and two options that share a prefix
+Each option's **prior** is the panel's :meth:`~tokentree_env.scoring.panel.Panel.step_prior`: teacher ``k``'s
+mixture weight at the boundary times the per-token likelihood of its own greedy step (a sampled draw shares its
+teacher's greedy prior): switching writers is possible, but it must be earned. A leaf's rollout continues with its
+writing teacher's greedy steps (the observation's ``writer`` column marks that option; ``option_prior`` holds the
+prior). Walks are kept (by boundary and option), and two options that share a prefix
 walk the same tree nodes: nothing is forwarded twice.
 """
 
@@ -26,9 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agents.base import PANEL_LOGPROB, PRIOR, Agent
-from tokentree_env.env.observation import FEATURES
-from tokentree_env.teachers.alignment import UNMAPPED_LOGPROB
+from agents.base import Agent
 
 
 @dataclass(frozen=True)
@@ -78,10 +77,12 @@ class StepOptionsEnv:
         self.max_step_tokens, self.seed = max_step_tokens, seed
         self.teachers = len(env.teacher_names)
         self.width = self.teachers * (1 + samples)
-        self.boundary = env.task.answer_format.at_boundary
+        self.boundary = env.at_step_boundary
         self.walks: dict[tuple, Walk] = {}
         self.slate_mass: list[float] = []  # every sampled token's slate share, over all the walks played
-        self.judge, self.judge_verdict, self.detector = env.judge, env.judge_verdict, env.detector
+        self.judge_verdicts, self.max_new_tokens = env.judge_verdicts, env.max_new_tokens
+        """An answer takes at most ``max_new_tokens`` steps (a step is at least one token): the bound a judge-valued
+        rollout over steps must reach (:func:`agents.search.driver.check_leaf_source`)."""
 
     # -- the planner API the search driver uses ------------------------------------------------------
     def root(self, state, obs, info) -> tuple[StepState, dict]:
@@ -96,13 +97,13 @@ class StepOptionsEnv:
     def prefetch(self, states: Sequence[StepState], options: Sequence[int]) -> None:
         """Play every requested option (and the greedy options of every boundary they reach, which their priors
         need) in lockstep on the token env."""
-        self._walk([(s, o) for s, o in zip(states, options, strict=True) if (self._key(s), o) not in self.walks])
-        self._walk_greedy([self.walks[(self._key(s), o)].end for s, o in zip(states, options, strict=True)])
+        self._walk([(s, o) for s, o in zip(states, options, strict=True) if (self.key(s), o) not in self.walks])
+        self._walk_greedy([self.walks[(self.key(s), o)].end for s, o in zip(states, options, strict=True)])
 
     def simulate(self, state: StepState, option: int):
         """``(next boundary, its option observation, the step's reward, terminated, truncated, info)``."""
         self.prefetch([state], [option])
-        walk = self.walks[(self._key(state), option)]
+        walk = self.walks[(self.key(state), option)]
         return walk.end, self.observe(walk.end), walk.reward, walk.terminated, walk.truncated, walk.info
 
     def update_weightage(self, path, episode_return: float, prompt: str | None = None) -> bool:
@@ -110,45 +111,47 @@ class StepOptionsEnv:
 
     def play(self, here: StepState, option: int) -> Walk:
         """One option from one boundary (walked if it is not kept yet), without the next boundary's greedy options."""
-        if (self._key(here), option) not in self.walks:
+        if (self.key(here), option) not in self.walks:
             self._walk([(here, option)])
-        return self.walks[(self._key(here), option)]
+        return self.walks[(self.key(here), option)]
 
     # -- options ------------------------------------------------------------------------------------
     def option_teacher(self, option: int) -> int:
         return option % self.teachers
 
     def observe(self, here: StepState) -> dict:
-        """The options of a boundary as an observation: ``action_mask`` over the options, the prior (teacher weight
-        x the greedy step's length-normalised likelihood) in the prior column, and the writer's greedy option marked
-        in the panel column (what a leaf rollout follows)."""
-        features = np.zeros((self.width, len(FEATURES)), dtype=np.float32)
+        """The options of a boundary as the search's observation, in columns of their own: ``action_mask`` over the
+        options, ``option_prior`` (teacher weight x the greedy step's length-normalised likelihood) and ``writer``
+        (1 on the writing teacher's greedy option: what a leaf rollout follows), and ``candidates`` (each greedy
+        option's first token)."""
+        prior = np.zeros(self.width, dtype=np.float32)
+        writer_column = np.zeros(self.width, dtype=np.int8)
         mask = np.zeros(self.width, dtype=np.int8)
         candidates = np.zeros(self.width, dtype=np.int64)
         if here.done:
-            return {"features": features.reshape(-1), "action_mask": mask, "candidates": candidates}
+            return {"option_prior": prior, "writer": writer_column, "action_mask": mask, "candidates": candidates}
         weights = np.asarray(here.info["panel"]["weights"], dtype=np.float64)
-        prior = np.zeros(self.teachers)
+        own_steps = []
         for k in range(self.teachers):
-            walk = self.walks[(self._key(here), k)]
-            steps = [row[k] for row in walk.logprobs]
-            prior[k] = weights[k] * float(np.exp(np.mean(steps))) if steps else 0.0
+            walk = self.walks[(self.key(here), k)]
+            own_steps.append(np.asarray([row[k] for row in walk.logprobs], dtype=np.float64))
             if walk.tokens:
                 candidates[k] = walk.tokens[0]
-        prior = prior / prior.sum() if prior.sum() > 0 else np.full(self.teachers, 1.0 / self.teachers)
+        per_teacher = self.env.panel_step_prior(weights, own_steps)  # the panel's rule (scoring/panel.py)
         writer = here.writer if here.writer >= 0 else int(np.argmax(weights))
         for option in range(self.width):
-            features[option, PRIOR] = prior[self.option_teacher(option)]
-            features[option, PANEL_LOGPROB] = 0.0 if option == writer else UNMAPPED_LOGPROB
+            prior[option] = per_teacher[self.option_teacher(option)]
             mask[option] = 1
-        return {"features": features.reshape(-1), "action_mask": mask, "candidates": candidates}
+        writer_column[writer] = 1
+        return {"option_prior": prior, "writer": writer_column, "action_mask": mask, "candidates": candidates}
 
-    def _key(self, here: StepState) -> tuple:
+    def key(self, here: StepState) -> tuple:
+        """A boundary's key in :attr:`walks` (with an option): its prompt and token-tree node."""
         return (here.state.prompt, here.state.node)
 
     def _walk_greedy(self, boundaries: Sequence[StepState | None]) -> None:
         todo = [(b, k) for b in boundaries if b is not None and not b.done for k in range(self.teachers)
-                if (self._key(b), k) not in self.walks]
+                if (self.key(b), k) not in self.walks]
         self._walk(todo)
 
     def _walk(self, requests: Sequence[tuple[StepState, int]]) -> None:
@@ -156,7 +159,7 @@ class StepOptionsEnv:
         expansions in one ``prefetch`` of the token env."""
         walks = []
         for here, option in dict.fromkeys(requests):
-            ids = self.env.trees[here.state.prompt].nodes[here.state.node].ids  # int tuples hash the same everywhere
+            ids = self.env.state_ids(here.state)  # int tuples hash the same everywhere
             rng = random.Random(hash((self.seed, ids, option)))
             walks.append((here, option, Walk(), here.state, here.obs, here.info, rng))
         live = list(range(len(walks)))
@@ -176,7 +179,7 @@ class StepOptionsEnv:
                 if terminated or truncated or self.boundary(text) or len(walk.tokens) >= self.max_step_tokens:
                     walk.terminated, walk.truncated, walk.info = terminated, truncated, info
                     walk.end = StepState(state, obs, info, writer=k)
-                    self.walks[(self._key(here), option)] = walk
+                    self.walks[(self.key(here), option)] = walk
                 else:
                     walks[i] = (here, option, walk, state, obs, info, rng)
                     following.append(i)
@@ -202,6 +205,18 @@ class StepOptionsEnv:
 
 
 
+def step_inert(config) -> list[tuple[str, str]]:
+    """The settings of ``config`` that a search over step options would ignore, with why (refused)."""
+    checks = (("gumbel", config.gumbel, "the step search is PUCT with progressive widening"),
+              ("teacher_mix", config.teacher_mix != 0.0, "an option's prior is its teacher's weight times its step's "
+               "likelihood (set teacher_mix=0.0)"),
+              ("prior", config.prior == "primary", "options have no primary log-prob ('env' or 'uniform')"),
+              ("reuse_subtree", config.reuse_subtree, "each boundary's search starts afresh"),
+              ("update_weightage", config.update_weightage, "the token env applies the weightage rule to the episode "
+               "it plays; step rollouts do not"))
+    return [(name, why) for name, bad, why in checks if bad]
+
+
 class StepMCTSAgent(Agent):
     """MCTS over step options (``mcts-steps:S``): at each step boundary, ``S`` simulations of the one search driver
     over :class:`StepOptionsEnv`; the chosen option's tokens are then played one by one. Every teacher's greedy step
@@ -217,6 +232,10 @@ class StepMCTSAgent(Agent):
         from agents.search.mcts import MCTS, MCTSConfig
 
         config = config or MCTSConfig(num_simulations=4, teacher_mix=0.0, widening=0.5)
+        for name, why in step_inert(config):
+            from tokentree_env.errors import ConfigError
+
+            raise ConfigError(f"mcts-steps: {name}={getattr(config, name)!r} would not act on step options: {why}")
         self.mcts = MCTS(config, rng=np.random.default_rng(seed))
         self.samples, self.temperature, self.seed = samples, temperature, seed
         self.name = name or f"mcts-steps-{config.num_simulations}"
@@ -254,7 +273,7 @@ class StepMCTSAgent(Agent):
             root, root_obs = self.options.root(u.get_state(), obs, info)
             tree = run_searches([self.mcts], self.options, [(root, root_obs)])[0]
             option = self.mcts.choose(tree)
-            walk = self.options.walks[(self.options._key(root), option)]
+            walk = self.options.walks[(self.options.key(root), option)]
             self._pending = list(walk.tokens)
             self._last = self._boundary_targets(tree, obs, root)
         else:
@@ -272,7 +291,7 @@ class StepMCTSAgent(Agent):
         candidates = obs["candidates"][obs["action_mask"] == 1].tolist()
         visits, values = np.zeros(len(candidates)), np.full(len(candidates), -np.inf)
         for option in range(self.options.width):
-            walk = self.options.walks.get((self.options._key(root), option))
+            walk = self.options.walks.get((self.options.key(root), option))
             n = tree.children_visits[ROOT_INDEX, option]
             if walk is None or not walk.tokens or not n or walk.tokens[0] not in candidates:
                 continue

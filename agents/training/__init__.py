@@ -24,7 +24,6 @@ _EXPORTS = {
     "ReplayMismatchError": "agents.training.loop",
     "TrainingRun": "agents.training.loop",
     "judge_reward": "agents.training.rewards",
-    "panel_logprob_reward": "agents.training.rewards",
     "task_reward": "agents.training.rewards",
     "verifier_reward": "agents.training.rewards",
     "SelfPlayWorkerError": "agents.training.selfplay",
@@ -59,7 +58,6 @@ __all__ = [
     "general_dataset",
     "general_preferences",
     "judge_reward",
-    "panel_logprob_reward",
     "self_distillation_dataset",
     "sft_dataset",
     "task_reward",
@@ -93,7 +91,7 @@ if TYPE_CHECKING:
         sft_dataset,
     )
     from agents.training.loop import ReplayMismatchError, TrainingRun
-    from agents.training.rewards import judge_reward, panel_logprob_reward, task_reward, verifier_reward
+    from agents.training.rewards import judge_reward, task_reward, verifier_reward
     from agents.training.selfplay import SelfPlayWorkerError
     from agents.training.signals import SIGNALS, Signal
     from agents.training.trainers import (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from agents.specs import check_settings, self_play_spec
 from tokentree_env.errors import ConfigError
 from tokentree_env.scoring.panel import DEFAULT_ALPHA, PANEL_RULES
 from tokentree_env.zoo.catalog import DEFAULT_JUDGE, DEFAULT_PRIMARY, DEFAULT_TEACHERS
@@ -36,22 +37,27 @@ class TrainConfig:
     """A task file's verifier, when it is not the file's default: "exact", "numeric" or "module:function"."""
     general_task: str = "reverse"
     # -- self-play search ---------------------------------------------------------------------
-    simulations: int = 2
-    dirichlet_fraction: float = 0.25
+    agent: str | None = None
+    """The self-play search spec (``make_agent``: ``mcts:4``, ``mcts-gumbel:4``, ``mcts-steps:4``, ``ab-mcts:8``);
+    None: MCTS (Gumbel MuZero with ``gumbel``) with ``simulations`` per step (2 when unset)."""
+    simulations: int | None = None
+    """MCTS simulations per step; None: the spec's own (2 for the default MCTS). A value the spec contradicts (``--agent
+    mcts:4 --simulations 8``) is refused."""
+    dirichlet_fraction: float | None = None
+    """Root Dirichlet noise ε of a PUCT search; None: self-play's 0.25 (AlphaZero's); 0 declares it off. Gumbel MuZero
+    takes none (it explores by its Gumbel draws): setting it there is refused."""
+    gumbel: bool = False
+    """Search with Gumbel MuZero (sequential halving at the root) instead of PUCT (``--agent`` None only)."""
+    teacher_mix: float | None = None
+    """The search prior's mix of the teacher panel's probabilities into weightage × similarity (0: the design's
+    prior alone); None: the spec's own (0.5)."""
     max_new_tokens: int = 32
     repeats: int = 1
     """Episodes per prompt within an iteration, played one after another on the same tree, so the
-    weightage rule's "previous episode on the same prompt" is always the one just played."""
+    weightage rule's "previous episode on the same prompt" is always the one just played. Each repeat has its own
+    seed ``(seed, iteration, prompt index, repeat)``."""
     planner_verifier: bool = True
     """Self-play switch: the task verifier scores the search's simulated leaves (train prompts only)."""
-    gumbel: bool = False
-    """Search with Gumbel MuZero (sequential halving at the root) instead of PUCT."""
-    agent: str | None = None
-    """Self-play with any search spec instead (``make_agent``: ``mcts-steps:4``, ``ab-mcts:8``, ``mcts:4``, ...); None:
-    MCTS with ``simulations``, ``dirichlet_fraction``, ``gumbel`` and ``teacher_mix``."""
-    teacher_mix: float = 0.5
-    """The search prior's mix of the teacher panel's probabilities into weightage × similarity (0: the design's
-    prior alone)."""
     panel: str = "mixture"
     """How the teachers' log-probs combine (:mod:`tokentree_env.scoring.panel`): "mixture", "mean" or "product"."""
     panel_alpha: float = DEFAULT_ALPHA
@@ -116,8 +122,25 @@ class TrainConfig:
                                                                                              PANEL_RULES)):
             if value not in allowed:
                 raise ConfigError(f"TrainConfig.{name} must be one of {allowed}, got {value!r}")
-        for name in ("iterations", "prompts_per_iteration", "repeats", "simulations", "selfplay_batch"):
+        for name in ("iterations", "prompts_per_iteration", "repeats", "selfplay_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.simulations is not None and self.simulations < 1:
+            raise ConfigError(f"TrainConfig.simulations must be >= 1 (or None: the spec's own), got {self.simulations}")
+        if self.agent is not None and self.gumbel and not self.agent.startswith("mcts-gumbel"):
+            raise ConfigError(f"TrainConfig: gumbel=True picks the default search's kind, but agent={self.agent!r} was "
+                              "set too; drop one of the two (or use --agent mcts-gumbel:S)")
+        check_settings(self.search_spec, self.search_settings)
+
+    @property
+    def search_spec(self) -> str:
+        """The self-play search as an agent spec (:func:`agents.specs.self_play_spec`)."""
+        return self_play_spec(self.agent, simulations=self.simulations, gumbel=self.gumbel)
+
+    @property
+    def search_settings(self) -> dict:
+        """The search settings set beside the spec (None: the spec's own), for ``make_agent``."""
+        return {"simulations": self.simulations, "dirichlet_fraction": self.dirichlet_fraction,
+                "teacher_mix": self.teacher_mix, "gumbel": self.gumbel}
         if self.workers < 0:
             raise ConfigError(f"TrainConfig.workers must be >= 0 (0 = one per core), got {self.workers}")

@@ -25,6 +25,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
+from agents.compute import Budget, BudgetReached, Ledger
 from agents.store import EpisodeStore
 from agents.training import checkpoint
 from agents.training.config import TrainConfig
@@ -49,8 +50,12 @@ class ReplayMismatchError(TokenTreeError, RuntimeError):
 class TrainingRun:
     """One run of the loop in ``config.output_dir``; :meth:`run` executes or resumes it."""
 
-    def __init__(self, config: TrainConfig, *, resume: bool = False, console: Console | None = None) -> None:
+    def __init__(self, config: TrainConfig, *, resume: bool = False, console: Console | None = None,
+                 budget: Budget | None = None) -> None:
         self.config, self.console = config, console or Console()
+        self.budget = budget or Budget()
+        """Where the run stops (cleanly, resumable): CPU seconds and weighted generation tokens of the whole run."""
+        self.ledger: Ledger | None = None
         self.dir = Path(config.output_dir)
         if (self.dir / "state.json").exists() and not resume:
             raise ConfigError(f"{self.dir} already holds a run; pass --resume to continue it or choose another "
@@ -59,7 +64,8 @@ class TrainingRun:
             raise ConfigError(f"nothing to resume in {self.dir}: no state.json")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state = checkpoint.load_state(self.dir) if resume else {
-            "config": _jsonable(config), "completed": 0, "history": [], "baseline": None}
+            "config": _jsonable(config), "completed": 0, "history": [], "baseline": None,
+            "compute": {"training": 0.0, "evaluation": 0.0}}
         if not resume:  # from now on the folder holds a resumable run, even if stopped before any work
             checkpoint.save_state(self.dir, self.state)
         self.store = EpisodeStore(self.dir / "episodes.jsonl")
@@ -69,16 +75,21 @@ class TrainingRun:
         self._last_replay = False
 
     @classmethod
-    def from_output_dir(cls, output_dir: str | Path, *, console: Console | None = None) -> TrainingRun:
+    def from_output_dir(cls, output_dir: str | Path, *, console: Console | None = None,
+                        budget: Budget | None = None) -> TrainingRun:
         """Resume the run in ``output_dir`` with the settings it was started with."""
         state_path = Path(output_dir) / "state.json"
         if not state_path.exists():
             raise ConfigError(f"nothing to resume in {output_dir}: no state.json")
         stored = json.loads(state_path.read_text())["config"]
         stored.setdefault("panel", "product")  # a run from before the panel was a setting ranked by the product
+        if stored.get("agent") is not None:  # a run from before search settings defaulted to the spec's own
+            for key, old_default in (("simulations", 2), ("dirichlet_fraction", 0.25), ("teacher_mix", 0.5)):
+                if stored.get(key) == old_default:
+                    stored[key] = None
         config = TrainConfig(**{k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__})
         config.output_dir = str(output_dir)
-        return cls(config, resume=True, console=console)
+        return cls(config, resume=True, console=console, budget=budget)
 
     # -- models and envs ------------------------------------------------------------------------
     def _primary_spec(self) -> str:
@@ -129,10 +140,13 @@ class TrainingRun:
         primary = HFTeacher(lm, name="primary")
         primary.version = self.state["completed"]  # training rounds so far: slates say which primary made them
         env = self._make_env(primary)
+        self.ledger = self._ledger(env, primary)
         try:
             if self.state["baseline"] is None:
+                started = time.process_time()
                 self.state["baseline"] = self.evaluate(lm)
                 self.state["teachers"] = self._teacher_reference()
+                self._spent("evaluation", time.process_time() - started)
                 checkpoint.save_state(self.dir, self.state)
             self._pool = self._make_pool()
             self._iterate(lm, primary, env)
@@ -157,18 +171,23 @@ class TrainingRun:
         c = self.config
         with Progress(console=self.console, transient=True) as bar:
             for iteration in range(self.state["completed"], c.iterations):
+                self._check_budget()
                 started = time.perf_counter()
                 records = self._self_play(lm, env, iteration, bar)
-                played = time.perf_counter()
+                played, cpu = time.perf_counter(), time.process_time()
                 self.train_round(lm, records, self._training_records(records, iteration), iteration)
                 primary.mark_updated()
-                trained = time.perf_counter()
+                trained, train_cpu = time.perf_counter(), time.process_time() - cpu
                 metrics = self.evaluate(lm, final=iteration == c.iterations - 1)
+                eval_cpu = time.process_time() - cpu - train_cpu
                 metrics.update(self._episode_metrics(records), iteration=iteration,
                                self_play_seconds=played - started, train_seconds=trained - played,
-                               eval_seconds=time.perf_counter() - trained)
+                               eval_seconds=time.perf_counter() - trained, train_cpu_seconds=train_cpu,
+                               eval_cpu_seconds=eval_cpu)
                 self.state["history"].append(metrics)
                 self.state["completed"] = iteration + 1
+                self._spent("training", train_cpu)
+                self._spent("evaluation", eval_cpu)
                 checkpoint.save_checkpoint(self.dir, iteration, lm, env, self.state)
                 self.console.print(
                     f"iteration {iteration}: {c.task} {metrics['task_accuracy']:.3f}, {c.general_task} "
@@ -206,17 +225,19 @@ class TrainingRun:
             for record in chunk:
                 self.store.append(record)
             records += chunk
+            self.ledger.add_episodes(chunk)
             bar.advance(job, len(chunk))
             phase_reached("self-play")
+            self._check_budget()  # every stored episode stays: --resume goes on from the next
         return sorted(records, key=lambda r: (r["prompt_index"], r.get("repeat", 0)))
 
     def _job(self, iteration: int) -> SelfPlayJob:
         c, trees = self.config, checkpoint.trees_path(self.dir, self.state["completed"])
         return SelfPlayJob(env_kwargs=self._env_kwargs(), primary=self._primary_spec(),
                            primary_version=self.state["completed"], trees=str(trees) if trees else None,
-                           out=str(self.dir / "selfplay-trees"), simulations=c.simulations,
-                           dirichlet_fraction=c.dirichlet_fraction, seed=c.seed, iteration=iteration, gumbel=c.gumbel,
-                           teacher_mix=c.teacher_mix, batch=c.selfplay_batch, agent=c.agent)
+                           out=str(self.dir / "selfplay-trees"), agent=c.search_spec,
+                           settings=tuple(sorted((k, v) for k, v in c.search_settings.items() if v is not None)),
+                           seed=c.seed, iteration=iteration, batch=c.selfplay_batch)
 
     def _play(self, lm, env, iteration: int, todo: list):
         """Episodes of ``todo`` (prompt index, prompt, repeats), a chunk of records at a time; a pool's chunks
@@ -253,6 +274,28 @@ class TrainingRun:
         earlier = [r for r in self.store if r.get("iteration", 0) < iteration]  # stored as workers finished
         key = lambda r: (r.get("iteration", 0), r.get("prompt_index", 0), r.get("repeat", 0))
         return sorted(earlier, key=key) + records
+
+    # -- compute --------------------------------------------------------------------------------
+    def _ledger(self, env, primary) -> Ledger:
+        """The run's compute so far: the stored episodes' generation work (tokens per model, the CPU seconds each
+        worker measured) and the training and evaluation CPU seconds of the state (:mod:`agents.compute`)."""
+        ledger = Ledger(parameters=env.model_parameters(), reference=primary.parameters)
+        ledger.add_episodes(self.store)
+        for phase in ("training", "evaluation"):
+            ledger.add_cpu(phase, self.state.setdefault("compute", {}).get(phase, 0.0))
+        return ledger
+
+    def _spent(self, phase: str, seconds: float) -> None:
+        self.state.setdefault("compute", {}).setdefault(phase, 0.0)
+        self.state["compute"][phase] += seconds
+        self.ledger.add_cpu(phase, seconds)
+
+    def _check_budget(self) -> None:
+        """Stop here (every completed episode and iteration is stored) when the budget is spent."""
+        reason = self.budget.spent(self.ledger)
+        if reason is not None:
+            checkpoint.save_state(self.dir, self.state)
+            raise BudgetReached(f"stopped at the budget: {reason}")
 
     # -- training -------------------------------------------------------------------------------
     def train_round(self, lm, records: list[dict], buffer: list[dict] | None = None, iteration: int = 0) -> None:
@@ -325,7 +368,8 @@ class TrainingRun:
         """Accuracy before and after, forgetting, the teachers' reference, and the learning curves (PNG)."""
         from agents.training.report import summary
 
-        return summary(self.state, self.dir, self.config.task, self.config.general_task, self.config.signals)
+        out = summary(self.state, self.dir, self.config.task, self.config.general_task, self.config.signals)
+        return out | ({"compute": self.ledger.to_json()} if self.ledger is not None else {})
 
 
 def _jsonable(config: TrainConfig) -> dict:

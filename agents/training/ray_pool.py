@@ -180,7 +180,7 @@ class RaySelfPlayPool:
         while chunks or running:
             while chunks and idle:
                 actor, chunk = idle.pop(0), chunks.pop(0)
-                trees = env.export_trees([p for _, p, _ in chunk if p in env.unwrapped.store])
+                trees = env.export_trees([p for _, p, _ in chunk if env.has_tree(p)])
                 running[actor.play.remote(job, weights, trees, chunk)] = (actor, chunk)
             ready, _ = ray.wait(list(running), num_returns=1, timeout=self.wait_s)
             if not ready:

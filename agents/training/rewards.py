@@ -1,21 +1,16 @@
 """Reward functions in TRL's signature ``(prompts, completions, **kwargs) -> list[float]``.
 
 For ``GRPOTrainer`` / ``RLOOTrainer`` (on-policy RL of the primary on the env's rewards) or your own
-TRL script. Built by small factories from the env's parts: the task verifier (hard reward), the
-judge's verdict, and the teacher panel's log-likelihood of the completion (per token, under the env's panel rule).
+TRL script. Built by small factories from the env's parts: the task verifier (hard reward) and the judge's verdict.
+(The teacher panel's log-likelihood of a path is the env's ``panel_logprob`` reward term, computed in one place,
+:mod:`tokentree_env.scoring.panel`; an agent reads a path's total through ``env.panel_path_logprob``.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
-from tokentree_env.models.prompts import prompt_ids, prompt_text
-from tokentree_env.scoring.panel import Panel, PanelConfig
 from tokentree_env.tasks import Problem, Task
-from tokentree_env.teachers.alignment import UNMAPPED_LOGPROB
-from tokentree_env.teachers.base import Context
 
 RewardFunc = Callable[..., list[float]]
 
@@ -68,33 +63,3 @@ def judge_reward(judge, tasks: Sequence[str] | None = None) -> RewardFunc:
                 for p, c, name in zip(prompts, completions, names, strict=True)]
 
     return judge_verdict
-
-
-def panel_logprob_reward(teachers: Sequence, tokenizer, panel: PanelConfig | str | dict | None = None) -> RewardFunc:
-    """The teacher panel's log-likelihood of the completion per primary token, under ``panel`` (the env's rule; the
-    mixture by default, :mod:`tokentree_env.scoring.panel`): the mean over the completion's tokens of the per-step
-    panel log-prob that the env pays as its ``panel_logprob`` term, the weights following the path as in the env.
-
-    ``teachers`` must be bound to ``tokenizer``'s vocabulary (an env's ``expander.teachers`` are); an empty
-    completion is scored as its EOS. One batched call per teacher per completion (their KV caches make each token
-    one cached step)."""
-    rule = Panel(panel, len(teachers))
-
-    def panel_logprob(prompts: Sequence[str], completions: Sequence[str], **kwargs) -> list[float]:
-        scores = []
-        for prompt, completion in zip(prompts, completions, strict=True):
-            prompt, completion = as_text(prompt), as_text(completion)
-            ids, text = prompt_ids(tokenizer, prompt), prompt_text(tokenizer, prompt)
-            tokens = tokenizer(completion, add_special_tokens=False)["input_ids"] or [tokenizer.eos_token_id]
-            contexts = []
-            for t in tokens:
-                contexts.append(Context(tuple(ids), text))
-                ids.append(t)
-                text += tokenizer.decode([t], skip_special_tokens=True)
-            per_teacher = [teacher.next_logprobs(contexts).clamp(min=UNMAPPED_LOGPROB)[range(len(tokens)), tokens]
-                           for teacher in teachers]  # K x (T,)
-            token_logprobs = np.stack([lp.double().numpy() for lp in per_teacher], axis=1)  # (T, K)
-            scores.append(rule.path_logprob(token_logprobs) / len(tokens))
-        return scores
-
-    return panel_logprob

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 from tokentree_env.errors import TokenTreeError
 
@@ -33,28 +33,27 @@ class SelfPlayWorkerError(TokenTreeError, RuntimeError):
 
 @dataclass(frozen=True)
 class SelfPlayJob:
-    """What a worker needs to play one iteration's prompts."""
+    """What a worker needs to play one iteration's prompts: the search, its seeds, and (for worker processes) how to
+    build the env, the primary and the trees."""
 
-    env_kwargs: dict
-    """``TokenTreeEnv`` arguments (teachers, judge, task, split, ...), without the primary."""
-    primary: str
-    """The primary to play with: the last checkpoint's ``save_pretrained`` folder, or a model spec."""
-    primary_version: int
-    """How many training rounds the primary has had (so slates record which primary made them)."""
-    trees: str | None
-    """The last checkpoint's tree folder (``None`` before the first)."""
-    out: str
-    """Folder the worker saves its chunks' trees in."""
-    simulations: int
-    dirichlet_fraction: float
-    seed: int
-    iteration: int
-    gumbel: bool = False
-    teacher_mix: float = 0.5
+    agent: str = "mcts:2"
+    """The self-play search spec (``make_agent``; :attr:`TrainConfig.search_spec`)."""
+    settings: tuple[tuple[str, object], ...] = ()
+    """The search settings set beside the spec (``make_agent`` keywords, sorted pairs)."""
+    seed: int = 0
+    iteration: int = 0
     batch: int = 1
     """Episodes played in lockstep (one batched forward per model per step for all of them; 1 = one at a time)."""
-    agent: str | None = None
-    """Any search spec (``make_agent``: ``mcts-steps:S``, ``ab-mcts:S``, ...) instead of the MCTS configured above."""
+    env_kwargs: dict = field(default_factory=dict)
+    """``TokenTreeEnv`` arguments (teachers, judge, task, split, ...), without the primary (worker processes)."""
+    primary: str = ""
+    """The primary to play with: the last checkpoint's ``save_pretrained`` folder, or a model spec."""
+    primary_version: int = 0
+    """How many training rounds the primary has had (so slates record which primary made them)."""
+    trees: str | None = None
+    """The last checkpoint's tree folder (``None`` before the first)."""
+    out: str = ""
+    """Folder the worker saves its chunks' trees in."""
 
 
 _WORKER: dict = {}  # this worker process's env, built for one job and reused for its chunks
@@ -95,54 +94,28 @@ def _env_for(job: SelfPlayJob):
 
 
 def play_episodes(env, items: Sequence[tuple[int, str, Sequence[int]]], job: SelfPlayJob) -> Iterator[dict]:
-    """MCTS episodes of ``items`` (prompt index, prompt, repeats to play) on ``env``, one record each, as
-    they finish. A prompt's repeats are played one after another on its tree.
+    """Self-play episodes of ``items`` (prompt index, prompt, repeats to play) on ``env``, one record each, as they
+    finish. A prompt's repeats are played one after another on its tree; ``job.batch`` episodes of distinct prompts
+    advance in lockstep (:func:`agents.play.play_many`; 1: one at a time).
 
-    The prompts' trees are built first in batches (``env.prepare``; what a prompt's rows cost is charged
-    to its first episode); each episode's search is seeded by ``(seed, iteration, prompt index, repeat)``,
-    so an episode does not depend on where it is played.
+    The prompts' trees are built first in batches (``env.prepare``; what a prompt's rows cost is charged to its
+    first episode). Each episode's agent is seeded by ``(seed, iteration, prompt index, repeat)``, so an episode does
+    not depend on where it is played, and a prompt's repeats differ (self-play searches get root noise,
+    :func:`agents.evaluation.make_agent`).
     """
-    from agents.search import MCTSAgent, MCTSConfig
-
-    env.unwrapped.prepare([prompt for _, prompt, _ in items])
-    if job.agent is not None:
-        yield from _play_spec(env, items, job)
-        return
-    config = MCTSConfig(num_simulations=job.simulations, dirichlet_fraction=job.dirichlet_fraction, gumbel=job.gumbel,
-                        gumbel_scale=1.0 if job.gumbel else 0.0, teacher_mix=job.teacher_mix)
-    if job.batch > 1:
-        from agents.search.lockstep import play_lockstep
-
-        agents = [MCTSAgent(config) for _ in range(job.batch)]
-        yield from play_lockstep(env.unwrapped, agents, items, seed=job.seed, iteration=job.iteration)
-        return
-    agent = MCTSAgent(config)
-    for index, prompt, repeats in items:
-        for repeat in repeats:
-            agent.reseed([job.seed, job.iteration, index, repeat])
-            record = asdict(agent.run_episode(env, options={"prompt": prompt}))
-            record.update(iteration=job.iteration, prompt_index=index, repeat=repeat)
-            yield record
-
-
-def _play_spec(env, items: Sequence[tuple[int, str, Sequence[int]]], job: SelfPlayJob) -> Iterator[dict]:
-    """Self-play with any agent spec: each episode seeded by (seed, iteration, prompt index, repeat); a prompt's
-    repeats one after another; ``batch`` episodes of distinct prompts in lockstep (:func:`agents.play.play_many`)."""
     import copy
 
     from agents.evaluation import make_agent
     from agents.play import play_many
 
-    agent = make_agent(job.agent, seed=job.seed)
-    for repeat in sorted({r for _, _, repeats in items for r in repeats}):
-        chunk = [(index, prompt) for index, prompt, repeats in items if repeat in repeats]
-        for start in range(0, len(chunk), max(1, job.batch)):
-            part = chunk[start:start + max(1, job.batch)]
-            agents = [copy.deepcopy(agent) for _ in part]
-            for record in play_many(env.unwrapped, agents, part, seed=job.seed, iteration=job.iteration,
-                                    repeat=repeat):
-                record["records"] = [r if isinstance(r, dict) else asdict(r) for r in record["records"]]
-                yield record | {"iteration": job.iteration, "repeat": repeat}
+    env.unwrapped.prepare([prompt for _, prompt, _ in items])
+    agent = make_agent(job.agent, seed=job.seed, self_play=True, **dict(job.settings))
+    agents = [copy.deepcopy(agent) for _ in range(max(1, job.batch))]
+    for repeats in sorted({tuple(r) for _, _, r in items}):  # items that ask for the same repeats play together
+        group = [(index, prompt) for index, prompt, r in items if tuple(r) == repeats]
+        for record in play_many(env.unwrapped, agents, group, seed=job.seed, iteration=job.iteration,
+                                repeats=repeats):
+            yield record | {"iteration": job.iteration}
 
 
 def with_cpu_seconds(records: Iterator[dict]) -> Iterator[dict]:
@@ -160,10 +133,11 @@ def with_cpu_seconds(records: Iterator[dict]) -> Iterator[dict]:
 
 def play_chunk(job: SelfPlayJob, chunk: Sequence[tuple[int, str, Sequence[int]]]) -> list[dict]:
     """Play ``chunk`` in this process; save the chunk's trees in ``job.out``. Each record carries the CPU seconds
-    this worker spent on it (:func:`with_cpu_seconds`)."""
+    this worker spent on it (:func:`with_cpu_seconds`); the chunk's set-up (the env's models, loaded at a job's first
+    chunk, and its trees) is charged to its first episode."""
+    started = time.process_time()
     env = _env_for(job)
     prompts = [prompt for _, prompt, _ in chunk]
-    started = time.process_time()
     if job.trees is not None:
         env.load_trees(job.trees, merge=False, prompts=prompts)
     records = list(with_cpu_seconds(play_episodes(env, chunk, job)))

@@ -50,6 +50,15 @@ class EnvModels:
             out[f"similarity:{self.similarity.name}"] = self.similarity.counters
         return out
 
+    def parameters(self) -> dict[str, int | None]:
+        """Every model's parameter count, by the names of :meth:`counters` (None where unknown)."""
+        out = {m.name: m.parameters for m in dict.fromkeys([*self.teachers, self.primary])}
+        if self.judge is not None:
+            out[f"judge:{self.judge.name}"] = getattr(self.judge, "parameters", None)
+        if self.similarity is not None and getattr(self.similarity, "runs_model", False):
+            out[f"similarity:{self.similarity.name}"] = getattr(self.similarity, "parameters", None)
+        return out
+
     def costs(self) -> dict[str, dict[str, int]]:
         """Forward calls, forwarded and generated tokens per model so far (teachers, primary, judge)."""
         return {name: counter.as_dict() for name, counter in self.counters().items()}

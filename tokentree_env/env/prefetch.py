@@ -28,7 +28,7 @@ def prefetch(expander: Expander, detector, judge, trees: Sequence[TokenTree], st
     for tree, state, index in live:
         slate = tree.nodes[state.node].slate
         token = int(slate.tokens[index % len(slate)])
-        children.append((tree, tree.child(state.node, token), token, state.length + 1))
+        children.append((tree, expander.child(tree, state.node, index % len(slate)), token, state.length + 1))
     punctuated = [(t, c) for t, c, token, _ in children if _ends_with_punctuation(detector, token)]
     if judge is not None and punctuated:  # completeness checks of every candidate end, in one batch
         judge.teacher.next_logprobs([t.context(c, expander.decode) for t, c in punctuated])

@@ -19,6 +19,7 @@ from tokentree_env.env.state import EnvState
 from tokentree_env.env.transitions import Transitions
 from tokentree_env.env.trees import TreeStore
 from tokentree_env.env.verifier import VerifierGate, gate_flag
+from tokentree_env.env.views import AgentViews
 from tokentree_env.errors import ConfigError, EnvStateError
 from tokentree_env.judge import Judge
 from tokentree_env.rewards import RewardConfig, RewardFn
@@ -32,7 +33,7 @@ from tokentree_env.zoo.catalog import DEFAULT_JUDGE, DEFAULT_PRIMARY, DEFAULT_TE
 MASKED_ACTIONS = ("remap", "raise")
 
 
-class TokenTreeEnv(gym.Env):
+class TokenTreeEnv(AgentViews, gym.Env):
     """
     ## Description
 
@@ -110,7 +111,8 @@ class TokenTreeEnv(gym.Env):
     Models are `zoo:NAME`, hub ids, paths, `gguf:PATH`, `pkg:NAME` or objects (`judge=None`: no judge), on
     `device` in `dtype` (default: the hardware's). `task`: a built-in name, a JSONL path or a `Task`.
     Planners: `get_state`, `set_state`, `simulate`, `update_weightage`; lockstep play: `prefetch`, `begin`,
-    `advance`; `gym.make_vec` steps sub-envs in lockstep. Trees: `save_trees`, exact `merge_trees`.
+    `advance`; `gym.make_vec` steps sub-envs in lockstep. Trees: `save_trees`, exact `merge_trees`. Agents use the env
+    through its declared door alone (`tokentree_env.env.door.AGENT_API`, docs/agent-api.md).
 
     ## Version History
 
@@ -266,20 +268,11 @@ class TokenTreeEnv(gym.Env):
             raise EnvStateError("action_masks() called before reset()")
         return self.observer.mask(self.store[self._state.prompt], self._state).astype(bool)
 
-    # -- planner API ---------------------------------------------------------------------------------
-    @property
-    def teacher_names(self) -> list[str]:
-        """The teachers' names, in the order of the panel's weights and per-teacher log-probs in ``info["panel"]``."""
-        return [t.name for t in self.models.teachers]
-
+    # -- planner API (the agents' door: tokentree_env.env.door; read-only views: tokentree_env.env.views) ---------
     @property
     def trees(self) -> dict[str, TokenTree]:
-        """The token trees by prompt."""
+        """The token trees by prompt (for tools such as the viewer; agents use the door's views)."""
         return self.store.trees
-
-    @property
-    def weightage_updates(self) -> dict[str, int]:  # the weightage rule's effect so far: factors lowered, raised
-        return self.store.updates
 
     def get_state(self) -> EnvState:
         """A handle to the current position (cheap; restore it with :meth:`set_state`)."""
@@ -330,7 +323,8 @@ class TokenTreeEnv(gym.Env):
         completion = self.expander.decode(self.store[state.prompt].path_tokens(state.node))
         return self.verifier.score_final(state.prompt, completion, simulated=state.simulated)
 
-    def costs(self) -> dict[str, dict[str, int]]:  # forward calls, forwarded and generated tokens per model so far
+    def costs(self) -> dict[str, dict[str, int]]:
+        """Forward calls, forwarded and generated tokens per model so far (judge included)."""
         return self.models.costs()
 
     def episode_costs(self) -> dict[str, int]:

@@ -38,7 +38,7 @@ class Transitions:
                 raise InvalidActionError(f"action {index} is masked: this node has {len(slate)} valid children")
             index %= len(slate)
         token = int(slate.tokens[index])
-        child = tree.child(state.node, token)
+        child = self.expander.child(tree, state.node, index)
         length = state.length + 1
         terms = step_terms(slate.panel[index], self.reward_config)
         if invalid:

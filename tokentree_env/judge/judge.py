@@ -153,6 +153,7 @@ class Judge:
                  verdict_template: str = PLAIN_VERDICT_TEMPLATE, examples: Sequence[tuple[str, str, bool]] = (),
                  device: str | None = None, dtype=None) -> None:
         self.teacher = HFTeacher(model, device=device, dtype=dtype)
+        self.parameters = self.teacher.parameters
         self.name = self.teacher.name
         self.protocol = protocol or zoo_protocol(self.teacher.lm) or "yesno"
         if self.protocol not in PROTOCOLS:

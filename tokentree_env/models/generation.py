@@ -80,18 +80,61 @@ def next_token_logprobs(model, tokenizer, texts: Sequence[str], *, batch_size: i
 def sample_ids(model, tokenizer, rows: Sequence[Sequence[int]], *, n: int, temperature: float = 1.0,
                max_new_tokens: int, seed: int = 0, batch_size: int = 256) -> list[list[list[int]]]:
     """``n`` sampled continuations of each row at ``temperature`` (batched, left-padded, seeded): per row, a list
-    of ``n`` id lists up to (not including) EOS. The draws come from a forked random stream seeded by ``seed``: the
-    caller's torch random stream is left exactly where it was."""
-    eos, out = tokenizer.eos_token_id, []
-    devices = [model.device] if model.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        per_batch = max(1, batch_size // n)
-        for start in range(0, len(rows), per_batch):
-            ids, mask = left_padded_ids(rows[start:start + per_batch], _pad_id(tokenizer))
-            gen = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                                 max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature, top_k=0,
-                                 top_p=1.0, num_return_sequences=n, pad_token_id=_fill_id(tokenizer), eos_token_id=eos)
-            news = [new[:new.index(eos)] if eos in new else new for new in gen[:, ids.shape[1]:].tolist()]
-            out += [news[i * n:(i + 1) * n] for i in range(len(news) // n)]
-    return out
+    of ``n`` id lists up to (not including) EOS (:func:`sample_rows`, whose counts say what was forwarded)."""
+    return sample_rows(model, tokenizer, rows, n=n, temperature=temperature, max_new_tokens=max_new_tokens,
+                       seed=seed, batch_size=batch_size)[0]
+
+
+@torch.no_grad()
+def sample_rows(model, tokenizer, rows: Sequence[Sequence[int]], *, n: int, temperature: float = 1.0,
+                max_new_tokens: int, seed: int = 0, batch_size: int = 256) -> tuple[list[list[list[int]]], list[int]]:
+    """``n`` sampled continuations of each row, **reading each prompt once**: a batch of prompts is forwarded once
+    (left-padded), its KV cache expanded across the ``n`` samples, then every sample decodes in one batched loop.
+    (``generate(num_return_sequences=n)`` would forward each prompt ``n`` times.)
+
+    Returns, per row, ``n`` id lists up to (not including) EOS, and per row the tokens forwarded for it: its prompt
+    once, then each sample's tokens fed back (a sample ending at EOS feeds every token it kept; one cut at
+    ``max_new_tokens`` all but its last). The draws come from a generator seeded by ``seed``: the caller's torch
+    random stream is untouched. Full-vocabulary sampling (no top-k or top-p)."""
+    if n < 1 or max_new_tokens < 1:
+        raise ValueError(f"n and max_new_tokens must be >= 1, got n={n}, max_new_tokens={max_new_tokens}")
+    eos, device = tokenizer.eos_token_id, model.device
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    out: list[list[list[int]]] = []
+    forwarded: list[int] = []
+    per_batch = max(1, batch_size // n)
+    for start in range(0, len(rows), per_batch):
+        chunk = rows[start:start + per_batch]
+        ids, mask = left_padded_ids(chunk, _pad_id(tokenizer))  # (B, T)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        prefill = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                        use_cache=True)
+        cache = prefill.cache
+        cache.batch_repeat_interleave(n)
+        logits = prefill.logits[:, -1].float().repeat_interleave(n, dim=0)  # (B·n, V)
+        mask = mask.repeat_interleave(n, dim=0)  # (B·n, T)
+        position = positions[:, -1].repeat_interleave(n, dim=0) + 1  # (B·n,)
+        news: list[list[int]] = [[] for _ in range(len(chunk) * n)]
+        fed = [0] * (len(chunk) * n)
+        live = torch.ones(len(news), dtype=torch.bool)
+        for step in range(max_new_tokens):
+            probs = torch.softmax(logits.cpu() / temperature, dim=-1)
+            tokens = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (B·n,)
+            for i in live.nonzero().flatten().tolist():
+                if tokens[i].item() == eos:
+                    live[i] = False
+                else:
+                    news[i].append(int(tokens[i]))
+            if not live.any() or step == max_new_tokens - 1:
+                break
+            feed = torch.where(live, tokens, torch.full_like(tokens, _fill_id(tokenizer)))
+            for i in live.nonzero().flatten().tolist():
+                fed[i] += 1
+            mask = torch.cat([mask, live[:, None].long()], dim=1)
+            step_out = model(input_ids=feed[:, None].to(device), attention_mask=mask.to(device),
+                             position_ids=position[:, None].to(device), cache=cache, use_cache=True)
+            cache, logits, position = step_out.cache, step_out.logits[:, -1].float(), position + 1
+        for r, row in enumerate(chunk):
+            out.append(news[r * n:(r + 1) * n])
+            forwarded.append(len(row) + sum(fed[r * n:(r + 1) * n]))
+    return out, forwarded

@@ -132,6 +132,24 @@ class Panel:
             log_weights = self.child_log_weights(log_weights, row)
         return total
 
+    def step_prior(self, log_weights: np.ndarray, own_steps: Sequence[np.ndarray]) -> np.ndarray:
+        """Which teacher writes the next step, ``(K,)``, at a step boundary with log-weights ``(K,)``: teacher ``k``'s
+        weight times the geometric mean per-token probability of its own greedy step ``own_steps[k]`` (its own
+        log-probs of that step's tokens, ``(T_k,)``), normalised:
+
+            P(k) ∝ w_k · exp(mean_t log p_k(x_t^(k)))
+
+        The posterior that teacher k writes, from the mixture's weights and how surely k writes its own step, with
+        the likelihood taken per token so that a long step is not penalised for its length. The prior of the
+        step-options search (``mcts-steps``; uniform where no step has tokens). For the product rule the weights are
+        uniform, so the prior is the steps' likelihoods alone."""
+        log_w = np.asarray(log_weights, dtype=np.float64)
+        scores = np.array([log_w[k] + float(np.mean(s)) if len(s) else -np.inf for k, s in enumerate(own_steps)])
+        if not np.isfinite(scores).any():
+            return np.full(len(own_steps), 1.0 / len(own_steps))
+        p = np.exp(scores - scores[np.isfinite(scores)].max())
+        return p / p.sum()
+
     def logprobs(self, log_weights: np.ndarray, teacher_logprobs: np.ndarray) -> np.ndarray:
         """The panel's log-prob of each child, ``(n,)``, from the node's log-weights ``(K,)`` and the children's
         per-teacher log-probs ``(n, K)``: ``log Σ_k w_k p_k``, or the mean log-prob for the product."""

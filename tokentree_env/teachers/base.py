@@ -104,6 +104,9 @@ class Teacher(ABC):
     remote: bool = False
     """Its work happens elsewhere (a server): an expansion sends its request concurrently with every other
     teacher's instead of waiting its turn."""
+    parameters: int | None = None
+    """The model's parameter count (the weight of its forwarded tokens in compute parity, about its FLOPs per token;
+    ``agents.compute``); None where unknown (a server's model, unless declared)."""
 
     def __init__(self) -> None:
         self.counters = CostCounter()

@@ -83,6 +83,13 @@ class HFTeacher(Teacher):
         self._map: torch.Tensor | None = None
         self._primary_size = len(self.tokenizer)
 
+    @property
+    def parameters(self) -> int:
+        """The model's parameter count (embeddings included), the weight of its tokens in compute parity."""
+        if getattr(self, "_parameters", None) is None:
+            self._parameters = sum(p.numel() for p in self.model.parameters())
+        return self._parameters
+
     # -- vocabulary ------------------------------------------------------------------------
     def bind(self, primary_tokenizer) -> None:
         """Use ``primary_tokenizer``'s vocabulary; build the piece map when it differs from ours."""

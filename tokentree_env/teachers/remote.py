@@ -169,8 +169,10 @@ class OpenAITeacher(Teacher):
                  api_key_env: str = "OPENAI_API_KEY", top_logprobs: int = 20, tokenizer=None,
                  max_concurrency: int = 8, timeout: float = 30.0, retries: int = 3, backoff: float = 0.5,
                  max_retry_after: float = 60.0, min_entries: int | None = None, name: str | None = None,
-                 cache_size: int = 100_000, allow_insecure_key: bool = False, transport=None) -> None:
+                 cache_size: int = 100_000, allow_insecure_key: bool = False, transport=None,
+                 parameters: int | None = None) -> None:
         super().__init__()
+        self.parameters = parameters  # the served model's size, for compute parity (unknown unless declared)
         import httpx
 
         if top_logprobs < 1:

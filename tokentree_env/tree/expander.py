@@ -21,6 +21,7 @@ import torch
 from tokentree_env.errors import ConfigError, PromptError
 from tokentree_env.models.prompts import has_chat_template, prompt_ids, prompt_text
 from tokentree_env.scoring.panel import Panel, PanelConfig
+from tokentree_env.teachers.alignment import UNMAPPED_LOGPROB
 from tokentree_env.teachers.base import Teacher, propose
 from tokentree_env.tree.slate import Slate, merge_proposals
 from tokentree_env.tree.tree import ROOT, TokenTree
@@ -176,10 +177,10 @@ class Expander:
     # -- the panel's weights ----------------------------------------------------------------------
     def log_weights(self, tree: TokenTree, node: int) -> np.ndarray:
         """The panel's log-weights over the teachers at ``node``, ``(K,)``: π at the root, then the panel's update
-        (:meth:`Panel.child_log_weights`) by each path token's per-teacher log-probs on its parent's slate. Kept
-        on the node until a teacher's weights change. A path token no longer on its parent's slate (recomputed
-        after the primary was trained) carries no evidence: the weights pass through unchanged."""
-        key = tuple(t.version for t in self.teachers)
+        (:meth:`Panel.child_log_weights`) by each path node's **evidence**: every teacher's log-prob of that node's
+        token, kept on the node from its creation (:meth:`child`), so the weights never depend on whether an
+        ancestor's slate was recomputed. Cached on the node under every model's version."""
+        key = self.versions()
         chain, n = [], node
         while True:
             cached = tree.nodes[n].log_weights
@@ -193,16 +194,38 @@ class Expander:
             chain.append(n)
             n = tree.nodes[n].parent
         for n in reversed(chain):
-            parent = tree.nodes[n].parent
-            if not self.is_fresh(tree, parent):
-                self.expand(tree, [parent])
-            slate = tree.nodes[parent].slate
-            index = slate.index_of(tree.nodes[n].token)
-            evidence = (slate.logprobs[index, self.teacher_columns] if index is not None
-                        else np.zeros(len(self.teachers)))
-            weights = self.panel.child_log_weights(weights, evidence)
+            weights = self.panel.child_log_weights(weights, np.asarray(self.evidence(tree, n), dtype=np.float64))
             tree.nodes[n].log_weights = (key, weights)
         return weights
+
+    def versions(self) -> tuple[int, ...]:
+        """Every model's version (teachers, then the primary): the key of what is cached from them."""
+        return (*(t.version for t in self.teachers), self.primary.version)
+
+    def evidence(self, tree: TokenTree, node: int) -> tuple[float, ...]:
+        """Each teacher's log-prob of ``node``'s token at its parent (floored, as on a slate): kept on the node once
+        known; read from the parent's slate, or from the teachers' (cached) distributions at the parent when the
+        token is not on it (a reference answer's token, or a slate recomputed for a trained primary)."""
+        n = tree.nodes[node]
+        if n.evidence is None:
+            parent = n.parent
+            slate = tree.nodes[parent].slate
+            index = slate.index_of(n.token) if slate is not None else None
+            if index is not None:
+                n.evidence = tuple(float(x) for x in slate.logprobs[index, self.teacher_columns])
+            else:
+                rows = torch.stack([t.next_logprobs([tree.context(parent, self.decode)])[0] for t in self.teachers])
+                floored = np.maximum(rows[:, n.token].numpy(), UNMAPPED_LOGPROB).astype(np.float32)
+                n.evidence = tuple(float(x) for x in floored)
+        return n.evidence
+
+    def child(self, tree: TokenTree, node: int, index: int) -> int:
+        """``node``'s child by its slate's child ``index`` (created if new), with its evidence kept from the slate."""
+        slate = tree.nodes[node].slate
+        child = tree.child(node, int(slate.tokens[index]))
+        if tree.nodes[child].evidence is None:
+            tree.nodes[child].evidence = tuple(float(x) for x in slate.logprobs[index, self.teacher_columns])
+        return child
 
     def writer(self, tree: TokenTree, node: int) -> int:
         """The index of the teacher with the largest panel weight at ``node`` (who is writing)."""
@@ -247,10 +270,11 @@ class Expander:
                              top_p=c.top_p, rng=rng, allowed=self.allowed))
         proposals = [next(drawn) if m in self.proposer_columns else ([], []) for m in range(len(self.models))]
         weights, columns = self.log_weights(tree, node), self.teacher_columns
+        keepers = dict.fromkeys([*columns, *([self.primary_column] if c.primary_proposes else [])])
         return merge_proposals(proposals, logprobs, width=c.width, wrong_slots=c.wrong_slots,
                                panel=lambda lp: self.panel.logprobs(weights, lp[:, columns]),
                                reference_tokens=sorted(tree.reference_children.get(node, ())),
-                               keep_tokens=[proposals[m][0][0] for m in columns if proposals[m][0]],
+                               keep_tokens=[proposals[m][0][0] for m in keepers if proposals[m][0]],
                                primary_version=self.primary.version)
 
     def costs(self) -> dict[str, dict[str, int]]:

@@ -81,8 +81,8 @@ def merge_proposals(
         panel: the panel's log-prob of candidates from their per-model log-probs ``(C, M) -> (C,)``; it ranks
             the children.
         reference_tokens: tokens continuing a teacher's reference answer (always kept, right).
-        keep_tokens: right tokens always kept (each teacher's own top-1, so a teacher's confident choice is
-            never cut when the teachers disagree).
+        keep_tokens: right tokens always kept (each teacher's own top-1, and the primary's when it proposes, so a
+            model's confident choice is never cut when the models disagree).
         wrong_slots: slots kept for wrong children when the slate overflows (default ``K // 4``).
 
     Order: reference children; then right ones by the panel's log-prob (votes break ties), the kept ones

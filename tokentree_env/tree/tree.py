@@ -74,6 +74,7 @@ class Node:
     base: dict[int, float] = field(default_factory=dict)  # child token -> factor when this tree started
     text: str | None = None
     log_weights: tuple | None = field(default=None, repr=False)  # the panel's weights here: (key, (K,) array)
+    evidence: tuple[float, ...] | None = None  # each teacher's log-prob of this node's token, kept from its creation
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,8 @@ class TokenTree:
             mine = self.nodes[self.find(theirs.ids)]
             if mine.slate is None and theirs.slate is not None:
                 mine.slate = theirs.slate
+            if mine.evidence is None:
+                mine.evidence = theirs.evidence
             for token, value in theirs.factors.items():
                 delta = value / theirs.base.get(token, 1.0)
                 if delta != 1.0:
@@ -285,7 +288,8 @@ class TokenTree:
             "reference_paths": self.reference_paths,
             "nodes": [{"parent": n.parent, "token": n.token,
                        "slate": n.slate.to_json() if n.slate is not None else None,
-                       "factors": _pairs(n.factors), "base": _pairs(n.base)}
+                       "factors": _pairs(n.factors), "base": _pairs(n.base),
+                       "evidence": list(n.evidence) if n.evidence is not None else None}
                       for n in self.nodes],
         }
 
@@ -310,6 +314,8 @@ class TokenTree:
                 node.base = dict(node.factors)
             else:
                 node.factors, node.base = dict(row["factors"]), dict(row["base"])
+            if row.get("evidence") is not None:
+                node.evidence = tuple(float(x) for x in row["evidence"])
         for name, tokens in data["reference_paths"].items():
             tree.add_reference(name, tokens)
         tree.last_return = data["last_return"]

@@ -1,0 +1,46 @@
+"""Specification of compute accounting (agents.compute): every model's tokens weighted by its size, CPU seconds per
+phase, and budgets that stop a run cleanly and resumably."""
+
+import pytest
+
+from agents.compute import Budget, BudgetReached, Ledger, weighted_tokens
+from agents.training import TrainConfig, TrainingRun
+from tokentree_env.errors import ConfigError
+
+
+def test_weighted_tokens_are_primary_token_equivalents_and_a_model_of_unknown_size_is_listed_apart():
+    tokens = {"teacher": 1000, "primary": 500, "server": 70}
+    sizes = {"teacher": 300, "primary": 100, "server": None}
+    assert weighted_tokens(tokens, sizes, reference=100) == 1000 * 3 + 500
+    ledger = Ledger(tokens, {"generation": 2.0, "training": 1.0, "evaluation": 0.5}, sizes, 100)
+    text = "\n".join(ledger.lines())
+    assert "teacher: 1,000 tokens" in text and "server: 70 tokens (size unknown: not weighted)" in text
+    assert "weighted total: 3,500 primary-token equivalents (1,570 tokens in all)" in text
+    assert "generation 2.0, training 1.0, evaluation 0.5" in text
+
+
+def test_a_budget_is_spent_by_cpu_seconds_of_every_phase_or_by_weighted_tokens():
+    ledger = Ledger({"primary": 50}, {"generation": 3.0, "training": 2.0, "evaluation": 0.0}, {"primary": 10}, 10)
+    assert Budget(cpu_seconds=5.0).spent(ledger) == "5.0 of 5 CPU seconds spent"
+    assert Budget(cpu_seconds=6.0).spent(ledger) is None
+    assert Budget(weighted_tokens=50).spent(ledger) and Budget(weighted_tokens=51).spent(ledger) is None
+    with pytest.raises(ConfigError, match="cpu_seconds must be positive"):
+        Budget(cpu_seconds=0)
+
+
+def test_a_run_stops_at_its_budget_keeping_every_episode_and_resumes_to_the_uninterrupted_run(tmp_path):
+    base = {"iterations": 2, "prompts_per_iteration": 4, "epochs": 1, "eval_size": 10, "validation_size": 10,
+            "teachers": ("zoo:teacher-qwen2", "zoo:teacher-llama"), "max_new_tokens": 14}
+    stopped = TrainingRun(TrainConfig(output_dir=str(tmp_path / "run"), **base), budget=Budget(weighted_tokens=1))
+    with pytest.raises(BudgetReached, match="weighted tokens spent"):
+        stopped.run()
+    kept = list(stopped.store)
+    assert 1 <= len(kept) < 8 and stopped.ledger.tokens  # stopped within the first iteration, after a chunk
+    resumed = TrainingRun.from_output_dir(tmp_path / "run")
+    summary = resumed.run()
+    whole = TrainingRun(TrainConfig(output_dir=str(tmp_path / "whole"), **base))
+    whole.run()
+    key = lambda r: (r["iteration"], r["prompt_index"], r["repeat"])  # noqa: E731
+    assert sorted((key(r), r["tokens"]) for r in resumed.store) == sorted((key(r), r["tokens"]) for r in whole.store)
+    assert summary["compute"]["tokens"] == whole.ledger.tokens  # the resumed ledger counts every episode once
+    assert summary["compute"]["cpu"]["training"] > 0 and summary["compute"]["weighted"] > 0
