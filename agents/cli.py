@@ -113,7 +113,8 @@ def _run_folder(output_dir: str | None, resume: bool) -> str:
 TRAIN_OPTIONS = ("iterations", "prompts_per_iteration", "seed", "simulations", "epochs", "learning_rate", "max_new_tokens",
                  "accumulate", "ewc", "si", "replay", "lora", "report_to", "eval_size", "workers", "task", "repeats",
                  "planner_verifier", "gumbel", "distill_target", "backend", "ray_address", "ray_cpus_per_actor",
-                 "ray_gpus_per_actor", "selfplay_batch", "panel", "panel_alpha", "verifier", "agent", "dirichlet_fraction")
+                 "ray_gpus_per_actor", "selfplay_batch", "panel", "panel_alpha", "verifier", "agent", "dirichlet_fraction",
+                 "rollout")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -250,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "default MCTS)")
     train.add_argument("--dirichlet-fraction", type=float, default=None,
                        help="root Dirichlet noise of a PUCT self-play search (default 0.25; 0: off)")
+    train.add_argument("--rollout", default=None, choices=["teacher", "prior", "writer"],
+                       help="how an MCTS search values its leaves: the panel's greedy rollout through the tree "
+                            "(teacher, default), the prior's, or the leaf's writer finishing the answer with its own "
+                            "generate (writer: the fast rollout policy)")
     train.add_argument("--gumbel", action="store_true", help="Gumbel MuZero search instead of PUCT")
     train.add_argument("--agent", default=None,
                        help="self-play with any search spec instead of the MCTS above: mcts-steps:S (teachers write "

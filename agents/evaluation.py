@@ -38,7 +38,7 @@ def make_agent(spec: str, seed: int = 0, *, self_play: bool = False, **settings)
     """An agent from a spec: a name, with a budget after a colon for budgeted ones (``mcts:8``; every spec:
     :data:`agents.specs.AGENT_SPECS`).
 
-    ``settings`` (``simulations``, ``dirichlet_fraction``, ``teacher_mix``, ``gumbel``) adjust a search; one the spec
+    ``settings`` (``simulations``, ``dirichlet_fraction``, ``teacher_mix``, ``gumbel``, ``rollout``) adjust a search; one the spec
     cannot honour raises a :class:`ConfigError` naming both (:func:`agents.specs.check_settings`). ``self_play``
     gives a search its exploration unless a setting says otherwise: root Dirichlet noise (ε = 0.25) for PUCT
     searches, Gumbel draws at scale 1 for Gumbel MuZero (which takes no Dirichlet noise)."""
@@ -72,7 +72,8 @@ def make_agent(spec: str, seed: int = 0, *, self_play: bool = False, **settings)
                         leaf_value="judge" if name.endswith("-judge") else "rollout",
                         teacher_mix=0.0 if name == "mcts-design-prior" else given.get("teacher_mix",
                                                                                        MCTSConfig.teacher_mix),
-                        prior={"mcts-uniform-prior": "uniform", "mcts-primary-prior": "primary"}.get(name, "env"))
+                        prior={"mcts-uniform-prior": "uniform", "mcts-primary-prior": "primary"}.get(name, "env"),
+                        rollout=given.get("rollout", MCTSConfig.rollout))
     return MCTSAgent(config, seed=seed, name=f"{name}-{config.num_simulations}")
 
 

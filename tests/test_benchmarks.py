@@ -158,12 +158,17 @@ def test_the_throughput_benchmark_runs_on_the_cpu_with_an_explicit_device_and_dt
     from benchmarks import throughput
 
     result = throughput.main(["--device", "cpu", "--dtype", "float32", "--episodes", "2", "--batches", "1", "2",
-                              "--stacks", "zoo", "--out", str(tmp_path)])
+                              "--stacks", "zoo", "--cpu-stacks", "chain5", "--cpu-problems", "2", "--cpu-batch", "2",
+                              "--out", str(tmp_path)])
     assert [(r["stack"], r["batch"], r["episodes"]) for r in result["self_play"]] == [("zoo", 1, 2), ("zoo", 2, 2)]
     assert all(r["episodes_per_second"] > 0 and r["forwarded_tokens"] > 0 for r in result["self_play"])
     assert all(e["expand_ms"] > 0 and e["bare_forwards_ms"] > 0 for e in result["expansion"])
     assert result["device"] == "cpu" and result["dtype"] == "torch.float32"
     assert "| zoo | 2 |" in (tmp_path / "throughput.md").read_text()
+    rows = {r["row"]: r for r in result["cpu_rows"]}  # sampling beside the search rows, shares of sampling's rate
+    sampling = rows["teacher samples (24 per problem)"]["tokens_per_cpu_second"]
+    assert len(rows) == 5 and all(r["share_of_sampling"] == pytest.approx(r["tokens_per_cpu_second"] / sampling)
+                                  for r in rows.values())
 
 
 def test_the_panel_benchmark_tunes_alpha_on_train_then_measures_the_three_rules_against_the_teachers(tmp_path):

@@ -52,7 +52,8 @@ def test_mcts_finds_the_best_leaf_of_a_small_tree(gumbel):
     values = {(i, j): -1.0 for i in range(3) for j in range(3)}
     values[(2, 1)] = 1.0
     env = ToyTreeEnv(values, width=3, depth=2)
-    agent = MCTSAgent(MCTSConfig(num_simulations=24, gumbel=gumbel, gumbel_actions=3, teacher_mix=0.0))
+    agent = MCTSAgent(MCTSConfig(num_simulations=24, gumbel=gumbel, teacher_mix=0.0,
+                                 **({"gumbel_actions": 3} if gumbel else {})))
     obs, _ = env.reset()
     path, reward = _play_to_the_end(agent, env, obs)
     assert tuple(path) == (2, 1) and reward == 1.0

@@ -1,29 +1,65 @@
 """The one search driver: any number of MCTS searches (one per episode; one alone for a single episode) advance
-together, simulation round by simulation round.
+together, each at its own pace.
 
-A round: each live search **selects** its leaves (one, or ``leaf_batch`` with a virtual loss on each selected
-path so the next selection diverges); **one** ``env.prefetch`` does the model work of every selected leaf's
-expansion, whatever search or prompt it comes from (one padded, batched forward per model); each search
-**expands** its leaves from warm caches (``env.simulate``); the new leaves are **valued** together
-(:func:`~agents.search.rollout.leaf_values`: ``value_fn`` values, or rollouts advancing in lockstep); each search
-undoes its virtual losses and **backs up** the real values in selection order.
+A search is a **step generator** (:func:`search_steps`): it runs until it needs model work, yields the transitions
+whose work it needs (``[(state, action), ...]``), and goes on when :func:`drive` has done that work for every
+waiting search at once, in **one** ``env.prefetch`` (one padded, batched forward per model, whatever search or
+prompt a row comes from). Within a search, a simulation round is: **select** its leaves (one, or ``leaf_batch``
+with a virtual loss on each selected path so the next selection diverges); **expand** them (``env.simulate``, after
+their model work); **value** them (:func:`~agents.search.rollout.leaf_value_steps`: ``value_fn`` values, or
+rollouts, each rollout step one yield); undo the virtual losses and **back up** the real values in selection order.
 
-Each search draws its random numbers (root noise, Gumbel draws) and makes its choices in the same order whether it
-runs alone or beside others, so one-at-a-time play, lockstep play and leaf batching share one code path and the
-same episodes come out (up to the last digits a padded batch can change in a log-prob; the tests check the tokens).
+Searches never wait for one another: one whose rollouts ended early starts its next round (or its next move, in
+:func:`~agents.search.lockstep.play_lockstep`) while others still roll out, so every batched forward serves every
+search that has model work, instead of the few rollouts still running in a round. Each search draws its random
+numbers (root noise, Gumbel draws) and makes its choices in the same order whether it runs alone or beside others,
+so one-at-a-time play, lockstep play and leaf batching share one code path and the same episodes come out (up to
+the last digits a padded batch can change in a log-prob; the tests check the tokens).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from agents.search.puct import backward, select
-from agents.search.rollout import leaf_values
+from agents.search.rollout import leaf_value_steps
 from agents.search.tree import NO_PARENT, ROOT_INDEX, SearchTree
 from tokentree_env.errors import ConfigError
+
+Steps = Generator[list, None, object]
+"""A step generator: yields the ``(state, action)`` transitions whose model work it needs next, returns its result."""
+
+
+def drive(generators: Sequence[Steps], env) -> list:
+    """Run step generators together: each round, the requests of every waiting generator in one ``env.prefetch``
+    (when the env has it), then each goes on; a generator that yields no request goes on at once. Returns each
+    generator's result."""
+    prefetch = getattr(env, "prefetch", None)
+    results: list = [None] * len(generators)
+    waiting: dict[int, list] = {}
+
+    def advance(i: int, first: bool) -> None:
+        try:
+            request = next(generators[i]) if first else generators[i].send(None)
+            while not request:
+                request = generators[i].send(None)
+            waiting[i] = request
+        except StopIteration as done:
+            results[i] = done.value
+
+    for i in range(len(generators)):
+        advance(i, True)
+    while waiting:
+        requests = [r for i in sorted(waiting) for r in waiting[i]]
+        if prefetch is not None:
+            prefetch([s for s, _ in requests], [a for _, a in requests])
+        for i in sorted(waiting):
+            del waiting[i]
+            advance(i, False)
+    return results
 
 
 @dataclass
@@ -40,49 +76,49 @@ class _Search:
 def run_searches(searches: Sequence, env, roots: Sequence[tuple[object, dict]],
                  reuse: Sequence[SearchTree | None] | None = None) -> list[SearchTree]:
     """Run ``searches[i]`` (an ``MCTS``) from ``roots[i]`` (state, observation), on top of ``reuse[i]`` (a subtree
-    kept from the previous move) where given; all in lockstep. Returns one tree per search."""
+    kept from the previous move) where given; all together (:func:`drive`). Returns one tree per search."""
     reuse = list(reuse) if reuse is not None else [None] * len(searches)
-    for mcts in searches:
-        check_leaf_source(mcts.config, env)
-    live = [_start(mcts, root, kept) for mcts, root, kept in zip(searches, roots, reuse, strict=True)]
-    needs = [(s, root) for s, root, kept in zip(live, roots, reuse, strict=True)
-             if kept is None and (s.mcts.config.root_value or s.mcts.config.gumbel)]
-    for (s, _), (value, _) in zip(needs, leaf_values([s.mcts for s, _ in needs], env, [r for _, r in needs]),
-                                  strict=True):
+    return drive([search_steps(mcts, env, root, kept) for mcts, root, kept in zip(searches, roots, reuse, strict=True)],
+                 env)
+
+
+def search_steps(mcts, env, root: tuple[object, dict], kept: SearchTree | None = None) -> Steps:
+    """One search from ``root`` as a step generator (see the module docstring); returns its tree."""
+    check_leaf_source(mcts.config, env)
+    s = _start(mcts, root, kept)
+    if kept is None and (mcts.config.root_value or mcts.config.gumbel):
+        (value, _), = yield from leaf_value_steps([mcts], env, [root])
         s.tree.raw_values[ROOT_INDEX] = value  # the root's own estimate: the mixed value's v̂, or its first visit
-        if s.mcts.config.root_value:
+        if mcts.config.root_value:
             backward(s.tree, ROOT_INDEX, value)
-    for s in live:
-        s.mcts.draw_gumbel(s.tree.width)
-        s.bounds = s.mcts.initial_bounds(s.tree)
-    prefetch = getattr(env, "prefetch", None)
-    while any(s.left > 0 for s in live):
-        rounds = [(s, _pick(s)) for s in live if s.left > 0]
-        expand = [(s, node, action) for s, picks in rounds for node, action in picks if action >= 0]
-        if prefetch is not None and expand:
-            prefetch([s.tree.states[node] for s, node, _ in expand], [a for _, _, a in expand])
+    mcts.draw_gumbel(s.tree.width)
+    s.bounds = mcts.initial_bounds(s.tree)
+    while s.left > 0:
+        picks = _pick(s)
+        expand = [(node, action) for node, action in picks if action >= 0]
+        if expand:
+            yield [(s.tree.states[node], action) for node, action in expand]
         leaves, pending = {}, []
-        for s, node, action in expand:
+        for node, action in expand:
             state, obs, reward, terminated, truncated, _ = env.simulate(s.tree.states[node], action)
             done = terminated or truncated
-            child = s.tree.add_node(state, s.mcts.prior(obs), obs["action_mask"].astype(bool), parent=node,
+            child = s.tree.add_node(state, mcts.prior(obs), obs["action_mask"].astype(bool), parent=node,
                                     action=action, reward=reward, terminal=done)
-            leaves[(id(s), node, action)] = child
+            leaves[(node, action)] = child
             if not done:
-                pending.append((s, child, (state, obs)))
-        values = leaf_values([s.mcts for s, _, _ in pending], env, [leaf for _, _, leaf in pending])
-        value_of = {(id(s), child): v for (s, child, _), v in zip(pending, values, strict=True)}
-        for s, picks in rounds:
-            for node, action in picks:
-                if action < 0:  # a terminal node: its value is 0, rewards are on the edges
-                    backward(s.tree, node, 0.0)
-                    continue
-                child = leaves[(id(s), node, action)]
-                value, tokens = value_of.get((id(s), child), (0.0, []))
-                s.tree.raw_values[child], s.tree.rollouts[child] = value, tokens
-                backward(s.tree, child, value)
-                _track(s.bounds, s.tree, child)
-    return [s.tree for s in live]
+                pending.append((child, (state, obs)))
+        values = yield from leaf_value_steps([mcts] * len(pending), env, [leaf for _, leaf in pending])
+        value_of = {child: v for (child, _), v in zip(pending, values, strict=True)}
+        for node, action in picks:
+            if action < 0:  # a terminal node: its value is 0, rewards are on the edges
+                backward(s.tree, node, 0.0)
+                continue
+            child = leaves[(node, action)]
+            value, tokens = value_of.get(child, (0.0, []))
+            s.tree.raw_values[child], s.tree.rollouts[child] = value, tokens
+            backward(s.tree, child, value)
+            _track(s.bounds, s.tree, child)
+    return s.tree
 
 
 def check_leaf_source(config, env) -> None:

@@ -1,7 +1,11 @@
 """Lockstep MCTS episodes: many episodes (one per slot, each its own search, tree and random stream) advance
-together through the one search driver (:func:`agents.search.driver.run_searches`): every simulation round's
-expansions of every episode's search run in one ``env.prefetch`` (one padded, batched forward per model), and
-the leaf rollouts advance in lockstep. Each search draws its random numbers and makes its choices in the same
+together, each at its own pace, through the one search driver (:mod:`agents.search.driver`).
+
+Each episode is a step generator: it searches from its current state (:func:`~agents.search.driver.search_steps`),
+chooses, and plays its move, yielding whenever it needs model work. Every round, the model work of every waiting
+episode (expansions, rollout steps, moves) runs in one ``env.prefetch``: one padded, batched forward per model. An
+episode whose search finished early plays its move and starts its next search while others still roll out, and a
+finished slot takes the next prompt at once. Each search draws its random numbers and makes its choices in the same
 order as it would alone, so lockstep play chooses the same tokens as one-at-a-time play (up to the last digits a
 padded batch can change in a log-prob; the tests check the tokens).
 """
@@ -10,8 +14,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict
 
-from agents.search.driver import run_searches
+from agents.records import episode_result, step_record
+from agents.search.driver import search_steps
 
 
 def play_lockstep(env, agents: Sequence, items: Sequence[tuple[int, str, Sequence[int]]], *, seed: int,
@@ -20,51 +26,71 @@ def play_lockstep(env, agents: Sequence, items: Sequence[tuple[int, str, Sequenc
     plays its prompt's repeats one after another with ``agents[k]`` (an :class:`~agents.search.MCTSAgent`). Each
     episode's search is seeded by ``(seed, iteration, prompt index, repeat)`` as in one-at-a-time self-play.
     Yields one record per finished episode (the fields of ``EpisodeResult``, plus ``iteration``, ``prompt_index``,
-    ``repeat``)."""
-    from dataclasses import asdict
-
-    from agents.records import episode_result, step_record
-
+    ``repeat``), as they finish."""
     queue = [(index, prompt, repeat) for index, prompt, repeats in items for repeat in repeats]
-    slots: list[dict | None] = [None] * len(agents)
-    while queue or any(slots):
-        for k, slot in enumerate(slots):
-            free = next((j for j, item in enumerate(queue) if not _prompt_busy(slots, item[1])), None)
-            if slot is None and free is not None:
-                index, prompt, repeat = queue.pop(free)
-                agents[k].reseed([seed, iteration, index, repeat])
-                state, obs, info = env.begin(prompt)
-                agents[k].begin(env, obs, info)
-                slots[k] = {"index": index, "repeat": repeat, "state": state, "obs": obs, "info": info, "records": [],
-                            "total": 0.0, "started": time.perf_counter()}
-        live = [k for k, s in enumerate(slots) if s is not None]
-        if not live:
+    slots: list[tuple | None] = [None] * len(agents)  # (generator, its request, prompt)
+    finished: list[dict] = []
+
+    def start(k: int) -> None:
+        """Give slot ``k`` the next queued episode whose prompt is not being played (repeats run in turn)."""
+        busy = {slot[2] for slot in slots if slot is not None}
+        free = next((j for j, item in enumerate(queue) if item[1] not in busy), None)
+        if free is None:
+            slots[k] = None
+            return
+        index, prompt, repeat = queue.pop(free)
+        steps = _episode(env, agents[k], index, prompt, repeat, seed, iteration)
+        slots[k] = (steps, None, prompt)
+        advance(k, first=True)
+
+    def advance(k: int, first: bool = False) -> None:
+        steps, _, prompt = slots[k]
+        try:
+            request = next(steps) if first else steps.send(None)
+            while not request:
+                request = steps.send(None)
+            slots[k] = (steps, request, prompt)
+        except StopIteration as done:
+            finished.append(done.value)
+            slots[k] = None
+            start(k)
+
+    for k in range(len(agents)):
+        if slots[k] is None:
+            start(k)
+    while any(slots) or finished:
+        yield from finished
+        finished.clear()
+        waiting = [k for k, slot in enumerate(slots) if slot is not None]
+        if not waiting:
             continue
-        trees = run_searches([agents[k].mcts for k in live], env, [(slots[k]["state"], slots[k]["obs"]) for k in live],
-                             [agents[k].kept_for(slots[k]["state"]) for k in live])
-        actions = []
-        for k, tree in zip(live, trees, strict=True):
-            slot = slots[k]
-            action = agents[k].decide(tree, slot["obs"])
-            slot["records"].append(step_record(agents[k], slot["obs"], slot["info"], action))
-            actions.append(action)
-        env.prefetch([slots[k]["state"] for k in live], actions)
-        for k, action in zip(live, actions, strict=True):
-            slot = slots[k]
-            slot["state"], slot["obs"], reward, terminated, truncated, slot["info"] = env.advance(slot["state"], action)
-            slot["records"][-1].reward = float(reward)
-            slot["total"] += reward
-            if terminated or truncated:
-                result = episode_result(env, agents[k].name, slot["state"], slot["info"], slot["records"],
-                                        slot["total"], slot["started"])
-                yield asdict(result) | {"iteration": iteration, "prompt_index": slot["index"],
-                                        "repeat": slot["repeat"]}
-                slots[k] = None
+        requests = [r for k in waiting for r in slots[k][1]]
+        env.prefetch([s for s, _ in requests], [a for _, a in requests])
+        for k in waiting:
+            if slots[k] is not None:
+                advance(k)
+        for k in range(len(agents)):  # a slot left empty while its prompt's earlier repeat was still playing
+            if slots[k] is None and queue:
+                start(k)
 
 
-def _prompt_busy(slots, prompt: str) -> bool:
-    """A prompt's repeats run one after another (the weightage rule compares an episode with the previous)."""
-    return any(s is not None and s["state"].prompt == prompt for s in slots)
+def _episode(env, agent, index: int, prompt: str, repeat: int, seed: int, iteration: int):
+    """One MCTS episode as a step generator: search, choose and play each move; returns its record."""
+    agent.reseed([seed, iteration, index, repeat])
+    state, obs, info = env.begin(prompt)
+    agent.begin(env, obs, info)
+    records, total, started = [], 0.0, time.perf_counter()
+    while True:
+        tree = yield from search_steps(agent.mcts, env, (state, obs), agent.kept_for(state))
+        action = agent.decide(tree, obs)
+        records.append(step_record(agent, obs, info, action))
+        yield [(state, action)]
+        state, obs, reward, terminated, truncated, info = env.advance(state, action)
+        records[-1].reward = float(reward)
+        total += reward
+        if terminated or truncated:
+            result = episode_result(env, agent.name, state, info, records, total, started)
+            return asdict(result) | {"iteration": iteration, "prompt_index": index, "repeat": repeat}
 
 
 __all__ = ["play_lockstep"]

@@ -37,6 +37,7 @@ from tokentree_env.errors import ConfigError
 
 PRIORS = ("env", "uniform", "primary")
 LEAF_VALUES = ("rollout", "judge")
+ROLLOUTS = ("teacher", "prior", "writer")
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,11 @@ class MCTSConfig:
     rollout_depth: int = 48
     """Most steps of a leaf rollout (the env's own length limit ends it earlier)."""
     rollout: str = "teacher"
-    """Default rollout policy: "teacher" (the highest panel log-prob: greedy on the teacher panel) or "prior"."""
+    """The rollout policy of a leaf's value: "teacher" (greedy on the teacher panel: the child with the highest panel
+    log-prob, step by step through the tree), "prior" (greedy on the prior) or "writer" (AlphaGo's fast rollout
+    policy: the leaf's writing teacher finishes the answer with its own batched ``generate``, re-tokenised; its value
+    counts the end's terms and the length cost, not the panel's per-token term:
+    :class:`tokentree_env.env.rollouts.WriterRollouts`)."""
     leaf_value: str = "rollout"
     """A leaf's value when no ``value_fn`` is given: "rollout" (the rollout's return under the env's reward)
     or "judge" (the judge's verdict ``2 P(yes) - 1`` on the rollout's answer; needs the judge on)."""
@@ -102,7 +107,9 @@ class MCTSConfig:
                   (0.0 <= self.dirichlet_fraction <= 1.0, "dirichlet_fraction must be in [0, 1]"),
                   (0.0 <= self.teacher_mix <= 1.0, "teacher_mix must be in [0, 1]"),
                   (self.prior in PRIORS, f"prior must be one of {PRIORS}"),
-                  (self.rollout in ("teacher", "prior"), "rollout must be 'teacher' or 'prior'"),
+                  (self.rollout in ROLLOUTS, f"rollout must be one of {ROLLOUTS}"),
+                  (not (self.rollout == "writer" and self.update_weightage),
+                   "update_weightage walks a rollout through the tree; a writer's rollout leaves it"),
                   (self.leaf_value in LEAF_VALUES, f"leaf_value must be one of {LEAF_VALUES}"),
                   (self.q_transform in Q_TRANSFORMS, f"q_transform must be one of {Q_TRANSFORMS}"),
                   (self.c_base is None or self.c_base > 0, "c_base must be > 0 (or None)"),

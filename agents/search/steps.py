@@ -212,6 +212,7 @@ def step_inert(config) -> list[tuple[str, str]]:
                "likelihood (set teacher_mix=0.0)"),
               ("prior", config.prior == "primary", "options have no primary log-prob ('env' or 'uniform')"),
               ("reuse_subtree", config.reuse_subtree, "each boundary's search starts afresh"),
+              ("rollout", config.rollout == "writer", "a step rollout follows the writer's own greedy steps already"),
               ("update_weightage", config.update_weightage, "the token env applies the weightage rule to the episode "
                "it plays; step rollouts do not"))
     return [(name, why) for name, bad, why in checks if bad]

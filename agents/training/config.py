@@ -51,6 +51,9 @@ class TrainConfig:
     teacher_mix: float | None = None
     """The search prior's mix of the teacher panel's probabilities into weightage × similarity (0: the design's
     prior alone); None: the spec's own (0.5)."""
+    rollout: str | None = None
+    """The rollout rule of an MCTS search's leaf values (``MCTSConfig.rollout``: "teacher", "prior", or "writer", the
+    fast rollout policy); None: the spec's own ("teacher")."""
     max_new_tokens: int = 32
     repeats: int = 1
     """Episodes per prompt within an iteration, played one after another on the same tree, so the
@@ -141,6 +144,6 @@ class TrainConfig:
     def search_settings(self) -> dict:
         """The search settings set beside the spec (None: the spec's own), for ``make_agent``."""
         return {"simulations": self.simulations, "dirichlet_fraction": self.dirichlet_fraction,
-                "teacher_mix": self.teacher_mix, "gumbel": self.gumbel}
+                "teacher_mix": self.teacher_mix, "gumbel": self.gumbel, "rollout": self.rollout}
         if self.workers < 0:
             raise ConfigError(f"TrainConfig.workers must be >= 0 (0 = one per core), got {self.workers}")

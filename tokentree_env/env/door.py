@@ -8,8 +8,10 @@ package for any other attribute read on an env. ``docs/agent-api.md`` documents 
 
 - **Gymnasium**: ``reset``, ``step``, ``action_masks``, ``close``, ``action_space``, ``observation_space``,
   ``unwrapped``.
-- **Planning** (a restorable state, DESIGN §5): ``get_state``, ``set_state``, ``simulate``,
-  ``update_weightage``, ``hard_reward`` (a finished episode's verifier score).
+- **Planning** (a restorable state, DESIGN §5): ``get_state``, ``set_state``, ``simulate``, ``rollout`` and
+  ``rollout_steps`` (panel-greedy rollouts of many leaves at once, when ``fast_rollouts``; the second as a step
+  generator), ``update_weightage``, ``hard_reward`` (a finished
+  episode's verifier score).
 - **Lockstep play** (many episodes, one batched forward per model per round): ``prepare``, ``prefetch``,
   ``begin``, ``advance``.
 - **Compute**: ``costs`` (per model, since the env was made), ``episode_costs`` (the current episode's),
@@ -28,11 +30,12 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 GYMNASIUM = ("reset", "step", "action_masks", "close", "action_space", "observation_space", "unwrapped")
-PLANNING = ("get_state", "set_state", "simulate", "update_weightage", "hard_reward")
+PLANNING = ("get_state", "set_state", "simulate", "rollout", "rollout_steps", "update_weightage", "hard_reward")
 LOCKSTEP = ("prepare", "prefetch", "begin", "advance")
 COMPUTE = ("costs", "episode_costs", "model_parameters")
 TREES = ("save_trees", "load_trees", "merge_trees", "export_trees", "has_tree", "weightage_updates")
 VIEWS = ("teacher_names", "task", "evaluation", "planner_verifier", "judge_verdicts", "max_new_tokens", "width",
+         "fast_rollouts",
          "state_info", "path_tokens", "prompt_ids", "state_ids", "reference_answers", "decode", "task_score",
          "panel_path_logprob", "panel_step_prior", "at_step_boundary")
 AGENT_API: frozenset[str] = frozenset((*GYMNASIUM, *PLANNING, *LOCKSTEP, *COMPUTE, *TREES, *VIEWS))
@@ -48,6 +51,8 @@ class AgentEnv(Protocol):
     def get_state(self) -> Any: ...
     def set_state(self, state: Any) -> None: ...
     def simulate(self, state: Any, action: int) -> tuple: ...
+    def rollout(self, states: Sequence[Any], max_steps: Sequence[int] | int) -> list: ...
+    def rollout_steps(self, states: Sequence[Any], max_steps: Sequence[int] | int) -> Any: ...
     def update_weightage(self, path: Sequence[tuple[int, int]], episode_return: float,
                          prompt: str | None = None) -> bool: ...
     def hard_reward(self, state: Any) -> float: ...

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -13,8 +12,10 @@ from gymnasium import spaces
 from tokentree_env.env.costs import CostWindow
 from tokentree_env.env.models import EnvModels
 from tokentree_env.env.observation import FEATURES, ObservationBuilder
+from tokentree_env.env.persistence import TreePersistence
 from tokentree_env.env.prefetch import prefetch
 from tokentree_env.env.render import render_text
+from tokentree_env.env.rollouts import WRITE, PanelRollouts, RolloutAPI, WriterRollouts
 from tokentree_env.env.state import EnvState
 from tokentree_env.env.transitions import Transitions
 from tokentree_env.env.trees import TreeStore
@@ -33,7 +34,7 @@ from tokentree_env.zoo.catalog import DEFAULT_JUDGE, DEFAULT_PRIMARY, DEFAULT_TE
 MASKED_ACTIONS = ("remap", "raise")
 
 
-class TokenTreeEnv(AgentViews, gym.Env):
+class TokenTreeEnv(AgentViews, TreePersistence, RolloutAPI, gym.Env):
     """
     ## Description
 
@@ -155,6 +156,7 @@ class TokenTreeEnv(AgentViews, gym.Env):
         masked_action: str = "remap",
         cache_bytes: int = 256 * 2**20,
         expansion_seed: int = 0,
+        fast_rollouts: bool = True,
         device: str | None = None,
         dtype=None,
         render_mode: str | None = None,
@@ -199,6 +201,11 @@ class TokenTreeEnv(AgentViews, gym.Env):
         self.width, self.action_space = width, spaces.Discrete(width)
         self.observation_space = self.observer.space
         self.cost_window = CostWindow(self.models.counters)
+        self.fast_rollouts = fast_rollouts
+        self.rollouts = PanelRollouts(self.expander, lambda s, a: self._transition(s, a, planner=True, observe=False),
+                                      self.store.__getitem__, self.prefetch)
+        self.writer_rollouts = WriterRollouts(self.expander, self.transitions, self.store.__getitem__,
+                                              self.reward_config, max_new_tokens)
         self._concurrent: dict[str, CostWindow] = {}
         self._state: EnvState | None = None
         self._last_info: dict[str, Any] = {}
@@ -294,7 +301,13 @@ class TokenTreeEnv(AgentViews, gym.Env):
 
     def prefetch(self, states: Sequence[EnvState], actions: Sequence[int]) -> None:
         """Lockstep batching: the model work of the transitions ``(states[i], actions[i])`` of any prompts, in one
-        batch per model; the ``simulate``/``step`` calls that follow hit warm caches (:mod:`.prefetch`)."""
+        batch per model; the ``simulate``/``step`` calls that follow hit warm caches (:mod:`.prefetch`). An action
+        ``WRITE`` asks for the writer's rollout of its state (:meth:`rollout`, ``policy="writer"``)."""
+        written = [s for s, a in zip(states, actions, strict=True) if a == WRITE]
+        if written:
+            self.writer_rollouts.warm(written)
+            kept = [(s, a) for s, a in zip(states, actions, strict=True) if a != WRITE]
+            states, actions = [s for s, _ in kept], [a for _, a in kept]
         prefetch(self.expander, self.detector, self.judge, [self.store[s.prompt] for s in states], states, actions,
                  width=self.width, verdicts=self.judge_verdict)
 
@@ -352,25 +365,6 @@ class TokenTreeEnv(AgentViews, gym.Env):
             self._finish(next_state, self._concurrent.pop(state.prompt), info)
         return next_state, obs, reward, terminated, truncated, info
 
-    # -- trees ---------------------------------------------------------------------------------------
-    def save_trees(self, folder: str | Path, prompts: Sequence[str] | None = None) -> None:
-        """Save every tree (or those of ``prompts``) with its weightage and base, one JSON file per prompt."""
-        self.store.save(folder, prompts)
-
-    def load_trees(self, source: str | Path | Sequence[dict], *, merge: bool = True,
-                   prompts: Sequence[str] | None = None) -> int:
-        """Load trees from a folder of :meth:`save_trees` or a list of :meth:`export_trees` (other workers'),
-        merging each one's own updates exactly (``merge=False`` replaces); with ``prompts``, only a folder's files
-        of theirs. Other models' trees raise ``TreeMismatchError``. Returns how many were read."""
-        self.observer.clear()
-        return self.store.read(source, merge=merge, prompts=prompts)
-
-    def export_trees(self, prompts: Sequence[str] | None = None) -> list[dict]:
-        """Every tree (or those of ``prompts``) as plain data, for :meth:`load_trees` through an object store."""
-        return self.store.export(prompts)
-
-    merge_trees = load_trees
-
     def _open(self, prompt: str, window: CostWindow) -> TokenTree:
         """Open an episode's cost window on ``prompt`` and build its tree (charged to the episode)."""
         owner = self.store.owner(prompt)
@@ -387,8 +381,8 @@ class TokenTreeEnv(AgentViews, gym.Env):
             info["weightage_update"] = {"lowered": count.lowered, "raised": count.raised}
         info["episode_cost"], info["episode_cost_by_model"] = window.close(), dict(window.final_by_model)
 
-    def _transition(self, state: EnvState, action, *, planner: bool):
+    def _transition(self, state: EnvState, action, *, planner: bool, observe: bool = True):
         tree = self.store[state.prompt]
         with self.models.charging(tree.owner):  # work that names no owner is this episode's
-            return self.transitions(tree, state, action, planner=planner)
+            return self.transitions(tree, state, action, planner=planner, observe=observe)
 

@@ -27,9 +27,11 @@ class Transitions:
     masked_action: str = "remap"
     judge_verdict: bool = True
 
-    def __call__(self, tree: TokenTree, state: EnvState, action, *, planner: bool):
+    def __call__(self, tree: TokenTree, state: EnvState, action, *, planner: bool, observe: bool = True):
         """``(next_state, observation, reward, terminated, truncated, info)`` after ``action`` from ``state``;
-        ``planner`` marks a planner's simulation (the verifier is withheld unless the gate shows it)."""
+        ``planner`` marks a planner's simulation (the verifier is withheld unless the gate shows it). Without
+        ``observe`` (a rollout's steps) no observation is built: it is None, and ``info`` holds the reward terms, the
+        end's reason and the judge's verdict only."""
         index = action_index(action, self.width)
         slate, = self.expander.expand(tree, [state.node])
         invalid = index >= len(slate)
@@ -51,8 +53,11 @@ class Transitions:
         reward = float(sum(terms.values()))
         next_state = EnvState(state.prompt, child, length, (*state.path, (state.node, index)),
                               state.episode_return + reward, terminated or truncated, simulated=planner)
-        obs = self.observer.observe(tree, next_state)
-        info = self.observer.info(tree, next_state, terms, reason, invalid)
+        if observe:
+            obs = self.observer.observe(tree, next_state)
+            info = self.observer.info(tree, next_state, terms, reason, invalid)
+        else:
+            obs, info = None, {"reward_terms": terms, "terminal_reason": reason}
         if verdict is not None:
             info["judge_verdict"] = verdict  # the judge's raw P(yes), whatever its reward weight
         return next_state, obs, reward, terminated, truncated, info
@@ -60,7 +65,12 @@ class Transitions:
     def final_terms(self, tree: TokenTree, node: int, length: int, planner: bool) -> tuple[dict[str, float], float | None]:
         """The end-of-episode terms (the verifier where shown, the judge's verdict, the length penalty, the user's)
         and the judge's raw P(yes) (None with the judge off)."""
-        completion = self.expander.decode(tree.path_tokens(node))
+        return self.answer_terms(tree, self.expander.decode(tree.path_tokens(node)), length, planner)
+
+    def answer_terms(self, tree: TokenTree, completion: str, length: int, planner: bool
+                     ) -> tuple[dict[str, float], float | None]:
+        """:meth:`final_terms` of a finished answer given as text, ``length`` primary tokens long (a rollout that
+        finished the answer outside the tree)."""
         hard = self.verifier.score(tree.prompt, completion, planner=planner)  # None: withheld from a planner
         p_yes = (self.judge.verdict(tree.prompt, completion, tree.owner) if self.judge is not None and self.judge_verdict
                  else None)

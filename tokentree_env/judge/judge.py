@@ -103,7 +103,7 @@ def _yes_no(lm: LoadedModel, contexts: list[str], counters, owners: Sequence | N
 def likelihood_verdicts(lm: LoadedModel, prompts: Sequence[str], answers: Sequence[str], counters=None,
                         owners: Sequence | None = None) -> list[float]:
     """The ``"likelihood"`` verdict of each answer: ``exp`` of the judge's mean log-probability of the answer's
-    tokens and EOS after the prompt (one forward per answer, batched; no generation)."""
+    tokens and EOS after the prompt (one forward for up to 64 answers, right-padded; no generation)."""
     tok = lm.tokenizer
     rows, spans = [], []
     for prompt, answer in zip(prompts, answers, strict=True):
@@ -115,12 +115,15 @@ def likelihood_verdicts(lm: LoadedModel, prompts: Sequence[str], answers: Sequen
         for row, owner in zip(rows, owners or [None] * len(rows), strict=True):
             counters.add(calls=1, forwarded=len(row) - 1, owner=owner)
     out = []
-    with torch.no_grad():
-        for row, (start, n) in zip(rows, spans, strict=True):
-            ids = torch.tensor([row[:-1]], device=lm.model.device)
-            logp = torch.log_softmax(lm.model(input_ids=ids).logits[0].float(), dim=-1)  # (T, V)
-            targets = torch.tensor(row[start:], device=logp.device)
-            out.append(float(logp[start - 1:].gather(1, targets[:, None]).mean().exp()))
+    with torch.no_grad():  # right-padded batches: under causal attention the padding never reaches a real position
+        for first in range(0, len(rows), 64):
+            chunk, chunk_spans = rows[first:first + 64], spans[first:first + 64]
+            width = max(len(r) - 1 for r in chunk)
+            ids = torch.tensor([r[:-1] + [r[-2]] * (width - len(r) + 1) for r in chunk], device=lm.model.device)
+            logp = torch.log_softmax(lm.model(input_ids=ids).logits.float(), dim=-1)  # (B, T, V)
+            for b, (row, (start, n)) in enumerate(zip(chunk, chunk_spans, strict=True)):
+                targets = torch.tensor(row[start:], device=logp.device)
+                out.append(float(logp[b, start - 1:start - 1 + n].gather(1, targets[:, None]).mean().exp()))
     return out
 
 
@@ -153,6 +156,7 @@ class Judge:
                  verdict_template: str = PLAIN_VERDICT_TEMPLATE, examples: Sequence[tuple[str, str, bool]] = (),
                  device: str | None = None, dtype=None) -> None:
         self.teacher = HFTeacher(model, device=device, dtype=dtype)
+        self.teacher.every_prefix = True  # it reads whole answers now and then: siblings share their beginning
         self.parameters = self.teacher.parameters
         self.name = self.teacher.name
         self.protocol = protocol or zoo_protocol(self.teacher.lm) or "yesno"
@@ -194,6 +198,10 @@ class Judge:
         """:meth:`verdict` of many answers (one batched forward for the uncached ones), each charged to its owner."""
         owners = list(owners) if owners is not None else [None] * len(prompts)
         todo = list(dict.fromkeys((p, a) for p, a in zip(prompts, answers, strict=True) if (p, a) not in self._verdicts))
+        if todo and self.protocol == "likelihood" and self.teacher.shares_primary_tokenizer:
+            owner_of = dict(zip(zip(prompts, answers, strict=True), owners, strict=True))
+            self._verdicts.update(zip(todo, self._path_likelihoods(todo, [owner_of[k] for k in todo]), strict=True))
+            todo = []
         batched = {"check": checked_verdicts, "likelihood": likelihood_verdicts}.get(self.protocol)
         if todo and batched is not None:
             owner_of = dict(zip(zip(prompts, answers, strict=True), owners, strict=True))
@@ -202,6 +210,22 @@ class Judge:
                                  owners=[owner_of[key] for key in todo])
             self._verdicts.update(zip(todo, values, strict=True))
         return [self.verdict(p, a, o) for p, a, o in zip(prompts, answers, owners, strict=True)]
+
+    def _path_likelihoods(self, pairs: Sequence[tuple[str, str]], owners: Sequence) -> list[float]:
+        """The ``"likelihood"`` verdicts of ``(prompt, answer)`` pairs read through the judge's KV cache (a judge that
+        shares the primary's tokenizer): :func:`likelihood_verdicts`'s value, but a prompt is read once and answers
+        that share a beginning (a search's siblings) share its forward."""
+        tok, contexts, starts, tails = self.teacher.tokenizer, [], [], []
+        for (prompt, answer), owner in zip(pairs, owners, strict=True):
+            head = list(tok(prompt)["input_ids"])
+            tail = list(tok(answer.strip(), add_special_tokens=False)["input_ids"]) + [tok.eos_token_id]
+            contexts.append(Context(tuple(head + tail[:-1]), prompt + answer.strip(), owner))
+            starts.append(len(head))
+            tails.append(tail)
+        with torch.no_grad():
+            rows = self.teacher.path_logprobs(contexts, starts)
+        return [float(lp[torch.arange(len(tail)), torch.tensor(tail)].mean().exp()) for lp, tail in zip(rows, tails,
+                                                                                                        strict=True)]
 
     def prepare(self, prompts: Sequence[str], *, batch_size: int = 64, owners: Sequence[Hashable] | None = None) -> None:
         """Work many prompts at once (batched decoding), ahead of their verdicts. Only the ``"worked"``

@@ -33,6 +33,7 @@ from tokentree_env.teachers.kvstore import (
     CachedState,
     GatherLayer,
     KVStore,
+    KVView,
     arena_cache,
     gather_cache,
 )
@@ -79,6 +80,10 @@ class HFTeacher(Teacher):
         self.heal = heal
         self.batch_across = True
         """Forward contexts with different cached prefixes (other prompts) in one padded batch."""
+        self.every_prefix = False
+        self._prompt_lengths: dict[str, int] = {}
+        """Cache a state for every prefix a forward passes, and read a context from its longest cached prefix: for a
+        model that reads whole paths now and then (the judge), so that a path shares its siblings' beginning."""
         self._healer: TokenHealer | None = None
         self._map: torch.Tensor | None = None
         self._primary_size = len(self.tokenizer)
@@ -145,7 +150,8 @@ class HFTeacher(Teacher):
         where a foreign tokenizer's context ends inside a token it would merge (:class:`TokenHealer`)."""
         rows = [self.own_ids(context) for context in contexts]
         owners = [context.owner for context in contexts]
-        out = [state.logprobs for state in self._states(rows, owners)]
+        floors = [self._prompt_length(c) for c in contexts] if self.every_prefix else None
+        out = [state.logprobs for state in self._states(rows, owners, floors)]
         if self._healer is not None:
             pending = [i for i, ids in enumerate(rows) if len(ids) > 2 and self._healer.extendable(ids[-1])]
             prefixes = self._states([rows[i][:-1] for i in pending], [owners[i] for i in pending])
@@ -153,7 +159,17 @@ class HFTeacher(Teacher):
                 out[i] = self._healer.heal(rows[i][-1], state.top, out[i])
         return torch.stack(out)
 
-    def _states(self, rows: Sequence[tuple[int, ...]], owners: Sequence | None = None) -> list[CachedState]:
+    def _prompt_length(self, context: Context) -> int:
+        """How many of a context's own ids are its prompt (a deep prefix lookup never reaches below: another prompt's
+        cached beginning would make what an episode is charged depend on what others read before it)."""
+        if context.prompt is None:
+            return len(context.ids) - 1
+        if context.prompt not in self._prompt_lengths:
+            self._prompt_lengths[context.prompt] = len(self.prompt_ids(context.prompt))
+        return self._prompt_lengths[context.prompt]
+
+    def _states(self, rows: Sequence[tuple[int, ...]], owners: Sequence | None = None,
+                floors: Sequence[int] | None = None) -> list[CachedState]:
         """The cached state after each row of own ids: a hit costs nothing; the misses are forwarded in one batch
         (rows sharing a cached prefix extend it together; rows with different prefixes, e.g. other prompts in
         lockstep play, are gathered into one padded batch)."""
@@ -165,7 +181,7 @@ class HFTeacher(Teacher):
             if hit is not None:
                 results[i] = hit
             elif ids not in misses:
-                misses[ids] = self._cached_prefix(ids)
+                misses[ids] = self._cached_prefix(ids, floors[i] if floors is not None else None)
                 owner_of[ids] = owners[i] if owners is not None else None
         bases = {(base.ids if base else None) for base in misses.values()}
         if len(bases) <= 1 or not self.batch_across:
@@ -173,15 +189,19 @@ class HFTeacher(Teacher):
             for base_ids in bases:
                 base = self.store.get(base_ids) if base_ids is not None else None
                 group = [ids for ids, b in misses.items() if (b.ids if b else None) == base_ids]
-                states |= self._forward(base, group, [owner_of[ids] for ids in group])
+                states |= self._forward(base, group, [owner_of[ids] for ids in group], self.every_prefix)
         else:
-            states = self._forward_gather(list(misses.items()), [owner_of[ids] for ids in misses])
+            states = self._forward_gather(list(misses.items()), [owner_of[ids] for ids in misses], self.every_prefix)
         for i, ids in enumerate(rows):
             if results[i] is None:
                 results[i] = states[ids]
         return results
 
-    def _cached_prefix(self, ids: tuple[int, ...]) -> CachedState | None:
+    def _cached_prefix(self, ids: tuple[int, ...], floor: int | None = None) -> CachedState | None:
+        """The state of the longest cached prefix of ``ids`` a few tokens back (``every_prefix``: down to ``floor``
+        tokens, the prompt)."""
+        if floor is not None:
+            return next((s for k in range(len(ids) - 1, max(floor, 1) - 1, -1) if (s := self.store.get(ids[:k]))), None)
         lookback = 1 if self.shares_primary_tokenizer else PREFIX_LOOKBACK
         for cut in range(1, min(lookback, len(ids) - 1) + 1):
             state = self.store.get(ids[:-cut])
@@ -191,7 +211,7 @@ class HFTeacher(Teacher):
 
     @torch.inference_mode()  # cheaper per op than no_grad; cached KV is only read inside it again
     def _forward(self, base: CachedState | None, rows: list[tuple[int, ...]],
-                 owners: Sequence | None = None) -> dict[tuple[int, ...], CachedState]:
+                 owners: Sequence | None = None, every: bool = False) -> dict[tuple[int, ...], CachedState]:
         """One batched forward of each row's suffix after ``base`` (rows with the same ids once); caches and
         returns the states; each row's tokens are charged to its owner."""
         owners = dict(zip(rows, owners or [None] * len(rows), strict=True))
@@ -204,11 +224,11 @@ class HFTeacher(Teacher):
         suffix = torch.tensor([list(r[start:]) + [r[-1]] * (width - len(r) + start) for r in rows])  # (B, S)
         cache = arena_cache(base.kv if base else None, self.n_layers, self.max_positions)
         out = self.model(input_ids=suffix.to(self.model.device), cache=cache, use_cache=True)
-        return self._finish(rows, lengths, out.logits, cache, [owners[r] for r in rows])
+        return self._finish(rows, lengths, out.logits, cache, [owners[r] for r in rows], every)
 
     @torch.inference_mode()
     def _forward_gather(self, items: list[tuple[tuple[int, ...], CachedState | None]],
-                        owners: Sequence) -> dict[tuple[int, ...], CachedState]:
+                        owners: Sequence, every: bool = False) -> dict[tuple[int, ...], CachedState]:
         """One batched forward of rows whose cached prefixes differ: the prefixes are gathered into one padded KV
         batch (:class:`~tokentree_env.teachers.kvstore.GatherLayer`), the gap is masked, positions continue each
         row's own prefix."""
@@ -222,7 +242,8 @@ class HFTeacher(Teacher):
                 entry = groups.setdefault(base.ids if base else None, (base, [], []))
                 entry[1].append(ids)
                 entry[2].append(owner)
-            return {k: v for base, group, who in groups.values() for k, v in self._forward(base, group, who).items()}
+            return {k: v for base, group, who in groups.values()
+                    for k, v in self._forward(base, group, who, every).items()}
         suffix = torch.tensor([list(r[s:]) + [r[-1]] * (width - n) for r, s, n in zip(rows, starts, lengths, strict=True)])
         mask = torch.zeros(len(rows), prefix + width, dtype=torch.long)  # (B, P + S): each row's prefix and new tokens
         for i, (s, n) in enumerate(zip(starts, lengths, strict=True)):
@@ -232,19 +253,21 @@ class HFTeacher(Teacher):
         device = self.model.device
         out = self.model(input_ids=suffix.to(device), attention_mask=mask.to(device),
                          position_ids=positions.to(device), cache=cache, use_cache=True)
-        return self._finish(rows, lengths, out.logits, cache, owners)
+        return self._finish(rows, lengths, out.logits, cache, owners, every)
 
-    def _finish(self, rows, lengths, logits_all, cache, owners) -> dict[tuple[int, ...], CachedState]:
-        """Read each row's last real position, map it into the primary vocabulary, cache and return the states.
-        Each row is charged the tokens it forwarded, to its owner (padding is not counted)."""
+    def _finish(self, rows, lengths, logits_all, cache, owners, every: bool = False) -> dict[tuple[int, ...], CachedState]:
+        """Read each row's last real position (``every``: each of its new positions, one state per prefix), map it
+        into the primary vocabulary, cache and return the states. Each row is charged the tokens it forwarded, to
+        its owner (padding is not counted)."""
         self.counters.add(calls=1)
         for n, owner in zip(lengths, owners, strict=True):
             self.counters.add(forwarded=n, owner=owner)
-        width = logits_all.shape[1]
-        if all(n == width for n in lengths):
-            logits = logits_all[:, -1]  # (B, V_t)
+        if every:  # one entry per new position: (row, position in the batch, the prefix it ends)
+            entries = [(i, j, len(r) - n + j + 1) for i, (r, n) in enumerate(zip(rows, lengths, strict=True))
+                       for j in range(n)]
         else:
-            logits = logits_all[torch.arange(len(rows)), torch.tensor(lengths) - 1]  # (B, V_t)
+            entries = [(i, n - 1, len(r)) for i, (r, n) in enumerate(zip(rows, lengths, strict=True))]
+        logits = logits_all[torch.tensor([e[0] for e in entries]), torch.tensor([e[1] for e in entries])]  # (E, V_t)
         logits = logits.float().cpu()
         if not torch.isfinite(logits).all():
             raise ModelOutputError(f"model {self.name!r} returned NaN/inf logits; check its weights and dtype")
@@ -259,11 +282,37 @@ class HFTeacher(Teacher):
         per_layer = [layer.views(lengths) if isinstance(layer, GatherLayer) else layer.views([len(r) for r in rows])
                      for layer in cache.layers]
         states = {}
-        for i, ids in enumerate(rows):
-            states[ids] = CachedState(ids, tuple(views[i] for views in per_layer), logprobs[i],
-                                      None if top is None else (top[0][i], top[1][i]))
+        for k, (i, _, length) in enumerate(entries):
+            ids = rows[i][:length]
+            kv = tuple(views[i] if length == len(rows[i]) else KVView(views[i].arena, views[i].row, length)
+                       for views in per_layer)
+            states[ids] = CachedState(ids, kv, logprobs[k], None if top is None else (top[0][k], top[1][k]))
             self.store.put(states[ids])
         return states
+
+    def path_logprobs(self, contexts: Sequence[Context], starts: Sequence[int]) -> list[torch.Tensor]:
+        """For each context (in this model's own ids), the next-token log-probs after each of its prefixes from
+        ``starts[i]`` tokens to the whole, ``(len - start + 1, V_p)``: what scoring a path token by token needs.
+        Cached prefixes cost nothing; the rest of each context is read in one batched forward that caches every
+        prefix it passes (a sibling path later reads only what differs). Each row is charged to its context's
+        owner. Not token-healed: a caller scoring its own tokenization's path needs none."""
+        rows = [self.own_ids(c) for c in contexts]
+        owners = {}
+        misses: dict[tuple[int, ...], CachedState | None] = {}
+        for ids, start, context in zip(rows, starts, contexts, strict=True):
+            needed = [k for k in range(max(1, start), len(ids) + 1) if self.store.get(ids[:k]) is None]
+            if needed and ids not in misses:  # from the longest cached prefix, never below the prompt (start)
+                base = next((s for k in range(needed[0] - 1, max(start, 1) - 1, -1) if (s := self.store.get(ids[:k]))),
+                            None)
+                misses[ids], owners[ids] = base, context.owner
+        if len({base.ids if base else None for base in misses.values()}) <= 1:
+            base = next(iter(misses.values()), None)
+            if misses:
+                self._forward(base, list(misses), [owners[ids] for ids in misses], every=True)
+        else:
+            self._forward_gather(list(misses.items()), [owners[ids] for ids in misses], every=True)
+        return [torch.stack([self.store.get(ids[:k]).logprobs for k in range(max(1, start), len(ids) + 1)])
+                for ids, start in zip(rows, starts, strict=True)]
 
     # -- reference answers -----------------------------------------------------------------
     def answer(self, prompt: str, *, max_new_tokens: int = 64) -> str:

@@ -20,6 +20,9 @@ from transformers.cache_utils import DynamicLayer
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
 MIN_CAPACITY = 32
+GATHER_SLACK = 4
+"""Spare positions of a gathered batch's arena: its rows are mostly gathered again (other prompts) rather than
+extended in place, so it is sized to what it holds (zeroing a doubled arena cost about a tenth of self-play's CPU)."""
 
 
 class Arena:
@@ -30,8 +33,10 @@ class Arena:
 
     @classmethod
     def empty(cls, like: torch.Tensor, batch: int, capacity: int) -> Arena:
+        """An arena whose unwritten positions are 0: finite, because a gathered batch copies a row's whole span and
+        masks what lies past its context, and a masked weight times a NaN of uninitialised memory is still NaN."""
         shape = (batch, like.shape[1], capacity, like.shape[3])
-        return cls(like.new_empty(shape), like.new_empty(shape), [0] * batch)
+        return cls(like.new_zeros(shape), like.new_zeros(shape), [0] * batch)
 
     @property
     def capacity(self) -> int:
@@ -108,11 +113,12 @@ class ArenaLayer(DynamicLayer):
 class GatherLayer(DynamicLayer):
     """Rows with *different* cached prefixes (other prompts, other nodes) in one batch.
 
-    Row ``i``'s prefix (length ``L_i``) is copied to positions ``[0, L_i)`` of a new arena and the new positions
-    of every row are written after the longest prefix, ``[P, P + S)``; the caller's attention mask hides the gap
-    ``[L_i, P)`` and its position ids continue each row at ``L_i``. After the forward, :meth:`views` moves each
-    row's new positions down to follow its own prefix (a copy of ``S`` positions), so every context is again a
-    contiguous view that later steps extend in place. Gathering costs one copy of each prefix: measured by
+    Row ``i``'s prefix (length ``L_i``) is copied to positions ``[0, L_i)`` of a new arena (one indexed copy for all
+    the rows that live in one source arena, as the rows of one earlier batch do) and the new positions of every row
+    are written after the longest prefix, ``[P, P + S)``; the caller's attention mask hides the gap ``[L_i, P)`` (it
+    holds finite values: arenas start zeroed) and its position ids continue each row at ``L_i``. After the forward,
+    :meth:`views` moves each row's new positions down to follow its own prefix (one indexed copy), so every context
+    is again a contiguous view that later steps extend in place. Gathering costs one copy of each prefix: measured by
     ``python -m benchmarks.throughput``.
     """
 
@@ -134,15 +140,14 @@ class GatherLayer(DynamicLayer):
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         batch, new = key_states.shape[0], key_states.shape[2]
         start, end = self.prefix, self.prefix + new
-        arena = Arena.empty(key_states, batch, min(self.max_positions, max(MIN_CAPACITY, 2 * end)))
-        for i, base in enumerate(self.bases):
-            length = base.length if base is not None else 0
-            if base is not None:
-                keys, values = base.tensors()
-                arena.keys[i, :, :length] = keys[0]
-                arena.values[i, :, :length] = values[0]
-            arena.keys[i, :, length:start] = 0  # the masked gap: finite, so masked weights times it stay 0
-            arena.values[i, :, length:start] = 0
+        arena = Arena.empty(key_states, batch, min(self.max_positions, end + GATHER_SLACK))
+        if start:  # every row's prefix in one copy per source arena (rows of one batch share theirs)
+            for source, rows, slots in _by_arena(self.bases):
+                width = min(start, source.capacity)
+                index = torch.tensor(rows)
+                arena.keys[slots, :, :width] = source.keys[:, :, :width].index_select(0, index)
+                arena.values[slots, :, :width] = source.values[:, :, :width].index_select(0, index)
+                # positions past a row's own prefix hold another context's keys: finite, and masked by the caller
         arena.keys[:, :, start:end] = key_states
         arena.values[:, :, start:end] = value_states
         self.arena, self.length = arena, end
@@ -150,16 +155,35 @@ class GatherLayer(DynamicLayer):
         return self.keys, self.values
 
     def views(self, lengths: list[int]) -> list[KVView]:
-        """Each row's view: its prefix, then its own ``lengths[i]`` new positions moved down to follow it."""
-        out = []
-        for i, (base, n) in enumerate(zip(self.bases, lengths, strict=True)):
-            start = base.length if base is not None else 0
+        """Each row's view: its prefix, then its own ``lengths[i]`` new positions moved down to follow it (one indexed
+        copy for every row that ends before the longest prefix)."""
+        starts = [base.length if base is not None else 0 for base in self.bases]
+        rows, dst, src = [], [], []
+        for i, (start, n) in enumerate(zip(starts, lengths, strict=True)):
             if start < self.prefix:
-                self.arena.keys[i, :, start:start + n] = self.arena.keys[i, :, self.prefix:self.prefix + n].clone()
-                self.arena.values[i, :, start:start + n] = self.arena.values[i, :, self.prefix:self.prefix + n].clone()
+                rows += [i] * n
+                dst += range(start, start + n)
+                src += range(self.prefix, self.prefix + n)
+        if rows:
+            rows_t, dst_t, src_t = torch.tensor(rows), torch.tensor(dst), torch.tensor(src)
+            self.arena.keys[rows_t, :, dst_t] = self.arena.keys[rows_t, :, src_t]
+            self.arena.values[rows_t, :, dst_t] = self.arena.values[rows_t, :, src_t]
+        out = []
+        for i, (start, n) in enumerate(zip(starts, lengths, strict=True)):
             self.arena.used[i] = start + n
             out.append(KVView(self.arena, i, start + n))
         return out
+
+
+def _by_arena(bases: list[KVView | None]) -> list[tuple[Arena, list[int], list[int]]]:
+    """The rows of ``bases`` grouped by the arena they live in: ``(arena, its rows, their slots in the batch)``."""
+    groups: dict[int, tuple[Arena, list[int], list[int]]] = {}
+    for slot, base in enumerate(bases):
+        if base is not None and base.length:
+            entry = groups.setdefault(id(base.arena), (base.arena, [], []))
+            entry[1].append(base.row)
+            entry[2].append(slot)
+    return list(groups.values())
 
 
 def gather_cache(bases: list[tuple[KVView, ...] | None], n_layers: int, max_positions: int) -> DynamicCache:
