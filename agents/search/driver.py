@@ -19,47 +19,16 @@ the last digits a padded batch can change in a log-prob; the tests check the tok
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from agents.search.drive import Steps, drive
 from agents.search.puct import backward, select
 from agents.search.rollout import leaf_value_steps
 from agents.search.tree import NO_PARENT, ROOT_INDEX, SearchTree
 from tokentree_env.errors import ConfigError
-
-Steps = Generator[list, None, object]
-"""A step generator: yields the ``(state, action)`` transitions whose model work it needs next, returns its result."""
-
-
-def drive(generators: Sequence[Steps], env) -> list:
-    """Run step generators together: each round, the requests of every waiting generator in one ``env.prefetch``
-    (when the env has it), then each goes on; a generator that yields no request goes on at once. Returns each
-    generator's result."""
-    prefetch = getattr(env, "prefetch", None)
-    results: list = [None] * len(generators)
-    waiting: dict[int, list] = {}
-
-    def advance(i: int, first: bool) -> None:
-        try:
-            request = next(generators[i]) if first else generators[i].send(None)
-            while not request:
-                request = generators[i].send(None)
-            waiting[i] = request
-        except StopIteration as done:
-            results[i] = done.value
-
-    for i in range(len(generators)):
-        advance(i, True)
-    while waiting:
-        requests = [r for i in sorted(waiting) for r in waiting[i]]
-        if prefetch is not None:
-            prefetch([s for s, _ in requests], [a for _, a in requests])
-        for i in sorted(waiting):
-            del waiting[i]
-            advance(i, False)
-    return results
 
 
 @dataclass

@@ -26,7 +26,7 @@ class _Rollout:
 def leaf_values(searches: Sequence, env, leaves: Sequence[tuple[object, dict]]) -> list[tuple[float, list[int]]]:
     """``MCTS.leaf_value`` of many leaves at once: each a ``value_fn`` value or a rollout, the rollouts advancing
     in lockstep (one batched expansion per step). Returns ``(value, rollout tokens)`` per leaf."""
-    from agents.search.driver import drive
+    from agents.search.drive import drive
 
     return drive([leaf_value_steps(searches, env, leaves)], env)[0]
 
