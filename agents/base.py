@@ -45,8 +45,9 @@ class Agent(ABC):
     def act(self, env, obs, info) -> int:
         """The action (child index) to take from the current state."""
 
-    def last_search(self) -> tuple[list[float], list[float]] | None:
-        """Visit distribution and Q values over the valid children of the last decision (search agents; else None)."""
+    def last_search(self) -> tuple | None:
+        """Visit distribution and Q values over the valid children of the last decision, and optionally the visits'
+        total (search agents; else None)."""
         return None
 
     def last_improved_policy(self) -> list[float]:
@@ -55,6 +56,14 @@ class Agent(ABC):
 
     def last_continuations(self) -> list[list[int]]:
         """Per valid child of the last decision, the whole answer the search played after it (else empty)."""
+        return []
+
+    def last_continuation_scores(self) -> list[float | None]:
+        """Per valid child of the last decision, the verifier's score of its continuation where shown (else empty)."""
+        return []
+
+    def verified_answers(self) -> list[list[int]]:
+        """Every distinct whole answer this episode's searches saw the verifier pass (else empty)."""
         return []
 
     def run_episode(self, env, *, seed: int | None = None, options: dict | None = None) -> EpisodeResult:
@@ -71,7 +80,7 @@ class Agent(ABC):
             records.append(step)
             total += reward
             done = terminated or truncated
-        return episode_result(u, self.name, u.get_state(), info, records, total, started)
+        return episode_result(u, self.name, u.get_state(), info, records, total, started, self.verified_answers())
 
 
 Steps = Generator[list[tuple[object, int]], list[tuple], list[int]]

@@ -114,7 +114,7 @@ TRAIN_OPTIONS = ("iterations", "prompts_per_iteration", "seed", "simulations", "
                  "accumulate", "ewc", "si", "replay", "lora", "report_to", "eval_size", "workers", "task", "repeats",
                  "planner_verifier", "gumbel", "distill_target", "backend", "ray_address", "ray_cpus_per_actor",
                  "ray_gpus_per_actor", "selfplay_batch", "panel", "panel_alpha", "verifier", "agent", "dirichlet_fraction",
-                 "rollout")
+                 "rollout", "coverage_first", "student_in_panel", "distill_min_visits")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -178,6 +178,18 @@ def _view(args: argparse.Namespace) -> int:
 
     out = write_view(args.source, args.out, episode=args.episode, primary=args.primary)
     print(f"wrote {out} (self-contained; open it in a browser)")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from agents.quiet import quiet_libraries
+    from agents.training.export import export_run
+
+    quiet_libraries()
+    counts = export_run(args.run, args.out)
+    out = args.out or f"{args.run}/export"
+    print(f"wrote {out}: " + ", ".join(f"{name} {n} rows" for name, n in counts.items())
+          + " (datasets.load_from_disk, or the .jsonl beside each)")
     return 0
 
 
@@ -264,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--planner-verifier", action=argparse.BooleanOptionalAction,
                        default=defaults.planner_verifier,
                        help="the verifier scores the search's leaves in self-play (train prompts only)")
+    train.add_argument("--coverage-first", action="store_true",
+                       help="the teachers' verified greedy answers first; search only the prompts none solved")
+    train.add_argument("--student-in-panel", action="store_true",
+                       help="from the second iteration the primary joins the panel as a member")
+    train.add_argument("--distill-min-visits", type=int, default=defaults.distill_min_visits,
+                       help="distil only nodes whose search gave their children at least this many visits")
     train.add_argument("--distill-target", default=defaults.distill_target, choices=list(DISTILL_TARGETS))
     train.add_argument("--epochs", type=int, default=defaults.epochs)
     train.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
@@ -302,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--episode", type=int, default=-1, help="which stored episode (default: the last)")
     view.add_argument("--primary", default=None, help="the tokenizer to show tokens with (default: the run's)")
     view.set_defaults(func=_view)
+
+    export = commands.add_parser("export", help="a run's training rows as datasets TRL's SFT and DPO trainers read")
+    export.add_argument("run", help="a run folder of tokentree train (runs/tokentree-N)")
+    export.add_argument("--out", default=None, help="output folder (default: RUN/export)")
+    export.set_defaults(func=_export)
 
     bench = commands.add_parser("bench", add_help=False,
                                 help="the benchmark suite: speed, search, ablations, learning (tokentree bench --help)")

@@ -73,7 +73,8 @@ def make_agent(spec: str, seed: int = 0, *, self_play: bool = False, **settings)
                         teacher_mix=0.0 if name == "mcts-design-prior" else given.get("teacher_mix",
                                                                                        MCTSConfig.teacher_mix),
                         prior={"mcts-uniform-prior": "uniform", "mcts-primary-prior": "primary"}.get(name, "env"),
-                        rollout=given.get("rollout", MCTSConfig.rollout))
+                        rollout=given.get("rollout", MCTSConfig.rollout),
+                        stop_at_verified=bool(given.get("stop_at_verified", False)))
     return MCTSAgent(config, seed=seed, name=f"{name}-{config.num_simulations}")
 
 

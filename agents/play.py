@@ -79,7 +79,7 @@ def _play_batch(env, agents: Sequence[Agent], batch: Sequence[tuple[int, str]], 
             s["total"] += reward
             if terminated or truncated:
                 result = episode_result(env, s["agent"].name, s["state"], s["info"], s["records"], s["total"],
-                                        s["started"])
+                                        s["started"], s["agent"].verified_answers())
                 yield asdict(result) | {"prompt_index": s["index"]}
             else:
                 still.append(s)

@@ -19,6 +19,7 @@ import numpy as np
 from tokentree_env.env.observation import FEATURES
 
 PRIOR = FEATURES.index("prior")
+PANEL_LOGPROB = FEATURES.index("panel_logprob")
 
 
 @dataclass
@@ -37,6 +38,9 @@ class StepRecord:
     continuations: list[list[int]] = field(default_factory=list)  # per child: the answer the search played after it
     panel_weights: list[float] = field(default_factory=list)  # the panel's weights over the teachers here (who writes)
     teacher_logprobs: list[float] = field(default_factory=list)  # each teacher's log-prob of the chosen child
+    panel_logprobs: list[float] = field(default_factory=list)  # the panel's log-prob of each valid child
+    continuation_scores: list[float | None] = field(default_factory=list)  # the verifier on each continuation (self-play)
+    visit_total: int = 0  # the search's visits of the node's children (0: no search)
 
 
 @dataclass
@@ -60,6 +64,7 @@ class EpisodeResult:
     records: list[StepRecord] = field(default_factory=list)
     weightage_update: dict[str, int] = field(default_factory=dict)  # factors the episode lowered / raised
     forwarded_by_model: dict[str, int] = field(default_factory=dict)  # inside the episode's window, per model
+    verified_answers: list[list[int]] = field(default_factory=list)  # every distinct verified answer the search saw
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,11 +91,14 @@ def step_record(agent, obs, info: dict, action: int) -> StepRecord:
         chosen=int(action), reward=0.0, visits=list(search[0]) if search else [],
         q_values=list(search[1]) if search else [], improved=list(agent.last_improved_policy()),
         continuations=[list(c) for c in agent.last_continuations()],
-        panel_weights=list(info.get("panel", {}).get("weights", [])), teacher_logprobs=chosen_logprobs(info, action))
+        panel_weights=list(info.get("panel", {}).get("weights", [])), teacher_logprobs=chosen_logprobs(info, action),
+        panel_logprobs=_features(obs)[mask, PANEL_LOGPROB].tolist(),
+        continuation_scores=list(agent.last_continuation_scores()),
+        visit_total=int(search[2]) if search and len(search) > 2 else 0)
 
 
 def episode_result(env, name: str, state, info: dict, records: list[StepRecord], total: float,
-                   started: float) -> EpisodeResult:
+                   started: float, verified_answers: list[list[int]] | None = None) -> EpisodeResult:
     """The result of an episode that ended at ``state`` with the last ``info``, read through the env's door: its
     answer, verifier score, return, and its cost (``info["episode_cost"]``, the episode's own window)."""
     cost = info.get("episode_cost") or env.episode_costs()
@@ -101,7 +109,8 @@ def episode_result(env, name: str, state, info: dict, records: list[StepRecord],
         generated_tokens=cost["generated_tokens"], seconds=time.perf_counter() - started,
         tokens=env.path_tokens(state), prompt_ids=env.prompt_ids(state.prompt), records=records,
         weightage_update=dict(info.get("weightage_update") or {}),
-        forwarded_by_model=dict(info.get("episode_cost_by_model") or {}))
+        forwarded_by_model=dict(info.get("episode_cost_by_model") or {}),
+        verified_answers=[list(a) for a in verified_answers or []])
 
 
 __all__ = ["EpisodeResult", "StepRecord", "chosen_logprobs", "episode_result", "step_record"]

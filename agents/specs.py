@@ -47,18 +47,18 @@ SPEC_HELP: dict[str, str] = {
     "ab-mcts:S": "AB-MCTS (treequest) over step options, S growth steps per problem",
 }
 """One line per spec (``tokentree search --help``)."""
-SEARCH_SETTINGS = ("simulations", "dirichlet_fraction", "teacher_mix", "gumbel", "rollout")
+SEARCH_SETTINGS = ("simulations", "dirichlet_fraction", "teacher_mix", "gumbel", "rollout", "stop_at_verified")
 SELF_PLAY_NOISE = 0.25
 """AlphaZero's root Dirichlet weight ε, given to every PUCT search in self-play unless declared otherwise."""
 
 _HONOURS: dict[str, frozenset[str]] = {
-    "mcts": frozenset({"rollout", "simulations", "dirichlet_fraction", "teacher_mix"}),
-    "mcts-judge": frozenset({"rollout", "simulations", "dirichlet_fraction", "teacher_mix"}),
-    "mcts-gumbel": frozenset({"rollout", "simulations", "teacher_mix", "gumbel"}),
-    "mcts-gumbel-judge": frozenset({"rollout", "simulations", "teacher_mix", "gumbel"}),
-    "mcts-design-prior": frozenset({"rollout", "simulations", "dirichlet_fraction"}),
-    "mcts-uniform-prior": frozenset({"rollout", "simulations", "dirichlet_fraction"}),
-    "mcts-primary-prior": frozenset({"rollout", "simulations", "dirichlet_fraction"}),
+    "mcts": frozenset({"stop_at_verified", "rollout", "simulations", "dirichlet_fraction", "teacher_mix"}),
+    "mcts-judge": frozenset({"stop_at_verified", "rollout", "simulations", "dirichlet_fraction", "teacher_mix"}),
+    "mcts-gumbel": frozenset({"stop_at_verified", "rollout", "simulations", "teacher_mix", "gumbel"}),
+    "mcts-gumbel-judge": frozenset({"stop_at_verified", "rollout", "simulations", "teacher_mix", "gumbel"}),
+    "mcts-design-prior": frozenset({"stop_at_verified", "rollout", "simulations", "dirichlet_fraction"}),
+    "mcts-uniform-prior": frozenset({"stop_at_verified", "rollout", "simulations", "dirichlet_fraction"}),
+    "mcts-primary-prior": frozenset({"stop_at_verified", "rollout", "simulations", "dirichlet_fraction"}),
     "mcts-steps": frozenset({"simulations", "dirichlet_fraction"}),
 }
 _WHY = {"dirichlet_fraction": "Gumbel MuZero explores by its own Gumbel draws, not root Dirichlet noise",
@@ -66,7 +66,8 @@ _WHY = {"dirichlet_fraction": "Gumbel MuZero explores by its own Gumbel draws, n
                        "mcts-gumbel only)",
         "gumbel": "it is not a Gumbel MuZero search (use mcts-gumbel:S)",
         "simulations": "its budget is not MCTS simulations per step",
-        "rollout": "it values no leaf by a token rollout (step options follow the writer's own steps)"}
+        "rollout": "it values no leaf by a token rollout (step options follow the writer's own steps)",
+        "stop_at_verified": "it keeps no verifier's word of its leaves (an MCTS spec does: mcts:S)"}
 
 
 def parse_spec(spec: str) -> tuple[str, int | None]:
@@ -96,7 +97,8 @@ def check_settings(spec: str, settings: dict) -> dict:
     """The settings ``spec`` takes (those given, not None), refusing any it cannot honour and a ``simulations``
     that contradicts the spec's own budget, with a :class:`ConfigError` naming both."""
     name, budget = parse_spec(spec)
-    given = {k: v for k, v in settings.items() if v is not None and not (k == "gumbel" and v is False)}
+    given = {k: v for k, v in settings.items()
+             if v is not None and not (k in ("gumbel", "stop_at_verified") and v is False)}
     if unknown := set(given) - set(SEARCH_SETTINGS):
         raise ConfigError(f"unknown search settings {sorted(unknown)}; known: {list(SEARCH_SETTINGS)}")
     for key, value in given.items():

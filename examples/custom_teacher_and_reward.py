@@ -19,7 +19,9 @@ def brevity_bonus(summary: dict) -> dict[str, float]:
 
 def main(teacher: str) -> None:
     env = TokenTreeEnv(teachers=[HFTeacher(teacher), "zoo:teacher-qwen2"], reward_fn=brevity_bonus)
-    obs, info = env.reset(options={"prompt": "12+30+41="})
+    # a built-in task works out the answer to a prompt written as its own; any other prompt needs its answer,
+    # or every answer scores task 0 (info["answer_known"] is then False)
+    obs, info = env.reset(options={"prompt": "12+30+41=", "answer": "83"})
     done, total = False, 0.0
     while not done:  # follow the teacher panel's favourite child
         features = obs["features"].reshape(len(obs["action_mask"]), -1)

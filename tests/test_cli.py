@@ -62,3 +62,14 @@ def test_search_help_lists_every_agent_spec_and_says_what_batch_batches(capsys):
     text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # argparse wraps lines at hyphens
     assert all(spec in text for spec in AGENT_SPECS)
     assert "episodes (prompts) each agent plays together in lockstep" in text
+
+
+def test_coverage_first_self_play_and_the_student_in_the_panel_are_modes_of_train():
+    from agents.cli import TRAIN_OPTIONS, build_parser
+    from agents.training import TrainConfig
+
+    args = build_parser().parse_args(["train", "--coverage-first", "--student-in-panel", "--distill-min-visits", "3"])
+    config = TrainConfig(**{k: getattr(args, k) for k in TRAIN_OPTIONS})
+    assert config.coverage_first and config.student_in_panel and config.distill_min_visits == 3
+    plain = build_parser().parse_args(["train"])
+    assert not TrainConfig(**{k: getattr(plain, k) for k in TRAIN_OPTIONS}).coverage_first

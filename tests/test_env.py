@@ -328,3 +328,17 @@ def test_make_vec_steps_the_sub_envs_in_lockstep_and_matches_sync_vector_env_ste
         assert list(info_a["text"]) == list(info_b["text"])
     native.close()
     sync.close()
+
+
+def test_a_prompt_outside_the_tasks_problems_is_worked_out_or_named_as_one_without_an_answer(env):
+    _, info = env.reset(options={"prompt": "12+30+41="})  # the task works out its answer from the text
+    assert info["answer_known"] and env.unwrapped.verify("12+30+41=", "42+41=83.") == 1.0
+    _, info = env.reset(options={"prompt": "twelve plus thirty="})
+    assert info["answer_known"] is False
+    done = False
+    while not done:
+        _, _, terminated, truncated, info = env.step(0)
+        done = terminated or truncated
+    assert info["answer_known"] is False and info["reward_terms"]["task"] == 0.0
+    _, info = env.reset(options={"prompt": "twelve plus thirty=", "answer": "42"})
+    assert info["answer_known"]

@@ -132,6 +132,7 @@ def test_the_api_key_is_sent_but_never_shown(monkeypatch):
 
 
 @pytest.mark.parametrize("url, allowed", [("http://fake/v1", False), ("http://10.0.0.7:8000/v1", False),
+                                          ("HTTP://fake/v1", False), ("Http://10.0.0.7/v1", False),
                                           ("https://fake/v1", True), ("http://127.0.0.1:8080/v1", True),
                                           ("http://localhost:8080/v1", True), ("http://[::1]:8080/v1", True)])
 def test_the_api_key_never_goes_over_plain_http_to_another_machine_without_an_opt_in(monkeypatch, url, allowed):
@@ -174,6 +175,7 @@ def test_answers_are_greedy_completions_cached_per_prompt():
 def test_the_string_spec_names_model_and_server():
     assert parse_spec("openai:llama-3@http://127.0.0.1:8080/v1") == ("llama-3", "http://127.0.0.1:8080/v1")
     assert parse_spec("openai:org/model@name@https://x.ai/v1") == ("org/model@name", "https://x.ai/v1")
+    assert parse_spec("openai:m@HTTPS://x.ai/v1") == ("m", "HTTPS://x.ai/v1")  # a scheme is read as a parser reads it
     for bad in ("openai:llama-3", "openai:@http://x/v1", "openai:m@ftp://x"):
         with pytest.raises(ConfigError, match="openai:MODEL@BASE_URL"):
             parse_spec(bad)

@@ -85,3 +85,16 @@ def test_the_judge_reads_answers_through_its_cache_to_a_whole_forwards_verdict_r
     np.testing.assert_allclose(read, whole, rtol=1e-5)
     first = len(judge.teacher.tokenizer(PROMPTS[0] + answers[0])["input_ids"])
     assert judge.counters.forwarded_tokens < first + 12  # the siblings read only where they differ
+
+
+def test_the_judge_reads_a_batch_whole_even_when_its_cache_holds_less_than_one_answer():
+    from tokentree_env.judge import Judge
+    from tokentree_env.judge.judge import likelihood_verdicts
+    from tokentree_env.models import load_model
+
+    judge = Judge("zoo:chain5-judge")
+    judge.bind(load_model("zoo:chain5-primary").tokenizer)
+    judge.teacher.store.max_bytes = 1  # every put evicts the one before it
+    answers = ["47-12=35+85=120-30=90+19=109.", "47-12=35+85=120-30=91+19=110."]
+    read = judge.verdicts([PROMPTS[0]] * 2, answers)
+    np.testing.assert_allclose(read, likelihood_verdicts(judge.teacher.lm, [PROMPTS[0]] * 2, answers), rtol=1e-5)

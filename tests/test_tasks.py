@@ -167,3 +167,13 @@ def test_the_words_verifier_reads_the_result_a_restated_question_ends_with(compl
     from tokentree_env.tasks.builtin import words_verifier
 
     assert words_verifier(completion, "12") == expected
+
+
+def test_the_built_in_tasks_work_out_a_prompt_written_as_theirs_and_no_other():
+    assert builtin_task("chain3").solve("12+30+41=").answer == "83"
+    assert builtin_task("chain5").solve("90-12+5-3+1=").answer == "81"
+    assert builtin_task("add2").solve("12+35=").solutions["step"] == "47."
+    assert builtin_task("reverse").solve("rev abc=").answer == "cba"
+    for task, prompt in [("chain3", "012+3="), ("chain3", "twelve plus three="), ("reverse", "rev ABC="),
+                         ("arith-words", "Question: What is two plus two?\nAnswer:")]:
+        assert builtin_task(task).solve(prompt) is None

@@ -27,7 +27,7 @@ import numpy as np
 from agents.search.drive import Steps, drive
 from agents.search.puct import backward, select
 from agents.search.rollout import leaf_value_steps
-from agents.search.tree import NO_PARENT, ROOT_INDEX, SearchTree
+from agents.search.tree import NO_PARENT, ROOT_INDEX, UNVISITED, SearchTree
 from tokentree_env.errors import ConfigError
 
 
@@ -56,12 +56,14 @@ def search_steps(mcts, env, root: tuple[object, dict], kept: SearchTree | None =
     check_leaf_source(mcts.config, env)
     s = _start(mcts, root, kept)
     if kept is None and (mcts.config.root_value or mcts.config.gumbel):
-        (value, _), = yield from leaf_value_steps([mcts], env, [root])
+        (value, _, _), = yield from leaf_value_steps([mcts], env, [root])
         s.tree.raw_values[ROOT_INDEX] = value  # the root's own estimate: the mixed value's v̂, or its first visit
         if mcts.config.root_value:
             backward(s.tree, ROOT_INDEX, value)
     mcts.draw_gumbel(s.tree.width)
     s.bounds = mcts.initial_bounds(s.tree)
+    if hasattr(env, "path_tokens"):
+        s.tree.root_path = env.path_tokens(root[0])
     while s.left > 0:
         picks = _pick(s)
         expand = [(node, action) for node, action in picks if action >= 0]
@@ -69,11 +71,15 @@ def search_steps(mcts, env, root: tuple[object, dict], kept: SearchTree | None =
             yield [(s.tree.states[node], action) for node, action in expand]
         leaves, pending = {}, []
         for node, action in expand:
-            state, obs, reward, terminated, truncated, _ = env.simulate(s.tree.states[node], action)
+            state, obs, reward, terminated, truncated, info = env.simulate(s.tree.states[node], action)
             done = terminated or truncated
             child = s.tree.add_node(state, mcts.prior(obs), obs["action_mask"].astype(bool), parent=node,
                                     action=action, reward=reward, terminal=done)
             leaves[(node, action)] = child
+            if hasattr(env, "path_tokens"):
+                s.tree.tokens[child] = env.path_tokens(state)[-1]
+            if done and hasattr(env, "task_score"):  # an answer that ends here: the verifier's word, where shown
+                s.tree.verified[child] = _score(env.task_score(info.get("reward_terms", {})))
             if not done:
                 pending.append((child, (state, obs)))
         values = yield from leaf_value_steps([mcts] * len(pending), env, [leaf for _, leaf in pending])
@@ -83,11 +89,19 @@ def search_steps(mcts, env, root: tuple[object, dict], kept: SearchTree | None =
                 backward(s.tree, node, 0.0)
                 continue
             child = leaves[(node, action)]
-            value, tokens = value_of.get(child, (0.0, []))
+            value, tokens, verified = value_of.get(child, (0.0, [], None))
             s.tree.raw_values[child], s.tree.rollouts[child] = value, tokens
+            if verified is not None:
+                s.tree.verified[child] = verified
             backward(s.tree, child, value)
             _track(s.bounds, s.tree, child)
+            if mcts.config.stop_at_verified and s.tree.found == UNVISITED and s.tree.verified[child] >= 0.5:
+                s.tree.found, s.left = child, 0  # a verified answer: the search stops here (coverage-first)
     return s.tree
+
+
+def _score(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def check_leaf_source(config, env) -> None:

@@ -81,15 +81,17 @@ def _episode(env, agent, index: int, prompt: str, repeat: int, seed: int, iterat
     agent.begin(env, obs, info)
     records, total, started = [], 0.0, time.perf_counter()
     while True:
-        tree = yield from search_steps(agent.mcts, env, (state, obs), agent.kept_for(state))
-        action = agent.decide(tree, obs)
+        action = agent.planned(obs)  # a verified answer a stopped search found plays out without searching
+        if action is None:
+            tree = yield from search_steps(agent.mcts, env, (state, obs), agent.kept_for(state))
+            action = agent.decide(tree, obs)
         records.append(step_record(agent, obs, info, action))
         yield [(state, action)]
         state, obs, reward, terminated, truncated, info = env.advance(state, action)
         records[-1].reward = float(reward)
         total += reward
         if terminated or truncated:
-            result = episode_result(env, agent.name, state, info, records, total, started)
+            result = episode_result(env, agent.name, state, info, records, total, started, agent.verified_answers())
             return asdict(result) | {"iteration": iteration, "prompt_index": index, "repeat": repeat}
 
 

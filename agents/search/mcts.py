@@ -101,6 +101,9 @@ class MCTSConfig:
     visited. 0: every child from the first visit."""
     widening_min: int = 1
     """The children a node may always choose among when widening is on."""
+    stop_at_verified: bool = False
+    """Coverage-first self-play: stop the search at the first leaf whose answer the verifier passes (shown to
+    planners on train prompts only) and play that answer out; off outside that mode."""
 
     def __post_init__(self) -> None:
         checks = [(self.num_simulations >= 1, "num_simulations must be >= 1"), (self.c_puct > 0, "c_puct must be > 0"),
@@ -272,6 +275,14 @@ class MCTS:
         return (bounds[0], bounds[1]) if bounds[0] <= bounds[1] else (0.0, 0.0)
 
 
+def _score(tree: SearchTree, action: int) -> float | None:
+    """The verifier's score of the rollout after the root's child ``action`` (None: unseen)."""
+    child = tree.children_index[ROOT_INDEX, action]
+    if child == UNVISITED or np.isnan(tree.verified[child]):
+        return None
+    return float(tree.verified[child])
+
+
 class MCTSAgent(Agent):
     """MCTS behind the agent interface: search from each state, play the chosen child."""
 
@@ -282,7 +293,10 @@ class MCTSAgent(Agent):
         self._last: tuple[list[float], list[float]] | None = None
         self._improved: list[float] = []
         self._continuations: list[list[int]] = []
+        self._continuation_scores: list[float | None] = []
         self._kept: SearchTree | None = None
+        self._plan: list[int] = []  # a verified answer found by a stopped search, played out without searching
+        self._verified: set[tuple[int, ...]] = set()
 
     def reseed(self, seed: int | Sequence[int]) -> None:
         """Restart the search's random stream (noise, Gumbel draws, sampling). Seeding each episode
@@ -291,21 +305,50 @@ class MCTSAgent(Agent):
         self.mcts.rng = np.random.default_rng(seed)
 
     def begin(self, env, obs, info) -> None:
-        self._kept = None
+        self._kept, self._plan, self._verified = None, [], set()
 
     def act(self, env, obs, info) -> int:
+        planned = self.planned(obs)
+        if planned is not None:
+            return planned
         u = env.unwrapped
         tree = run_searches([self.mcts], u, [(u.get_state(), obs)], [self.kept_for(u.get_state())])[0]
         return self.decide(tree, obs)
+
+    def planned(self, obs) -> int | None:
+        """The next move of a verified answer a stopped search found (``stop_at_verified``), without searching; None
+        when there is none (or its token is not on the slate: the search takes over)."""
+        if not self._plan:
+            return None
+        token = self._plan.pop(0)
+        hits = np.flatnonzero((obs["candidates"] == token) & (obs["action_mask"] == 1))
+        if not hits.size:
+            self._plan = []
+            return None
+        self._last, self._improved, self._continuations, self._continuation_scores = None, [], [], []
+        return int(hits[0])
+
+    def verified_answers(self) -> list[list[int]]:
+        """Every distinct whole answer this episode's searches saw the verifier pass (self-play), rollouts included."""
+        return [list(a) for a in sorted(self._verified)]
 
     def decide(self, tree: SearchTree, obs) -> int:
         """The action to play after a search from ``obs``: records the decision's visits, Q values, improved policy
         and continuations, and keeps the chosen child's subtree (``reuse_subtree``)."""
         mask = obs["action_mask"] == 1
-        self._last = (tree.visit_distribution()[mask].tolist(), tree.children_values[ROOT_INDEX][mask].tolist())
+        self._last = (tree.visit_distribution()[mask].tolist(), tree.children_values[ROOT_INDEX][mask].tolist(),
+                      int(tree.children_visits[ROOT_INDEX].sum()))
         self._improved = self.mcts.policy_target(tree)[mask].tolist() if self.mcts.config.gumbel else []
         self._continuations = [tree.continuation(ROOT_INDEX, int(a), int(obs["candidates"][a]))
                                for a in np.flatnonzero(mask)]
+        self._continuation_scores = [_score(tree, int(a)) for a in np.flatnonzero(mask)]
+        self._verified |= {tuple(a) for a in tree.verified_answers()}
+        if tree.found != UNVISITED:  # a verified answer: play it out (its first move now, the rest planned)
+            path = tree.path_from_root(tree.found) + list(tree.rollouts[tree.found])
+            first = int(np.flatnonzero((obs["candidates"] == path[0]) & mask)[0])
+            self._plan = path[1:]
+            self._kept = None
+            return first
         action = self.mcts.choose(tree)
         if self.mcts.config.reuse_subtree:
             child = int(tree.children_index[ROOT_INDEX, action])
@@ -326,6 +369,11 @@ class MCTSAgent(Agent):
     def last_continuations(self) -> list[list[int]]:
         """Per valid child of the last decision, the whole answer the search played after it (or [])."""
         return self._continuations
+
+    def last_continuation_scores(self) -> list[float | None]:
+        """Per valid child of the last decision, the verifier's score of the answer the search played after it, where
+        planners see the verifier (self-play; None where it is hidden or the child was never tried)."""
+        return self._continuation_scores
 
     def last_improved_policy(self) -> list[float]:
         """Gumbel MuZero's improved policy over the last decision's valid children (empty for PUCT)."""

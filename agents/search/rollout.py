@@ -23,9 +23,10 @@ class _Rollout:
     done: bool = False
 
 
-def leaf_values(searches: Sequence, env, leaves: Sequence[tuple[object, dict]]) -> list[tuple[float, list[int]]]:
+def leaf_values(searches: Sequence, env, leaves: Sequence[tuple[object, dict]]
+                ) -> list[tuple[float, list[int], float | None]]:
     """``MCTS.leaf_value`` of many leaves at once: each a ``value_fn`` value or a rollout, the rollouts advancing
-    in lockstep (one batched expansion per step). Returns ``(value, rollout tokens)`` per leaf."""
+    in lockstep (one batched expansion per step). Returns ``(value, rollout tokens, verified)`` per leaf."""
     from agents.search.drive import drive
 
     return drive([leaf_value_steps(searches, env, leaves)], env)[0]
@@ -33,12 +34,13 @@ def leaf_values(searches: Sequence, env, leaves: Sequence[tuple[object, dict]]) 
 
 def leaf_value_steps(searches: Sequence, env, leaves: Sequence[tuple[object, dict]]):
     """:func:`leaf_values` as a step generator (:mod:`agents.search.driver`): each rollout step yields the
-    transitions whose model work it needs; returns ``(value, rollout tokens)`` per leaf."""
-    out: list[tuple[float, list[int]] | None] = [None] * len(leaves)
+    transitions whose model work it needs; returns ``(value, rollout tokens, verified)`` per leaf (``verified``: the
+    verifier's score of the rollout's finished answer where planners see it, else None)."""
+    out: list[tuple[float, list[int], float | None] | None] = [None] * len(leaves)
     rollouts = {}
     for i, (search, (state, obs)) in enumerate(zip(searches, leaves, strict=True)):
         if search.value_fn is not None:
-            out[i] = (float(search.value_fn(env, state, obs)), [])
+            out[i] = (float(search.value_fn(env, state, obs)), [], None)
         else:
             rollouts[i] = _Rollout(search, state, obs)
     for policy in ("panel", "writer"):  # the env's own rollouts: no observations (the same values as step by step)
@@ -49,7 +51,8 @@ def leaf_value_steps(searches: Sequence, env, leaves: Sequence[tuple[object, dic
                                             [rollouts[i].search.config.rollout_depth for i in fast], policy)
         for i, result in zip(fast, done, strict=True):
             out[i] = (_judge_leaf(rollouts[i], result.verdict, result.reason is not None, len(result.tokens))
-                      if rollouts[i].search.config.leaf_value == "judge" else result.value, list(result.tokens))
+                      if rollouts[i].search.config.leaf_value == "judge" else result.value, list(result.tokens),
+                      result.verified)
             del rollouts[i]
     depth = max((r.search.config.rollout_depth for r in rollouts.values()), default=0)
     for step in range(depth):
@@ -67,7 +70,8 @@ def leaf_value_steps(searches: Sequence, env, leaves: Sequence[tuple[object, dic
                 if r.search.config.update_weightage:
                     env.update_weightage(r.state.path, r.state.episode_return, r.state.prompt)
     for i, r in rollouts.items():
-        out[i] = (_judge_value(r) if r.search.config.leaf_value == "judge" else r.total, r.tokens)
+        verified = env.task_score(r.info.get("reward_terms", {})) if r.done and hasattr(env, "task_score") else None
+        out[i] = (_judge_value(r) if r.search.config.leaf_value == "judge" else r.total, r.tokens, verified)
     return out
 
 

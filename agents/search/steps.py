@@ -213,6 +213,7 @@ def step_inert(config) -> list[tuple[str, str]]:
               ("prior", config.prior == "primary", "options have no primary log-prob ('env' or 'uniform')"),
               ("reuse_subtree", config.reuse_subtree, "each boundary's search starts afresh"),
               ("rollout", config.rollout == "writer", "a step rollout follows the writer's own greedy steps already"),
+              ("stop_at_verified", config.stop_at_verified, "step options keep no verifier's word of their leaves"),
               ("update_weightage", config.update_weightage, "the token env applies the weightage rule to the episode "
                "it plays; step rollouts do not"))
     return [(name, why) for name, bad, why in checks if bad]

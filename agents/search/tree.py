@@ -35,6 +35,10 @@ class SearchTree:
     terminal: np.ndarray = field(init=False)  # (N,) bool
     states: list = field(init=False)  # (N,) env state handles
     rollouts: list = field(init=False)  # (N,) the tokens a leaf's rollout played from the node (or [])
+    verified: np.ndarray = field(init=False)  # (N,) float64: the verifier's score of the node's rollout (NaN: unseen)
+    tokens: np.ndarray = field(init=False)  # (N,) int64: the token that leads to the node (UNVISITED at the root)
+    root_path: list = field(default_factory=list)  # the answer's tokens before the root (the episode so far)
+    found: int = UNVISITED  # the first node whose rollout (or own end) the verifier passed, when the search stopped
     size: int = 0
 
     def __post_init__(self) -> None:
@@ -53,6 +57,8 @@ class SearchTree:
         self.terminal = np.zeros(n, dtype=bool)
         self.states = [None] * n
         self.rollouts = [[] for _ in range(n)]
+        self.verified = np.full(n, np.nan)
+        self.tokens = np.full(n, UNVISITED, dtype=np.int64)
 
     def add_node(self, state, prior: np.ndarray, mask: np.ndarray, *, parent: int = NO_PARENT,
                  action: int = -1, reward: float = 0.0, terminal: bool = False) -> int:
@@ -84,6 +90,21 @@ class SearchTree:
         child = self.children_index[node, action]
         return [] if child == UNVISITED else [int(token), *self.rollouts[int(child)]]
 
+    def path_from_root(self, node: int) -> list[int]:
+        """The tokens from the root down to ``node``."""
+        out = []
+        while self.parents[node] != NO_PARENT:
+            out.append(int(self.tokens[node]))
+            node = int(self.parents[node])
+        return out[::-1]
+
+    def verified_answers(self, at_least: float = 0.5) -> list[list[int]]:
+        """Every distinct whole answer the search saw the verifier pass: the episode so far, the path to a node and
+        the node's rollout (or the node's own end)."""
+        found = {tuple([*self.root_path, *self.path_from_root(n), *self.rollouts[n]])
+                 for n in range(1, self.size) if self.verified[n] >= at_least}
+        return [list(a) for a in sorted(found)]
+
     def visit_distribution(self, node: int = ROOT_INDEX) -> np.ndarray:
         """Visit counts of ``node``'s children, normalised: the AlphaZero policy target."""
         visits = self.children_visits[node].astype(np.float64)
@@ -102,7 +123,8 @@ class SearchTree:
         remap = {old: i for i, old in enumerate(order)}
         index = np.asarray(order)
         for name in ("node_visits", "node_values", "raw_values", "action_from_parent", "children_prior",
-                     "children_mask", "children_visits", "children_values", "children_rewards", "terminal"):
+                     "children_mask", "children_visits", "children_values", "children_rewards", "terminal", "verified",
+                     "tokens"):
             getattr(new, name)[: len(order)] = getattr(self, name)[index]
         new.parents[: len(order)] = [remap.get(int(p), NO_PARENT) for p in self.parents[index]]
         new.parents[ROOT_INDEX], new.action_from_parent[ROOT_INDEX] = NO_PARENT, -1

@@ -61,6 +61,13 @@ class TrainConfig:
     seed ``(seed, iteration, prompt index, repeat)``."""
     planner_verifier: bool = True
     """Self-play switch: the task verifier scores the search's simulated leaves (train prompts only)."""
+    coverage_first: bool = False
+    """Coverage-first self-play: each iteration starts with the teachers' greedy answers to its prompts (batched,
+    verified: data of their own), searches only the prompts none of them solved, stops each search at its first
+    verified leaf, and keeps every distinct verified answer the trees produced (SFT on all of them)."""
+    student_in_panel: bool = False
+    """From the second iteration the primary joins the teacher panel as a member, weighted by its posterior like any
+    teacher (its trees start afresh then: the panel they were ranked by has changed)."""
     panel: str = "mixture"
     """How the teachers' log-probs combine (:mod:`tokentree_env.scoring.panel`): "mixture", "mean" or "product"."""
     panel_alpha: float = DEFAULT_ALPHA
@@ -95,7 +102,12 @@ class TrainConfig:
     at SFT's 2e-3 x 8 epochs DPO, distillation and GRPO collapse both tasks (measured)."""
     signal_epochs: dict[str, int] = field(default_factory=lambda: dict(SIGNAL_EPOCHS))
     distill_target: str = "visits"
-    """Distillation target: the visit distribution, or Gumbel MuZero's improved policy ("improved")."""
+    """Distillation target: the visit distribution, or the improved policy ``softmax(panel logits + σ(completed Q))``
+    ("improved", Gumbel MuZero's target, for any search)."""
+    distill_min_visits: int = 1
+    """Distil only nodes whose search gave their children at least this many visits."""
+    signal_weights: dict[str, float] = field(default_factory=dict)
+    """Per-signal loss weights (the loss of each signal's trainer times its weight; 1 where unset)."""
     batch_size: int = 16
     lora: bool = False
     report_to: str = "none"
@@ -134,6 +146,9 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig: gumbel=True picks the default search's kind, but agent={self.agent!r} was "
                               "set too; drop one of the two (or use --agent mcts-gumbel:S)")
         check_settings(self.search_spec, self.search_settings)
+        if self.student_in_panel and self.backend == "ray":
+            raise ConfigError("TrainConfig: student_in_panel changes the actors' panel between iterations; run it with "
+                              "backend='local'")
 
     @property
     def search_spec(self) -> str:
@@ -144,6 +159,7 @@ class TrainConfig:
     def search_settings(self) -> dict:
         """The search settings set beside the spec (None: the spec's own), for ``make_agent``."""
         return {"simulations": self.simulations, "dirichlet_fraction": self.dirichlet_fraction,
-                "teacher_mix": self.teacher_mix, "gumbel": self.gumbel, "rollout": self.rollout}
+                "teacher_mix": self.teacher_mix, "gumbel": self.gumbel, "rollout": self.rollout,
+                "stop_at_verified": True if self.coverage_first else None}
         if self.workers < 0:
             raise ConfigError(f"TrainConfig.workers must be >= 0 (0 = one per core), got {self.workers}")

@@ -69,10 +69,25 @@ def _best_per_prompt(records: Iterable[dict], min_hard_reward: float) -> dict[st
     return best
 
 
-def sft_dataset(records: Iterable[dict], tokenizer, *, min_hard_reward: float = 1.0) -> Dataset:
-    """The best episode of each prompt that reached ``min_hard_reward``, as the ids it played (loss on the answer)."""
-    best = _best_per_prompt(records, min_hard_reward)
-    rows = [completion_row(*episode_ids(r, tokenizer), tokenizer.eos_token_id) for r in best.values()]
+def sft_dataset(records: Iterable[dict], tokenizer, *, min_hard_reward: float = 1.0, distinct: bool = False
+                ) -> Dataset:
+    """The best episode of each prompt that reached ``min_hard_reward``, as the ids it played (loss on the answer);
+    with ``distinct``, every distinct verified answer instead: each such episode's, and every answer its search saw the
+    verifier pass (``verified_answers``: a tree is data, rollouts included)."""
+    records = list(records)
+    if not distinct:
+        best = _best_per_prompt(records, min_hard_reward)
+        rows = [completion_row(*episode_ids(r, tokenizer), tokenizer.eos_token_id) for r in best.values()]
+        return Dataset.from_list(rows) if rows else _empty(["input_ids", "completion_mask"])
+    seen, rows = set(), []
+    for r in records:
+        prompt, answer = episode_ids(r, tokenizer)
+        answers = ([answer] if r["hard_reward"] >= min_hard_reward else []) + list(r.get("verified_answers") or [])
+        for a in answers:
+            key = (tuple(prompt), tuple(_closed(list(a), tokenizer.eos_token_id)))
+            if key not in seen:
+                seen.add(key)
+                rows.append(completion_row(prompt, list(a), tokenizer.eos_token_id))
     return Dataset.from_list(rows) if rows else _empty(["input_ids", "completion_mask"])
 
 
@@ -82,7 +97,9 @@ def dpo_dataset(records: Iterable[dict], tokenizer, *, min_hard_reward: float = 
 
     At step ``i`` the prompt is the episode's prompt ids + ``answer[:i]``; chosen is the rest of the answer; rejected
     is the whole continuation the search played after a sibling it valued lower (lowest Q first), so both sides are
-    complete answers (EOS last). Steps where no sibling was completed give no pair.
+    complete answers (EOS last). Where the search saw the verifier (self-play records ``continuation_scores``), a
+    sibling is a negative only when its continuation was **verified wrong**: a right answer in another style is not
+    one. Steps where no sibling was completed give no pair.
     """
     rows, eos = [], tokenizer.eos_token_id
     for r in _best_per_prompt(records, min_hard_reward).values():
@@ -94,8 +111,11 @@ def dpo_dataset(records: Iterable[dict], tokenizer, *, min_hard_reward: float = 
             continuations = step.get("continuations") or []
             q_values = step.get("q_values") or []
             chosen_q = next((q for t, q in zip(step["candidates"], q_values, strict=False) if t == tokens[i]), None)
-            siblings = sorted((q, c) for t, q, c in zip(step["candidates"], q_values, continuations, strict=False)
-                              if t != tokens[i] and c and (chosen_q is None or q < chosen_q))
+            scores = step.get("continuation_scores") or [None] * len(continuations)
+            siblings = sorted((q, c) for t, q, c, s in zip(step["candidates"], q_values, continuations, scores,
+                                                          strict=False)
+                              if t != tokens[i] and c and (chosen_q is None or q < chosen_q)
+                              and (s is None if not any(x is not None for x in scores) else s is not None and s < 0.5))
             for _, continuation in siblings[:max_pairs_per_step]:
                 rejected = _closed(list(continuation), eos)
                 if rejected != rest:
@@ -103,19 +123,50 @@ def dpo_dataset(records: Iterable[dict], tokenizer, *, min_hard_reward: float = 
     return Dataset.from_list(rows) if rows else _empty(["prompt_ids", "chosen_ids", "rejected_ids"])
 
 
-def distillation_dataset(records: Iterable[dict], *, target: str = "visits") -> Dataset:
-    """Per searched node: ``input_ids`` (prompt ids + answer so far), ``children`` and ``visits``, the policy
-    target: the search's visit distribution, or with ``target="improved"`` Gumbel MuZero's improved policy
-    where the episode recorded one (else its visits)."""
+def distillation_dataset(records: Iterable[dict], *, target: str = "visits", min_visits: int = 1) -> Dataset:
+    """Per searched node with at least ``min_visits`` visits: ``input_ids`` (prompt ids + answer so far),
+    ``children`` and ``visits``, the policy target: the search's visit distribution, or with ``target="improved"``
+    the improved policy ``softmax(panel logits + σ(completed Q))`` (Gumbel MuZero's target, for any search:
+    :func:`improved_target`)."""
     rows = []
     for r in records:
         for i, step in enumerate(r["records"]):
-            policy = (step.get("improved") or step["visits"]) if target == "improved" else step["visits"]
-            if not policy or i >= len(r["tokens"]):
+            if not step.get("visits") or i >= len(r["tokens"]) or step.get("visit_total", min_visits) < min_visits:
+                continue
+            policy = improved_target(step) if target == "improved" else step["visits"]
+            if not policy:
                 continue
             rows.append({"input_ids": r["prompt_ids"] + r["tokens"][:i], "children": step["candidates"],
                          "visits": policy})
     return Dataset.from_list(rows) if rows else _empty(["input_ids", "children", "visits"])
+
+
+def improved_target(step: dict) -> list[float]:
+    """``softmax(logits + σ(q̂))`` over a node's valid children from its record (Danihelka et al. 2022): the logits
+    are the panel's log-probs of the children (or the improved policy a Gumbel search recorded); ``q̂`` is a visited
+    child's Q and, for an unvisited one, the prior-weighted mean Q of the visited children (the mixed value without
+    the node's own estimate), rescaled to [0, 1]; ``σ = (c_visit + max N) · c_scale`` with the visit counts."""
+    import numpy as np
+
+    from agents.search.gumbel import C_SCALE, C_VISIT
+
+    if step.get("improved"):
+        return list(step["improved"])
+    logits = np.asarray(step.get("panel_logprobs") or [], dtype=np.float64)
+    shares, q = np.asarray(step["visits"], dtype=np.float64), np.asarray(step.get("q_values") or [], dtype=np.float64)
+    if not len(logits) or len(logits) != len(shares) or len(q) != len(shares):
+        return []
+    counts = shares * step.get("visit_total", 1)
+    prior = np.exp(logits - logits.max())
+    prior /= prior.sum()
+    seen = counts > 0
+    mixed = float((prior[seen] * q[seen]).sum() / prior[seen].sum()) if seen.any() else 0.0
+    completed = np.where(seen, q, mixed)
+    span = completed.max() - completed.min()
+    completed = (completed - completed.min()) / span if span > 1e-8 else np.zeros_like(completed)
+    scores = logits + (C_VISIT + counts.max()) * C_SCALE * completed
+    policy = np.exp(scores - scores.max())
+    return (policy / policy.sum()).tolist()
 
 
 def _problems(problems, seed: int, task: str) -> list:

@@ -72,6 +72,7 @@ class TrainingRun:
         self.guards = ForgettingGuards(config)
         self._pool = None
         self._losses: list[float] = []
+        self._signal_cpu: dict[str, float] = {}
         self._last_replay = False
 
     @classmethod
@@ -110,10 +111,14 @@ class TrainingRun:
 
         return self.task if name == self.config.task else load_task(name)
 
-    def _env_kwargs(self) -> dict:
+    def _env_kwargs(self, iteration: int | None = None) -> dict:
+        """The env of an iteration (the current one by default): from the second on, with ``student_in_panel``, the
+        primary (named ``"primary"``) is a member of the teacher panel too."""
         c = self.config
+        iteration = self.state["completed"] if iteration is None else iteration
         task = c.task if c.verifier is None else self.task  # a name travels to workers; a chosen verifier with its task
-        return {"teachers": list(c.teachers), "judge": c.judge, "task": task, "split": "train",
+        student = ["primary"] if c.student_in_panel and iteration >= 1 else []
+        return {"teachers": [*c.teachers, *student], "judge": c.judge, "task": task, "split": "train",
                 "max_new_tokens": c.max_new_tokens, "expansion_seed": c.seed, "planner_verifier": c.planner_verifier,
                 "update_weightage": c.update_weightage, "k_wrong": c.k_wrong,
                 "panel": {"rule": c.panel, "alpha": c.panel_alpha}}
@@ -123,7 +128,8 @@ class TrainingRun:
 
         env = TokenTreeEnv(primary=primary, **self._env_kwargs())
         trees = checkpoint.trees_path(self.dir, self.state["completed"])
-        if trees is not None:
+        joined = self.config.student_in_panel and self.state["completed"] == 1  # the panel the trees knew has changed
+        if trees is not None and not joined:
             env.load_trees(trees, merge=False)
         return env
 
@@ -172,6 +178,9 @@ class TrainingRun:
         with Progress(console=self.console, transient=True) as bar:
             for iteration in range(self.state["completed"], c.iterations):
                 self._check_budget()
+                if c.student_in_panel and iteration == 1:  # the student joins the panel: a new env, fresh trees
+                    env.close()
+                    env = self._make_env(primary)
                 started = time.perf_counter()
                 records = self._self_play(lm, env, iteration, bar)
                 played, cpu = time.perf_counter(), time.process_time()
@@ -183,7 +192,7 @@ class TrainingRun:
                 metrics.update(self._episode_metrics(records), iteration=iteration,
                                self_play_seconds=played - started, train_seconds=trained - played,
                                eval_seconds=time.perf_counter() - trained, train_cpu_seconds=train_cpu,
-                               eval_cpu_seconds=eval_cpu)
+                               eval_cpu_seconds=eval_cpu, signal_cpu_seconds=dict(self._signal_cpu))
                 self.state["history"].append(metrics)
                 self.state["completed"] = iteration + 1
                 self._spent("training", train_cpu)
@@ -233,11 +242,11 @@ class TrainingRun:
 
     def _job(self, iteration: int) -> SelfPlayJob:
         c, trees = self.config, checkpoint.trees_path(self.dir, self.state["completed"])
-        return SelfPlayJob(env_kwargs=self._env_kwargs(), primary=self._primary_spec(),
+        return SelfPlayJob(env_kwargs=self._env_kwargs(iteration), primary=self._primary_spec(),
                            primary_version=self.state["completed"], trees=str(trees) if trees else None,
                            out=str(self.dir / "selfplay-trees"), agent=c.search_spec,
                            settings=tuple(sorted((k, v) for k, v in c.search_settings.items() if v is not None)),
-                           seed=c.seed, iteration=iteration, batch=c.selfplay_batch)
+                           seed=c.seed, iteration=iteration, batch=c.selfplay_batch, coverage_first=c.coverage_first)
 
     def _play(self, lm, env, iteration: int, todo: list):
         """Episodes of ``todo`` (prompt index, prompt, repeats), a chunk of records at a time; a pool's chunks
@@ -253,7 +262,10 @@ class TrainingRun:
 
     @staticmethod
     def _replay_episode(env, record: dict) -> None:
-        """Play a stored episode's tokens again, so the env applies the same weightage update."""
+        """Play a stored episode's tokens again, so the env applies the same weightage update (the teachers' greedy
+        answers of coverage-first self-play were no episode: nothing to re-play)."""
+        if record.get("source") == "teachers":
+            return
         obs, _ = env.reset(options={"prompt": record["prompt"]})
         for step, token in enumerate(record["tokens"]):
             hits = ((obs["candidates"] == token) & (obs["action_mask"] == 1)).nonzero()[0]
@@ -323,7 +335,7 @@ class TrainingRun:
             signal.train()
         lm.model.eval()
         self.guards.end(lm.model)
-        self._last_replay, self._losses = replay, inputs.losses
+        self._last_replay, self._losses, self._signal_cpu = replay, inputs.losses, inputs.cpu
 
     # -- measuring ------------------------------------------------------------------------------
     def evaluate(self, lm, final: bool = True) -> dict:

@@ -44,6 +44,8 @@ class SelfPlayJob:
     iteration: int = 0
     batch: int = 1
     """Episodes played in lockstep (one batched forward per model per step for all of them; 1 = one at a time)."""
+    coverage_first: bool = False
+    """The teachers' verified greedy answers first; search only the prompts none of them solved (:func:`play_episodes`)."""
     env_kwargs: dict = field(default_factory=dict)
     """``TokenTreeEnv`` arguments (teachers, judge, task, split, ...), without the primary (worker processes)."""
     primary: str = ""
@@ -109,6 +111,8 @@ def play_episodes(env, items: Sequence[tuple[int, str, Sequence[int]]], job: Sel
     from agents.play import play_many
 
     env.unwrapped.prepare([prompt for _, prompt, _ in items])
+    if job.coverage_first:
+        items = yield from _teachers_first(env.unwrapped, items, job)
     agent = make_agent(job.agent, seed=job.seed, self_play=True, **dict(job.settings))
     agents = [copy.deepcopy(agent) for _ in range(max(1, job.batch))]
     for repeats in sorted({tuple(r) for _, _, r in items}):  # items that ask for the same repeats play together
@@ -116,6 +120,31 @@ def play_episodes(env, items: Sequence[tuple[int, str, Sequence[int]]], job: Sel
         for record in play_many(env.unwrapped, agents, group, seed=job.seed, iteration=job.iteration,
                                 repeats=repeats):
             yield record | {"iteration": job.iteration}
+
+
+def _teachers_first(env, items, job):
+    """Coverage-first self-play's first move: the teachers' greedy answers to the prompts (their trees' reference
+    answers, already made in one batch by ``prepare``), verified. A prompt some teacher solved gets one record of
+    them (``source="teachers"``, every distinct verified answer in ``verified_answers``, charged the preparation of
+    its prompt); the prompts none solved are left to the search. Returns those."""
+    left = []
+    for index, prompt, repeats in items:
+        right = [a for a in env.reference_answers(prompt) if env.verify(prompt, env.decode(a)) >= 0.5]
+        if not right:
+            left.append((index, prompt, repeats))
+            continue
+        cost = env.claim_preparation(prompt)
+        best = min(right, key=len)
+        yield {"agent": "teachers-greedy", "source": "teachers", "prompt": prompt, "prompt_index": index,
+                "repeat": min(repeats), "completion": env.decode(best), "tokens": list(best),
+                "prompt_ids": env.prompt_ids(prompt), "hard_reward": 1.0, "episode_return": 1.0, "records": [],
+                "verified_answers": [list(a) for a in dict.fromkeys(map(tuple, right))], "steps": 0,
+                "forwarded_tokens": sum(c["forwarded_tokens"] for c in cost.values()),
+                "forwarded_by_model": {m: c["forwarded_tokens"] for m, c in cost.items()},
+                "model_calls": sum(c["forward_calls"] for c in cost.values()),
+                "generated_tokens": sum(c["generated_tokens"] for c in cost.values()), "reward_terms": {},
+                "terminal_reason": None, "seconds": 0.0, "weightage_update": {}, "iteration": job.iteration}
+    return left
 
 
 def with_cpu_seconds(records: Iterator[dict]) -> Iterator[dict]:

@@ -16,6 +16,7 @@ replay targets that read the primary (distillation) see the pre-round model.
 from __future__ import annotations
 
 import random
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ class RoundInputs:
     output_dir: str
     iteration: int = 0
     losses: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # each signal's training CPU seconds this round
 
     def general_problems(self, n: int) -> list:
         """``n`` general-task problems from its train split, for replay (seeded by run and iteration)."""
@@ -76,10 +78,12 @@ class Signal(ABC):
             return
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+        started = time.process_time()
         trainer = self.trainer(self.data)
         trainer.remove_callback(PrinterCallback)  # the loop's own progress bar and lines report progress
         trainer.remove_callback(ProgressCallback)
         self.inputs.losses.append(float(trainer.train().training_loss))
+        self.inputs.cpu[self.name] = self.inputs.cpu.get(self.name, 0.0) + time.process_time() - started
 
     @abstractmethod
     def rows(self):
@@ -107,7 +111,9 @@ class Signal(ABC):
                 "logging_steps": 10, "disable_tqdm": True, "seed": c.seed, **trainer_precision(), **extra}
 
     def guarded(self) -> dict:
-        return {"penalties": self.inputs.guards.penalties, "callbacks": self.inputs.guards.callbacks}
+        """The round's penalties and callbacks, and the signal's declared loss weight (``signal_weights``)."""
+        return {"penalties": self.inputs.guards.penalties, "callbacks": self.inputs.guards.callbacks,
+                "loss_weight": self.inputs.config.signal_weights.get(self.name, 1.0)}
 
 
 class SFTSignal(Signal):
@@ -118,7 +124,7 @@ class SFTSignal(Signal):
     def rows(self):
         from agents.training.datasets import sft_dataset
 
-        return sft_dataset(self.inputs.buffer, self.inputs.tokenizer)
+        return sft_dataset(self.inputs.buffer, self.inputs.tokenizer, distinct=self.inputs.config.coverage_first)
 
     def replay_rows(self):
         from agents.training.datasets import general_dataset
@@ -169,7 +175,8 @@ class DistillSignal(Signal):
     def rows(self):
         from agents.training.datasets import distillation_dataset
 
-        return distillation_dataset(self.inputs.buffer, target=self.inputs.config.distill_target)
+        c = self.inputs.config
+        return distillation_dataset(self.inputs.buffer, target=c.distill_target, min_visits=c.distill_min_visits)
 
     def replay_rows(self):
         from agents.training.datasets import self_distillation_dataset

@@ -14,26 +14,27 @@ from trl import DPOTrainer, GRPOTrainer, RLOOTrainer, SFTTrainer
 
 
 class PenaltyMixin:
-    """Adds ``Σ penalty(model)`` (EWC, SI, ...) to the trainer's loss."""
+    """Scales the trainer's loss by its signal's weight and adds ``Σ penalty(model)`` (EWC, SI, ...)."""
 
     penalties: tuple = ()
+    loss_weight: float = 1.0
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         out = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
-        if not self.penalties:
+        if not self.penalties and self.loss_weight == 1.0:
             return out
-        extra = sum(p.penalty(model) for p in self.penalties)
+        extra = sum(p.penalty(model) for p in self.penalties) if self.penalties else 0.0
         if return_outputs:
-            return out[0] + extra, out[1]
-        return out + extra
+            return self.loss_weight * out[0] + extra, out[1]
+        return self.loss_weight * out + extra
 
 
 class TreeSFTTrainer(PenaltyMixin, SFTTrainer):
     """``SFTTrainer`` on prompt/completion pairs, with forgetting penalties."""
 
-    def __init__(self, *args, penalties=(), **kwargs) -> None:
+    def __init__(self, *args, penalties=(), loss_weight: float = 1.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.penalties = tuple(penalties)
+        self.penalties, self.loss_weight = tuple(penalties), float(loss_weight)
 
 
 class TreeDPOTrainer(PenaltyMixin, DPOTrainer):
@@ -41,9 +42,9 @@ class TreeDPOTrainer(PenaltyMixin, DPOTrainer):
     ``chosen_ids``, ``rejected_ids``: what the search played, :func:`agents.training.datasets.dpo_dataset`), which
     ``DPOTrainer``'s own collator reads; the text preparation (tokenising, appending EOS) is skipped for them."""
 
-    def __init__(self, *args, penalties=(), **kwargs) -> None:
+    def __init__(self, *args, penalties=(), loss_weight: float = 1.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.penalties = tuple(penalties)
+        self.penalties, self.loss_weight = tuple(penalties), float(loss_weight)
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
         if "prompt_ids" in dataset.column_names:  # tokenised by the one route for training text
@@ -54,17 +55,17 @@ class TreeDPOTrainer(PenaltyMixin, DPOTrainer):
 class TreeGRPOTrainer(PenaltyMixin, GRPOTrainer):
     """``GRPOTrainer`` (on-policy RL of the primary on the env's rewards), with forgetting penalties."""
 
-    def __init__(self, *args, penalties=(), **kwargs) -> None:
+    def __init__(self, *args, penalties=(), loss_weight: float = 1.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.penalties = tuple(penalties)
+        self.penalties, self.loss_weight = tuple(penalties), float(loss_weight)
 
 
 class TreeRLOOTrainer(PenaltyMixin, RLOOTrainer):
     """``RLOOTrainer`` with forgetting penalties."""
 
-    def __init__(self, *args, penalties=(), **kwargs) -> None:
+    def __init__(self, *args, penalties=(), loss_weight: float = 1.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.penalties = tuple(penalties)
+        self.penalties, self.loss_weight = tuple(penalties), float(loss_weight)
 
 
 def visit_collator(pad_id: int):
@@ -108,7 +109,7 @@ class VisitDistillationTrainer(SFTTrainer):
     ``input_ids`` (the node's context ids), ``children`` and ``visits``.
     """
 
-    def __init__(self, *args, penalties=(), **kwargs) -> None:
+    def __init__(self, *args, penalties=(), loss_weight: float = 1.0, **kwargs) -> None:
         args_ = kwargs.get("args")
         if args_ is not None:
             args_.dataset_kwargs = {**(args_.dataset_kwargs or {}), "skip_prepare_dataset": True}
@@ -116,13 +117,13 @@ class VisitDistillationTrainer(SFTTrainer):
         processing_class = kwargs.get("processing_class")
         kwargs.setdefault("data_collator", visit_collator(processing_class.pad_token_id or 0))
         super().__init__(*args, **kwargs)
-        self.penalties = tuple(penalties)
+        self.penalties, self.loss_weight = tuple(penalties), float(loss_weight)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mask = inputs["attention_mask"]
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = model(input_ids=inputs["input_ids"], attention_mask=mask, position_ids=positions)
-        loss = visit_distillation_loss(out.logits[:, -1], inputs["children"], inputs["visits"])
+        loss = self.loss_weight * visit_distillation_loss(out.logits[:, -1], inputs["children"], inputs["visits"])
         if self.penalties:
             loss = loss + sum(p.penalty(model) for p in self.penalties)
         return (loss, out) if return_outputs else loss

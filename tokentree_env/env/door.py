@@ -33,11 +33,12 @@ GYMNASIUM = ("reset", "step", "action_masks", "close", "action_space", "observat
 PLANNING = ("get_state", "set_state", "simulate", "rollout", "rollout_steps", "update_weightage", "hard_reward")
 LOCKSTEP = ("prepare", "prefetch", "begin", "advance")
 COMPUTE = ("costs", "episode_costs", "model_parameters")
-TREES = ("save_trees", "load_trees", "merge_trees", "export_trees", "has_tree", "weightage_updates")
+TREES = ("save_trees", "load_trees", "merge_trees", "export_trees", "has_tree", "weightage_updates",
+         "claim_preparation")
 VIEWS = ("teacher_names", "task", "evaluation", "planner_verifier", "judge_verdicts", "max_new_tokens", "width",
          "fast_rollouts",
          "state_info", "path_tokens", "prompt_ids", "state_ids", "reference_answers", "decode", "task_score",
-         "panel_path_logprob", "panel_step_prior", "at_step_boundary")
+         "panel_path_logprob", "panel_step_prior", "at_step_boundary", "verify")
 AGENT_API: frozenset[str] = frozenset((*GYMNASIUM, *PLANNING, *LOCKSTEP, *COMPUTE, *TREES, *VIEWS))
 """Every name an agent may use on the env (the door)."""
 

@@ -38,6 +38,7 @@ class Rollout:
     tokens: list[int]
     verdict: float | None = None  # the judge's raw P(yes) of the finished answer (judge on)
     reason: str | None = None  # why the answer ended ("eos", "judge", "max_new_tokens"); None if cut short
+    verified: float | None = None  # the verifier's score of the finished answer, where planners see it
 
     @property
     def value(self) -> float:
@@ -54,7 +55,7 @@ class _Walk:
     nodes: list[int] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
-    end: tuple = (None, None)
+    end: tuple = (None, None, None)
 
 
 class PanelRollouts:
@@ -68,8 +69,10 @@ class PanelRollouts:
         prefetch: the env's ``prefetch(states, actions)``.
     """
 
-    def __init__(self, expander, step: Callable, tree_of: Callable, prefetch: Callable) -> None:
+    def __init__(self, expander, step: Callable, tree_of: Callable, prefetch: Callable,
+                 task_score: Callable = lambda terms: None) -> None:
         self.expander, self.step, self.tree_of, self.prefetch = expander, step, tree_of, prefetch
+        self.task_score = task_score
         self._memory: dict[tuple, Rollout] = {}
         self._versions: tuple | None = None
 
@@ -122,7 +125,8 @@ class PanelRollouts:
                 walk.rewards.append(float(reward))
                 walk.state = state
                 if terminated or truncated:
-                    walk.end = (info.get("judge_verdict"), info.get("terminal_reason"))
+                    walk.end = (info.get("judge_verdict"), info.get("terminal_reason"),
+                                self.task_score(info.get("reward_terms", {})))
         return out
 
     def _finish(self, walk: _Walk, known: Rollout | None) -> Rollout:
@@ -131,8 +135,10 @@ class PanelRollouts:
         tail = known or Rollout([], [], *walk.end)
         for k, node in enumerate(walk.nodes):
             self._memory[(walk.state.prompt, node)] = Rollout(walk.rewards[k:] + tail.rewards,
-                                                               walk.tokens[k:] + tail.tokens, tail.verdict, tail.reason)
-        return Rollout(walk.rewards + tail.rewards, walk.tokens + tail.tokens, tail.verdict, tail.reason)
+                                                               walk.tokens[k:] + tail.tokens, tail.verdict, tail.reason,
+                                                               tail.verified)
+        return Rollout(walk.rewards + tail.rewards, walk.tokens + tail.tokens, tail.verdict, tail.reason,
+                       tail.verified)
 
 
 
@@ -209,7 +215,8 @@ class WriterRollouts:
         terms, verdict = self.transitions.answer_terms(tree, completion, length, planner=True)
         rewards = [-self.reward_config.length_cost] * len(tokens)
         rewards[-1] += float(sum(terms.values()))
-        return Rollout(rewards, tokens, verdict, "eos" if ended else "max_new_tokens")
+        verified = terms["task"] / max(self.reward_config.task_weight, 1e-12) if "task" in terms else None
+        return Rollout(rewards, tokens, verdict, "eos" if ended else "max_new_tokens", verified)
 
     def __call__(self, states: Sequence[EnvState]) -> list[Rollout]:
         """The rollouts of ``states`` (written now where :meth:`warm` did not)."""

@@ -203,7 +203,7 @@ class TokenTreeEnv(AgentViews, TreePersistence, RolloutAPI, gym.Env):
         self.cost_window = CostWindow(self.models.counters)
         self.fast_rollouts = fast_rollouts
         self.rollouts = PanelRollouts(self.expander, lambda s, a: self._transition(s, a, planner=True, observe=False),
-                                      self.store.__getitem__, self.prefetch)
+                                      self.store.__getitem__, self.prefetch, self.task_score)
         self.writer_rollouts = WriterRollouts(self.expander, self.transitions, self.store.__getitem__,
                                               self.reward_config, max_new_tokens)
         self._concurrent: dict[str, CostWindow] = {}
@@ -248,6 +248,7 @@ class TokenTreeEnv(AgentViews, TreePersistence, RolloutAPI, gym.Env):
         tree = self._open(problem.prompt, self.cost_window)
         state = EnvState(problem.prompt, ROOT)
         obs, info = self.observer.observe(tree, state), self.observer.info(tree, state, {}, None, False)
+        info["answer_known"] = self.verifier.knows_answer(problem.prompt)  # False: its answers all score task 0
         self._state, self._last_info = state, info
         if self.render_mode == "human":
             self.render()

@@ -60,6 +60,8 @@ class Transitions:
             obs, info = None, {"reward_terms": terms, "terminal_reason": reason}
         if verdict is not None:
             info["judge_verdict"] = verdict  # the judge's raw P(yes), whatever its reward weight
+        if (terminated or truncated) and not self.verifier.knows_answer(state.prompt):
+            info["answer_known"] = False  # the task scored 0 for want of an answer, not for a wrong one
         return next_state, obs, reward, terminated, truncated, info
 
     def final_terms(self, tree: TokenTree, node: int, length: int, planner: bool) -> tuple[dict[str, float], float | None]:

@@ -27,6 +27,7 @@ class VerifierGate:
         self._by_prompt: dict[str, Problem] | None = None
         self._train: frozenset[str] | None = None
         self._problems: dict[str, Problem] = {}
+        self._answerless: set[str] = set()
 
     @property
     def hide_from_planner(self) -> bool:
@@ -51,16 +52,27 @@ class VerifierGate:
         self._planner_verifier = bool(value)
 
     def problem(self, prompt: str, answer: str | None = None) -> Problem:
-        """The task's problem for ``prompt``, or one with the given ``answer`` (no answer: scores 0)."""
+        """The task's problem for ``prompt``; else one with the given ``answer``; else the one the task works out
+        from the text (:meth:`~tokentree_env.tasks.base.Task.solve`); else one with no answer, which scores 0 and is
+        named in ``info["answer_known"]`` (:meth:`knows_answer`)."""
         if self._by_prompt is None:  # built once: resets by prompt are the evaluation runner's hot path
             self._by_prompt = {p.prompt: p for split in self.task.splits for p in self.task.problems(split)}
-        if prompt in self._problems:
+        if prompt in self._problems and (answer is None or prompt in self._by_prompt):
             return self._problems[prompt]
-        found = self._by_prompt.get(prompt) or Problem(
-            prompt, answer if answer is not None else "",
-            verifier=None if answer is not None else (lambda completion, ans: 0.0))
+        self._answerless.discard(prompt)  # a later reset may bring the answer an earlier one lacked
+        found = self._by_prompt.get(prompt) or (Problem(prompt, answer) if answer is not None else None)
+        found = found or self.task.solve(prompt)
+        if found is None:
+            found = Problem(prompt, "", verifier=lambda completion, ans: 0.0)
+            self._answerless.add(prompt)
         self._problems[prompt] = found
         return found
+
+    def knows_answer(self, prompt: str) -> bool:
+        """Whether the verifier has an answer for ``prompt`` (False: every answer to it scores 0; reset with
+        ``options={"prompt": ..., "answer": ...}``)."""
+        self.problem(prompt)
+        return prompt not in self._answerless
 
     def shown_to_planner(self, prompt: str) -> bool:
         """Whether planners' simulated leaves on ``prompt`` are scored by the verifier."""

@@ -39,6 +39,21 @@ class AgentViews:
         """Every model's parameter count, by the names of :meth:`costs` (the weights of compute parity)."""
         return self.models.parameters()
 
+    def verify(self, prompt: str, completion: str) -> float:
+        """The verifier's score of an answer to a train prompt, for making self-play data (the teachers' greedy answers
+        of coverage-first self-play); refused in evaluation mode, where the verifier scores final answers only."""
+        if self.evaluation:
+            from tokentree_env.errors import VerifierLeakError
+
+            raise VerifierLeakError("verify() shows the verifier to an agent; evaluation mode scores only an episode's "
+                                    "own final answer (hard_reward)")
+        return float(self.task.verify(self.verifier.problem(prompt), completion))
+
+    def claim_preparation(self, prompt: str) -> dict[str, dict[str, int]]:
+        """What ``prepare`` spent on ``prompt`` (the teachers' reference answers, the judge's workings), per model, now
+        claimed by the caller (data made from it outside an episode); the prompt's next episode owes none of it."""
+        return self.store.take_pending(prompt)
+
     def has_tree(self, prompt: str) -> bool:
         """Whether this env holds a tree for ``prompt`` (built, prepared or loaded)."""
         return prompt in self.store

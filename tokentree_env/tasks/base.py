@@ -144,6 +144,11 @@ class Task:
             raise ConfigError(f"split {split!r} is not one of {sorted(self.splits)}")
         return self.splits[split]
 
+    def solve(self, prompt: str) -> Problem | None:
+        """The problem ``prompt`` asks, with its answer, where the task can work it out from the text alone; None
+        where it cannot (then the env scores an answer to ``prompt`` only when given ``options={"answer": ...}``)."""
+        return None
+
     def verify(self, problem: Problem, completion: str) -> float:
         """Hard reward in [0, 1] of ``completion`` as an answer to ``problem``."""
         verifier = problem.verifier or self.verifier

@@ -68,6 +68,20 @@ def render(terms: list[int], ops: list[str], partials: list[int], style: str) ->
     return f"{head}{chain}{partials[-1]}."
 
 
+def solve_chain(prompt: str) -> Problem | None:
+    """The ``t1 op t2 op ... =`` problem ``prompt`` asks (``+`` and ``-``), worked out; None for any other text."""
+    if not re.fullmatch(r"\d+(?:[+-]\d+)+=", prompt):
+        return None
+    problem = _sum_problem(*parse_chain(prompt))
+    return problem if problem.prompt == prompt else None  # "012+3=" is not written as the task writes it
+
+
+def solve_reverse(prompt: str) -> Problem | None:
+    """The ``rev WORD=`` problem ``prompt`` asks, worked out; None for any other text."""
+    match = re.fullmatch(r"rev ([a-z]+)=", prompt)
+    return None if match is None else Problem(prompt, match[1][::-1], solutions={"step": f"{match[1][::-1]}."})
+
+
 def sample_sum(rng: random.Random, n_terms: int) -> Problem:
     """A random sum of ``n_terms`` 2-digit numbers (10-99)."""
     return _sum_problem([rng.randint(10, 99) for _ in range(n_terms)])
@@ -148,14 +162,19 @@ class GeneratedTask(Task):
         train_size: int = TRAIN_SIZE,
         seed: int = SPLIT_SEED,
         answer_format: AnswerFormat | None = None,
+        solver: Callable[[str], Problem | None] | None = None,
     ) -> None:
-        self.sampler = sampler
+        self.sampler, self.solver = sampler, solver
         rng = random.Random(f"{seed}:{name}")
         heldout = _unique(sampler, rng, heldout_size, exclude=set())
         self.heldout_prompts = frozenset(p.prompt for p in heldout)
         train = _unique(sampler, rng, train_size, exclude=set(self.heldout_prompts))
         super().__init__(name, {"train": train, "heldout": heldout}, verifier, description,
                          answer_format or AnswerFormat())
+
+    def solve(self, prompt: str) -> Problem | None:
+        """The problem ``prompt`` asks, worked out by the task's ``solver`` (None without one)."""
+        return None if self.solver is None else self.solver(prompt)
 
     def sample(self, rng: random.Random) -> Problem:
         """A fresh training problem (never a held-out prompt)."""
@@ -184,18 +203,18 @@ _BUILTIN: dict[str, Callable[[], GeneratedTask]] = {
         lambda rng: sample_sum(rng, 3),
         verifier=numeric_verifier,
         description="sum of three 2-digit numbers, answered as a chain of partial sums",
-        answer_format=chain_format(3),
+        answer_format=chain_format(3), solver=solve_chain,
     ),
     "chain5": lambda: GeneratedTask(
         "chain5",
         lambda rng: sample_chain(rng, 5),
         verifier=numeric_verifier,
         description="five 2-digit numbers joined by + or -, answered as a chain of partial results",
-        answer_format=chain_format(5),
+        answer_format=chain_format(5), solver=solve_chain,
     ),
     "add2": lambda: GeneratedTask(
         "add2", lambda rng: sample_sum(rng, 2), verifier=numeric_verifier,
-        description="2-digit addition",
+        description="2-digit addition", solver=solve_chain,
     ),
     "arith-words": lambda: GeneratedTask(
         "arith-words", sample_words, verifier=words_verifier, heldout_size=200, train_size=500,
@@ -203,7 +222,7 @@ _BUILTIN: dict[str, Callable[[], GeneratedTask]] = {
     ),
     "reverse": lambda: GeneratedTask(
         "reverse", sample_reverse, verifier=exact_verifier,
-        description="reverse 3-5 lowercase letters (the general task)",
+        description="reverse 3-5 lowercase letters (the general task)", solver=solve_reverse,
     ),
 }
 BUILTIN_TASKS: tuple[str, ...] = tuple(_BUILTIN)

@@ -299,19 +299,22 @@ class HFTeacher(Teacher):
         rows = [self.own_ids(c) for c in contexts]
         owners = {}
         misses: dict[tuple[int, ...], CachedState | None] = {}
+        have: dict[tuple[int, ...], torch.Tensor] = {}  # held here: the store may evict while a batch is read
         for ids, start, context in zip(rows, starts, contexts, strict=True):
-            needed = [k for k in range(max(1, start), len(ids) + 1) if self.store.get(ids[:k]) is None]
+            found = {k: self.store.get(ids[:k]) for k in range(max(1, start), len(ids) + 1)}
+            have |= {ids[:k]: state.logprobs for k, state in found.items() if state is not None}
+            needed = [k for k, state in found.items() if state is None]
             if needed and ids not in misses:  # from the longest cached prefix, never below the prompt (start)
                 base = next((s for k in range(needed[0] - 1, max(start, 1) - 1, -1) if (s := self.store.get(ids[:k]))),
                             None)
                 misses[ids], owners[ids] = base, context.owner
         if len({base.ids if base else None for base in misses.values()}) <= 1:
             base = next(iter(misses.values()), None)
-            if misses:
-                self._forward(base, list(misses), [owners[ids] for ids in misses], every=True)
+            states = self._forward(base, list(misses), [owners[ids] for ids in misses], every=True) if misses else {}
         else:
-            self._forward_gather(list(misses.items()), [owners[ids] for ids in misses], every=True)
-        return [torch.stack([self.store.get(ids[:k]).logprobs for k in range(max(1, start), len(ids) + 1)])
+            states = self._forward_gather(list(misses.items()), [owners[ids] for ids in misses], every=True)
+        have |= {ids: state.logprobs for ids, state in states.items()}
+        return [torch.stack([have[ids[:k]] for k in range(max(1, start), len(ids) + 1)])
                 for ids, start in zip(rows, starts, strict=True)]
 
     # -- reference answers -----------------------------------------------------------------

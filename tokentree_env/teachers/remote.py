@@ -63,6 +63,16 @@ GREEDY_EOS = "</s>"
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
+def url_scheme(url: str) -> str:
+    """``url``'s scheme as a URL parser reads it, lower case (``HTTP://host`` is ``http``); "" when it has none."""
+    import httpx
+
+    try:
+        return httpx.URL(url).scheme.lower()
+    except httpx.InvalidURL:
+        return ""
+
+
 def is_loopback(url: str) -> bool:
     """Whether ``url``'s host is this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
     import httpx
@@ -97,7 +107,7 @@ def parse_spec(spec: str) -> tuple[str, str]:
     """``openai:MODEL@BASE_URL`` -> (model, base_url)."""
     body = spec.removeprefix("openai:")
     model, sep, base_url = body.rpartition("@")
-    if not sep or not model or not base_url.startswith(("http://", "https://")):
+    if not sep or not model or url_scheme(base_url) not in ("http", "https"):
         raise ConfigError(f"remote teacher {spec!r}: expected 'openai:MODEL@BASE_URL', e.g. "
                           "'openai:llama-3-8b@http://127.0.0.1:8080/v1'")
     return model, base_url
@@ -183,7 +193,7 @@ class OpenAITeacher(Teacher):
         self.retries, self.backoff, self.max_concurrency = retries, backoff, max_concurrency
         self.min_entries = top_logprobs if min_entries is None else min_entries
         key = api_key if api_key is not None else os.environ.get(api_key_env)
-        if key and self.base_url.startswith("http://") and not is_loopback(self.base_url) and not allow_insecure_key:
+        if key and url_scheme(self.base_url) != "https" and not is_loopback(self.base_url) and not allow_insecure_key:
             raise ConfigError(f"refusing to send the API key over plain http to {self.base_url}: anyone on the way "
                               "could read it. Use https://, a server on this machine, or allow_insecure_key=True")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
