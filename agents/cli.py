@@ -114,7 +114,8 @@ TRAIN_OPTIONS = ("iterations", "prompts_per_iteration", "seed", "simulations", "
                  "accumulate", "ewc", "si", "replay", "lora", "report_to", "eval_size", "workers", "task", "repeats",
                  "planner_verifier", "gumbel", "distill_target", "backend", "ray_address", "ray_cpus_per_actor",
                  "ray_gpus_per_actor", "selfplay_batch", "panel", "panel_alpha", "verifier", "agent", "dirichlet_fraction",
-                 "rollout", "coverage_first", "student_in_panel", "distill_min_visits")
+                 "rollout", "coverage_first", "student_in_panel", "distill_min_visits", "round_cpu_seconds",
+                 "round_weighted_tokens")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -311,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--budget-tokens", type=float, default=None, metavar="TOKENS",
                        help="stop cleanly once self-play has forwarded this many weighted tokens (every model's, "
                             "in primary-token equivalents: docs/compute.md; resumable)")
+    train.add_argument("--round-cpu-seconds", type=float, default=None, metavar="SECONDS",
+                       help="each iteration's self-play stops at this generation CPU and trains on what it has")
+    train.add_argument("--round-weighted-tokens", type=float, default=None, metavar="TOKENS",
+                       help="the same in weighted forwarded tokens (primary-token equivalents)")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.set_defaults(func=_train)
 

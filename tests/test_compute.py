@@ -44,3 +44,19 @@ def test_a_run_stops_at_its_budget_keeping_every_episode_and_resumes_to_the_unin
     assert sorted((key(r), r["tokens"]) for r in resumed.store) == sorted((key(r), r["tokens"]) for r in whole.store)
     assert summary["compute"]["tokens"] == whole.ledger.tokens  # the resumed ledger counts every episode once
     assert summary["compute"]["cpu"]["training"] > 0 and summary["compute"]["weighted"] > 0
+
+
+def test_a_round_budget_stops_self_play_mid_round_and_the_round_trains_on_what_it_has(tmp_path):
+    base = {"iterations": 2, "prompts_per_iteration": 6, "epochs": 1, "eval_size": 10, "validation_size": 10,
+            "teachers": ("zoo:teacher-qwen2", "zoo:teacher-llama"), "max_new_tokens": 14, "selfplay_batch": 1}
+    run = TrainingRun(TrainConfig(output_dir=str(tmp_path / "run"), round_weighted_tokens=1, **base))
+    run.run()
+    for iteration, metrics in enumerate(run.state["history"]):  # each round: one episode, then training
+        assert metrics["episodes"] == 1 and "weighted tokens" in metrics["round_stopped"]
+        assert sum(r["iteration"] == iteration for r in run.store) == 1
+    free = TrainingRun(TrainConfig(output_dir=str(tmp_path / "free"), iterations=1,
+                                   **{k: v for k, v in base.items() if k != "iterations"}))
+    free.run()
+    assert free.state["history"][0]["episodes"] == 6 and free.state["history"][0]["round_stopped"] is None
+    with pytest.raises(ConfigError, match="workers=1"):
+        TrainConfig(round_cpu_seconds=10.0, workers=2)

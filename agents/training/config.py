@@ -68,6 +68,13 @@ class TrainConfig:
     student_in_panel: bool = False
     """From the second iteration the primary joins the teacher panel as a member, weighted by its posterior like any
     teacher (its trees start afresh then: the panel they were ranked by has changed)."""
+    round_cpu_seconds: float | None = None
+    """Generation budget of each iteration in process CPU seconds: self-play stops mid-round once the iteration's
+    episodes have spent it, and the round trains on what it has (the prompts left are not played). One process only
+    (``workers=1``), so that no episode in flight is left uncharged. CPU time is noisy: where it stops varies a
+    little from run to run (``round_weighted_tokens`` does not)."""
+    round_weighted_tokens: float | None = None
+    """The same in weighted forwarded tokens (every model's, in primary-token equivalents: :mod:`agents.compute`)."""
     panel: str = "mixture"
     """How the teachers' log-probs combine (:mod:`tokentree_env.scoring.panel`): "mixture", "mean" or "product"."""
     panel_alpha: float = DEFAULT_ALPHA
@@ -146,6 +153,11 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig: gumbel=True picks the default search's kind, but agent={self.agent!r} was "
                               "set too; drop one of the two (or use --agent mcts-gumbel:S)")
         check_settings(self.search_spec, self.search_settings)
+        round_budget = self.round_cpu_seconds is not None or self.round_weighted_tokens is not None
+        if round_budget and (self.workers != 1 or self.backend != "local"):
+            raise ConfigError(f"TrainConfig: a round budget stops self-play mid-round, which needs it in the loop's own "
+                              f"process (workers=1, backend='local'), got workers={self.workers}, "
+                              f"backend={self.backend!r}: episodes in flight elsewhere would go uncharged")
         if self.student_in_panel and self.backend == "ray":
             raise ConfigError("TrainConfig: student_in_panel changes the actors' panel between iterations; run it with "
                               "backend='local'")

@@ -30,6 +30,7 @@ from agents.store import EpisodeStore
 from agents.training import checkpoint
 from agents.training.config import TrainConfig
 from agents.training.guards import ForgettingGuards, replay_needed
+from agents.training.rounds import RoundBudget
 from agents.training.selfplay import (
     SelfPlayJob,
     SelfPlayPool,
@@ -73,7 +74,7 @@ class TrainingRun:
         self._pool = None
         self._losses: list[float] = []
         self._signal_cpu: dict[str, float] = {}
-        self._last_replay = False
+        self._last_replay, self._round_stop = False, None
 
     @classmethod
     def from_output_dir(cls, output_dir: str | Path, *, console: Console | None = None,
@@ -192,7 +193,8 @@ class TrainingRun:
                 metrics.update(self._episode_metrics(records), iteration=iteration,
                                self_play_seconds=played - started, train_seconds=trained - played,
                                eval_seconds=time.perf_counter() - trained, train_cpu_seconds=train_cpu,
-                               eval_cpu_seconds=eval_cpu, signal_cpu_seconds=dict(self._signal_cpu))
+                               eval_cpu_seconds=eval_cpu, signal_cpu_seconds=dict(self._signal_cpu),
+                               round_stopped=self._round_stop)
                 self.state["history"].append(metrics)
                 self.state["completed"] = iteration + 1
                 self._spent("training", train_cpu)
@@ -230,7 +232,10 @@ class TrainingRun:
         todo = [(index, prompt, [r for r in range(c.repeats) if (index, r) not in done])
                 for index, prompt in enumerate(prompts)]
         todo = [item for item in todo if item[2]]
-        for chunk in self._play(lm, env, iteration, todo):
+        budget = RoundBudget(c.round_cpu_seconds, c.round_weighted_tokens, self.ledger.parameters, self.ledger.reference)
+        budget.add(records, played_here=False)
+        self._round_stop = budget.spent()
+        for chunk in ([] if self._round_stop else self._play(lm, env, iteration, todo)):
             for record in chunk:
                 self.store.append(record)
             records += chunk
@@ -238,6 +243,11 @@ class TrainingRun:
             bar.advance(job, len(chunk))
             phase_reached("self-play")
             self._check_budget()  # every stored episode stays: --resume goes on from the next
+            budget.add(chunk)
+            self._round_stop = budget.spent() if budget.active else None
+            if self._round_stop:
+                break  # the round's budget is spent: it trains on what it has
+        self._spent("generation", budget.close())  # work in flight at a round's stop (0 without a round budget)
         return sorted(records, key=lambda r: (r["prompt_index"], r.get("repeat", 0)))
 
     def _job(self, iteration: int) -> SelfPlayJob:
@@ -293,7 +303,7 @@ class TrainingRun:
         worker measured) and the training and evaluation CPU seconds of the state (:mod:`agents.compute`)."""
         ledger = Ledger(parameters=env.model_parameters(), reference=primary.parameters)
         ledger.add_episodes(self.store)
-        for phase in ("training", "evaluation"):
+        for phase in ("generation", "training", "evaluation"):  # generation: work in flight at a round's stop
             ledger.add_cpu(phase, self.state.setdefault("compute", {}).get(phase, 0.0))
         return ledger
 
