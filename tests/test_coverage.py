@@ -163,3 +163,16 @@ def test_a_search_setting_only_self_play_can_use_acts_there(field):
         env = TokenTreeEnv(**SMALL)
         runs.append(MCTSAgent(MCTSConfig(num_simulations=8, **{field: value})).run_episode(env, options={"prompt": prompt}))
     assert [s.visits for s in runs[0].records] != [s.visits for s in runs[1].records]
+
+
+def test_without_a_search_coverage_first_keeps_the_teachers_answers_alone_and_charges_every_prompt():
+    env = TokenTreeEnv(**SMALL)
+    items = [(i, p, [0]) for i, p in enumerate(_train_prompts(6))]
+    job = SelfPlayJob(agent="mcts:2", coverage_first=True, search_unsolved=False)
+    records = list(play_episodes(env, items, job))
+    assert [r["prompt_index"] for r in records] == list(range(6))  # one record per prompt, none searched
+    assert all(r["source"] == "teachers" and r["steps"] == 0 for r in records)
+    for r in records:
+        right = [a for a in env.reference_answers(r["prompt"]) if env.verify(r["prompt"], env.decode(a)) >= 0.5]
+        assert r["hard_reward"] == float(bool(right)) and len(r["verified_answers"]) == len({tuple(a) for a in right})
+    assert sum(r["forwarded_tokens"] for r in records) == sum(c["forwarded_tokens"] for c in env.costs().values())

@@ -65,6 +65,9 @@ class TrainConfig:
     """Coverage-first self-play: each iteration starts with the teachers' greedy answers to its prompts (batched,
     verified: data of their own), searches only the prompts none of them solved, stops each search at its first
     verified leaf, and keeps every distinct verified answer the trees produced (SFT on all of them)."""
+    search_unsolved: bool = True
+    """Coverage-first only: search the prompts no teacher solved (False: train on the teachers' verified greedy
+    answers alone, the no-search control on the same prompts)."""
     student_in_panel: bool = False
     """From the second iteration the primary joins the teacher panel as a member, weighted by its posterior like any
     teacher (its trees start afresh then: the panel they were ranked by has changed)."""

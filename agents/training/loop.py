@@ -229,9 +229,8 @@ class TrainingRun:
         for record in records:
             self._replay_episode(env, record)
             bar.advance(job)
-        todo = [(index, prompt, [r for r in range(c.repeats) if (index, r) not in done])
-                for index, prompt in enumerate(prompts)]
-        todo = [item for item in todo if item[2]]
+        todo = [(index, prompt, left) for index, prompt in enumerate(prompts)
+                if (left := [r for r in range(c.repeats) if (index, r) not in done])]
         budget = RoundBudget(c.round_cpu_seconds, c.round_weighted_tokens, self.ledger.parameters, self.ledger.reference)
         budget.add(records, played_here=False)
         self._round_stop = budget.spent()
@@ -244,8 +243,8 @@ class TrainingRun:
             phase_reached("self-play")
             self._check_budget()  # every stored episode stays: --resume goes on from the next
             budget.add(chunk)
-            self._round_stop = budget.spent() if budget.active else None
-            if self._round_stop:
+            if stop := (budget.spent() if budget.active else None):
+                self._round_stop = stop
                 break  # the round's budget is spent: it trains on what it has
         self._spent("generation", budget.close())  # work in flight at a round's stop (0 without a round budget)
         return sorted(records, key=lambda r: (r["prompt_index"], r.get("repeat", 0)))
@@ -256,7 +255,8 @@ class TrainingRun:
                            primary_version=self.state["completed"], trees=str(trees) if trees else None,
                            out=str(self.dir / "selfplay-trees"), agent=c.search_spec,
                            settings=tuple(sorted((k, v) for k, v in c.search_settings.items() if v is not None)),
-                           seed=c.seed, iteration=iteration, batch=c.selfplay_batch, coverage_first=c.coverage_first)
+                           seed=c.seed, iteration=iteration, batch=c.selfplay_batch,
+                           coverage_first=c.coverage_first, search_unsolved=c.search_unsolved)
 
     def _play(self, lm, env, iteration: int, todo: list):
         """Episodes of ``todo`` (prompt index, prompt, repeats), a chunk of records at a time; a pool's chunks

@@ -46,6 +46,8 @@ class SelfPlayJob:
     """Episodes played in lockstep (one batched forward per model per step for all of them; 1 = one at a time)."""
     coverage_first: bool = False
     """The teachers' verified greedy answers first; search only the prompts none of them solved (:func:`play_episodes`)."""
+    search_unsolved: bool = True
+    """Coverage-first only: search the prompts no teacher solved (False: the teachers' verified answers alone)."""
     env_kwargs: dict = field(default_factory=dict)
     """``TokenTreeEnv`` arguments (teachers, judge, task, split, ...), without the primary (worker processes)."""
     primary: str = ""
@@ -108,13 +110,29 @@ def play_episodes(env, items: Sequence[tuple[int, str, Sequence[int]]], job: Sel
     import copy
 
     from agents.evaluation import make_agent
-    from agents.play import play_many
 
-    env.unwrapped.prepare([prompt for _, prompt, _ in items])
-    if job.coverage_first:
-        items = yield from _teachers_first(env.unwrapped, items, job)
     agent = make_agent(job.agent, seed=job.seed, self_play=True, **dict(job.settings))
     agents = [copy.deepcopy(agent) for _ in range(max(1, job.batch))]
+    if not job.coverage_first:
+        env.unwrapped.prepare([prompt for _, prompt, _ in items])
+        yield from _search(env, agents, items, job)
+        return
+    for start in range(0, len(items), COVERAGE_CHUNK):  # a chunk at a time: a round budget stops between chunks
+        chunk = items[start:start + COVERAGE_CHUNK]
+        env.unwrapped.prepare([prompt for _, prompt, _ in chunk])
+        left = yield from _teachers_first(env.unwrapped, chunk, job)
+        if job.search_unsolved:
+            yield from _search(env, agents, left, job)
+
+
+COVERAGE_CHUNK = 32
+"""Prompts coverage-first self-play prepares, answers with the teachers and searches at a time."""
+
+
+def _search(env, agents, items, job: SelfPlayJob) -> Iterator[dict]:
+    """Search episodes of ``items`` (prompt index, prompt, repeats), in lockstep batches of ``len(agents)``."""
+    from agents.play import play_many
+
     for repeats in sorted({tuple(r) for _, _, r in items}):  # items that ask for the same repeats play together
         group = [(index, prompt) for index, prompt, r in items if tuple(r) == repeats]
         for record in play_many(env.unwrapped, agents, group, seed=job.seed, iteration=job.iteration,
@@ -126,18 +144,21 @@ def _teachers_first(env, items, job):
     """Coverage-first self-play's first move: the teachers' greedy answers to the prompts (their trees' reference
     answers, already made in one batch by ``prepare``), verified. A prompt some teacher solved gets one record of
     them (``source="teachers"``, every distinct verified answer in ``verified_answers``, charged the preparation of
-    its prompt); the prompts none solved are left to the search. Returns those."""
+    its prompt); the prompts none solved are left to the search. Returns those. Without a search
+    (``job.search_unsolved`` off) an unsolved prompt gets its record too, unverified, so its answers are charged."""
     left = []
     for index, prompt, repeats in items:
-        right = [a for a in env.reference_answers(prompt) if env.verify(prompt, env.decode(a)) >= 0.5]
-        if not right:
+        answers = env.reference_answers(prompt)
+        right = [a for a in answers if env.verify(prompt, env.decode(a)) >= 0.5]
+        if not right and job.search_unsolved:
             left.append((index, prompt, repeats))
             continue
         cost = env.claim_preparation(prompt)
-        best = min(right, key=len)
+        best = min(right or answers or [[]], key=len)
         yield {"agent": "teachers-greedy", "source": "teachers", "prompt": prompt, "prompt_index": index,
                 "repeat": min(repeats), "completion": env.decode(best), "tokens": list(best),
-                "prompt_ids": env.prompt_ids(prompt), "hard_reward": 1.0, "episode_return": 1.0, "records": [],
+                "prompt_ids": env.prompt_ids(prompt), "hard_reward": float(bool(right)),
+                "episode_return": float(bool(right)), "records": [],
                 "verified_answers": [list(a) for a in dict.fromkeys(map(tuple, right))], "steps": 0,
                 "forwarded_tokens": sum(c["forwarded_tokens"] for c in cost.values()),
                 "forwarded_by_model": {m: c["forwarded_tokens"] for m, c in cost.items()},
