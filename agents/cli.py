@@ -114,7 +114,7 @@ TRAIN_OPTIONS = ("iterations", "prompts_per_iteration", "seed", "simulations", "
                  "accumulate", "ewc", "si", "replay", "lora", "report_to", "eval_size", "workers", "task", "repeats",
                  "planner_verifier", "gumbel", "distill_target", "backend", "ray_address", "ray_cpus_per_actor",
                  "ray_gpus_per_actor", "selfplay_batch", "panel", "panel_alpha", "verifier", "agent", "dirichlet_fraction",
-                 "rollout", "coverage_first", "student_in_panel", "distill_min_visits", "search_unsolved", "round_cpu_seconds",
+                 "rollout", "coverage_first", "student_in_panel", "distill_min_visits", "unsolved", "unsolved_samples", "round_cpu_seconds",
                  "round_weighted_tokens")
 
 
@@ -279,9 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the verifier scores the search's leaves in self-play (train prompts only)")
     train.add_argument("--coverage-first", action="store_true",
                        help="the teachers' verified greedy answers first; search only the prompts none solved")
-    train.add_argument("--search-unsolved", action=argparse.BooleanOptionalAction, default=True,
-                       help="coverage-first: search the prompts no teacher solved (--no-search-unsolved: the "
-                            "teachers' verified answers alone)")
+    train.add_argument("--unsolved", default="search", choices=["search", "samples", "none"],
+                       help="coverage-first: what the prompts no teacher solved get (samples: the teachers' "
+                            "samples, round-robin; none: the teachers' verified answers alone)")
+    train.add_argument("--unsolved-samples", type=int, default=defaults.unsolved_samples,
+                       help="--unsolved samples: samples per prompt at most")
     train.add_argument("--student-in-panel", action="store_true",
                        help="from the second iteration the primary joins the panel as a member")
     train.add_argument("--distill-min-visits", type=int, default=defaults.distill_min_visits,

@@ -9,7 +9,7 @@
   cores slow each other's CPU seconds down).
 - **Tokens** are the forwarded tokens of every model an arm runs: teachers, primary and judge (and a sentence
   embedder, when one runs). A prompt is read once per (problem, model), sampling included: it is forwarded once
-  and its cache expanded across the samples (:func:`tokentree_env.models.generation.sample_ids`). Models differ in
+  and its cache expanded across the samples (:func:`tokentree_env.models.generation.sample_rows`). Models differ in
   size, so parity is on the **weighted** total: each model's tokens times its parameter count (about its FLOPs per
   token), in **primary-token equivalents** (divided by the primary's parameter count), with the raw counts per
   model beside it. A model whose size is unknown (a server's, unless declared) is listed apart, unweighted.

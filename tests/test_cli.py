@@ -73,3 +73,9 @@ def test_coverage_first_self_play_and_the_student_in_the_panel_are_modes_of_trai
     assert config.coverage_first and config.student_in_panel and config.distill_min_visits == 3
     plain = build_parser().parse_args(["train"])
     assert not TrainConfig(**{k: getattr(plain, k) for k in TRAIN_OPTIONS}).coverage_first
+
+
+def test_train_refuses_a_simulation_count_its_agent_cannot_honour_naming_both(tmp_path):
+    out = run_cli("train", "--agent", "mcts:4", "--simulations", "8", "--output-dir", str(tmp_path / "run"))
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "mcts:4" in out.stderr and "simulations=8" in out.stderr

@@ -60,3 +60,10 @@ def test_a_round_budget_stops_self_play_mid_round_and_the_round_trains_on_what_i
     assert free.state["history"][0]["episodes"] == 6 and free.state["history"][0]["round_stopped"] is None
     with pytest.raises(ConfigError, match="workers=1"):
         TrainConfig(round_cpu_seconds=10.0, workers=2)
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [("workers", -3, "workers must be >= 0"),
+                                                       ("unsolved", "guess", "unsolved must be one of")])
+def test_a_train_config_refuses_a_value_it_cannot_run_naming_it(field, value, says):
+    with pytest.raises(ConfigError, match=says):
+        TrainConfig(**{field: value})

@@ -168,7 +168,7 @@ def test_a_search_setting_only_self_play_can_use_acts_there(field):
 def test_without_a_search_coverage_first_keeps_the_teachers_answers_alone_and_charges_every_prompt():
     env = TokenTreeEnv(**SMALL)
     items = [(i, p, [0]) for i, p in enumerate(_train_prompts(6))]
-    job = SelfPlayJob(agent="mcts:2", coverage_first=True, search_unsolved=False)
+    job = SelfPlayJob(agent="mcts:2", coverage_first=True, unsolved="none")
     records = list(play_episodes(env, items, job))
     assert [r["prompt_index"] for r in records] == list(range(6))  # one record per prompt, none searched
     assert all(r["source"] == "teachers" and r["steps"] == 0 for r in records)
@@ -176,3 +176,27 @@ def test_without_a_search_coverage_first_keeps_the_teachers_answers_alone_and_ch
         right = [a for a in env.reference_answers(r["prompt"]) if env.verify(r["prompt"], env.decode(a)) >= 0.5]
         assert r["hard_reward"] == float(bool(right)) and len(r["verified_answers"]) == len({tuple(a) for a in right})
     assert sum(r["forwarded_tokens"] for r in records) == sum(c["forwarded_tokens"] for c in env.costs().values())
+
+
+def test_coverage_first_sampling_draws_round_robin_until_a_verified_answer_and_charges_every_sample():
+    from agents.training.datasets import dpo_dataset
+
+    from tokentree_env.zoo.catalog import default_models
+
+    chain5 = {"task": "chain5", "max_new_tokens": 40, "planner_verifier": True, "judge": None,
+              **{k: v for k, v in default_models("chain5").items() if k != "judge"}}
+    env = TokenTreeEnv(**chain5)  # its teachers err: some prompts are left to the samples
+    items = [(i, p.prompt, [0]) for i, p in enumerate(load_task("chain5").problems("train")[:8])]
+    job = SelfPlayJob(agent="mcts:2", coverage_first=True, unsolved="samples", unsolved_samples=3, seed=3)
+    records = list(play_episodes(env, items, job))
+    assert sorted(r["prompt_index"] for r in records) == list(range(8))
+    sampled = [r for r in records if r["source"] == "samples"]
+    assert sampled and any(r["verified_answers"] for r in sampled)
+    for r in sampled:  # no teacher's greedy answer was right; it stopped at its first verified sample or its cap
+        assert r["hard_reward"] == float(bool(r["verified_answers"])) and len(r["verified_answers"]) <= 1
+        assert r["sample_rounds"] <= 3 and all(env.verify(r["prompt"], env.decode(a)) < 0.5 for a in r["wrong_answers"])
+    assert sum(r["forwarded_tokens"] for r in records) == sum(c["forwarded_tokens"] for c in env.costs().values())
+    again = list(play_episodes(TokenTreeEnv(**chain5), items, job))
+    assert [r["tokens"] for r in again] == [r["tokens"] for r in records]  # the same seed, the same samples
+    pairs = [r for r in sampled if r["verified_answers"] and r["wrong_answers"]]
+    assert len(dpo_dataset(pairs, char_primary())) == len(pairs)

@@ -152,3 +152,17 @@ def test_ab_mcts_asked_to_grow_a_finished_answer_keeps_it_instead_of_failing(mod
         node, _ = generate(node)
     again, score = generate(node)  # treequest may pick a finished node: it comes back unchanged
     assert again.boundary.done and again.finished == node.finished and score == node.score
+
+
+@pytest.mark.integration
+def test_ab_mcts_draws_from_its_own_stream_and_leaves_numpys_global_one_as_it_found_it(models):
+    _treequest()
+    from agents.evaluation import evaluate, make_agent
+
+    np.random.seed(11)
+    before = np.random.get_state()[1].copy()
+    _, (first,) = evaluate(make_agent("ab-mcts:3", seed=5), [PROMPT], models)
+    assert np.array_equal(np.random.get_state()[1], before)  # the global stream is untouched
+    np.random.random(7)  # disturbed in between: the agent's own seed still decides
+    _, (again,) = evaluate(make_agent("ab-mcts:3", seed=5), [PROMPT], models)
+    assert again.tokens == first.tokens

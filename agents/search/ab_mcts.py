@@ -47,10 +47,13 @@ class ABMCTSAgent(PlanningAgent):
         self.seed = int(np.random.default_rng(seed).integers(2**31))
 
     def plan_steps(self, env, state, obs) -> Steps:
+        saved = np.random.get_state()  # importing treequest the first time draws from NumPy's global stream
         try:
             import treequest
         except ImportError as error:
             raise ConfigError("ab-mcts runs Sakana AI's treequest: pip install 'tokentree[abmcts]'") from error
+        finally:
+            np.random.set_state(saved)
         options = StepOptionsEnv(env, samples=self.steps, temperature=self.temperature, seed=self.seed)
         root = StepState(state, obs, _info(env, state, obs))
         draws: dict[tuple, int] = {}

@@ -10,6 +10,10 @@ from tokentree_env.errors import ConfigError
 from tokentree_env.scoring.panel import DEFAULT_ALPHA, PANEL_RULES
 from tokentree_env.zoo.catalog import DEFAULT_JUDGE, DEFAULT_PRIMARY, DEFAULT_TEACHERS
 
+UNSOLVED = ("search", "samples", "none")
+"""What coverage-first self-play does with the prompts no teacher's greedy answer solved: search them, sample the
+teachers on them (:func:`agents.training.sampled.sample_unsolved`), or nothing (the teachers' answers alone)."""
+
 SIGNAL_NAMES = ("sft", "dpo", "distill", "grpo", "rloo")
 SIGNAL_LEARNING_RATES = {"dpo": 5e-5, "distill": 2e-4, "grpo": 1e-4, "rloo": 1e-4}
 SIGNAL_EPOCHS = {"dpo": 1, "distill": 2, "grpo": 1, "rloo": 1}
@@ -65,9 +69,14 @@ class TrainConfig:
     """Coverage-first self-play: each iteration starts with the teachers' greedy answers to its prompts (batched,
     verified: data of their own), searches only the prompts none of them solved, stops each search at its first
     verified leaf, and keeps every distinct verified answer the trees produced (SFT on all of them)."""
-    search_unsolved: bool = True
-    """Coverage-first only: search the prompts no teacher solved (False: train on the teachers' verified greedy
-    answers alone, the no-search control on the same prompts)."""
+    unsolved: str = "search"
+    """Coverage-first only: what the prompts no teacher solved get: ``"search"``, ``"samples"`` (the teachers'
+    temperature samples, round-robin, each prompt stopping at its first verified one: coverage-first sampling) or
+    ``"none"`` (the teachers' verified greedy answers alone)."""
+    unsolved_samples: int = 8
+    """``unsolved="samples"``: samples per prompt at most."""
+    sample_temperature: float = 1.0
+    """``unsolved="samples"``: the samples' temperature."""
     student_in_panel: bool = False
     """From the second iteration the primary joins the teacher panel as a member, weighted by its posterior like any
     teacher (its trees start afresh then: the panel they were ranked by has changed)."""
@@ -156,6 +165,10 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig: gumbel=True picks the default search's kind, but agent={self.agent!r} was "
                               "set too; drop one of the two (or use --agent mcts-gumbel:S)")
         check_settings(self.search_spec, self.search_settings)
+        if self.workers < 0:
+            raise ConfigError(f"TrainConfig.workers must be >= 0 (0 = one per core), got {self.workers}")
+        if self.unsolved not in UNSOLVED:
+            raise ConfigError(f"TrainConfig.unsolved must be one of {UNSOLVED}, got {self.unsolved!r}")
         round_budget = self.round_cpu_seconds is not None or self.round_weighted_tokens is not None
         if round_budget and (self.workers != 1 or self.backend != "local"):
             raise ConfigError(f"TrainConfig: a round budget stops self-play mid-round, which needs it in the loop's own "
@@ -176,5 +189,3 @@ class TrainConfig:
         return {"simulations": self.simulations, "dirichlet_fraction": self.dirichlet_fraction,
                 "teacher_mix": self.teacher_mix, "gumbel": self.gumbel, "rollout": self.rollout,
                 "stop_at_verified": True if self.coverage_first else None}
-        if self.workers < 0:
-            raise ConfigError(f"TrainConfig.workers must be >= 0 (0 = one per core), got {self.workers}")

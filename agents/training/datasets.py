@@ -99,7 +99,8 @@ def dpo_dataset(records: Iterable[dict], tokenizer, *, min_hard_reward: float = 
     is the whole continuation the search played after a sibling it valued lower (lowest Q first), so both sides are
     complete answers (EOS last). Where the search saw the verifier (self-play records ``continuation_scores``), a
     sibling is a negative only when its continuation was **verified wrong**: a right answer in another style is not
-    one. Steps where no sibling was completed give no pair.
+    one. Steps where no sibling was completed give no pair. A record of sampled answers (coverage-first sampling)
+    pairs its verified answer with its samples verified wrong, whole answers both.
     """
     rows, eos = [], tokenizer.eos_token_id
     for r in _best_per_prompt(records, min_hard_reward).values():
@@ -120,6 +121,9 @@ def dpo_dataset(records: Iterable[dict], tokenizer, *, min_hard_reward: float = 
                 rejected = _closed(list(continuation), eos)
                 if rejected != rest:
                     rows.append({"prompt_ids": [*prompt, *tokens[:i]], "chosen_ids": rest, "rejected_ids": rejected})
+        for wrong in (r.get("wrong_answers") or [])[:max_pairs_per_step]:  # sampled answers verified wrong
+            if (rejected := _closed(list(wrong), eos)) != _closed(tokens, eos):
+                rows.append({"prompt_ids": prompt, "chosen_ids": _closed(tokens, eos), "rejected_ids": rejected})
     return Dataset.from_list(rows) if rows else _empty(["prompt_ids", "chosen_ids", "rejected_ids"])
 
 

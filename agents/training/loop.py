@@ -255,8 +255,8 @@ class TrainingRun:
                            primary_version=self.state["completed"], trees=str(trees) if trees else None,
                            out=str(self.dir / "selfplay-trees"), agent=c.search_spec,
                            settings=tuple(sorted((k, v) for k, v in c.search_settings.items() if v is not None)),
-                           seed=c.seed, iteration=iteration, batch=c.selfplay_batch,
-                           coverage_first=c.coverage_first, search_unsolved=c.search_unsolved)
+                           seed=c.seed, iteration=iteration, batch=c.selfplay_batch, **{k: getattr(c, k) for k in (
+                               "coverage_first", "unsolved", "unsolved_samples", "sample_temperature")})
 
     def _play(self, lm, env, iteration: int, todo: list):
         """Episodes of ``todo`` (prompt index, prompt, repeats), a chunk of records at a time; a pool's chunks

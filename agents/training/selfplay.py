@@ -46,8 +46,11 @@ class SelfPlayJob:
     """Episodes played in lockstep (one batched forward per model per step for all of them; 1 = one at a time)."""
     coverage_first: bool = False
     """The teachers' verified greedy answers first; search only the prompts none of them solved (:func:`play_episodes`)."""
-    search_unsolved: bool = True
-    """Coverage-first only: search the prompts no teacher solved (False: the teachers' verified answers alone)."""
+    unsolved: str = "search"
+    """Coverage-first only: what the prompts no teacher solved get (``TrainConfig.unsolved``)."""
+    unsolved_samples: int = 8
+    """``unsolved="samples"``: samples per prompt at most, round-robin over the teachers."""
+    sample_temperature: float = 1.0
     env_kwargs: dict = field(default_factory=dict)
     """``TokenTreeEnv`` arguments (teachers, judge, task, split, ...), without the primary (worker processes)."""
     primary: str = ""
@@ -110,6 +113,7 @@ def play_episodes(env, items: Sequence[tuple[int, str, Sequence[int]]], job: Sel
     import copy
 
     from agents.evaluation import make_agent
+    from agents.training.sampled import sample_unsolved
 
     agent = make_agent(job.agent, seed=job.seed, self_play=True, **dict(job.settings))
     agents = [copy.deepcopy(agent) for _ in range(max(1, job.batch))]
@@ -121,12 +125,15 @@ def play_episodes(env, items: Sequence[tuple[int, str, Sequence[int]]], job: Sel
         chunk = items[start:start + COVERAGE_CHUNK]
         env.unwrapped.prepare([prompt for _, prompt, _ in chunk])
         left = yield from _teachers_first(env.unwrapped, chunk, job)
-        if job.search_unsolved:
+        if job.unsolved == "search":
             yield from _search(env, agents, left, job)
+        elif job.unsolved == "samples":
+            yield from sample_unsolved(env.unwrapped, left, job)
 
 
 COVERAGE_CHUNK = 32
 """Prompts coverage-first self-play prepares, answers with the teachers and searches at a time."""
+
 
 
 def _search(env, agents, items, job: SelfPlayJob) -> Iterator[dict]:
@@ -144,13 +151,13 @@ def _teachers_first(env, items, job):
     """Coverage-first self-play's first move: the teachers' greedy answers to the prompts (their trees' reference
     answers, already made in one batch by ``prepare``), verified. A prompt some teacher solved gets one record of
     them (``source="teachers"``, every distinct verified answer in ``verified_answers``, charged the preparation of
-    its prompt); the prompts none solved are left to the search. Returns those. Without a search
-    (``job.search_unsolved`` off) an unsolved prompt gets its record too, unverified, so its answers are charged."""
+    its prompt); the prompts none solved are left to the search or the samples. Returns those. With neither
+    (``job.unsolved == "none"``) an unsolved prompt gets its record too, unverified, so its answers are charged."""
     left = []
     for index, prompt, repeats in items:
         answers = env.reference_answers(prompt)
         right = [a for a in answers if env.verify(prompt, env.decode(a)) >= 0.5]
-        if not right and job.search_unsolved:
+        if not right and job.unsolved != "none":
             left.append((index, prompt, repeats))
             continue
         cost = env.claim_preparation(prompt)

@@ -16,12 +16,14 @@ package for any other attribute read on an env. ``docs/agent-api.md`` documents 
   ``begin``, ``advance``.
 - **Compute**: ``costs`` (per model, since the env was made), ``episode_costs`` (the current episode's),
   ``model_parameters`` (the weights of compute parity, :mod:`agents.compute`).
-- **Trees**: ``save_trees``, ``load_trees``, ``merge_trees``, ``export_trees``, ``has_tree``,
-  ``weightage_updates``.
+- **Trees and data made beside them**: ``save_trees``, ``load_trees``, ``merge_trees``, ``export_trees``,
+  ``has_tree``, ``weightage_updates``, ``claim_preparation`` (what preparing a prompt cost, taken by data made
+  outside an episode), ``teacher_samples`` (a teacher's samples of prompts' answers, charged to them).
 - **Read-only views** of a state or of the set-up: ``teacher_names``, ``task``, ``evaluation``,
   ``planner_verifier``, ``judge_verdicts``, ``max_new_tokens``, ``width``, ``state_info``, ``path_tokens``,
   ``prompt_ids``, ``state_ids``, ``reference_answers``, ``decode``, ``task_score``, ``panel_path_logprob``,
-  ``panel_step_prior``, ``at_step_boundary``.
+  ``panel_step_prior``, ``at_step_boundary``, ``fast_rollouts``, ``verify`` (the verifier's score of an answer to a
+  train prompt, for self-play data; refused in evaluation mode).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ PLANNING = ("get_state", "set_state", "simulate", "rollout", "rollout_steps", "u
 LOCKSTEP = ("prepare", "prefetch", "begin", "advance")
 COMPUTE = ("costs", "episode_costs", "model_parameters")
 TREES = ("save_trees", "load_trees", "merge_trees", "export_trees", "has_tree", "weightage_updates",
-         "claim_preparation")
+         "claim_preparation", "teacher_samples")
 VIEWS = ("teacher_names", "task", "evaluation", "planner_verifier", "judge_verdicts", "max_new_tokens", "width",
          "fast_rollouts",
          "state_info", "path_tokens", "prompt_ids", "state_ids", "reference_answers", "decode", "task_score",
@@ -68,6 +70,12 @@ class AgentEnv(Protocol):
     def costs(self) -> dict[str, dict[str, int]]: ...
     def episode_costs(self) -> dict[str, int]: ...
     def model_parameters(self) -> dict[str, int | None]: ...
+
+    # -- data made beside the trees (coverage-first self-play) -----------------------------------------
+    def claim_preparation(self, prompt: str) -> dict[str, dict[str, int]]: ...
+    def teacher_samples(self, prompts: Sequence[str], teacher: int, n: int = 1, *, temperature: float = 1.0,
+                        seed: int = 0) -> list[list[list[int]]]: ...
+    def verify(self, prompt: str, completion: str) -> float: ...
 
     # -- read-only views ---------------------------------------------------------------------------
     @property

@@ -54,6 +54,25 @@ class AgentViews:
         claimed by the caller (data made from it outside an episode); the prompt's next episode owes none of it."""
         return self.store.take_pending(prompt)
 
+    def teacher_samples(self, prompts: Sequence[str], teacher: int, n: int = 1, *, temperature: float = 1.0,
+                        seed: int = 0) -> list[list[list[int]]]:
+        """``n`` samples at ``temperature`` of each prompt's answer by teacher ``teacher`` (an index of
+        :attr:`teacher_names`), in primary ids with EOS last, each prompt read once. Their cost joins the prompt's
+        preparation (:meth:`claim_preparation`): data made outside an episode."""
+        from tokentree_env.teachers.base import COST_FIELDS
+        from tokentree_env.teachers.sampling import teacher_samples
+
+        model = self.models.teachers[teacher]
+        owners = [("sample", p) for p in prompts]
+        texts = teacher_samples(model, prompts, n=n, temperature=temperature, max_new_tokens=self.max_new_tokens,
+                                seed=seed, owners=owners)
+        for prompt, owner in zip(prompts, owners, strict=True):
+            owed = self.store.pending.setdefault(prompt, {}).setdefault(model.name, dict.fromkeys(COST_FIELDS, 0))
+            for field, value in model.counters.take(owner).items():
+                owed[field] += value
+        encode = self.expander.tokenizer
+        return [[[*encode(t, add_special_tokens=False)["input_ids"], self.expander.eos_id] for t in row] for row in texts]
+
     def has_tree(self, prompt: str) -> bool:
         """Whether this env holds a tree for ``prompt`` (built, prepared or loaded)."""
         return prompt in self.store
