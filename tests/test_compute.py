@@ -67,3 +67,32 @@ def test_a_round_budget_stops_self_play_mid_round_and_the_round_trains_on_what_i
 def test_a_train_config_refuses_a_value_it_cannot_run_naming_it(field, value, says):
     with pytest.raises(ConfigError, match=says):
         TrainConfig(**{field: value})
+
+
+def test_a_pool_walk_goes_on_after_the_furthest_prompt_played_in_one_order_per_seed(tmp_path):
+    from agents.training.pool import pool, walk_order
+
+    base = {"iterations": 2, "prompts_per_iteration": 6, "epochs": 1, "eval_size": 10, "validation_size": 10,
+            "teachers": ("zoo:teacher-qwen2",), "max_new_tokens": 14, "selfplay_batch": 1, "pool_walk": True,
+            "round_weighted_tokens": 1, "seed": 4}
+    run = TrainingRun(TrainConfig(output_dir=str(tmp_path / "run"), **base))
+    run.run()
+    order = walk_order(pool(run.task, 10, "chain3"), 4)
+    played = [r["prompt"] for r in sorted(run.store, key=lambda r: r["iteration"])]
+    assert played == order[:2]  # one episode a round (the budget), the second round after the first's prompt
+    assert walk_order(pool(run.task, 10, "chain3"), 5) != order
+
+
+def test_prompts_prepared_but_never_played_at_a_round_stop_are_charged_to_generation(tmp_path):
+    base = {"iterations": 1, "prompts_per_iteration": 6, "epochs": 1, "eval_size": 10, "validation_size": 10,
+            "teachers": ("zoo:teacher-qwen2",), "max_new_tokens": 14, "coverage_first": True,
+            "round_weighted_tokens": 1}
+    run = TrainingRun(TrainConfig(output_dir=str(tmp_path / "run"), **base))
+    run.run()
+    stored = sum(r["forwarded_tokens"] for r in run.store)
+    unplayed = run.state["compute"]["unplayed_tokens"]
+    assert len(list(run.store)) < 6 and sum(unplayed.values()) > 0  # the chunk's other prompts were prepared
+    assert sum(run.ledger.tokens.values()) == stored + sum(unplayed.values())
+    resumed = TrainingRun.from_output_dir(tmp_path / "run")
+    resumed.run()  # finished: the ledger is rebuilt from the store and the state, the same
+    assert resumed.ledger.tokens == run.ledger.tokens

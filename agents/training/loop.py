@@ -27,7 +27,7 @@ from rich.progress import Progress
 
 from agents.compute import Budget, BudgetReached, Ledger
 from agents.store import EpisodeStore
-from agents.training import checkpoint
+from agents.training import checkpoint, pool
 from agents.training.config import TrainConfig
 from agents.training.guards import ForgettingGuards, replay_needed
 from agents.training.rounds import RoundBudget
@@ -209,14 +209,11 @@ class TrainingRun:
     # -- self-play ------------------------------------------------------------------------------
     def validation_problems(self, task_name: str) -> list:
         """The validation split: ``validation_size`` problems of the task's train split, never played."""
-        train = list(self._load(task_name).problems("train"))
-        return random.Random(f"validation:{task_name}").sample(train, min(self.config.validation_size, len(train)))
+        return pool.validation_problems(self._load(task_name), self.config.validation_size, task_name)
 
     def _prompts(self, iteration: int) -> list[str]:
-        held = {p.prompt for p in self.validation_problems(self.config.task)}
-        train = [p.prompt for p in self.task.problems("train") if p.prompt not in held]
-        rng = random.Random(f"{self.config.seed}:{iteration}")
-        return rng.sample(train, min(self.config.prompts_per_iteration, len(train)))
+        """The iteration's prompts (:mod:`agents.training.pool`)."""
+        return pool.iteration_prompts(self.task, self.config, iteration, self.store if self.config.pool_walk else ())
 
     def _self_play(self, lm, env, iteration: int, bar) -> list[dict]:
         """Play the iteration's prompts, each ``repeats`` times in a row; stored episodes of a stopped run are
@@ -232,8 +229,7 @@ class TrainingRun:
         todo = [(index, prompt, left) for index, prompt in enumerate(prompts)
                 if (left := [r for r in range(c.repeats) if (index, r) not in done])]
         budget = RoundBudget(c.round_cpu_seconds, c.round_weighted_tokens, self.ledger.parameters, self.ledger.reference)
-        budget.add(records, played_here=False)
-        self._round_stop = budget.spent()
+        self._round_stop = budget.add(records, played_here=False)
         for chunk in ([] if self._round_stop else self._play(lm, env, iteration, todo)):
             for record in chunk:
                 self.store.append(record)
@@ -242,11 +238,10 @@ class TrainingRun:
             bar.advance(job, len(chunk))
             phase_reached("self-play")
             self._check_budget()  # every stored episode stays: --resume goes on from the next
-            budget.add(chunk)
-            if stop := (budget.spent() if budget.active else None):
+            if stop := budget.add(chunk):
                 self._round_stop = stop
                 break  # the round's budget is spent: it trains on what it has
-        self._spent("generation", budget.close())  # work in flight at a round's stop (0 without a round budget)
+        self._spent("generation", *budget.close(env.unwrapped, [p for _, p, _ in todo]))  # what no episode carries
         return sorted(records, key=lambda r: (r["prompt_index"], r.get("repeat", 0)))
 
     def _job(self, iteration: int) -> SelfPlayJob:
@@ -303,14 +298,19 @@ class TrainingRun:
         worker measured) and the training and evaluation CPU seconds of the state (:mod:`agents.compute`)."""
         ledger = Ledger(parameters=env.model_parameters(), reference=primary.parameters)
         ledger.add_episodes(self.store)
+        ledger.add_tokens(self.state.setdefault("compute", {}).get("unplayed_tokens", {}))
         for phase in ("generation", "training", "evaluation"):  # generation: work in flight at a round's stop
             ledger.add_cpu(phase, self.state.setdefault("compute", {}).get(phase, 0.0))
         return ledger
 
-    def _spent(self, phase: str, seconds: float) -> None:
-        self.state.setdefault("compute", {}).setdefault(phase, 0.0)
-        self.state["compute"][phase] += seconds
+    def _spent(self, phase: str, seconds: float, tokens: dict[str, int] | None = None) -> None:
+        compute = self.state.setdefault("compute", {})
+        compute[phase] = compute.get(phase, 0.0) + seconds
         self.ledger.add_cpu(phase, seconds)
+        for model, n in (tokens or {}).items():  # generation tokens no stored episode carries (prepared, not played)
+            unplayed = compute.setdefault("unplayed_tokens", {})
+            unplayed[model] = unplayed.get(model, 0) + n
+            self.ledger.add_tokens({model: n})
 
     def _check_budget(self) -> None:
         """Stop here (every completed episode and iteration is stored) when the budget is spent."""

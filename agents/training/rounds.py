@@ -29,8 +29,9 @@ class RoundBudget:
     def active(self) -> bool:
         return self.cpu_seconds is not None or self.weighted is not None
 
-    def add(self, records: list[dict], *, played_here: bool = True) -> None:
-        """Count episodes' generation work (``played_here``: played in this process since the round began)."""
+    def add(self, records: list[dict], *, played_here: bool = True) -> str | None:
+        """Count episodes' generation work (``played_here``: played in this process since the round began); why the
+        round must stop now, or None (:meth:`spent`)."""
         for r in records:
             self.spent_cpu += r.get("cpu_seconds", 0.0)
             if played_here:
@@ -38,6 +39,7 @@ class RoundBudget:
             if self.reference:
                 self.spent_weighted += weighted_tokens(r.get("forwarded_by_model") or {}, self.parameters,
                                                        self.reference)
+        return self.spent()
 
     def spent(self) -> str | None:
         """Why the round must stop now, or None."""
@@ -47,7 +49,14 @@ class RoundBudget:
             return f"{self.spent_weighted:,.0f} of {self.weighted:,.0f} weighted tokens"
         return None
 
-    def close(self) -> float:
-        """The CPU seconds this process spent on the round's self-play that no episode carries (the lockstep batch
-        in flight when the budget stopped it): generation compute too, charged apart (0 without a budget)."""
-        return max(0.0, time.process_time() - self._charged_since - self._charged) if self.active else 0.0
+    def close(self, env, prompts) -> tuple[float, dict[str, int]]:
+        """What the round's self-play spent that no episode carries, generation compute too, charged apart (nothing
+        without a budget): the CPU seconds of the work in flight when the budget stopped it (a lockstep batch), and
+        the forwarded tokens per model of ``prompts`` prepared (their teachers' answers) but never played."""
+        if not self.active:
+            return 0.0, {}
+        owed: dict[str, int] = {}
+        for prompt in prompts:
+            for model, cost in env.claim_preparation(prompt).items():
+                owed[model] = owed.get(model, 0) + cost["forwarded_tokens"]
+        return max(0.0, time.process_time() - self._charged_since - self._charged), owed

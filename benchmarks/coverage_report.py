@@ -1,0 +1,141 @@
+"""The coverage comparison's report (:mod:`tokentree_benchmarks.coverage`): per-round tables, paired statistics,
+the targets, and one plot: coverage and held-out pass@1 against generation CPU seconds, one colour per arm."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+COLOURS = {"search": "tab:red", "search-sft": "tab:orange", "greedy": "tab:blue", "sampling": "tab:green",
+           "student": "tab:purple"}
+LABELS = {"search": "(1) coverage-first search, SFT + distill + DPO", "search-sft": "(1b) the same search, SFT only",
+          "greedy": "(2) teachers' verified greedy answers, SFT", "sampling": "(3) coverage-first sampling",
+          "student": "(4) search with the student in the panel"}
+
+
+def report(cfg, runs: list[dict], out: Path) -> dict:
+    """Write ``coverage.json``, ``coverage.md`` and ``coverage.png``; return the summary."""
+    from agents.training.pool import pool
+    from tokentree_env.stats import seeds_paired, t_interval
+    from tokentree_env.tasks import load_task
+
+    from agents.training import TrainConfig
+
+    size = len(pool(load_task(cfg.task), cfg.train_kwargs().get("validation_size", TrainConfig.validation_size),
+                    cfg.task))
+    by_arm: dict[str, list[dict]] = {}
+    for r in runs:
+        by_arm.setdefault(r["arm"], []).append(r)
+    arms = {}
+    for arm, rs in by_arm.items():
+        rounds = len(rs[0]["history"])
+        covered = [[len(set().union(*(set(x["covered"]) for x in r["rounds"][:i + 1]))) for i in range(rounds)]
+                   for r in rs]
+        new = [[c[i] - (c[i - 1] if i else 0) for i in range(rounds)] for c in covered]
+        arms[arm] = {
+            "coverage": [t_interval([c[i] for c in covered]) for i in range(rounds)],
+            "pass1": [t_interval([r["baseline"]["task_accuracy"] for r in rs])]
+                     + [t_interval([r["history"][i]["task_accuracy"] for r in rs]) for i in range(rounds)],
+            "reverse": [t_interval([r["history"][i]["general_accuracy"] for r in rs]) for i in range(rounds)],
+            "cpu": [t_interval([r["rounds"][i]["cpu_seconds"] for r in rs]) for i in range(rounds)],
+            "weighted": [t_interval([r["rounds"][i]["weighted_tokens"] for r in rs]) for i in range(rounds)],
+            "cpu_per_new": [t_interval([r["rounds"][i]["cpu_seconds"] / n[i] for r, n in zip(rs, new, strict=True)
+                                        if n[i]]) for i in range(rounds)],
+            "signal_cpu": [r["history"][-1].get("signal_cpu_seconds", {}) for r in rs],
+            "stopped": [[h.get("round_stopped") for h in r["history"]] for r in rs],
+            "pass_at_k": {k: t_interval([r["pass_at_k"][k] for r in rs if "pass_at_k" in r])
+                          for k in (rs[0].get("pass_at_k") or {})},
+            "final": {r["seed"]: dict(enumerate(r["history"][-1]["task_correct"])) for r in rs}}
+    only = _only_one_arm(by_arm)
+    paired = {f"{a} - {b}": seeds_paired(arms[a]["final"], arms[b]["final"])
+              for a, b in (("search", "greedy"), ("search", "sampling"), ("student", "search"),
+                           ("search-sft", "greedy")) if a in arms and b in arms}
+    best_teacher = next((r["teachers"]["best"] for r in runs if r.get("teachers")), None)
+    best_search = max((a for a in ("search", "search-sft", "student") if a in arms),
+                      key=lambda a: arms[a]["pass1"][-1]["mean"], default=None)
+    targets = {"search_above_sampling_at_equal_compute": paired.get("search - sampling", {}).get("above"),
+               "search_above_greedy": paired.get("search - greedy", {}).get("above"),
+               "student_above_search": paired.get("student - search", {}).get("above"),
+               "best_search_student_0.20_above_best_teacher": None if best_search is None or best_teacher is None
+               else arms[best_search]["pass1"][-1]["mean"] >= best_teacher + 0.20}
+    summary = {"task": cfg.task, "pool": size, "arms": {a: {k: v for k, v in d.items() if k != "final"}
+                                                         for a, d in arms.items()},
+               "only_one_arm": only, "paired": paired, "best_teacher": best_teacher, "targets": targets}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "coverage.json").write_text(json.dumps(summary, indent=1, default=float))
+    (out / "coverage.md").write_text(markdown(summary))
+    plot(summary, by_arm, out / "coverage.png")
+    return summary
+
+
+def _only_one_arm(by_arm: dict[str, list[dict]]) -> dict:
+    """Per arm, the problems (summed over seeds) that it alone covered by the end."""
+    seeds = sorted({r["seed"] for rs in by_arm.values() for r in rs})
+    out = dict.fromkeys(by_arm, 0)
+    for seed in seeds:
+        sets = {a: set().union(*(set(x["covered"]) for r in rs if r["seed"] == seed for x in r["rounds"]))
+                for a, rs in by_arm.items()}
+        for a, mine in sets.items():
+            out[a] += len(mine - set().union(*(s for b, s in sets.items() if b != a)))
+    return out
+
+
+def _fmt(p: dict, digits: int = 3) -> str:
+    if p["mean"] != p["mean"]:
+        return "-"
+    half = "" if math.isnan(p["high"] - p["low"]) else f" ± {(p['high'] - p['low']) / 2:.{digits}f}"
+    return f"{p['mean']:.{digits}f}{half}"
+
+
+def markdown(summary: dict) -> str:
+    lines = [f"# Coverage comparison on `{summary['task']}` (pool: {summary['pool']} problems)", "",
+             "| arm | round | coverage (problems) | held-out pass@1 | reverse | generation CPU s | weighted tokens | "
+             "CPU s per newly covered |", "|---|---|---|---|---|---|---|---|"]
+    for arm, d in summary["arms"].items():
+        for i, cov in enumerate(d["coverage"]):
+            lines.append(f"| {LABELS.get(arm, arm)} | {i} | {_fmt(cov, 1)} | {_fmt(d['pass1'][i + 1])} | "
+                         f"{_fmt(d['reverse'][i])} | {_fmt(d['cpu'][i], 1)} | {_fmt(d['weighted'][i], 0)} | "
+                         f"{_fmt(d['cpu_per_new'][i], 2)} |")
+    lines += ["", "Problems only one arm covered (summed over seeds): "
+              + ", ".join(f"{a} {n}" for a, n in summary["only_one_arm"].items()), "",
+              "| paired (final held-out) | difference | bootstrap 95 % | t-interval over seeds | shown |",
+              "|---|---|---|---|---|"]
+    for name, p in summary["paired"].items():
+        lines.append(f"| {name} | {p['difference']:+.3f} | [{p['bootstrap']['low']:+.3f}, {p['bootstrap']['high']:+.3f}]"
+                     f" | [{p['t']['low']:+.3f}, {p['t']['high']:+.3f}] | {'above' if p['above'] else 'below' if p['below'] else 'no'} |")
+    lines += ["", "Targets: " + ", ".join(f"{k}: {'met' if v else 'not met' if v is not None else 'n/a'}"
+                                          for k, v in summary["targets"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict, by_arm: dict[str, list[dict]], path: Path) -> None:
+    """Coverage and held-out pass@1 against cumulative generation CPU seconds; seed bands (min to max)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4))
+    for arm, rs in by_arm.items():
+        colour, label = COLOURS.get(arm, "k"), LABELS.get(arm, arm)
+        cpu = np.mean([np.cumsum([x["cpu_seconds"] for x in r["rounds"]]) for r in rs], axis=0)
+        cov = np.array([[len(set().union(*(set(x["covered"]) for x in r["rounds"][:i + 1])))
+                         for i in range(len(r["rounds"]))] for r in rs])
+        acc = np.array([[h["task_accuracy"] for h in r["history"]] for r in rs])
+        for axis, ys in ((left, cov), (right, acc)):
+            axis.plot(cpu, ys.mean(axis=0), marker="o", color=colour, label=label)
+            axis.fill_between(cpu, ys.min(axis=0), ys.max(axis=0), color=colour, alpha=0.15)
+    if summary.get("best_teacher") is not None:
+        right.axhline(summary["best_teacher"], ls="--", c="grey", label=f"best teacher, greedy "
+                      f"({summary['best_teacher']:.3f})")
+    left.set(xlabel="generation CPU seconds (cumulative, mean over seeds)", ylabel="pool problems with a verified answer",
+             title=f"{summary['task']}: coverage of the pool")
+    right.set(xlabel="generation CPU seconds (cumulative, mean over seeds)",
+              ylabel="primary's held-out pass@1 (greedy, alone)", title="what the primary learnt", ylim=(-0.02, 1.02))
+    for axis in (left, right):
+        axis.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
