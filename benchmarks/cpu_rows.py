@@ -58,7 +58,7 @@ def cpu_rows(stack: str, problems: int, batch: int, device=None, dtype=None) -> 
     prompts = [p.prompt for p in task.problems("train")[:problems]]
     rows = []
     started = time.process_time()
-    _, cost = sample_answers(models["teachers"], prompts, SAMPLES, max_new_tokens=models["max_new_tokens"], seed=0)
+    _, cost, _ = sample_answers(models["teachers"], prompts, SAMPLES, max_new_tokens=models["max_new_tokens"], seed=0)
     cpu = time.process_time() - started
     rows.append({"stack": stack, "row": f"teacher samples ({SAMPLES} per problem)", "episodes": len(prompts),
                  "cpu_per_episode": cpu / len(prompts), "tokens_per_cpu_second": sum(cost) / cpu})

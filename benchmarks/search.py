@@ -101,6 +101,8 @@ def _in_env(cfg: SearchBenchConfig, mode: str, spec: str, chunk: list[tuple[int,
                 for step in r["records"]]
         out.append({"index": r["prompt_index"], "prompt": r["prompt"], "completion": r["completion"],
                     "correct": r["hard_reward"], "forwarded_tokens": r["forwarded_tokens"],
+                    "forwarded_by_model": r.get("forwarded_by_model") or {},
+                    "weighted_tokens": _weighted(r.get("forwarded_by_model") or {}, models),
                     "generated_tokens": r["generated_tokens"], "style": fmt.style_of(r["prompt"], r["completion"]),
                     "writer_switches": writer_switches(writers(path)), "tokens": r["tokens"],
                     "slate_mass": sum(masses) / len(masses) if masses else None})
@@ -124,8 +126,20 @@ def _teacher_samples(cfg: SearchBenchConfig, mode: str, spec: str, chunk: list[t
                                   [by_prompt[p] for _, p in chunk], int(n), how, max_new_tokens=cfg.max_new_tokens,
                                   seed=cfg.seed * 100_003 + chunk[0][0])
     fmt = task.answer_format
-    return [r | {"index": i, "style": fmt.style_of(r["prompt"], r["completion"]), "writer_switches": None}
+    return [r | {"index": i, "style": fmt.style_of(r["prompt"], r["completion"]), "writer_switches": None,
+                 "weighted_tokens": _weighted(r["forwarded_by_model"], models)}
             for (i, _), r in zip(chunk, played, strict=True)]
+
+
+def _weighted(by_model: dict[str, int], models: dict) -> float:
+    """An episode's forwarded tokens weighted by each model's parameters, in primary-token equivalents
+    (:func:`agents.compute.weighted_tokens`): the unit of every budget here."""
+    from agents.compute import weighted_tokens
+
+    parameters = {m.name: m.parameters for m in models["teachers"]} | {models["primary"].name: models["primary"].parameters}
+    if models.get("judge") is not None:
+        parameters[f"judge:{models['judge'].name}"] = models["judge"].parameters
+    return weighted_tokens(by_model, parameters, models["primary"].parameters)
 
 
 class EpisodeLog:
@@ -191,7 +205,7 @@ def walk_grid(cfg: SearchBenchConfig, mode: str, name: str, pilot: list[tuple[in
         spec = fam.at(setting, mode)
         rs = done[spec] if spec in done else play_job(cfg, mode, spec, pilot, f"pilot|{mode}")
         out += [] if spec in done else rs
-        if sum(r["forwarded_tokens"] for r in rs) / len(rs) > ceiling:
+        if sum(r["weighted_tokens"] for r in rs) / len(rs) > ceiling:
             break
     return out
 
@@ -209,8 +223,8 @@ def walk_grids(cfg: SearchBenchConfig, log: EpisodeLog, grids: list, pilot: list
 
 # -- the declared configuration --------------------------------------------------------------------------
 def _cost_and_accuracy(rs: list[dict]) -> tuple[float, float]:
-    """Mean forwarded tokens and accuracy of a row's pilot episodes."""
-    return sum(r["forwarded_tokens"] for r in rs) / len(rs), sum(r["correct"] for r in rs) / len(rs)
+    """Mean weighted tokens (primary-token equivalents) and accuracy of a row's pilot episodes."""
+    return sum(r["weighted_tokens"] for r in rs) / len(rs), sum(r["correct"] for r in rs) / len(rs)
 
 
 def budget_of(tokens: float, unit: float) -> float:
@@ -260,8 +274,9 @@ def _declare(cfg: SearchBenchConfig, log: EpisodeLog, progress=None) -> dict:
     below = [b for b in budgets if sampling_accuracy[str(b)] is not None and sampling_accuracy[str(b)] < 0.90]
     declared = {
         "declared_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "pilot_problems": len(pilot),
-        "unit": {"name": "R", "forwarded_tokens_per_problem": unit,
-                 "definition": "best-reference, judge on, evaluation mode, mean over the pilot problems"},
+        "unit": {"name": "R", "weighted_tokens_per_problem": unit,
+                 "definition": "best-reference, judge on, evaluation mode, mean over the pilot problems; weighted "
+                               "tokens: every model's forwarded tokens times its parameters over the primary's"},
         "budgets": budgets, "mcts_budgets": {"1 simulation": mcts_budgets[0], "2 simulations": mcts_budgets[1]},
         "settings": settings, "pilot": pilot_costs, "pilot_best_sampling_self_play": sampling_accuracy,
         "self_play_target_budgets": below[:2],

@@ -1,8 +1,9 @@
 """The search benchmark's settings: its unit of compute, its budgets, its rows (agent families and their settings),
 its modes and problem sets (shared by :mod:`tokentree_benchmarks.search`, its report and the leaf-value sources).
 
-- **Unit.** ``R``: the mean forwarded tokens per problem of ``best-reference`` with the judge on, in evaluation
-  mode, on the pilot problems. A budget is ``b·R``; it holds for every row, mode and judge setting.
+- **Unit.** ``R``: the mean weighted tokens per problem of ``best-reference`` with the judge on, in evaluation
+  mode, on the pilot problems: every model's forwarded tokens (teachers, primary, judge) times its parameters over
+  the primary's (:mod:`agents.compute`). A budget is ``b·R``; it holds for every row, mode and judge setting.
 - **Rows.** A family is an agent whose compute grows with one setting (MCTS: simulations per step; best-of-N,
   majority-of-N and the teachers' samples: N; beam: its width); at each budget a family plays its largest
   setting whose pilot mean is within the budget. Fixed-cost rows (best reference, the 3-answer majority vote,

@@ -21,11 +21,13 @@ def summarise(results: list[dict], budget_tokens: float | None, styles: list[str
     hits = sum(r["correct"] for r in results)
     lo, hi = wilson(hits, n)
     tokens = sum(r["forwarded_tokens"] for r in results) / max(1, n)
+    weighted = sum(r["weighted_tokens"] for r in results) / max(1, n)  # the budgets' unit
     switches = [r["writer_switches"] for r in results if r.get("writer_switches") is not None]
     masses = [r["slate_mass"] for r in results if r.get("slate_mass") is not None]
     seconds = sum({(r.get("chunk_seconds"), r.get("logged_at")): r.get("chunk_seconds", 0.0) for r in results}.values())
     return {"episodes": n, "accuracy": hits / n if n else float("nan"), "accuracy_low": lo, "accuracy_high": hi,
-            "forwarded_tokens": tokens, "over_budget": bool(budget_tokens and tokens > (1 + OVER_BUDGET) * budget_tokens),
+            "forwarded_tokens": tokens, "weighted_tokens": weighted,
+            "over_budget": bool(budget_tokens and weighted > (1 + OVER_BUDGET) * budget_tokens),
             "style_share": sum(r.get("style") in styles for r in results) / max(1, n),
             "writer_switches": sum(switches) / len(switches) if switches else None,
             "slate_mass": sum(masses) / len(masses) if masses else None,
@@ -82,7 +84,7 @@ def report(cfg, declared: dict, rows: dict, log, out: Path, measured_seconds: fl
     """Summaries, comparisons and targets; ``search.json``, ``search.png`` and ``search.md``."""
     from .config import machine
 
-    unit, styles = declared["unit"]["forwarded_tokens_per_problem"], teacher_styles(cfg)
+    unit, styles = declared["unit"]["weighted_tokens_per_problem"], teacher_styles(cfg)
     headline = declared["headline"]["mcts"]
     result: dict = {"machine": machine(), "declared": declared, "styles": styles, "modes": {},
                     "measured_seconds": measured_seconds, "leaf_sources": leaf_sources}
@@ -181,7 +183,7 @@ LABELS = {"mcts": "MCTS (PUCT), rollout leaves", "mcts-gumbel": "MCTS (Gumbel), 
 
 
 def plot(result: dict, unit: float, path: Path) -> None:
-    """Accuracy against forwarded tokens in multiples of R, with 95 % bands: self-play and evaluation in two panels,
+    """Accuracy against weighted tokens in multiples of R, with 95 % bands: self-play and evaluation in two panels,
     one colour per agent family, a solid line with the judge on and a dashed one with it off."""
     import matplotlib
 
@@ -193,7 +195,7 @@ def plot(result: dict, unit: float, path: Path) -> None:
     for mode, data in result["modes"].items():
         ax, style = panels[mode], "--" if mode.endswith("judge-off") else "-"
         for fam in dict.fromkeys(e["family"] for e in data["rows"]):
-            pts = sorted((e["forwarded_tokens"] / unit, e["accuracy"], e["accuracy_low"], e["accuracy_high"])
+            pts = sorted((e["weighted_tokens"] / unit, e["accuracy"], e["accuracy_low"], e["accuracy_high"])
                          for e in data["rows"] if e["family"] == fam)
             xs, ys, lo, hi = (list(v) for v in zip(*pts, strict=True))
             judge = "" if mode == "self-play" else (", judge off" if mode.endswith("off") else ", judge on")
@@ -204,7 +206,8 @@ def plot(result: dict, unit: float, path: Path) -> None:
                                 "evaluation: held-out problems, no verifier"), strict=True):
         ax.set_xscale("log", base=2)
         ax.set_xticks(ticks, [f"{t:g}R" for t in ticks])
-        ax.set(xlabel=f"forwarded tokens per problem, in multiples of R = {unit:.0f} (best reference's)",
+        ax.set(xlabel=f"weighted tokens per problem (every model, in primary-token equivalents), in multiples of "
+                      f"R = {unit:.0f} (best reference's)",
                title=title, ylim=(0, 1))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
@@ -217,21 +220,23 @@ def plot(result: dict, unit: float, path: Path) -> None:
 def markdown(result: dict) -> str:
     """Every mode's table by budget, the comparisons, the targets."""
     declared = result["declared"]
-    unit = declared["unit"]["forwarded_tokens_per_problem"]
+    unit = declared["unit"]["weighted_tokens_per_problem"]
     lines = [f"Declared {declared['declared_at']} on {declared['pilot_problems']} train problems: R = {unit:.0f} "
-             f"forwarded tokens per problem (best reference, judge on); budgets "
+             f"weighted tokens per problem (best reference, judge on); budgets "
              + ", ".join(f"{b:g}R" for b in declared["budgets"]) + f"; styles the teachers write: "
-             f"{', '.join(result['styles'])}. Unit of every table: forwarded tokens per problem.", ""]
+             f"{', '.join(result['styles'])}. Unit of every budget: weighted tokens per problem (every model's "
+             "forwarded tokens times its parameters over the primary's; docs/compute.md), raw tokens beside.", ""]
     for mode, data in result["modes"].items():
-        header = ("| row | budget | accuracy | 95 % CI | tokens / problem | in one style | writer switches | "
-                  "first wrong step |")
-        lines += [f"### {mode}", "", header, "|---|---|---|---|---|---|---|---|"]
+        header = ("| row | budget | accuracy | 95 % CI | weighted tokens / problem | raw tokens | in one style | "
+                  "writer switches | first wrong step |")
+        lines += [f"### {mode}", "", header, "|---|---|---|---|---|---|---|---|---|"]
         for e in sorted(data["rows"], key=lambda e: (e["budget"] or 0, e["family"])):
             flag = " (over budget)" if e["over_budget"] else ""
             switches = "-" if e["writer_switches"] is None else f"{e['writer_switches']:.2f}"
             budget = "-" if e["budget"] is None else f"{e['budget']:g}R"
             lines.append(f"| {e['spec']} | {budget} | {e['accuracy']:.3f} | "
-                         f"{e['accuracy_low']:.2f}-{e['accuracy_high']:.2f} | {e['forwarded_tokens']:.0f}{flag} | "
+                         f"{e['accuracy_low']:.2f}-{e['accuracy_high']:.2f} | {e['weighted_tokens']:.0f}{flag} | "
+                         f"{e['forwarded_tokens']:.0f} | "
                          f"{e['style_share']:.2f} | {switches} | {e['where_wrong']} |")
         masses = [f"{e['spec']} {e['slate_mass']:.3f}" for e in data["rows"] if e.get("slate_mass") is not None]
         if masses:

@@ -21,13 +21,15 @@ CHOOSERS = ("verifier", "majority", "judge")
 
 
 def sample_answers(teachers: Sequence, prompts: Sequence[str], n: int, *, max_new_tokens: int, seed: int
-                   ) -> tuple[list[list[str]], list[int]]:
-    """``n`` round-robin temperature-1 samples per prompt (texts), and each prompt's forwarded tokens."""
+                   ) -> tuple[list[list[str]], list[int], list[dict[str, int]]]:
+    """``n`` round-robin temperature-1 samples per prompt (texts), each prompt's forwarded tokens, and the same per
+    model (by the teachers' names)."""
     from tokentree_env.models.generation import sample_rows
 
     k = len(teachers)
     texts: list[list[str | None]] = [[None] * n for _ in prompts]
     cost = [0] * len(prompts)
+    by_model: list[dict[str, int]] = [{} for _ in prompts]
     for t, teacher in enumerate(teachers):
         draws = len(range(t, n, k))  # this teacher's share of the n samples
         if not draws:
@@ -39,7 +41,8 @@ def sample_answers(teachers: Sequence, prompts: Sequence[str], n: int, *, max_ne
             for j, new in enumerate(news):
                 texts[i][t + j * k] = teacher.tokenizer.decode(new, skip_special_tokens=True)
             cost[i] += fed  # the prompt once (its cache expanded across the draws), then each draw's tokens
-    return [[text or "" for text in row] for row in texts], cost
+            by_model[i][teacher.name] = by_model[i].get(teacher.name, 0) + fed
+    return [[text or "" for text in row] for row in texts], cost, by_model
 
 
 def choose(samples: Sequence[str], how: str, *, verify=None, judge=None, prompt: str = "") -> int:
@@ -55,15 +58,16 @@ def choose(samples: Sequence[str], how: str, *, verify=None, judge=None, prompt:
 def play(teachers: Sequence, judge, task, problems: Sequence, n: int, how: str, *, max_new_tokens: int,
          seed: int) -> list[dict]:
     """The row on ``problems``: per problem, whether its chosen sample is right and what the row forwarded."""
-    samples, cost = sample_answers(teachers, [p.prompt for p in problems], n, max_new_tokens=max_new_tokens,
-                                   seed=seed)
+    samples, cost, by_model = sample_answers(teachers, [p.prompt for p in problems], n, max_new_tokens=max_new_tokens,
+                                             seed=seed)
     out = []
-    for problem, texts, forwarded in zip(problems, samples, cost, strict=True):
+    for problem, texts, forwarded, models in zip(problems, samples, cost, by_model, strict=True):
         before = judge.counters.forwarded_tokens if judge is not None else 0
         index = choose(texts, how, verify=lambda s, p=problem: task.verify(p, s), judge=judge, prompt=problem.prompt)
         judged = (judge.counters.forwarded_tokens - before) if judge is not None else 0
         out.append({"prompt": problem.prompt, "completion": texts[index], "correct": task.verify(problem, texts[index]),
                     "forwarded_tokens": forwarded + judged, "samples": len(texts),
+                    "forwarded_by_model": models | ({f"judge:{judge.name}": judged} if judge is not None else {}),
                     "any_right": any(task.verify(problem, s) >= 0.5 for s in texts)})
     return out
 

@@ -82,7 +82,7 @@ def test_the_search_benchmark_declares_before_measuring_compares_paired_and_resu
                             largest_setting=3, families=("mcts", "best-of-n", "teacher-samples-majority", "mcts-steps"))
     result = run(cfg)
     declared = json.loads((tmp_path / "declared.json").read_text())
-    unit = declared["unit"]["forwarded_tokens_per_problem"]
+    unit = declared["unit"]["weighted_tokens_per_problem"]
     assert unit > 0 and {2.0, 4.0} <= set(declared["budgets"]) and len(declared["budgets"]) == 4
     assert declared["headline"]["mcts"] == "mcts" and declared["settings_fixed"]["panel"]["rule"] == "mixture"
     for key, by_budget in declared["settings"].items():  # each setting is the largest within its budget
@@ -91,6 +91,10 @@ def test_the_search_benchmark_declares_before_measuring_compares_paired_and_resu
             within = [int(s) for s, (cost, _) in costs.items() if cost <= float(budget) * unit]
             assert setting == (max(within) if within else None), (key, budget)
     logged = [json.loads(line) for line in (tmp_path / "episodes.jsonl").read_text().splitlines()]
+    for r in logged:  # every episode's budget unit: each model's tokens weighted by its size (the judge counts 2x)
+        assert r["weighted_tokens"] > 0 and set(r["forwarded_by_model"] or {}) <= {*cfg.model_kwargs(True)["teachers"],
+                                                                                    cfg.model_kwargs(True)["primary"],
+                                                                                    f"judge:{cfg.model_kwargs(True)['judge']}"}
     measured = [r for r in logged if not r["mode"].startswith("pilot")]
     assert measured and all(r["logged_at"] >= declared["declared_at"] for r in measured)
     evaluation = result["modes"]["evaluation-judge-on"]
