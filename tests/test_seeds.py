@@ -25,6 +25,20 @@ def test_self_play_seeds_every_episode_by_seed_iteration_prompt_and_repeat(monke
     assert sorted((r["prompt_index"], r["repeat"]) for r in records) == sorted((i, r) for i in range(3) for r in (0, 1))
 
 
+@pytest.mark.parametrize(("spec", "batch"), [("best-of:2", 1), ("best-of:2", 3), ("mcts-steps:2", 3)],
+                         ids=["planner, one at a time", "planner, lockstep batch", "step options, lockstep batch"])
+def test_every_play_path_seeds_each_prompt_and_repeat_apart(monkeypatch, spec, batch):
+    """Planners and step searches play through ``play_many``'s batch path, not the MCTS lockstep: their seeds are
+    ``(seed, iteration, prompt index, repeat)`` too."""
+    agent = make_agent(spec)
+    seen = []
+    original = type(agent).reseed
+    monkeypatch.setattr(type(agent), "reseed", lambda self, seed: (seen.append(tuple(seed)), original(self, seed)))
+    items = [(i, p, [0, 1]) for i, p in enumerate(PROMPTS[:3])]
+    list(play_episodes(TokenTreeEnv(**SMALL), items, SelfPlayJob(agent=spec, seed=5, iteration=1, batch=batch)))
+    assert sorted(set(seen)) == sorted((5, 1, i, r) for i in range(3) for r in (0, 1))
+
+
 NOISY = {"mcts:2": (("dirichlet_fraction", 0.75),), "mcts-steps:2": (("dirichlet_fraction", 0.75),),
          "mcts-gumbel:2": (), "best-of:2": (), "ab-mcts:2": ()}
 """A noisy self-play agent of each kind: strong root noise for PUCT (at self-play's default ε = 0.25 and 2 simulations
@@ -76,7 +90,12 @@ def test_the_self_play_search_is_the_spec_with_its_own_settings_unless_set(kwarg
     assert config.search_spec == spec
     agent = make_agent(config.search_spec, self_play=True,
                        **{k: v for k, v in config.search_settings.items() if v is not None})
-    assert agent.name.replace("-", ":", 1).endswith(spec.split(":")[1]) or spec.startswith("ab-mcts")
+    name, budget = spec.split(":")
+    if name == "ab-mcts":
+        assert type(agent).__name__ == "ABMCTSAgent" and agent.steps == int(budget)
+    else:  # the search that runs: its simulations and its kind
+        assert agent.mcts.config.num_simulations == int(budget)
+        assert agent.mcts.config.gumbel == (name == "mcts-gumbel")
 
 
 @pytest.mark.parametrize("task", ["reverse", "chain5"])
