@@ -26,6 +26,7 @@ from agents.baselines import (
     RandomAgent,
 )
 from agents.search import MCTSAgent, MCTSConfig
+from agents.stepwise import StepwiseGreedy
 from agents.specs import AGENT_SPECS, MCTS_SPECS, SELF_PLAY_NOISE, check_settings, parse_spec  # noqa: F401
 from agents.store import EpisodeStore
 from tokentree_env.errors import ConfigError
@@ -46,7 +47,8 @@ def make_agent(spec: str, seed: int = 0, *, self_play: bool = False, **settings)
     name, budget = parse_spec(spec)
     simple = {"random": lambda: RandomAgent(seed), "greedy-primary": GreedyPrimary, "greedy-prior": GreedyPrior,
               "ensemble-greedy": EnsembleGreedy, "best-reference": BestReference, "majority-vote": MajorityVote,
-              "best-reference-by-return": lambda: BestReference(rank="return")}
+              "best-reference-by-return": lambda: BestReference(rank="return"),
+              "stepwise-greedy": StepwiseGreedy, "stepwise-greedy-verifier": lambda: StepwiseGreedy(rank="verifier")}
     if name in simple:
         return simple[name]()
     if name in ("best-of", "best-of-return", "best-of-verifier"):

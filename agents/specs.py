@@ -15,7 +15,7 @@ MCTS_SPECS = ("mcts", "mcts-gumbel", "mcts-judge", "mcts-gumbel-judge", "mcts-de
 BUDGETED = ("best-of", "best-of-return", "best-of-verifier", "majority-of", "beam", *MCTS_SPECS, "mcts-steps",
             "ab-mcts")
 SIMPLE = ("random", "greedy-primary", "greedy-prior", "ensemble-greedy", "best-reference", "best-reference-by-return",
-          "majority-vote")
+          "majority-vote", "stepwise-greedy", "stepwise-greedy-verifier")
 AGENT_SPECS = (*SIMPLE, "best-of:N", "best-of-return:N", "best-of-verifier:N", "majority-of:N", "beam:W",
                *(f"{s}:S" for s in MCTS_SPECS), "mcts-steps:S", "ab-mcts:S")
 """Every spec ``make_agent`` builds (``N`` samples, ``W`` beams, ``S`` simulations or growth steps)."""
@@ -27,6 +27,8 @@ SPEC_HELP: dict[str, str] = {
     "best-reference": "the teachers' greedy answers, the judge's favourite",
     "best-reference-by-return": "the teachers' greedy answers, the best planner return",
     "majority-vote": "the teachers' greedy answers, voted on by final answer",
+    "stepwise-greedy": "at each step every teacher writes it and finishes greedily; the judge's favourite's step is kept",
+    "stepwise-greedy-verifier": "step-wise greedy, the verifier picking (self-play only)",
     "best-of:N": "N answers sampled from the panel, the judge's favourite",
     "best-of-return:N": "N panel samples, the best planner return",
     "best-of-verifier:N": "N panel samples, a verified one (self-play only)",

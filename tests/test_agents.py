@@ -20,7 +20,7 @@ def _runnable(spec: str) -> str:
     return f"{name}:{ {'N': 2, 'W': 2, 'S': 3}[budget]}" if budget else name
 
 
-SELF_PLAY_ONLY = {"best-of-verifier"}
+SELF_PLAY_ONLY = {"best-of-verifier", "stepwise-greedy-verifier"}
 """Agents that rank by the verifier: they play where the env shows it to planners (self-play), never in evaluation."""
 
 
