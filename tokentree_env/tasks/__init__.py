@@ -23,8 +23,9 @@ from tokentree_env.tasks.files import load_jsonl_task, task_from_dataset
 
 
 def load_task(spec: str | Task = DEFAULT_TASK, *, verifier: str | Verifier | None = None) -> Task:
-    """A task from a built-in name ("chain3", "chain5", "add2", "reverse", "arith-words"), a ``.jsonl`` path, or a
-    Task. ``verifier`` (a task file's only): "exact", "numeric", a function or "module:function"."""
+    """A task from a built-in name ("chain3", "chain5", "add2", "reverse", "arith-words", "arith2-words",
+    "probe-words"), a ``.jsonl`` path, or a Task. ``verifier`` (a task file's only): "exact", "numeric", a function
+    or "module:function"."""
     if isinstance(spec, Task):
         if verifier is not None:
             raise ConfigError(f"verifier={verifier!r} is for a task file; a Task object carries its own verifier")

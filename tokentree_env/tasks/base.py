@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -118,13 +118,22 @@ class Problem:
     """One prompt with its reference final answer.
 
     ``solutions`` holds full reference completions by style name (for the built-in tasks:
-    ``"step"`` and ``"terse"``); ``verifier`` overrides the task's verifier for this problem.
+    ``"step"`` and ``"terse"``); ``verifier`` overrides the task's verifier for this problem. ``key`` is its
+    content (what it asks: for a word problem its numbers and operations, whatever the wording); None means the
+    prompt text is the content (:attr:`content_key`).
     """
 
     prompt: str
     answer: str
     solutions: dict[str, str] = field(default_factory=dict, compare=False)
     verifier: Verifier | None = field(default=None, compare=False, repr=False)
+    key: Hashable | None = field(default=None, compare=False)
+
+    @property
+    def content_key(self) -> Hashable:
+        """What the problem asks: its ``key``, or its prompt text when it has none. A task held out by content
+        never trains on a problem whose content key is held out."""
+        return self.prompt if self.key is None else self.key
 
 
 @dataclass

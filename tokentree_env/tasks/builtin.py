@@ -13,14 +13,17 @@
   ("rev abcd=" -> "dcba."). Forgetting is measured on it.
 - ``arith-words``: one-digit arithmetic asked in words, for real language models
   ("Question: What is seven plus five?\nAnswer:" -> " 12"); the verifier reads the last number of the
-  answer's first line, in digits or in words.
+  answer's first line, in digits or in words. Its held-out problems repeat train facts: 189 of 200.
+- ``arith2-words``: one- and two-step word problems held out by content, calibrated on the two real models
+  (:mod:`tokentree_env.tasks.word_problems`).
+- ``probe-words``: a general-ability probe SmolLM2 starts good at (:mod:`tokentree_env.tasks.probe`).
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable
 
 from tokentree_env.errors import ConfigError
 from tokentree_env.tasks.answer_format import AnswerFormat, chain_format
@@ -144,11 +147,24 @@ def words_verifier(completion: str, answer: str) -> float:
     return float(bool(values) and str(values[-1]) == answer.strip())
 
 
+Facts = Callable[[Problem], Iterable[Hashable]]
+"""What a problem asks, as facts (a word problem's steps); by default its content key alone."""
+
+
+def content_only(problem: Problem) -> tuple[Hashable]:
+    """The default facts of a problem: its content key alone (its prompt text when it has no key)."""
+    return (problem.content_key,)
+
+
 class GeneratedTask(Task):
     """A task whose problems come from a sampler; splits are fixed by :data:`SPLIT_SEED`.
 
-    The held-out split is drawn first; the train split and :meth:`sample` never return a
-    held-out prompt, so training on samples cannot leak the evaluation set.
+    The held-out split is drawn first, with distinct content keys
+    (:attr:`~tokentree_env.tasks.base.Problem.content_key`: a problem's ``key``, or its prompt text when the
+    sampler gives none). It is held out **by content**: the train split and :meth:`sample` never return a problem
+    that shares a fact with a held-out problem (``facts``: by default a problem's content key alone; a word
+    problem's facts are its steps), so a rewording never re-asks held-out content and training on samples cannot
+    leak the evaluation set. Train keys are distinct too.
     """
 
     def __init__(
@@ -163,12 +179,16 @@ class GeneratedTask(Task):
         seed: int = SPLIT_SEED,
         answer_format: AnswerFormat | None = None,
         solver: Callable[[str], Problem | None] | None = None,
+        facts: Facts = content_only,
     ) -> None:
         self.sampler, self.solver = sampler, solver
+        self.facts = facts
         rng = random.Random(f"{seed}:{name}")
         heldout = _unique(sampler, rng, heldout_size, exclude=set())
         self.heldout_prompts = frozenset(p.prompt for p in heldout)
-        train = _unique(sampler, rng, train_size, exclude=set(self.heldout_prompts))
+        self.heldout_keys = frozenset(p.content_key for p in heldout)
+        self.heldout_facts = frozenset(f for p in heldout for f in facts(p))
+        train = _unique(sampler, rng, train_size, exclude=set(self.heldout_keys), allowed=self.trainable)
         super().__init__(name, {"train": train, "heldout": heldout}, verifier, description,
                          answer_format or AnswerFormat())
 
@@ -176,23 +196,31 @@ class GeneratedTask(Task):
         """The problem ``prompt`` asks, worked out by the task's ``solver`` (None without one)."""
         return None if self.solver is None else self.solver(prompt)
 
+    def trainable(self, problem: Problem) -> bool:
+        """Whether ``problem`` may be trained on: its key is not held out and it shares no fact with the held-out
+        split."""
+        return problem.content_key not in self.heldout_keys and self.heldout_facts.isdisjoint(self.facts(problem))
+
     def sample(self, rng: random.Random) -> Problem:
-        """A fresh training problem (never a held-out prompt)."""
+        """A fresh training problem (never one that shares content with the held-out split: :meth:`trainable`)."""
         while True:
             problem = self.sampler(rng)
-            if problem.prompt not in self.heldout_prompts:
+            if self.trainable(problem):
                 return problem
 
 
-def _unique(sampler, rng: random.Random, n: int, exclude: set[str]) -> list[Problem]:
+def _unique(sampler, rng: random.Random, n: int, exclude: set,
+            allowed: Callable[[Problem], bool] = lambda problem: True) -> list[Problem]:
+    """Up to ``n`` allowed problems with distinct content keys, none in ``exclude`` (which grows with the keys
+    drawn)."""
     out: list[Problem] = []
     seen = exclude
     for _ in range(50 * n):
         if len(out) == n:
             break
         problem = sampler(rng)
-        if problem.prompt not in seen:
-            seen.add(problem.prompt)
+        if problem.content_key not in seen and allowed(problem):
+            seen.add(problem.content_key)
             out.append(problem)
     return out
 
@@ -224,13 +252,30 @@ _BUILTIN: dict[str, Callable[[], GeneratedTask]] = {
         "reverse", sample_reverse, verifier=exact_verifier,
         description="reverse 3-5 lowercase letters (the general task)", solver=solve_reverse,
     ),
+    "arith2-words": lambda: _word_task("arith2-words"),
+    "probe-words": lambda: _word_task("probe-words"),
 }
 BUILTIN_TASKS: tuple[str, ...] = tuple(_BUILTIN)
+
+
+def _word_task(name: str) -> GeneratedTask:
+    """The real-model tasks of :mod:`tokentree_env.tasks.word_problems` and :mod:`tokentree_env.tasks.probe`."""
+    if name == "probe-words":
+        from tokentree_env.tasks.probe import POOL_SIZE, PROBE_SIZE, probe_verifier, sample_probe
+
+        return GeneratedTask(name, sample_probe, verifier=probe_verifier, heldout_size=PROBE_SIZE,
+                             train_size=POOL_SIZE - PROBE_SIZE,
+                             description="general-ability probe: plurals, opposites, capitals (for SmolLM2)")
+    from tokentree_env.tasks.word_problems import ARITH2_WORDS, word_problem_facts, word_problem_verifier
+
+    return GeneratedTask(name, ARITH2_WORDS.sample, verifier=word_problem_verifier, heldout_size=200,
+                         train_size=2000, facts=word_problem_facts,
+                         description="one- and two-step word problems held out by content (for real models)")
 _CACHE: dict[str, GeneratedTask] = {}
 
 
 def builtin_task(name: str = DEFAULT_TASK) -> GeneratedTask:
-    """The built-in task ``name`` ("chain3", "add2" or "reverse"); built once, then shared."""
+    """The built-in task ``name`` (one of :data:`BUILTIN_TASKS`); built once, then shared."""
     if name not in _BUILTIN:
         raise ConfigError(f"unknown built-in task {name!r}; choose one of {list(BUILTIN_TASKS)}")
     if name not in _CACHE:
