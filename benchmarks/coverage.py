@@ -5,20 +5,23 @@ answer) and spend search where cheap sampling fails. This comparison asks that o
 
 **Declared** (``declared.json``, before any arm runs; a resume under another configuration is refused): the pool
 (the task's train split minus the validation slice, walked in one order per seed, :mod:`agents.training.pool`),
-the rounds and the prompts per round; the search spec; the trainer; and, from a **pilot** on prompts at the far end
-of the pool, one per-round generation budget for every arm, in process CPU seconds and in weighted tokens
-(:mod:`agents.compute`): the coverage-first search's cost per prompt times the prompts per round. The pilot also
-fixes the sampling arm's temperature (the most verified answers per weighted token among :data:`TEMPERATURES` on the
-pilot's prompts no teacher solved) and its cap per prompt (the search's weighted tokens per unsolved prompt over a
-sample's). Every arm stops mid-round at the first budget spent (``TrainConfig.round_cpu_seconds`` /
-``round_weighted_tokens``), runs alone in one process, and trains with the same trainer.
+the rounds; the search spec; the trainer; and, from a **pilot** on the validation slice (train problems no arm
+plays), one per-round generation budget for every arm, in process CPU seconds and in weighted tokens
+(:mod:`agents.compute`): the coverage-first search's cost per prompt times the prompts a round should buy it. The
+pilot also fixes the sampling arm's temperature (the most verified answers per weighted token of the samples
+alone among :data:`TEMPERATURES`, on the pilot's prompts no teacher solved) and its cap per prompt (the search's
+weighted tokens per unsolved prompt over a sample's). Every arm walks the pool until a budget stops it
+(``TrainConfig.round_cpu_seconds`` / ``round_weighted_tokens``, whichever is spent first; what was in flight at the
+stop is charged too), runs alone in one process, and trains with the same trainer; the report shows which budget
+stopped each round.
 
 **Arms** (:data:`ARMS`), every one coverage-first (each round starts with the teachers' verified greedy answers):
 
 - ``search``: the search on the prompts no teacher solved, trained on its verified answers and the per-node
-  targets (``sft``, ``distill``, ``dpo``);
+  targets (``sft``; ``distill`` of the improved policy at nodes of 4 visits or more, :data:`TREE_TARGETS`; ``dpo``
+  against siblings verified wrong);
 - ``search-sft``: the same search, SFT on verified answers only (separates the search from the extra targets);
-- ``greedy``: the teachers' verified greedy answers alone, walking as far into the pool as the budget takes it;
+- ``greedy``: the teachers' verified greedy answers alone (further into the pool for the same budget);
 - ``sampling``: the teachers' temperature samples on the unsolved prompts instead of the search (round-robin, each
   prompt stopping at its first verified sample), with its right-against-wrong pairs for ``dpo``;
 - ``student``: ``search`` with the primary in the panel from the second round.
@@ -39,12 +42,15 @@ from pathlib import Path
 
 from .learning_arms import LEARNING_TRAINER, pass_at_k
 
+TREE_TARGETS = {"distill_target": "improved", "distill_min_visits": 4}
+"""Arm 1's per-node targets: the improved policy ``softmax(panel logits + σ(completed Q))``, only at nodes the search
+gave at least 4 visits (``mcts:4``'s simulations per step)."""
 ARMS: dict[str, dict] = {
-    "search": {"unsolved": "search", "signals": ("sft", "distill", "dpo")},
+    "search": {"unsolved": "search", "signals": ("sft", "distill", "dpo"), **TREE_TARGETS},
     "search-sft": {"unsolved": "search", "signals": ("sft",)},
     "greedy": {"unsolved": "none", "signals": ("sft",)},
     "sampling": {"unsolved": "samples", "signals": ("sft", "dpo")},
-    "student": {"unsolved": "search", "signals": ("sft", "distill", "dpo"), "student_in_panel": True},
+    "student": {"unsolved": "search", "signals": ("sft", "distill", "dpo"), "student_in_panel": True, **TREE_TARGETS},
 }
 TEMPERATURES = (0.7, 1.0, 1.3)
 
@@ -57,7 +63,8 @@ class CoverageConfig:
     seeds: int = 3
     rounds: int = 4
     prompts: int = 256
-    """Prompts per round of the search arms (the greedy arm walks as far as the budget takes it)."""
+    """The prompts a round's budget buys the search by the pilot's measure (budget = the pilot's cost per prompt x
+    this). Every arm walks the pool until its budget stops it, so each spends the same compute a round."""
     search: str = "mcts:4"
     arms: tuple[str, ...] = tuple(ARMS)
     models: dict = field(default_factory=dict)
@@ -102,13 +109,13 @@ def _declare(cfg: CoverageConfig) -> dict:
 
 
 def pilot_costs(cfg: CoverageConfig) -> dict:
-    """The coverage-first search's process CPU and weighted tokens per prompt on the pilot's prompts (the far end of
-    the pool in split order, after one untimed warm-up prompt), and the sampling arm's temperature and cap."""
+    """The coverage-first search's process CPU and weighted tokens per prompt on the pilot's prompts (the validation
+    slice, which no arm plays; after one untimed warm-up prompt), and the sampling arm's temperature and cap."""
     import math
 
     from agents.compute import weighted_tokens
     from agents.training import TrainConfig
-    from agents.training.pool import pool
+    from agents.training.pool import validation_problems
     from agents.training.selfplay import SelfPlayJob, play_episodes, with_cpu_seconds
     from tokentree_env.env import TokenTreeEnv
     from tokentree_env.tasks import load_task
@@ -116,7 +123,7 @@ def pilot_costs(cfg: CoverageConfig) -> dict:
     _quiet()
     config = TrainConfig(**cfg.train_kwargs())
     task = load_task(cfg.task)
-    prompts = pool(task, config.validation_size, cfg.task)[-cfg.pilot_prompts - 1:]
+    prompts = [p.prompt for p in validation_problems(task, config.validation_size, cfg.task)][:cfg.pilot_prompts + 1]
     env = TokenTreeEnv(teachers=list(config.teachers), judge=config.judge, task=config.task, split="train",
                        max_new_tokens=config.max_new_tokens, planner_verifier=True, primary=config.primary)
     parameters = env.model_parameters()
@@ -142,11 +149,12 @@ def pilot_costs(cfg: CoverageConfig) -> dict:
         sampled = list(play_episodes(probe, unsolved, SelfPlayJob(coverage_first=True, unsolved="samples",
                                                                   unsolved_samples=len(config.teachers),
                                                                   sample_temperature=temperature)))
-        spent = weigh([r for r in sampled if r.get("source") == "samples"])
-        drawn = sum(r.get("sample_rounds", 0) for r in sampled)
+        drawn_records = [r for r in sampled if r.get("source") == "samples"]
+        spent = sum(weighted_tokens(r["sample_forwarded_by_model"], parameters, reference) for r in drawn_records)
+        drawn = sum(r["draws"] for r in drawn_records)
         rates[str(temperature)] = {"verified": sum(r["hard_reward"] >= 0.5 for r in sampled
                                                    if r.get("source") == "samples"),
-                                   "weighted": spent, "per_sample": spent / max(1, drawn)}
+                                   "weighted": spent, "draws": drawn, "per_sample": spent / max(1, drawn)}
         probe.close()
     env.close()
     best = max(TEMPERATURES, key=lambda t: (rates[str(t)]["verified"] / max(1e-9, rates[str(t)]["weighted"]), -t))
@@ -168,8 +176,7 @@ def arm_run(cfg: CoverageConfig, declared: dict, arm: str, seed: int, progress=p
         return json.loads(done.read_text())
     folder = Path(cfg.out) / "runs" / name
     budget = declared["budget"]
-    prompts = cfg.prompts if arm != "greedy" else 10**6  # the greedy arm walks until its budget is spent
-    config = TrainConfig(output_dir=str(folder), seed=seed, iterations=cfg.rounds, prompts_per_iteration=prompts,
+    config = TrainConfig(output_dir=str(folder), seed=seed, iterations=cfg.rounds, prompts_per_iteration=10**6,
                          round_cpu_seconds=budget["cpu_seconds_per_round"],
                          round_weighted_tokens=budget["weighted_tokens_per_round"],
                          unsolved_samples=declared["sampling"]["cap"],
@@ -182,7 +189,8 @@ def arm_run(cfg: CoverageConfig, declared: dict, arm: str, seed: int, progress=p
     records = list(run.store)
     result = {"arm": arm, "seed": seed, "name": name, "wall_seconds": time.perf_counter() - started,
               "baseline": run.state["baseline"], "history": run.state["history"], "teachers": run.state.get("teachers"),
-              "rounds": [round_data(records, i, run.ledger) for i in range(len(run.state["history"]))],
+              "rounds": [round_data(records, i, run.ledger, h.get("round_unstored") or {})
+                         for i, h in enumerate(run.state["history"])],
               "final_primary": str(folder / "checkpoints" / f"iter-{cfg.rounds - 1}" / "primary")}
     done.write_text(json.dumps(result))
     progress(f"{name}: {result['baseline']['task_accuracy']:.3f} -> {result['history'][-1]['task_accuracy']:.3f}, "
@@ -190,16 +198,19 @@ def arm_run(cfg: CoverageConfig, declared: dict, arm: str, seed: int, progress=p
     return result
 
 
-def round_data(records: list[dict], iteration: int, ledger) -> dict:
-    """One round's data: the prompts it played, those it covered (a verified answer), and its generation compute."""
+def round_data(records: list[dict], iteration: int, ledger, unstored: dict) -> dict:
+    """One round's data: the prompts it played, those it covered (a verified answer), and its generation compute:
+    its episodes' and what no stored episode carries (``unstored``: the work in flight at a stop, the prompts
+    prepared but never played)."""
     from agents.compute import weighted_tokens
 
     mine = [r for r in records if r.get("iteration") == iteration]
     covered = sorted({r["prompt"] for r in mine if r["hard_reward"] >= 0.5 or r.get("verified_answers")})
+    weigh = lambda by_model: weighted_tokens(by_model or {}, ledger.parameters, ledger.reference)  # noqa: E731
     return {"played": sorted({r["prompt"] for r in mine}), "covered": covered,
-            "cpu_seconds": sum(r.get("cpu_seconds", 0.0) for r in mine),
-            "weighted_tokens": sum(weighted_tokens(r.get("forwarded_by_model") or {}, ledger.parameters,
-                                                   ledger.reference) for r in mine),
+            "cpu_seconds": sum(r.get("cpu_seconds", 0.0) for r in mine) + unstored.get("cpu_seconds", 0.0),
+            "weighted_tokens": sum(weigh(r.get("forwarded_by_model")) for r in mine)
+                               + weigh(unstored.get("forwarded_by_model")),
             "sources": {s: sum(r.get("source", "search") == s for r in mine) for s in ("teachers", "samples", "search")}}
 
 

@@ -7,6 +7,9 @@ import json
 import math
 from pathlib import Path
 
+EARLIER_GREEDY_SFT = 0.528
+"""``chain5``: SFT on the teachers' greedy answers to fresh prompts, without a pool (the earlier learning comparison,
+measured under the old charges): the coverage issue's reference line."""
 COLOURS = {"search": "tab:red", "search-sft": "tab:orange", "greedy": "tab:blue", "sampling": "tab:green",
            "student": "tab:purple"}
 LABELS = {"search": "(1) coverage-first search, SFT + distill + DPO", "search-sft": "(1b) the same search, SFT only",
@@ -42,6 +45,9 @@ def report(cfg, runs: list[dict], out: Path) -> dict:
             "weighted": [t_interval([r["rounds"][i]["weighted_tokens"] for r in rs]) for i in range(rounds)],
             "cpu_per_new": [t_interval([r["rounds"][i]["cpu_seconds"] / n[i] for r, n in zip(rs, new, strict=True)
                                         if n[i]]) for i in range(rounds)],
+            "weighted_per_new": [t_interval([r["rounds"][i]["weighted_tokens"] / n[i]
+                                             for r, n in zip(rs, new, strict=True) if n[i]]) for i in range(rounds)],
+            "rows": [t_interval([len(r["rounds"][i]["played"]) for r in rs]) for i in range(rounds)],
             "signal_cpu": [r["history"][-1].get("signal_cpu_seconds", {}) for r in rs],
             "stopped": [[h.get("round_stopped") for h in r["history"]] for r in rs],
             "pass_at_k": {k: t_interval([r["pass_at_k"][k] for r in rs if "pass_at_k" in r])
@@ -90,13 +96,16 @@ def _fmt(p: dict, digits: int = 3) -> str:
 
 def markdown(summary: dict) -> str:
     lines = [f"# Coverage comparison on `{summary['task']}` (pool: {summary['pool']} problems)", "",
-             "| arm | round | coverage (problems) | held-out pass@1 | reverse | generation CPU s | weighted tokens | "
-             "CPU s per newly covered |", "|---|---|---|---|---|---|---|---|"]
+             "| arm | round | prompts played | coverage (problems) | held-out pass@1 | reverse | generation CPU s | "
+             "weighted tokens | CPU s / weighted tokens per newly covered | stopped by |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for arm, d in summary["arms"].items():
         for i, cov in enumerate(d["coverage"]):
-            lines.append(f"| {LABELS.get(arm, arm)} | {i} | {_fmt(cov, 1)} | {_fmt(d['pass1'][i + 1])} | "
-                         f"{_fmt(d['reverse'][i])} | {_fmt(d['cpu'][i], 1)} | {_fmt(d['weighted'][i], 0)} | "
-                         f"{_fmt(d['cpu_per_new'][i], 2)} |")
+            stops = sorted({(s[i] or "its prompts").split(" of ")[-1] for s in d["stopped"]})
+            lines.append(f"| {LABELS.get(arm, arm)} | {i} | {_fmt(d['rows'][i], 1)} | {_fmt(cov, 1)} | "
+                         f"{_fmt(d['pass1'][i + 1])} | {_fmt(d['reverse'][i])} | {_fmt(d['cpu'][i], 1)} | "
+                         f"{_fmt(d['weighted'][i], 0)} | {_fmt(d['cpu_per_new'][i], 2)} / "
+                         f"{_fmt(d['weighted_per_new'][i], 0)} | {'; '.join(stops)} |")
     lines += ["", "Problems only one arm covered (summed over seeds): "
               + ", ".join(f"{a} {n}" for a, n in summary["only_one_arm"].items()), "",
               "| paired (final held-out) | difference | bootstrap 95 % | t-interval over seeds | shown |",
@@ -130,6 +139,9 @@ def plot(summary: dict, by_arm: dict[str, list[dict]], path: Path) -> None:
     if summary.get("best_teacher") is not None:
         right.axhline(summary["best_teacher"], ls="--", c="grey", label=f"best teacher, greedy "
                       f"({summary['best_teacher']:.3f})")
+    if summary["task"] == "chain5":  # the issue's reference line, from the earlier learning comparison
+        right.axhline(EARLIER_GREEDY_SFT, ls=":", c="black", label=f"earlier: SFT on greedy answers to fresh prompts, "
+                      f"no pool ({EARLIER_GREEDY_SFT}, old charges)")
     left.set(xlabel="generation CPU seconds (cumulative, mean over seeds)", ylabel="pool problems with a verified answer",
              title=f"{summary['task']}: coverage of the pool")
     right.set(xlabel="generation CPU seconds (cumulative, mean over seeds)",

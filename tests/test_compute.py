@@ -83,16 +83,25 @@ def test_a_pool_walk_goes_on_after_the_furthest_prompt_played_in_one_order_per_s
     assert walk_order(pool(run.task, 10, "chain3"), 5) != order
 
 
-def test_prompts_prepared_but_never_played_at_a_round_stop_are_charged_to_generation(tmp_path):
+@pytest.mark.parametrize(("coverage_first", "batch"), [(True, 8), (False, 4)], ids=["coverage-first", "lockstep"])
+def test_at_a_round_stop_the_ledger_holds_every_token_the_env_forwarded(tmp_path, monkeypatch, coverage_first, batch):
+    """Prompts prepared but never played, and the episodes in flight in a lockstep batch, are charged to the round:
+    the run's ledger equals what the env's own counters saw, model by model, also after a resume."""
+    from tokentree_env.env import TokenTreeEnv
+
+    seen = {}
+    close = TokenTreeEnv.close
+    monkeypatch.setattr(TokenTreeEnv, "close", lambda self: (seen.update(
+        {m: c["forwarded_tokens"] for m, c in self.costs().items()}), close(self))[1])
     base = {"iterations": 1, "prompts_per_iteration": 6, "epochs": 1, "eval_size": 10, "validation_size": 10,
-            "teachers": ("zoo:teacher-qwen2",), "max_new_tokens": 14, "coverage_first": True,
-            "round_weighted_tokens": 1}
+            "teachers": ("zoo:teacher-qwen2",), "max_new_tokens": 14, "coverage_first": coverage_first,
+            "selfplay_batch": batch, "round_weighted_tokens": 1}
     run = TrainingRun(TrainConfig(output_dir=str(tmp_path / "run"), **base))
     run.run()
-    stored = sum(r["forwarded_tokens"] for r in run.store)
-    unplayed = run.state["compute"]["unplayed_tokens"]
-    assert len(list(run.store)) < 6 and sum(unplayed.values()) > 0  # the chunk's other prompts were prepared
-    assert sum(run.ledger.tokens.values()) == stored + sum(unplayed.values())
+    assert len(list(run.store)) < 6 and run.state["history"][0]["round_stopped"]
+    assert {m: n for m, n in run.ledger.tokens.items() if n} == {m: n for m, n in seen.items() if n}
+    unstored = run.state["history"][0]["round_unstored"]["forwarded_by_model"]
+    assert sum(unstored.values()) > 0  # the chunk's other prompts, or the batch's other episodes
     resumed = TrainingRun.from_output_dir(tmp_path / "run")
     resumed.run()  # finished: the ledger is rebuilt from the store and the state, the same
     assert resumed.ledger.tokens == run.ledger.tokens

@@ -194,7 +194,9 @@ def test_coverage_first_sampling_draws_round_robin_until_a_verified_answer_and_c
     assert sampled and any(r["verified_answers"] for r in sampled)
     for r in sampled:  # no teacher's greedy answer was right; it stopped at its first verified sample or its cap
         assert r["hard_reward"] == float(bool(r["verified_answers"])) and len(r["verified_answers"]) <= 1
-        assert r["sample_rounds"] <= 3 and all(env.verify(r["prompt"], env.decode(a)) < 0.5 for a in r["wrong_answers"])
+        assert 1 <= r["draws"] <= 3 and all(env.verify(r["prompt"], env.decode(a)) < 0.5 for a in r["wrong_answers"])
+        assert r["draws"] == 3 or r["verified_answers"]  # it stopped early only at a verified sample
+        assert 0 < sum(r["sample_forwarded_by_model"].values()) < r["forwarded_tokens"]  # samples + the greedy answers
     assert sum(r["forwarded_tokens"] for r in records) == sum(c["forwarded_tokens"] for c in env.costs().values())
     again = list(play_episodes(TokenTreeEnv(**chain5), items, job))
     assert [r["tokens"] for r in again] == [r["tokens"] for r in records]  # the same seed, the same samples

@@ -81,8 +81,8 @@ class TrainConfig:
     """From the second iteration the primary joins the teacher panel as a member, weighted by its posterior like any
     teacher (its trees start afresh then: the panel they were ranked by has changed)."""
     pool_walk: bool = False
-    """Walk the pool (the train split minus the validation slice) in one order per seed, each iteration going on
-    after the furthest prompt played before (:mod:`agents.training.pool`); off: a fresh draw per iteration."""
+    """Walk the pool (the train split minus the validation slice) in one order per seed, each iteration taking the
+    first prompts not played before (:mod:`agents.training.pool`); off: a fresh draw per iteration."""
     round_cpu_seconds: float | None = None
     """Generation budget of each iteration in process CPU seconds: self-play stops mid-round once the iteration's
     episodes have spent it, and the round trains on what it has (the prompts left are not played). One process only

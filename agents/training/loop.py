@@ -74,7 +74,7 @@ class TrainingRun:
         self._pool = None
         self._losses: list[float] = []
         self._signal_cpu: dict[str, float] = {}
-        self._last_replay, self._round_stop = False, None
+        self._last_replay, self._round = False, RoundBudget()
 
     @classmethod
     def from_output_dir(cls, output_dir: str | Path, *, console: Console | None = None,
@@ -194,7 +194,7 @@ class TrainingRun:
                                self_play_seconds=played - started, train_seconds=trained - played,
                                eval_seconds=time.perf_counter() - trained, train_cpu_seconds=train_cpu,
                                eval_cpu_seconds=eval_cpu, signal_cpu_seconds=dict(self._signal_cpu),
-                               round_stopped=self._round_stop)
+                               round_stopped=self._round.stopped, round_unstored=self._round.unstored)
                 self.state["history"].append(metrics)
                 self.state["completed"] = iteration + 1
                 self._spent("training", train_cpu)
@@ -228,9 +228,9 @@ class TrainingRun:
             bar.advance(job)
         todo = [(index, prompt, left) for index, prompt in enumerate(prompts)
                 if (left := [r for r in range(c.repeats) if (index, r) not in done])]
-        budget = RoundBudget(c.round_cpu_seconds, c.round_weighted_tokens, self.ledger.parameters, self.ledger.reference)
-        self._round_stop = budget.add(records, played_here=False)
-        for chunk in ([] if self._round_stop else self._play(lm, env, iteration, todo)):
+        budget = self._round = RoundBudget(c.round_cpu_seconds, c.round_weighted_tokens, self.ledger.parameters,
+                                           self.ledger.reference, env.unwrapped)
+        for chunk in ([] if budget.add(records, played_here=False) else self._play(lm, env, iteration, todo)):
             for record in chunk:
                 self.store.append(record)
             records += chunk
@@ -238,10 +238,9 @@ class TrainingRun:
             bar.advance(job, len(chunk))
             phase_reached("self-play")
             self._check_budget()  # every stored episode stays: --resume goes on from the next
-            if stop := budget.add(chunk):
-                self._round_stop = stop
+            if budget.add(chunk):
                 break  # the round's budget is spent: it trains on what it has
-        self._spent("generation", *budget.close(env.unwrapped, [p for _, p, _ in todo]))  # what no episode carries
+        self._spent("generation", *budget.close([p for _, p, _ in todo]))  # what no stored episode carries
         return sorted(records, key=lambda r: (r["prompt_index"], r.get("repeat", 0)))
 
     def _job(self, iteration: int) -> SelfPlayJob:
@@ -267,9 +266,8 @@ class TrainingRun:
 
     @staticmethod
     def _replay_episode(env, record: dict) -> None:
-        """Play a stored episode's tokens again, so the env applies the same weightage update (the teachers' greedy
-        answers of coverage-first self-play were no episode: nothing to re-play)."""
-        if record.get("source") == "teachers":
+        """Play a stored episode's tokens again: the env applies the same weightage update (teachers' data: none)."""
+        if record.get("source") in ("teachers", "samples"):
             return
         obs, _ = env.reset(options={"prompt": record["prompt"]})
         for step, token in enumerate(record["tokens"]):

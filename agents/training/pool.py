@@ -2,10 +2,11 @@
 
 The **pool** is the task's train split minus the validation slice (never played). By default each iteration draws
 ``prompts_per_iteration`` prompts of it afresh (seeded by ``(seed, iteration)``, so iterations may share prompts).
-With ``TrainConfig.pool_walk`` the pool is put in one order per seed, fixed in advance, and every iteration goes on
-from the prompt after the last one played before: an arm whose round budget stops it early plays fewer prompts
-that round and the next round starts where it stopped, so arms under one budget walk the same order as far as
-their budget takes them (the coverage comparison, :mod:`tokentree_benchmarks.coverage`).
+With ``TrainConfig.pool_walk`` the pool is put in one order per seed, fixed in advance, and every iteration takes
+the first prompts of that order not played before: an arm whose round budget stops it early plays fewer prompts
+that round, and the next round starts at the first prompt it has not played (one it skipped at the stop included),
+so arms under one budget walk the same order as far as their budget takes them (the coverage comparison,
+:mod:`tokentree_benchmarks.coverage`).
 """
 
 from __future__ import annotations
@@ -29,16 +30,13 @@ def pool(task, validation_size: int, name: str | None = None) -> list[str]:
 
 def iteration_prompts(task, config, iteration: int, played: Iterable[dict] = ()) -> list[str]:
     """The prompts of ``iteration`` (see the module docstring); ``played``: the stored records of the run so far
-    (a pool walk goes on after the furthest prompt that earlier iterations played)."""
+    (a pool walk takes the first prompts of its order that earlier iterations did not play)."""
     prompts = pool(task, config.validation_size, config.task)
     n = min(config.prompts_per_iteration, len(prompts))
     if not config.pool_walk:
         return random.Random(f"{config.seed}:{iteration}").sample(prompts, n)
-    order = walk_order(prompts, config.seed)
-    position = {p: i for i, p in enumerate(order)}
-    start = 1 + max((position[r["prompt"]] for r in played if r.get("iteration", 0) < iteration
-                     and r["prompt"] in position), default=-1)
-    return order[start:start + n]
+    done = {r["prompt"] for r in played if r.get("iteration", 0) < iteration}
+    return [p for p in walk_order(prompts, config.seed) if p not in done][:n]
 
 
 def walk_order(prompts: Sequence[str], seed: int) -> list[str]:

@@ -13,17 +13,29 @@ from agents.compute import weighted_tokens
 @dataclass
 class RoundBudget:
     """What one iteration's self-play may spend, and what it has spent: its episodes' CPU seconds and weighted
-    tokens (stored episodes of a resumed round count), plus the CPU of work in flight when it stopped
-    (:meth:`close`), which no episode carries."""
+    tokens (stored episodes of a resumed round count). At a stop, :meth:`close` charges what no stored episode
+    carries: the CPU and tokens of the episodes in flight (a lockstep batch) and of prompts prepared (their teachers'
+    answers) but never played, read from the env's own counters."""
 
     cpu_seconds: float | None = None
     weighted: float | None = None
     parameters: dict = field(default_factory=dict)
     reference: int = 0
+    env: object = field(default=None, repr=False)
     spent_cpu: float = 0.0
     spent_weighted: float = 0.0
+    stopped: str | None = None
+    """Why the round stopped (None: it played its prompts)."""
+    unstored: dict = field(default_factory=dict)
+    """What :meth:`close` charged: ``cpu_seconds`` and ``forwarded_by_model``."""
     _charged_since: float = field(default_factory=time.process_time, repr=False)
     _charged: float = 0.0
+    _start: dict = field(default_factory=dict, repr=False)
+    _stored: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.env is not None and self.active:  # the env's counters now: the round's work is what they add
+            self._start = {m: c["forwarded_tokens"] for m, c in self.env.costs().items()}
 
     @property
     def active(self) -> bool:
@@ -34,12 +46,15 @@ class RoundBudget:
         round must stop now, or None (:meth:`spent`)."""
         for r in records:
             self.spent_cpu += r.get("cpu_seconds", 0.0)
+            by_model = r.get("forwarded_by_model") or {}
             if played_here:
                 self._charged += r.get("cpu_seconds", 0.0)
+                for model, n in by_model.items():
+                    self._stored[model] = self._stored.get(model, 0) + n
             if self.reference:
-                self.spent_weighted += weighted_tokens(r.get("forwarded_by_model") or {}, self.parameters,
-                                                       self.reference)
-        return self.spent()
+                self.spent_weighted += weighted_tokens(by_model, self.parameters, self.reference)
+        self.stopped = self.spent()
+        return self.stopped
 
     def spent(self) -> str | None:
         """Why the round must stop now, or None."""
@@ -49,14 +64,18 @@ class RoundBudget:
             return f"{self.spent_weighted:,.0f} of {self.weighted:,.0f} weighted tokens"
         return None
 
-    def close(self, env, prompts) -> tuple[float, dict[str, int]]:
-        """What the round's self-play spent that no episode carries, generation compute too, charged apart (nothing
-        without a budget): the CPU seconds of the work in flight when the budget stopped it (a lockstep batch), and
-        the forwarded tokens per model of ``prompts`` prepared (their teachers' answers) but never played."""
-        if not self.active:
+    def close(self, prompts) -> tuple[float, dict[str, int]]:
+        """What the round's self-play spent that no stored episode carries (nothing without a budget): the CPU
+        seconds and the forwarded tokens per model of the work in flight at the stop and of ``prompts`` prepared but
+        never played (their preparation is settled here, so a later episode on them owes none of it)."""
+        if not self.active or self.env is None:
+            self.unstored = {"cpu_seconds": 0.0, "forwarded_by_model": {}}
             return 0.0, {}
-        owed: dict[str, int] = {}
         for prompt in prompts:
-            for model, cost in env.claim_preparation(prompt).items():
-                owed[model] = owed.get(model, 0) + cost["forwarded_tokens"]
-        return max(0.0, time.process_time() - self._charged_since - self._charged), owed
+            self.env.claim_preparation(prompt)  # charged below, through the counters
+        now = {m: c["forwarded_tokens"] for m, c in self.env.costs().items()}
+        owed = {m: n - self._start.get(m, 0) - self._stored.get(m, 0) for m, n in now.items()}
+        cpu, owed = max(0.0, time.process_time() - self._charged_since - self._charged), {m: n for m, n in owed.items()
+                                                                                          if n > 0}
+        self.unstored = {"cpu_seconds": cpu, "forwarded_by_model": owed}
+        return cpu, owed

@@ -19,7 +19,8 @@ def sample_unsolved(env, items: Sequence[tuple[int, str, Sequence[int]]], job) -
     right: dict[int, list[list[int]]] = {i: [] for i, _, _ in items}
     wrong: dict[int, list[list[int]]] = {i: [] for i, _, _ in items}
     prompts = {i: p for i, p, _ in items}
-    drawn = 0
+    prepared = {i: env.claim_preparation(p) for i, p in prompts.items()}  # the teachers' greedy answers, apart
+    draws = dict.fromkeys(prompts, 0)
     for k in range(job.unsolved_samples):
         todo = [i for i in prompts if not right[i]]
         if not todo:
@@ -28,19 +29,22 @@ def sample_unsolved(env, items: Sequence[tuple[int, str, Sequence[int]]], job) -
         samples = env.teacher_samples([prompts[i] for i in todo], k % teachers, 1,
                                       temperature=job.sample_temperature, seed=seed)
         for i, (answer,) in zip(todo, samples, strict=True):
+            draws[i] += 1
             ok = env.verify(prompts[i], env.decode(answer)) >= 0.5
             bucket = right[i] if ok else wrong[i]
             if answer not in bucket:
                 bucket.append(answer)
-        drawn = k + 1
     for index, prompt, repeats in items:
-        cost = env.claim_preparation(prompt)
+        sampled = env.claim_preparation(prompt)  # the samples alone
+        cost = {m: {f: c.get(f, 0) + sampled.get(m, {}).get(f, 0) for f in c} for m, c in prepared[index].items()}
+        cost |= {m: c for m, c in sampled.items() if m not in cost}
         answer = min(right[index] or wrong[index] or [[]], key=len)
         solved = float(bool(right[index]))
         yield {"agent": f"teacher-samples:{job.unsolved_samples}", "source": "samples", "prompt": prompt,
                "prompt_index": index, "repeat": min(repeats), "completion": env.decode(answer), "tokens": list(answer),
                "prompt_ids": env.prompt_ids(prompt), "hard_reward": solved, "episode_return": solved, "records": [],
-               "verified_answers": right[index], "wrong_answers": wrong[index], "steps": 0, "sample_rounds": drawn,
+               "verified_answers": right[index], "wrong_answers": wrong[index], "steps": 0, "draws": draws[index],
+               "sample_forwarded_by_model": {m: c["forwarded_tokens"] for m, c in sampled.items()},
                "forwarded_tokens": sum(c["forwarded_tokens"] for c in cost.values()),
                "forwarded_by_model": {m: c["forwarded_tokens"] for m, c in cost.items()},
                "model_calls": sum(c["forward_calls"] for c in cost.values()),

@@ -121,7 +121,7 @@ def play_episodes(env, items: Sequence[tuple[int, str, Sequence[int]]], job: Sel
         env.unwrapped.prepare([prompt for _, prompt, _ in items])
         yield from _search(env, agents, items, job)
         return
-    for start in range(0, len(items), COVERAGE_CHUNK):  # a chunk at a time: a round budget stops between chunks
+    for start in range(0, len(items), COVERAGE_CHUNK):  # a chunk at a time (a round budget may stop within one)
         chunk = items[start:start + COVERAGE_CHUNK]
         env.unwrapped.prepare([prompt for _, prompt, _ in chunk])
         left = yield from _teachers_first(env.unwrapped, chunk, job)
