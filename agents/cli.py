@@ -31,14 +31,11 @@ def _zoo_report(args: argparse.Namespace) -> int:
         ok = print_testbed(report) and ok
         result["testbed"] = report
     if args.testbed_sample > 0 and not args.models and "chain5-skills" in args.testbeds:
-        from agents.evaluation import ensemble_greedy_rewards
-        from tokentree_env.zoo.skills_testbed import print_kinds, skills_report
-
+        from agents.evaluation import skills_testbed
+        from tokentree_env.zoo.skills_testbed import print_skills
         with Console().status("measuring the chain5-skills test-bed's gates") as status:
-            report = skills_report(n=args.testbed_sample, samples=args.pooled_samples,
-                                   ensemble=ensemble_greedy_rewards, progress=lambda m: status.update(f"chain5-skills gates: {m}"))
-        ok = print_testbed(report) and ok
-        print_kinds(report)
+            report = skills_testbed(args.testbed_sample, args.pooled_samples, lambda m: status.update(f"gates: {m}"))
+        ok = print_skills(report) and ok
         result["testbed_skills"] = report
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
@@ -299,14 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = zoo_commands.add_parser("report", help="evaluate every zoo model against its targets")
     report.add_argument("--models", nargs="*", default=None, help="zoo names (default: all)")
     report.add_argument("--dir", default=None, help="evaluate models in this folder instead of the package's")
-    report.add_argument("--sample", type=int, default=200,
-                        help="held-out problems per task for each model (0 = skip the models' rows)")
+    report.add_argument("--sample", type=int, default=200, help="held-out problems per task per model (0: none)")
     report.add_argument("--testbed-sample", type=int, default=500,
                         help="held-out problems for the test-beds' figures (0 = skip the test-beds)")
     report.add_argument("--testbeds", nargs="*", default=["chain5", "chain5-skills"],
                         choices=["chain5", "chain5-skills"], help="which test-beds to measure (default: both)")
-    report.add_argument("--pooled-samples", type=int, default=64,
-                        help="chain5-skills: temperature-1 samples per problem, pooled over the teachers (CI: 16)")
+    report.add_argument("--pooled-samples", type=int, default=64, help="chain5-skills: pooled samples a problem")
     report.add_argument("--out", default="results/zoo-report.json", help="where to write the report as JSON")
     report.set_defaults(func=_zoo_report)
     train = zoo_commands.add_parser("train", help="retrain the zoo from scratch (reproducible)")

@@ -130,6 +130,14 @@ def ensemble_greedy_rewards(prompts: Sequence[str], env_kwargs: dict) -> list[fl
     return [r.hard_reward for r in results]
 
 
+def skills_testbed(n: int, samples: int, progress=None) -> dict:
+    """The ``chain5-skills`` test-bed's gates on ``n`` held-out problems with ``samples`` pooled samples each
+    (:func:`tokentree_env.zoo.skills_testbed.skills_report`), ensemble greedy by :func:`ensemble_greedy_rewards`."""
+    from tokentree_env.zoo.skills_testbed import skills_report
+
+    return skills_report(n=n, samples=samples, ensemble=ensemble_greedy_rewards, progress=progress)
+
+
 def _episodes(agent: Agent, env, prompts: Sequence[str], batch: int, seed: int):
     if batch == 1:
         for index, prompt in enumerate(prompts):

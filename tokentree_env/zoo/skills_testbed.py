@@ -264,3 +264,13 @@ def print_kinds(report: dict) -> None:
         table.add_row(name, *(f"{cells[k]['right']:.3f} / {cells[k]['rule']:.3f} ({cells[k]['steps']})"
                               if k in cells else "-" for k in kinds))
     Console().print(table)
+
+
+def print_skills(report: dict) -> bool:
+    """Print the test-bed's gates (:func:`tokentree_env.zoo.testbed.print_testbed`) and the per-kind table; return
+    whether every gate is met."""
+    from tokentree_env.zoo.testbed import print_testbed
+
+    met = print_testbed(report)
+    print_kinds(report)
+    return met
