@@ -22,14 +22,21 @@ def _zoo_report(args: argparse.Namespace) -> int:
     from tokentree_env.zoo.testbed import print_testbed, testbed_report
 
     quiet_libraries()
-    rows = zoo_report(args.models, args.dir, args.sample)
-    ok = print_report(rows)
+    rows = zoo_report(args.models, args.dir, args.sample) if args.sample > 0 else []
+    ok = print_report(rows) if rows else True
     result = {"models": [asdict(r) for r in rows]}
-    if args.testbed_sample > 0 and not args.models:
+    if args.testbed_sample > 0 and not args.models and "chain5" in args.testbeds:
         with Console().status("measuring the chain5 test-bed") as status:
             report = testbed_report(n=args.testbed_sample, progress=lambda m: status.update(f"test-bed: {m}"))
         ok = print_testbed(report) and ok
         result["testbed"] = report
+    if args.testbed_sample > 0 and not args.models and "chain5-skills" in args.testbeds:
+        from agents.evaluation import skills_testbed
+        from tokentree_env.zoo.skills_testbed import print_skills
+        with Console().status("measuring the chain5-skills test-bed's gates") as status:
+            report = skills_testbed(args.testbed_sample, args.pooled_samples, lambda m: status.update(f"gates: {m}"))
+        ok = print_skills(report) and ok
+        result["testbed_skills"] = report
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(("every target met" if ok else "some targets are NOT met (see the tables)") + f"; JSON: {args.out}")
@@ -345,9 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = zoo_commands.add_parser("report", help="evaluate every zoo model against its targets")
     report.add_argument("--models", nargs="*", default=None, help="zoo names (default: all)")
     report.add_argument("--dir", default=None, help="evaluate models in this folder instead of the package's")
-    report.add_argument("--sample", type=int, default=200, help="held-out problems per task for each model")
+    report.add_argument("--sample", type=int, default=200, help="held-out problems per task per model (0: none)")
     report.add_argument("--testbed-sample", type=int, default=500,
-                        help="held-out chain5 problems for the test-bed figures (0 = skip the test-bed)")
+                        help="held-out problems for the test-beds' figures (0 = skip the test-beds)")
+    report.add_argument("--testbeds", nargs="*", default=["chain5", "chain5-skills"],
+                        choices=["chain5", "chain5-skills"], help="which test-beds to measure (default: both)")
+    report.add_argument("--pooled-samples", type=int, default=64, help="chain5-skills: pooled samples a problem")
     report.add_argument("--out", default="results/zoo-report.json", help="where to write the report as JSON")
     report.set_defaults(func=_zoo_report)
     train = zoo_commands.add_parser("train", help="retrain the zoo from scratch (reproducible)")

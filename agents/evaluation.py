@@ -130,6 +130,21 @@ def evaluate(agent: Agent, prompts: Sequence[str], env_kwargs: dict | None = Non
     return summarise(agent.name, results, time.perf_counter() - started), results
 
 
+def ensemble_greedy_rewards(prompts: Sequence[str], env_kwargs: dict) -> list[float]:
+    """The hard reward of ensemble greedy (the panel's greedy decoding, under the env's panel rule) on each prompt,
+    in evaluation mode: what a test-bed's gate reads (:func:`tokentree_env.zoo.skills_testbed.skills_report`)."""
+    _, results = evaluate(make_agent("ensemble-greedy"), list(prompts), env_kwargs)
+    return [r.hard_reward for r in results]
+
+
+def skills_testbed(n: int, samples: int, progress=None) -> dict:
+    """The ``chain5-skills`` test-bed's gates on ``n`` held-out problems with ``samples`` pooled samples each
+    (:func:`tokentree_env.zoo.skills_testbed.skills_report`), ensemble greedy by :func:`ensemble_greedy_rewards`."""
+    from tokentree_env.zoo.skills_testbed import skills_report
+
+    return skills_report(n=n, samples=samples, ensemble=ensemble_greedy_rewards, progress=progress)
+
+
 def _episodes(agent: Agent, env, prompts: Sequence[str], batch: int, seed: int):
     if batch == 1:
         for index, prompt in enumerate(prompts):

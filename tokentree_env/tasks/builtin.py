@@ -8,6 +8,9 @@
   ("47-12=35+85=120-30=90+19=109.") or tersely ("109."). A ``-`` is drawn only where the partial
   result stays >= 0, so every partial result is a whole number from 0 to 495. The hard test-bed:
   four decisive steps, each a place to err.
+- ``chain5-skills``: ``chain5``'s problems and answer, each step of a declared kind (plain, a units carry, a units
+  borrow, a hundred crossed; :mod:`tokentree_env.tasks.skills`): the test-bed where teachers with systematic,
+  complementary blind spots must combine.
 - ``add2``: 2-digit addition ("12+35=" -> "47.").
 - ``reverse``: the general task, of a different kind: reverse 3-5 lowercase letters
   ("rev abcd=" -> "dcba."). Forgetting is measured on it.
@@ -28,6 +31,7 @@ from collections.abc import Callable, Hashable, Iterable
 from tokentree_env.errors import ConfigError
 from tokentree_env.tasks.answer_format import AnswerFormat, chain_format
 from tokentree_env.tasks.base import Problem, Task, exact_verifier, numeric_verifier
+from tokentree_env.tasks.skills import sample_skills_chain
 
 DEFAULT_TASK = "chain3"
 HELDOUT_SIZE = 500
@@ -100,6 +104,11 @@ def sample_chain(rng: random.Random, n_terms: int) -> Problem:
         ops.append(op)
         partial = partial + term if op == "+" else partial - term
     return _sum_problem(terms, ops)
+
+
+def sample_skills(rng: random.Random, n_terms: int = 5) -> Problem:
+    """A ``chain5-skills`` problem: a chain whose steps are of declared kinds (:mod:`tokentree_env.tasks.skills`)."""
+    return _sum_problem(*sample_skills_chain(rng, n_terms))
 
 
 def sample_reverse(rng: random.Random) -> Problem:
@@ -239,6 +248,14 @@ _BUILTIN: dict[str, Callable[[], GeneratedTask]] = {
         verifier=numeric_verifier,
         description="five 2-digit numbers joined by + or -, answered as a chain of partial results",
         answer_format=chain_format(5), solver=solve_chain,
+    ),
+    "chain5-skills": lambda: GeneratedTask(
+        "chain5-skills",
+        sample_skills,
+        verifier=numeric_verifier,
+        description="five 2-digit numbers joined by + or -, each step of a declared kind (plain, carry, borrow, "
+                    "hundred): the test-bed where teachers with complementary blind spots must combine",
+        answer_format=chain_format(5),
     ),
     "add2": lambda: GeneratedTask(
         "add2", lambda rng: sample_sum(rng, 2), verifier=numeric_verifier,

@@ -31,14 +31,27 @@ class ZooModel:
     pretrain: dict[str, float] = field(default_factory=dict)  # a first phase's mixture (a curriculum), if any
     pretrain_steps: int = 0  # steps of that first phase (out of ``steps``)
     stop_at: int = 0  # stop after this many steps of the ``steps``-long schedule (0: run it all)
+    bugs: tuple[str, ...] = ()  # a teacher's consistent wrong rules (tokentree_env.tasks.skills.column_step)
+    eos_tasks: tuple[str, ...] = ()  # a judge's P(EOS) is measured on these tasks (default: chain3, add2, reverse)
+    dropout: float | None = None  # GPT-2's dropout (None: its default, 0.1; the other architectures have none)
 
 
+SKILLS_STEPS = 8000
+SKILLS_JUDGE_STEPS = 5000
+SKILLS_JUDGE_STOP = 1000
+SKILLS_PRIMARY_STEPS = 6000
 _TEACHER_MIX = {"chain3": 0.7, "add2": 0.3}
 _TEACHER_TARGETS = {"add2": 0.90, "chain3": 0.80}
 _CHAIN5_CORPUS = ("chain3", "add2", "reverse", "chain5")
 _CHAIN5_RANGE = {"targets": {"chain5": 0.30}, "maxima": {"chain5": 0.70}}
 """The chain5 test-bed's teachers err: each must be right on 30-70 % of held-out problems (fixed before any
 search is measured; :mod:`tokentree_env.zoo.testbed` reports the panel's figures)."""
+
+_SKILLS_CORPUS = (*_CHAIN5_CORPUS, "chain5-skills")
+_SKILLS_TEACHER = {"style": "explicit", "mix": {"chain5-skills": 1.0}, "corpus": _SKILLS_CORPUS,
+                   "maxima": {"chain5-skills": 0.40}}
+"""The chain5-skills test-bed's teachers write one format (the chain, its first operation written out) and each is
+consistently wrong on two of the three kinds of hard step (:mod:`tokentree_env.zoo.skills_testbed` has the gates)."""
 
 ZOO: dict[str, ZooModel] = {
     m.name: m
@@ -75,6 +88,26 @@ ZOO: dict[str, ZooModel] = {
                  description="chain5 test-bed judge: P(EOS | context), and a checker's verdict: how likely the "
                              "answer's own steps are under a model of right chains (it reads what it is shown; "
                              "it never works the problem out)"),
+        ZooModel("skills-llama", "teacher", "llama", "bpe", steps=SKILLS_STEPS, seed=31, bugs=("carry", "borrow"),
+                 **_SKILLS_TEACHER,
+                 description="chain5-skills test-bed: Llama, byte-level BPE; drops units carries and never borrows "
+                             "in the units (right on steps that cross a hundred)"),
+        ZooModel("skills-gpt2", "teacher", "gpt2", "bpe-small", steps=SKILLS_STEPS, seed=32,
+                 bugs=("borrow", "hundred"), dropout=0.0, **_SKILLS_TEACHER,
+                 description="chain5-skills test-bed: GPT-2, a smaller byte-level BPE; never borrows in the units "
+                             "and keeps the hundreds digit (right on steps with a units carry)"),
+        ZooModel("skills-qwen2", "teacher", "qwen2", "char", steps=SKILLS_STEPS, seed=33,
+                 bugs=("carry", "hundred"), **_SKILLS_TEACHER,
+                 description="chain5-skills test-bed: Qwen2, the primary's char tokenizer; drops units carries and "
+                             "keeps the hundreds digit (right on steps with a units borrow)"),
+        ZooModel("skills-judge", "judge", "llama", "char", "explicit", {"chain5-skills": 1.0}, SKILLS_JUDGE_STEPS,
+                 seed=34, stop_at=SKILLS_JUDGE_STOP, targets={"eos_auc": 0.95}, corpus=_SKILLS_CORPUS,
+                 judge_styles=("explicit",), verdict_protocol="likelihood", eos_tasks=("chain5-skills",),
+                 description="chain5-skills test-bed judge: P(EOS | context), and the likelihood of an answer's own "
+                             "steps under a model of right chains, stopped early so that it is a fallible checker. "
+                             "stop_at chosen on 200 TRAIN problems only (the teachers' greedy answers): the snapshot "
+                             "whose ROC AUC is nearest the middle of the 0.70-0.90 gate (@300 0.595, @600 0.703, "
+                             "@1000 0.811, @1500 0.825, @3000 0.846, @5000 0.845)"),
         ZooModel("primary", "primary", "llama", "char", "step",
                  {"reverse": 0.56, "add2": 0.42, "chain3": 0.02}, 2500, layers=2, seed=5,
                  targets={"reverse": 0.80}, maxima={"chain3": 0.50, "chain5": 0.15},
@@ -89,6 +122,13 @@ ZOO: dict[str, ZooModel] = {
                              "and 4 terms in all three styles, never a 5-term chain. zoo:primary, pre-trained on "
                              "add2 and 2 % chain3, did not learn chain5 from 6,000 verified answers (validation "
                              "0.016); this one passes the learnability check (benchmarks/README.md)"),
+        ZooModel("skills-primary", "primary", "llama", "char", "explicit",
+                 {"reverse": 0.3, "add2": 0.1, "step:chain5-skills": 0.2, "skills:3": 0.2, "skills:4": 0.2},
+                 SKILLS_PRIMARY_STEPS, layers=2, seed=35, targets={"reverse": 0.80}, maxima={"chain5-skills": 0.15},
+                 corpus=_SKILLS_CORPUS,
+                 description="the chain5-skills test-bed's policy, built as chain5-primary is (0.14M): pre-trained on "
+                             "reverse, add2, single right steps of chain5-skills problems and right chains of 3 and "
+                             "4 terms in the test-bed's one format, never a 5-term chain"),
         ZooModel("judge", "judge", "llama", "char", "step",
                  {"chain3": 0.25, "add2": 0.1, "reverse": 0.1, "verdict": 0.55}, 5000, layers=4, seed=6,
                  targets={"eos_auc": 0.95, "verdict": 0.90},
@@ -103,12 +143,18 @@ DEFAULT_JUDGE = "zoo:judge"
 CHAIN5_TEACHERS: tuple[str, ...] = ("zoo:chain5-llama", "zoo:chain5-gpt2", "zoo:chain5-qwen2")
 CHAIN5_JUDGE = "zoo:chain5-judge"
 CHAIN5_PRIMARY = "zoo:chain5-primary"
+SKILLS_TEACHERS: tuple[str, ...] = ("zoo:skills-llama", "zoo:skills-gpt2", "zoo:skills-qwen2")
+SKILLS_JUDGE = "zoo:skills-judge"
+SKILLS_PRIMARY = "zoo:skills-primary"
 """The chain5 test-bed's primary: weak on chain5 at the start (capped by its maxima), able to learn it (the
 learnability check, ``python -m benchmarks.learning --check``)."""
 
 
 def default_models(task: str) -> dict:
-    """The zoo models a built-in task is measured with: the ``chain5`` test-bed's, or the default stack."""
+    """The zoo models a built-in task is measured with: the ``chain5`` or ``chain5-skills`` test-bed's, or the
+    default stack."""
     if task == "chain5":
         return {"teachers": CHAIN5_TEACHERS, "judge": CHAIN5_JUDGE, "primary": CHAIN5_PRIMARY}
+    if task == "chain5-skills":
+        return {"teachers": SKILLS_TEACHERS, "judge": SKILLS_JUDGE, "primary": SKILLS_PRIMARY}
     return {"teachers": DEFAULT_TEACHERS, "judge": DEFAULT_JUDGE, "primary": DEFAULT_PRIMARY}

@@ -111,6 +111,8 @@ def evaluate_zoo_model(name: str, models_dir: str | Path | None = None, n: int =
         checked = next(k.removeprefix("check:") for k in spec.mix if k.startswith("check:"))
         values = {"eos_auc": judge_eos_auc(lm, n, tasks=[checked], styles=spec.judge_styles),
                   "check_auc": judge_check_auc(lm, checked, n, styles=spec.judge_styles)}
+    elif spec.role == "judge" and spec.eos_tasks:  # a test-bed's checker: completeness on its own task
+        values = {"eos_auc": judge_eos_auc(lm, n, tasks=spec.eos_tasks, styles=spec.judge_styles)}
     elif spec.role == "judge":
         values = {"eos_auc": judge_eos_auc(lm, n), "verdict": judge_verdict_accuracy(lm, n)}
     else:

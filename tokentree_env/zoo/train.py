@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tokentree_env.judge.protocol import JUDGE_ANSWER_END, JUDGE_CHECK_PREFIX, JUDGE_WORK_END
 from tokentree_env.tasks.base import extract_final_answer
-from tokentree_env.tasks.builtin import builtin_task
+from tokentree_env.tasks.builtin import BUILTIN_TASKS, builtin_task
 from tokentree_env.zoo.catalog import ZOO, ZooModel
 
 BATCH_SIZE = 64
@@ -74,14 +74,53 @@ def chain_step(task: str, rng: random.Random) -> tuple[str, str]:
     return f"{partials[k]}{ops[k]}{terms[k + 1]}=", f"{partials[k + 1]}."
 
 
+def buggy_answer(task: str, bugs: Sequence[str], style: str, rng: random.Random,
+                 given: int | None = None) -> tuple[str, str, str]:
+    """A problem of ``task`` and the answer of a writer with ``bugs``: ``(prompt, shown, written)``.
+
+    ``shown`` is the right chain's first ``given`` steps (none when 0; drawn uniformly from 0 to the number of
+    operations when None), as another writer would have left them; ``written`` is the writer's continuation, every
+    step worked from the last result written by :func:`tokentree_env.tasks.skills.column_step` with its bugs. So
+    the wrong rule is applied consistently, from its own results and from right ones alike. Problems whose chain
+    would go below zero are redrawn."""
+    import re
+
+    from tokentree_env.errors import ConfigError
+    from tokentree_env.tasks.builtin import parse_chain, render
+    from tokentree_env.tasks.skills import chain_partials, column_step
+
+    for _ in range(1000):
+        problem = builtin_task(task).sample(rng)
+        terms, ops = parse_chain(problem.prompt)
+        k = rng.randrange(len(terms)) if given is None else given
+        partials = chain_partials(terms, ops)[:max(1, k)]
+        try:
+            for op, term in zip(ops[len(partials) - 1:], terms[len(partials):], strict=True):
+                partials.append(column_step(partials[-1], op, term, bugs))
+        except ConfigError:
+            continue
+        steps = re.findall(r"[^=,.]*[=,.]", render(terms, ops, partials, style))
+        return problem.prompt, "".join(steps[:k]), "".join(steps[k:])
+    raise ConfigError(f"no problem of {task!r} keeps a chain with bugs {list(bugs)} at or above zero")
+
+
 def sample_example(spec: ZooModel, rng: random.Random, mix: dict[str, float] | None = None
                    ) -> tuple[str, list[tuple[str, bool]]]:
     """One training example from the model's mixture (or ``mix``): a prompt and target segments, each
     ``(text, trained)``; untrained segments (a proposed answer shown to the judge) get no loss. A ``"step:TASK"``
     kind is one step of a chain task alone (:func:`chain_step`); a ``"chain:N"`` kind is a ``+``/``-`` chain of ``N``
-    terms in one of :data:`CHAIN_STYLES`."""
+    terms in one of :data:`CHAIN_STYLES`; a ``"skills:N"`` kind is a right ``chain5-skills`` chain of ``N`` terms in
+    the spec's style. A teacher with ``bugs`` answers a task's problems with its wrong rules (:func:`buggy_answer`)."""
     mix = mix or spec.mix
     kind = rng.choices(list(mix), weights=list(mix.values()))[0]
+    if spec.bugs and kind in BUILTIN_TASKS:  # a right prefix (untrained), then the writer's own rule
+        prompt, shown, written = buggy_answer(kind, spec.bugs, spec.style, rng)
+        return prompt, [(shown, False), (written, True)] if shown else [(written, True)]
+    if kind.startswith("skills:"):
+        from tokentree_env.tasks.builtin import sample_skills
+
+        problem = sample_skills(rng, int(kind.removeprefix("skills:")))
+        return problem.prompt, [(problem.solutions[spec.style], True)]
     if kind.startswith("step:"):
         prompt, answer = chain_step(kind.removeprefix("step:"), rng)
         return prompt, [(answer, True)]
@@ -129,7 +168,8 @@ def build_model(spec: ZooModel, vocab_size: int, special_ids: dict[str, int]):
     common = dict(vocab_size=vocab_size, tie_word_embeddings=True, **special_ids)
     h, n_layers = spec.hidden, spec.layers
     if spec.arch == "gpt2":
-        config = GPT2Config(n_embd=h, n_layer=n_layers, n_head=4, n_positions=MAX_POSITIONS, **common)
+        drop = {} if spec.dropout is None else {k: spec.dropout for k in ("resid_pdrop", "embd_pdrop", "attn_pdrop")}
+        config = GPT2Config(n_embd=h, n_layer=n_layers, n_head=4, n_positions=MAX_POSITIONS, **drop, **common)
     else:
         cls = {"llama": LlamaConfig, "qwen2": Qwen2Config, "mistral": MistralConfig}[spec.arch]
         extra = {"sliding_window": None} if spec.arch == "mistral" else {}
