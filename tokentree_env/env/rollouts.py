@@ -29,6 +29,19 @@ WRITE = -2
 """The action that asks ``prefetch`` for a state's writer rollout (:class:`WriterRollouts`)."""
 
 
+def drain(steps, prefetch: Callable) -> list:
+    """Run a rollout step generator alone: each ``(state, action)`` request it yields is prefetched in one batch, then
+    it is resumed; its return value is the rollouts."""
+    try:
+        request = next(steps)
+        while True:
+            if request:
+                prefetch([s for s, _ in request], [a for _, a in request])
+            request = steps.send(None)
+    except StopIteration as done:
+        return done.value
+
+
 @dataclass
 class Rollout:
     """A finished rollout: the rewards from its leaf to the end (summed in order: ``value``), the tokens it played,
@@ -82,15 +95,7 @@ class PanelRollouts:
 
     def __call__(self, states: Sequence[EnvState], max_steps: Sequence[int] | int) -> list[Rollout]:
         """The rollout from each state, at most ``max_steps`` steps (one number, or one per state)."""
-        steps = self.steps(states, max_steps)
-        try:
-            request = next(steps)
-            while True:
-                if request:
-                    self.prefetch([s for s, _ in request], [a for _, a in request])
-                request = steps.send(None)
-        except StopIteration as done:
-            return done.value
+        return drain(self.steps(states, max_steps), self.prefetch)
 
     def steps(self, states: Sequence[EnvState], max_steps: Sequence[int] | int):
         """:meth:`__call__` as a step generator: each step yields the ``(state, action)`` transitions whose model work
@@ -238,15 +243,7 @@ class RolloutAPI:
         rollout at every node it passed (the same values and tokens as rolling out through ``simulate``).
         ``"writer"``: the leaf's writer finishes the answer with its own batched ``generate`` (AlphaGo's fast rollout
         policy; :class:`~.rollouts.WriterRollouts` says what its value counts)."""
-        steps = self.rollout_steps(states, max_steps, policy)
-        try:
-            request = next(steps)
-            while True:
-                if request:
-                    self.prefetch([s for s, _ in request], [a for _, a in request])
-                request = steps.send(None)
-        except StopIteration as done:
-            return done.value
+        return drain(self.rollout_steps(states, max_steps, policy), self.prefetch)
 
     def rollout_steps(self, states: Sequence[EnvState], max_steps: Sequence[int] | int, policy: str = "panel"):
         """:meth:`rollout` as a step generator: it yields the ``(state, action)`` transitions whose model work it
