@@ -86,3 +86,13 @@ def config_from_args(args: argparse.Namespace) -> SuiteConfig:
     return SuiteConfig(name=args.name or ("bench-quick" if args.quick else "bench"), out=args.out, quick=args.quick,
                        task=args.task, teachers=tuple(args.teachers or DEFAULT_TEACHERS), primary=args.primary,
                        prompts=args.prompts, seed=args.seed, parts=tuple(args.parts))
+
+
+def quiet_worker() -> None:
+    """A benchmark process's set-up: one torch thread (two processes share the 2 cores), the libraries quiet."""
+    import torch
+
+    from agents.quiet import quiet_libraries
+
+    torch.set_num_threads(1)
+    quiet_libraries()

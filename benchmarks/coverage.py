@@ -40,7 +40,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .learning_arms import LEARNING_TRAINER, pass_at_k
+from .config import quiet_worker as _quiet
+from .learning_arms import LEARNING_TRAINER
+from .pass_at import pass_at_k
 
 TREE_TARGETS = {"distill_target": "improved", "distill_min_visits": 4}
 """Arm 1's per-node targets: the improved policy ``softmax(panel logits + σ(completed Q))``, only at nodes the search
@@ -128,7 +130,7 @@ def pilot_costs(cfg: CoverageConfig) -> dict:
                        max_new_tokens=config.max_new_tokens, planner_verifier=True, primary=config.primary)
     parameters = env.model_parameters()
     reference = parameters.get(config.primary) or max(v for v in parameters.values() if v)  # the primary's size
-    weigh = lambda records: sum(weighted_tokens(r["forwarded_by_model"], parameters, reference) for r in records)  # noqa: E731
+    weigh = lambda records: sum(weighted_tokens(r["forwarded_by_model"], parameters, reference) for r in records)
     settings = tuple(sorted((k, v) for k, v in config.search_settings.items() if v is not None))
     job = SelfPlayJob(agent=config.search_spec, settings=settings, batch=config.selfplay_batch, coverage_first=True)
     list(play_episodes(env, [(0, prompts[0], [0])], job))  # warm-up, untimed
@@ -206,7 +208,7 @@ def round_data(records: list[dict], iteration: int, ledger, unstored: dict) -> d
 
     mine = [r for r in records if r.get("iteration") == iteration]
     covered = sorted({r["prompt"] for r in mine if r["hard_reward"] >= 0.5 or r.get("verified_answers")})
-    weigh = lambda by_model: weighted_tokens(by_model or {}, ledger.parameters, ledger.reference)  # noqa: E731
+    weigh = lambda by_model: weighted_tokens(by_model or {}, ledger.parameters, ledger.reference)
     return {"played": sorted({r["prompt"] for r in mine}), "covered": covered,
             "cpu_seconds": sum(r.get("cpu_seconds", 0.0) for r in mine) + unstored.get("cpu_seconds", 0.0),
             "weighted_tokens": sum(weigh(r.get("forwarded_by_model")) for r in mine)
@@ -229,15 +231,6 @@ def run_all(cfg: CoverageConfig, progress=print) -> list[dict]:
                                        seed=r["seed"])
             Path(cfg.out, "runs", f"{r['name']}.json").write_text(json.dumps(r))
     return runs
-
-
-def _quiet() -> None:
-    import torch
-
-    from agents.quiet import quiet_libraries
-
-    torch.set_num_threads(1)
-    quiet_libraries()
 
 
 def _console():

@@ -19,11 +19,10 @@ LABELS = {"search": "(1) coverage-first search, SFT + distill + DPO", "search-sf
 
 def report(cfg, runs: list[dict], out: Path) -> dict:
     """Write ``coverage.json``, ``coverage.md`` and ``coverage.png``; return the summary."""
+    from agents.training import TrainConfig
     from agents.training.pool import pool
     from tokentree_env.stats import seeds_paired, t_interval
     from tokentree_env.tasks import load_task
-
-    from agents.training import TrainConfig
 
     size = len(pool(load_task(cfg.task), cfg.train_kwargs().get("validation_size", TrainConfig.validation_size),
                     cfg.task))
@@ -96,8 +95,8 @@ def _fmt(p: dict, digits: int = 3) -> str:
 
 def markdown(summary: dict) -> str:
     lines = [f"# Coverage comparison on `{summary['task']}` (pool: {summary['pool']} problems)", "",
-             "| arm | round | prompts played | coverage (problems) | held-out pass@1 | reverse | generation CPU s | "
-             "weighted tokens | CPU s / weighted tokens per newly covered | stopped by |",
+             ("| arm | round | prompts played | coverage (problems) | held-out pass@1 | reverse | generation CPU s | "
+              "weighted tokens | CPU s / weighted tokens per newly covered | stopped by |"),
              "|---|---|---|---|---|---|---|---|---|---|"]
     for arm, d in summary["arms"].items():
         for i, cov in enumerate(d["coverage"]):

@@ -119,8 +119,8 @@ def report(cfg: LearningConfig, runs: list[dict]) -> dict:
         best = (search[0].get("teachers") or {}).get("best")
         summary["best_teacher"] = best
         summary["arms"] = {name: {"task_accuracy": _curve(rs), "wall_seconds": t_interval([r["wall_seconds"] for r in rs]),
-                                  "teacher_tokens": t_interval([sum(r.get("teacher_tokens") or [h.get("teacher_tokens", 0)
-                                                                for h in r["history"]]) for r in rs]),
+                                  "weighted_tokens": t_interval([sum(r.get("weighted_tokens") or [
+                                      h.get("weighted_tokens") or 0 for h in r["history"]]) for r in rs]),
                                   "train_seconds": t_interval([sum(h.get("train_seconds", 0.0) for h in r["history"])
                                                                for r in rs]),
                                   "general_accuracy": t_interval([r["history"][-1]["general_accuracy"] for r in rs]),

@@ -19,7 +19,9 @@ after every iteration.
   verified, pooled over the teachers, deduplicated; SFT on the distinct right answers.
 
 Each control runs twice: with the declared generation **CPU seconds** (measured process CPU time, not wall time x
-workers), and with the search run's measured **teacher forwarded tokens** of that iteration. Credit: per
+workers), and with the search run's **weighted forwarded tokens** of that iteration: every model it ran (teachers,
+primary, judge), weighted by parameter count in primary-token equivalents (:mod:`agents.compute`, the one
+definition). Credit: per
 iteration, the problems only the search solved (no teacher's greedy answer, nor any RFT sample of that iteration,
 was right), the distinct right solutions per problem in each arm's data, and every arm's accuracy on the held-out
 problems no teacher's greedy answer solves. At the end, each arm's pass@k (k up to 64; the unbiased estimator over
@@ -30,11 +32,13 @@ report.
 from __future__ import annotations
 
 import json
-import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from .config import quiet_worker as _quiet
+from .learning_controls import control_arm, distinct_right
+from .pass_at import pass_at_k
 
 ARMS = ("search", "sft-greedy", "rft")
 LEARNING_TRAINER = {"epochs": 8, "learning_rate": 2e-3, "batch_size": 16, "ewc": 1000.0, "replay": "on",
@@ -68,21 +72,15 @@ class LearningConfig:
     """Train prompts of the CPU pilot that declares the generation budget (after one untimed warm-up episode)."""
     pass_at: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
     pass_samples: int = 64
+    charges: str = "weighted tokens of every model; CPU measured per iteration"
+    """The compute convention of the controls' budgets (in the declared fingerprint: a folder declared under
+    another convention, such as the teacher-only tokens before 2026-12-07, is refused on resume)."""
 
     def train_kwargs(self) -> dict:
         from tokentree_env.zoo.catalog import default_models
 
         defaults = default_models(self.task) | ({"max_new_tokens": 48} if self.task == "chain5" else {})
         return {"task": self.task, **LEARNING_TRAINER, **defaults, **self.models}
-
-
-def _quiet() -> None:
-    import torch
-
-    from agents.quiet import quiet_libraries
-
-    torch.set_num_threads(1)
-    quiet_libraries()
 
 
 def _console():
@@ -143,8 +141,10 @@ def _declare(cfg: LearningConfig) -> dict:
                 "trainer": dict(LEARNING_TRAINER), "seeds": cfg.seeds,
                 "controls": {"sft-greedy": "SFT on the teachers' verified greedy answers",
                              "rft": "RFT on verified temperature-1 samples pooled from all teachers, deduplicated",
-                             "budgets": ["cpu: the declared CPU seconds per iteration",
-                                         "tokens: the search run's teacher forwarded tokens of that iteration"]},
+                             "budgets": [("cpu: the search run's measured generation CPU seconds of that iteration "
+                                          "(cpu_seconds_per_iteration above is the pilot's estimate, not the budget)"),
+                                         ("tokens: the search run's weighted forwarded tokens of that iteration "
+                                          "(every model; agents.compute)")]},
                 "pass_at_k": {"k": list(cfg.pass_at), "samples": cfg.pass_samples, "temperature": 1.0},
                 "config": asdict(cfg)}
     return declared
@@ -193,14 +193,12 @@ def search_arm(cfg: LearningConfig, seed: int, overrides: dict | None = None, na
     run = TrainingRun.from_output_dir(folder, console=_console()) if resume else TrainingRun(config, console=_console())
     run.run()
     records = list(run.store)
-    teachers = set(config.teachers)
     result = {"arm": "search", "name": name, "seed": seed, "wall_seconds": time.perf_counter() - started,
               "config": asdict(config), "baseline": run.state["baseline"], "history": run.state["history"],
               "teachers": run.state.get("teachers"),
               "cpu_seconds": [h["self_play_cpu_seconds"] for h in run.state["history"]],
-              "teacher_tokens": [sum(v for r in records if r["iteration"] == i
-                                     for k, v in r.get("forwarded_by_model", {}).items() if k in teachers)
-                                 for i in range(len(run.state["history"]))],
+              **_iteration_tokens(run, records),
+              "reference_parameters": run.ledger.reference, "parameters": run.ledger.parameters,
               "solved": [[r["prompt"] for r in records if r["iteration"] == i and r["hard_reward"] >= 0.5]
                          for i in range(len(run.state["history"]))],
               "distinct_right": [distinct_right([r for r in records if r["iteration"] <= i])
@@ -212,153 +210,17 @@ def search_arm(cfg: LearningConfig, seed: int, overrides: dict | None = None, na
     return result
 
 
-# -- the controls ---------------------------------------------------------------------------------------
-class Budget:
-    """A data-generation budget: CPU seconds of this process (``time.process_time``), or teacher forwarded tokens."""
+def _iteration_tokens(run, records: list[dict]) -> dict:
+    """The search run's generation tokens per iteration, every model (teachers, primary, judge), raw and weighted
+    as the run's own ledger weighs them (:class:`agents.compute.Ledger`)."""
+    from agents.compute import Ledger
 
-    def __init__(self, seconds: float | None = None, tokens: int | None = None) -> None:
-        self.seconds, self.tokens, self.spent_tokens, self.start = seconds, tokens, 0, time.process_time()
-
-    def left(self) -> bool:
-        if self.tokens is not None:
-            return self.spent_tokens < self.tokens
-        return self.spent(self) < self.seconds
-
-    @staticmethod
-    def spent(budget) -> float:
-        return time.process_time() - budget.start
-
-
-def distinct_right(records: list[dict]) -> float:
-    """Distinct right solutions per solved problem in an arm's data (answers as texts)."""
-    right: dict[str, set[str]] = {}
-    for r in records:
-        if r["hard_reward"] >= 0.5:
-            right.setdefault(r["prompt"], set()).add(r["completion"].strip())
-    return sum(len(v) for v in right.values()) / max(1, len(right))
-
-
-def control_arm(cfg: LearningConfig, seed: int, arm: str, search: dict, by: str = "cpu",
-                cpu_seconds: float | None = None) -> dict:
-    """SFT on verified teacher answers (``sft-greedy``) or on verified samples (``rft``), each iteration under a
-    generation budget: ``cpu_seconds`` of this process's CPU time (the declared budget; default: the search run's
-    measured CPU seconds of that iteration), or with ``by="tokens"`` the search run's teacher tokens."""
-    _quiet()
-    from agents.training import TrainConfig, TrainingRun
-    from agents.training.checkpoint import load_primary
-    from tokentree_env.tasks import load_task
-    from tokentree_env.teachers import HFTeacher
-
-    name = f"{arm}-{by}-seed{seed}"
-    done = Path(cfg.out) / "runs" / f"{name}.json"
-    if (saved := _saved(done)) is not None:
-        return saved
-    folder = Path(cfg.out) / "runs" / name
-    shutil.rmtree(folder, ignore_errors=True)
-    config = TrainConfig(**{**search["config"], "output_dir": str(folder), "workers": 1})
-    run = TrainingRun(config, console=_console())
-    task = load_task(config.task)
-    held = {p.prompt for p in run.validation_problems(config.task)}
-    fresh = [p for p in task.problems("train") if p.prompt not in held]
-    random.Random(f"control:{seed}").shuffle(fresh)
-    by_prompt = {p.prompt: p for p in task.problems("train")}
-    teachers = [HFTeacher(spec) for spec in config.teachers]
-    lm = load_primary(config.primary, config.lora)  # as the search arm trains it (a LoRA adapter when it does)
-    run.state["baseline"] = baseline = run.evaluate(lm)
-    history, buffer, cursor, started, samples = [], [], 0, time.perf_counter(), []
-    for iteration in range(len(search["history"])):
-        budget = (Budget(tokens=search["teacher_tokens"][iteration]) if by == "tokens"
-                  else Budget(seconds=cpu_seconds if cpu_seconds is not None else search["cpu_seconds"][iteration]))
-        before = sum(t.counters.forwarded_tokens for t in teachers)
-        if arm == "sft-greedy":
-            records, cursor = _greedy_records(teachers, task, fresh, cursor, budget, before, config.max_new_tokens)
-            rounds = 0
-        else:
-            prompts = [by_prompt[p] for p in search["prompts"][iteration]]
-            records, rounds, drawn = _rft_records(teachers, task, prompts, budget, before, config.max_new_tokens,
-                                                  seed * 1000 + iteration)
-            samples.append(drawn)
-        buffer += records
-        generation_cpu = Budget.spent(budget)
-        trained = time.perf_counter()
-        run.train_round(lm, records, buffer if config.accumulate else records, iteration)
-        last = iteration == len(search["history"]) - 1
-        metrics = run.evaluate(lm, final=last) | {"iteration": iteration, "answers": len(records), "rft_rounds": rounds,
-                                      "teacher_tokens": sum(t.counters.forwarded_tokens for t in teachers) - before,
-                                      "generation_cpu_seconds": generation_cpu,
-                                      "distinct_right": distinct_right(buffer),
-                                      "train_seconds": time.perf_counter() - trained,
-                                      "mean_hard_reward": sum(r["hard_reward"] for r in records) / max(1, len(records))}
-        history.append(metrics)
-        run.state["history"] = history
-    checkpoint = folder / "final-primary"
-    lm.model.save_pretrained(checkpoint)
-    lm.tokenizer.save_pretrained(checkpoint)
-    result = {"arm": arm, "by": by, "name": name, "seed": seed, "wall_seconds": time.perf_counter() - started,
-              "baseline": baseline, "history": history, "rft_right": samples, "final_primary": str(checkpoint)}
-    done.write_text(json.dumps(result))
-    return result
-
-
-def _greedy_records(teachers, task, fresh, cursor, budget, before, max_new_tokens):
-    records = []
-    while budget.left() and cursor < len(fresh):
-        chunk = fresh[cursor:cursor + 16]
-        cursor += len(chunk)
-        for teacher in teachers:
-            for p, a in zip(chunk, teacher.answers([p.prompt for p in chunk], max_new_tokens=max_new_tokens), strict=True):
-                ok = float(task.verify(p, a))
-                records.append({"prompt": p.prompt, "completion": a, "hard_reward": ok, "episode_return": ok})
-        budget.spent_tokens = sum(t.counters.forwarded_tokens for t in teachers) - before
-    return records, cursor
-
-
-def _rft_records(teachers, task, prompts, budget, before, max_new_tokens, seed):
-    """Rounds of one temperature-1 sample per prompt from each teacher until the budget is spent; the distinct
-    right answers (and every prompt a sample got right, for the credit count)."""
-    from tokentree_env.models.generation import sample_ids
-
-    right: dict[tuple[str, str], dict] = {}
-    solved: set[str] = set()
-    rounds = 0
-    while budget.left() and prompts:
-        for i, teacher in enumerate(teachers):
-            rows = [teacher.prompt_ids(p.prompt) for p in prompts]  # the teacher's own format
-            drawn = sample_ids(teacher.model, teacher.tokenizer, rows, n=1, max_new_tokens=max_new_tokens,
-                               seed=seed * 31 + rounds * 7 + i)
-            for p, ids, (new,) in zip(prompts, rows, drawn, strict=True):
-                teacher.counters.add(calls=len(new) + 1, forwarded=len(ids) + len(new), generated=len(new) + 1)
-                text = teacher.tokenizer.decode(new, skip_special_tokens=True)
-                if task.verify(p, text) >= 0.5:
-                    solved.add(p.prompt)
-                    right.setdefault((p.prompt, text), {"prompt": p.prompt, "completion": text, "hard_reward": 1.0,
-                                                        "episode_return": 1.0})
-        rounds += 1
-        budget.spent_tokens = sum(t.counters.forwarded_tokens for t in teachers) - before
-    return list(right.values()), rounds, sorted(solved)
-
-
-# -- pass@k ----------------------------------------------------------------------------------------------
-def pass_at_k(primary: str, task_name: str, n_problems: int, samples: int, ks, *, max_new_tokens: int = 48,
-              seed: int = 0) -> dict:
-    """The unbiased pass@k (Chen et al. 2021: ``1 - C(n-c, k) / C(n, k)``, averaged over problems) of a primary's
-    ``samples`` temperature-1 answers to the first ``n_problems`` held-out problems, in its own prompt format."""
-    from math import comb
-
-    from tokentree_env.models import load_model
-    from tokentree_env.models.generation import sample_ids
-    from tokentree_env.models.prompts import prompt_ids
-    from tokentree_env.tasks import load_task
-
-    _quiet()
-    lm, task = load_model(primary), load_task(task_name)
-    problems = list(task.problems("heldout"))[:n_problems]
-    drawn = sample_ids(lm.model, lm.tokenizer, [prompt_ids(lm.tokenizer, p.prompt) for p in problems], n=samples,
-                       max_new_tokens=max_new_tokens, seed=seed)
-    right = [sum(task.verify(p, lm.tokenizer.decode(ids, skip_special_tokens=True)) >= 0.5 for ids in answers)
-             for p, answers in zip(problems, drawn, strict=True)]
-    return {str(k): sum(1 - comb(samples - c, k) / comb(samples, k) for c in right) / len(right)
-            for k in ks if k <= samples}
+    ledgers = []
+    for i in range(len(run.state["history"])):
+        ledger = Ledger(parameters=run.ledger.parameters, reference=run.ledger.reference)
+        ledger.add_episodes(r for r in records if r["iteration"] == i)
+        ledgers.append(ledger)
+    return {"forwarded_by_model": [x.tokens for x in ledgers], "weighted_tokens": [x.weighted for x in ledgers]}
 
 
 # -- the run ---------------------------------------------------------------------------------------------
@@ -366,27 +228,31 @@ CONTROLS = tuple(f"{arm}-{by}" for arm in ("sft-greedy", "rft") for by in ("cpu"
 
 
 def headline(cfg: LearningConfig, progress=print) -> list[dict]:
-    """Declare; every seed's search run (alone on the machine: its workers take the cores); then its controls two
-    at a time (one core each, as their budgets are counted); then every arm's pass@k."""
+    """Declare; every seed's search run (alone on the machine: its workers take the cores); then the controls at
+    CPU parity one at a time (two processes on two cores slow each other's CPU seconds), those at token parity two
+    at a time (tokens do not depend on what runs beside); then every arm's pass@k."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     declared = declare(cfg)
     spec, cpu = declared["search"]["spec"], declared["budget"]["cpu_seconds_per_iteration"]
-    progress(f"declared: search {spec}, {cpu:.0f} CPU seconds per iteration")
+    progress(f"declared: search {spec}; the pilot's estimate {cpu:.0f} CPU seconds per iteration")
     results = []
     for seed in range(cfg.seeds):
         search = search_arm(cfg, seed, spec=spec)
         progress(f"search seed {seed}: {search['baseline']['task_accuracy']:.3f} -> "
                  f"{search['history'][-1]['task_accuracy']:.3f} in {search['wall_seconds']:.0f} s")
         results.append(search)
+    searches = list(results)
+    for by, workers in (("cpu", 1), ("tokens", 2)):  # CPU parity alone on the machine; token parity two at a time
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(control_arm, cfg, s["seed"], arm, s, by) for s in searches
+                       for arm in ("sft-greedy", "rft")]
+            for future in futures:
+                control = future.result()
+                progress(f"{control['name']}: {control['history'][-1]['task_accuracy']:.3f}")
+                results.append(control)
     with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(control_arm, cfg, s["seed"], arm, s, by, cpu) for s in list(results)
-                   for arm in ("sft-greedy", "rft") for by in ("cpu", "tokens")]
-        for future in futures:
-            control = future.result()
-            progress(f"{control['name']}: {control['history'][-1]['task_accuracy']:.3f}")
-            results.append(control)
         todo = [r for r in results if "pass_at_k" not in r]
         for r, k in zip(todo, pool.map(_pass_job, [(cfg, r["final_primary"], r["seed"]) for r in todo]), strict=True):
             r["pass_at_k"] = k

@@ -7,8 +7,8 @@ from pathlib import Path
 
 LABELS = {"search": "search self-play, SFT on verified paths", "sft-greedy-cpu": "SFT on teachers' greedy answers "
           "(same CPU seconds)", "rft-cpu": "RFT on teachers' pooled samples (same CPU seconds)",
-          "sft-greedy-tokens": "SFT on teachers' greedy answers (same teacher tokens)",
-          "rft-tokens": "RFT on teachers' pooled samples (same teacher tokens)"}
+          "sft-greedy-tokens": "SFT on teachers' greedy answers (same weighted tokens)",
+          "rft-tokens": "RFT on teachers' pooled samples (same weighted tokens)"}
 COLOURS = {"search": "tab:red", "sft-greedy-cpu": "tab:blue", "rft-cpu": "tab:green", "sft-greedy-tokens": "tab:cyan",
            "rft-tokens": "tab:olive"}
 """One colour per arm (a budget row of a control is its own arm)."""
@@ -74,11 +74,11 @@ def markdown(summary: dict) -> str:
     if "arms" in summary:
         lines += [f"Best teacher (greedy, held-out): {summary['best_teacher']:.3f}.", "",
                   ("| arm | before | per iteration (mean [95 % t-interval over seeds]) | generation CPU s | teacher "
-                  "forwarded tokens | training s | wall s | `reverse` after |"), "|---|---|---|---|---|---|---|---|"]
+                  "weighted tokens (every model) | training s | wall s | `reverse` after |"), "|---|---|---|---|---|---|---|---|"]
         for name, a in summary["arms"].items():
             curve = " -> ".join(_fmt(p) for p in a["task_accuracy"][1:])
             lines.append(f"| {LABELS.get(name, name)} | {_fmt(a['task_accuracy'][0])} | {curve} | "
-                         f"{a['generation_cpu_seconds']['mean']:.0f} | {a['teacher_tokens']['mean']:.0f} | "
+                         f"{a['generation_cpu_seconds']['mean']:.0f} | {a['weighted_tokens']['mean']:.0f} | "
                          f"{a['train_seconds']['mean']:.0f} | {a['wall_seconds']['mean']:.0f} | "
                          f"{a['general_accuracy']['mean']:.3f} |")
         lines += ["", ("| search minus | per-seed differences | paired bootstrap over problems x seeds [95 %] | "

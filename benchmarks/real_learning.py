@@ -11,7 +11,8 @@ Fixed before the run (:class:`RealLearningConfig`):
 - Evaluation, batched, in the primary's own format: the start and the end on the 200 held-out problems, the
   iterations between on a fixed 50-problem slice.
 - Beside it, the learning benchmark's RFT control (verified temperature-1 samples pooled from both teachers) at the
-  search run's teacher forwarded tokens, same trainer.
+  search run's weighted forwarded tokens of every model (teachers, primary, judge; :mod:`agents.compute`), same
+  trainer. (Last round's run counted the teachers' tokens only; its numbers in benchmarks/README.md are marked so.)
 
 Reported: the primary's start and end on the 200 problems with a paired-bootstrap 95 % interval and McNemar's p,
 its gain over the RFT control with its interval, peak memory and wall time (target: at most 60 minutes).
@@ -59,8 +60,8 @@ def run(out: str = "results/real-models/learning", cfg: RealLearningConfig | Non
               "peak_memory_gb": _peak_gb(), "search": _curve(search), "rft": _curve(control),
               "gain": paired_bootstrap(end, start) | {"p_value": mcnemar(end, start)["p_value"]},
               "over_rft": paired_bootstrap(end, rft) | {"p_value": mcnemar(end, rft)["p_value"]},
-              "teacher_tokens": {"search": search["teacher_tokens"],
-                                 "rft": [h["teacher_tokens"] for h in control["history"]]},
+              "weighted_tokens": {"search": search["weighted_tokens"],
+                                  "rft": [h["weighted_tokens"] for h in control["history"]]},
               "self_play_solved": [len(s) for s in search["solved"]]}
     result["learned"] = result["gain"]["low"] > 0
     return result
@@ -84,7 +85,7 @@ def markdown(result: dict) -> str:
     lines = [f"| run | start ({s[0]['problems']}) | " + " | ".join(f"iteration {i} ({c['problems']})"
                                                               for i, c in enumerate(s[1:], 1))
              + " | `reverse` at the start | at the end |", "|---|" + "---|" * (len(s) + 2)]
-    for name, curve in (("search (MCTS self-play, SFT)", s), ("RFT control (same teacher tokens)", r)):
+    for name, curve in (("search (MCTS self-play, SFT)", s), ("RFT control (same weighted tokens)", r)):
         lines.append(f"| {name} | " + " | ".join(f"{c['task_accuracy']:.3f}" for c in curve)
                      + f" | {curve[0]['general_accuracy']:.3f} | {curve[-1]['general_accuracy']:.3f} |")
     lines += ["", (f"End minus start on the {s[0]['problems']} held-out problems: {g['difference']:+.3f} [{g['low']:+.3f}, "

@@ -36,6 +36,7 @@ from .search_config import (
     SearchBenchConfig,
     env_kwargs,
     family,
+    fixed_spec,
     problems,
 )
 
@@ -291,17 +292,21 @@ def _declare(cfg: SearchBenchConfig, log: EpisodeLog, progress=None) -> dict:
     return declared
 
 
+HEADLINE_FIXED = ("best-reference", "majority-vote", "ensemble-greedy", "stepwise-greedy")
+"""The fixed-cost rows of the headline run: the strong cheap baselines every search table carries."""
+
+
 def measured_rows(cfg: SearchBenchConfig, declared: dict) -> dict[str, list[tuple[str, str, float | None]]]:
     """Per mode, the ``(family, spec, budget)`` rows to measure: every family at every budget with ``--full``, else
-    the headline rows (MCTS, the sampling baselines, the teachers' majority, best reference and majority vote) at
-    the 2x and 4x budgets and at the self-play target's budgets."""
+    the headline rows (MCTS, the sampling baselines, the teachers' majority, and the fixed rows of
+    :data:`HEADLINE_FIXED`) at the 2x and 4x budgets and at the self-play target's budgets."""
     headline = {declared["headline"]["mcts"], *SAMPLERS, "mcts-steps", "ab-mcts"}
     budgets = declared["budgets"] if cfg.full else sorted({2.0, 4.0, *declared["self_play_target_budgets"]})
     out: dict[str, list] = {}
     for mode in MODES:
         if not cfg.full and mode == "evaluation-judge-off":
             continue
-        rows = [(name, name, None) for name in FIXED if cfg.full or name in ("best-reference", "majority-vote")]
+        rows = [(name, fixed_spec(name, mode), None) for name in FIXED if cfg.full or name in HEADLINE_FIXED]
         for fam in (f for f in FAMILIES if f.name in cfg.families and mode in f.specs):
             if not cfg.full and fam.name not in headline:
                 continue
@@ -343,9 +348,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default=None, help="results folder (default: results/search-TASK)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--families", nargs="+", default=None, choices=[f.name for f in FAMILIES], metavar="FAMILY",
+                        help="the families of growing cost to declare and measure (default: every one: "
+                             + ", ".join(f.name for f in FAMILIES) + ")")
     args = parser.parse_args(argv)
     cfg = SearchBenchConfig(task=args.task, n=args.n, pilot=args.pilot, full=args.full, workers=args.workers,
-                            out=args.out or f"results/search-{args.task}", seed=args.seed)
+                            out=args.out or f"results/search-{args.task}", seed=args.seed,
+                            **({"families": tuple(args.families)} if args.families else {}))
     from rich.console import Console
 
     from agents.training.stopping import sigterm_as_interrupt

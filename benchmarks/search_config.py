@@ -7,7 +7,7 @@ its modes and problem sets (shared by :mod:`tokentree_benchmarks.search`, its re
 - **Rows.** A family is an agent whose compute grows with one setting (MCTS: simulations per step; best-of-N,
   majority-of-N and the teachers' samples: N; beam: its width); at each budget a family plays its largest
   setting whose pilot mean is within the budget. Fixed-cost rows (best reference, the 3-answer majority vote,
-  ensemble greedy under each panel rule) play once.
+  ensemble greedy under each panel rule, judge-guided step-wise greedy) play once.
 - **Modes.** ``self-play`` (train problems; the verifier scores the planners' leaves, the judge on as in
   training), ``evaluation`` with the judge on, and with it off (held-out problems; no verifier).
 """
@@ -57,8 +57,17 @@ FAMILIES: tuple[Family, ...] = (
 )
 """Every family of the curves. Sampled answers are ranked by the verifier in self-play (what the data a learner
 keeps is), by the judge in evaluation with it on, else by the planner return or a majority of final answers."""
-FIXED = ("best-reference", "majority-vote", "ensemble-greedy", "ensemble-greedy-mean", "ensemble-greedy-product")
-"""Rows of fixed cost, played once per mode (ensemble greedy under each panel rule)."""
+FIXED = ("best-reference", "majority-vote", "ensemble-greedy", "stepwise-greedy", "ensemble-greedy-mean",
+         "ensemble-greedy-product")
+"""Rows of fixed cost, played once per mode (ensemble greedy under each panel rule; judge-guided step-wise greedy,
+the verifier picking in self-play)."""
+FIXED_SPECS = {"stepwise-greedy": {"self-play": "stepwise-greedy-verifier"}}
+"""A fixed row's agent spec where it differs by mode (else the row's name)."""
+
+
+def fixed_spec(name: str, mode: str) -> str:
+    """The agent spec a fixed-cost row plays in ``mode``."""
+    return FIXED_SPECS.get(name, {}).get(mode, name)
 SAMPLERS = ("best-of-n", "majority-of-n", "teacher-samples", "teacher-samples-majority")
 """The sampling baselines (self-play's question: does search beat sampling at equal compute?)."""
 

@@ -142,11 +142,39 @@ def targets(declared: dict, result: dict) -> dict:
             found = next((c for c in evaluation if c["searcher"] == searcher and c["family"] == family
                           and c["budget"] == b_eval), None)
             out[f"evaluation {b_eval:g}R: {searcher} beats {family}"] = _met(found)
+    out |= combine_targets(declared, self_play, evaluation)
     steps = [e for mode in result["modes"].values() for e in mode["rows"] if e["family"] == "mcts-steps"]
     if steps:
         share = min(e["style_share"] for e in steps)
         out["mcts-steps: at least 95 % of answers in one style"] = {"met": share >= 0.95, "baseline": "every row",
                                                                    "difference": share, "low": share, "high": share}
+    return out
+
+
+def combine_targets(declared: dict, self_play: list[dict], evaluation: list[dict], margin: float = 0.15) -> dict:
+    """The targets of a test-bed where teachers must combine (measured wherever the step-wise greedy row is):
+    self-play MCTS above judge-guided step-wise greedy at 2R and 4R (beyond the paired interval), and at least
+    ``margin`` above the teachers' own samples there (the point estimate at least ``margin``, the interval above 0);
+    in evaluation, MCTS above the judge picking among the teachers' samples at the headline budget."""
+    headline, b_eval = declared["headline"]["mcts"], declared["headline"]["evaluation_budget"]
+
+    def find(comparisons, family, budget):
+        return next((c for c in comparisons if c["searcher"] == headline and c["family"] == family
+                     and c["budget"] in (budget, None)), None)
+
+    if not any(c["family"] == "stepwise-greedy" for c in self_play + evaluation):
+        return {}
+    out = {}
+    for b in (2.0, 4.0):
+        out[f"self-play {b:g}R: {headline} beats step-wise greedy (the verifier picking)"] = _met(
+            find(self_play, "stepwise-greedy", b))
+        samples = _met(find(self_play, "teacher-samples", b))
+        if samples is not None:
+            samples["met"] = samples["difference"] >= margin and samples["low"] > 0
+        out[f"self-play {b:g}R: {headline} at least {margin * 100:.0f} points above the teachers' samples "
+            "(the difference; its interval above 0)"] = samples
+    out[f"evaluation {b_eval:g}R: {headline} beats the judge picking among the teachers' samples"] = _met(
+        find(evaluation, "teacher-samples", b_eval))
     return out
 
 
@@ -170,7 +198,7 @@ def _throughput(result: dict) -> dict:
 FAMILY_COLOURS = {"mcts": "C0", "mcts-gumbel": "C1", "best-of-n": "C2", "majority-of-n": "C3", "teacher-samples": "C4",
                   "teacher-samples-majority": "C5", "beam": "C6", "best-reference": "C7", "majority-vote": "C8",
                   "ensemble-greedy": "C9", "ensemble-greedy-mean": "#888888", "ensemble-greedy-product": "#444444",
-                  "mcts-steps": "#000000", "ab-mcts": "#ff00ff"}
+                  "mcts-steps": "#000000", "ab-mcts": "#ff00ff", "stepwise-greedy": "#a0522d"}
 LABELS = {"mcts": "MCTS (PUCT), rollout leaves", "mcts-gumbel": "MCTS (Gumbel), rollout leaves",
           "best-of-n": "best-of-N sampled from the mixture", "majority-of-n": "majority-of-N sampled from the mixture",
           "teacher-samples": "teachers' own samples (verifier / judge picks)",
@@ -179,7 +207,8 @@ LABELS = {"mcts": "MCTS (PUCT), rollout leaves", "mcts-gumbel": "MCTS (Gumbel), 
           "ensemble-greedy": "ensemble greedy, mixture panel", "ensemble-greedy-mean": "ensemble greedy, mean panel",
           "ensemble-greedy-product": "ensemble greedy, product panel",
           "mcts-steps": "step-level MCTS (teacher k writes the next step)",
-          "ab-mcts": "AB-MCTS-A over the same steps (treequest)"}
+          "ab-mcts": "AB-MCTS-A over the same steps (treequest)",
+          "stepwise-greedy": "judge-guided step-wise greedy (the verifier picks in self-play)"}
 
 
 def plot(result: dict, unit: float, path: Path) -> None:

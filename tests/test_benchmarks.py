@@ -37,7 +37,7 @@ def test_the_suite_runs_every_part_on_a_tiny_budget_and_writes_json_plots_and_a_
 
 
 def test_the_learning_benchmark_pairs_search_with_both_controls_at_equal_budget_and_reports_credit(tmp_path):
-    """Every seed gets a search run and the two controls twice (by CPU seconds and by teacher tokens); the
+    """Every seed gets a search run and the two controls twice (by CPU seconds and by weighted tokens of every model); the
     report pairs them per seed, counts what only the search solved and writes its files; a rerun resumes."""
     out = tmp_path / "learning"
     argv = ["--tiny", "--task", "chain3", "--seeds", "2", "--parts", "headline", "signals", "--signals", "dpo",
@@ -62,9 +62,25 @@ def test_the_learning_benchmark_pairs_search_with_both_controls_at_equal_budget_
         summary["targets"])
     runs = json.loads((out / "learning.json").read_text())["runs"]
     search = [r for r in runs if r["arm"] == "search"]
-    for control in (r for r in runs if r["arm"] == "rft" and r["by"] == "tokens"):
-        budget = next(s for s in search if s["seed"] == control["seed"])["teacher_tokens"]
-        assert all(h["teacher_tokens"] >= b for h, b in zip(control["history"], budget, strict=True))
+    from agents.compute import weighted_tokens
+
+    for s in search:  # the search arm's budget counts every model it ran, the primary and the judge too
+        params, ref = s["parameters"], s["reference_parameters"]
+        for by_model, w in zip(s["forwarded_by_model"], s["weighted_tokens"], strict=True):
+            others = set(by_model) - set(s["config"]["teachers"])
+            assert f"judge:{s['config']['judge']}" in others and len(others) == 2 and all(by_model.values())
+            teachers_only = {m: n for m, n in by_model.items() if m in s["config"]["teachers"]}
+            assert w == pytest.approx(weighted_tokens(by_model, params, ref))
+            assert w > weighted_tokens(teachers_only, params, ref)
+    for control in (r for r in runs if r.get("by") in ("tokens", "cpu")):  # charged the same way, as the search is
+        paired = next(s for s in search if s["seed"] == control["seed"])
+        for h in control["history"]:
+            assert h["weighted_tokens"] > 0
+            assert h["weighted_tokens"] == pytest.approx(weighted_tokens(h["forwarded_by_model"], paired["parameters"],
+                                                                         paired["reference_parameters"]))
+        if control["by"] == "tokens":  # and stops only once it has spent the search's weighted tokens
+            assert all(h["weighted_tokens"] >= b for h, b in zip(control["history"], paired["weighted_tokens"],
+                                                                 strict=True))
     assert (out / "learning.png").stat().st_size > 0 and "search" in (out / "learning.md").read_text()
     saved = {p.name: p.stat().st_mtime for p in (out / "runs").glob("*.json")}
     learning.main(argv)
@@ -110,6 +126,16 @@ def test_the_search_benchmark_declares_before_measuring_compares_paired_and_resu
     assert {c["searcher"] for c in evaluation["comparisons"]} == {"mcts", "mcts-steps"}
     assert all({"difference", "low", "high", "p_value", "only_a"} <= set(c) for c in evaluation["comparisons"])
     assert "evaluation 4R: mcts beats best-reference" in result["targets"]
+    for mode, spec in (("self-play", "stepwise-greedy-verifier"), ("evaluation-judge-on", "stepwise-greedy")):
+        stepwise = [e for e in result["modes"][mode]["rows"] if e["family"] == "stepwise-greedy"]
+        assert [e["spec"] for e in stepwise] == [spec]  # the strong cheap baseline, the verifier picking in self-play
+        assert any(c["family"] == "stepwise-greedy" for c in result["modes"][mode]["comparisons"])
+    combine = {k: v for k, v in result["targets"].items() if "step-wise greedy" in k or "teachers' samples" in k}
+    above = "at least 15 points above the teachers' samples (the difference; its interval above 0)"
+    assert set(combine) == {"self-play 2R: mcts beats step-wise greedy (the verifier picking)",
+                            "self-play 4R: mcts beats step-wise greedy (the verifier picking)",
+                            f"self-play 2R: mcts {above}", f"self-play 4R: mcts {above}",
+                            "evaluation 4R: mcts beats the judge picking among the teachers' samples"}
     assert result["leaf_sources"]["sources"]["held_out_states"] > 0
     assert (tmp_path / "search.png").stat().st_size > 0 and "### self-play" in (tmp_path / "search.md").read_text()
     stored = (tmp_path / "episodes.jsonl").read_text()
