@@ -198,7 +198,7 @@ def _throughput(result: dict) -> dict:
 FAMILY_COLOURS = {"mcts": "C0", "mcts-gumbel": "C1", "best-of-n": "C2", "majority-of-n": "C3", "teacher-samples": "C4",
                   "teacher-samples-majority": "C5", "beam": "C6", "best-reference": "C7", "majority-vote": "C8",
                   "ensemble-greedy": "C9", "ensemble-greedy-mean": "#888888", "ensemble-greedy-product": "#444444",
-                  "mcts-steps": "#000000", "ab-mcts": "#ff00ff", "stepwise-greedy": "#a0522d"}
+                  "mcts-steps": "#000000", "ab-mcts": "#ff00ff", "stepwise-greedy": "#ffb000"}
 LABELS = {"mcts": "MCTS (PUCT), rollout leaves", "mcts-gumbel": "MCTS (Gumbel), rollout leaves",
           "best-of-n": "best-of-N sampled from the mixture", "majority-of-n": "majority-of-N sampled from the mixture",
           "teacher-samples": "teachers' own samples (verifier / judge picks)",
@@ -219,7 +219,7 @@ def plot(result: dict, unit: float, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 7.5), sharey=True)
     panels = {"self-play": axes[0], "evaluation-judge-on": axes[1], "evaluation-judge-off": axes[1]}
     for mode, data in result["modes"].items():
         ax, style = panels[mode], "--" if mode.endswith("judge-off") else "-"
@@ -230,16 +230,18 @@ def plot(result: dict, unit: float, path: Path) -> None:
             judge = "" if mode == "self-play" else (", judge off" if mode.endswith("off") else ", judge on")
             ax.plot(xs, ys, style, marker="o", color=FAMILY_COLOURS.get(fam, "k"), label=f"{LABELS.get(fam, fam)}{judge}")
             ax.fill_between(xs, lo, hi, color=FAMILY_COLOURS.get(fam, "k"), alpha=0.12)
-    ticks = result["declared"]["budgets"]
+    ticks: list[float] = []  # the round budgets first, then any other not within 15 % of one kept (no overlap)
+    for t in sorted(result["declared"]["budgets"], key=lambda t: (t != round(t), t)):
+        if all(abs(t / k - 1) > 0.15 for k in ticks):
+            ticks.append(t)
     for ax, title in zip(axes, ("self-play: train problems, the verifier scores the leaves",
                                 "evaluation: held-out problems, no verifier"), strict=True):
         ax.set_xscale("log", base=2)
         ax.set_xticks(ticks, [f"{t:g}R" for t in ticks])
-        ax.set(xlabel=f"weighted tokens per problem (every model, in primary-token equivalents), in multiples of "
-                      f"R = {unit:.0f} (best reference's)",
+        ax.set(xlabel=f"weighted tokens per problem, in R (R = {unit:.0f}: the best reference's; docs/compute.md)",
                title=title, ylim=(0, 1))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)  # below: no point hidden
     axes[0].set_ylabel("accuracy (95 % interval)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
