@@ -163,6 +163,13 @@ class EpisodeLog:
     def results(self, mode: str, spec: str) -> list[dict]:
         return sorted((r for (m, s, _), r in self.done.items() if m == mode and s == spec), key=lambda r: r["index"])
 
+    def worker_seconds(self) -> float:
+        """Wall seconds the workers spent on the measured episodes (the pilot's left out), over every run of the
+        command that wrote this log: each chunk once."""
+        chunks = {(r["mode"], r["spec"], r.get("chunk"), r.get("logged_at")): r.get("chunk_seconds") or 0.0
+                  for r in self.done.values() if not r["mode"].startswith("pilot")}
+        return float(sum(chunks.values()))
+
 
 def run_specs(cfg: SearchBenchConfig, log: EpisodeLog, mode: str, specs: list[str], items: list[tuple[int, str]],
               *, log_mode: str | None = None, progress=None, chunk: int = 25) -> None:
@@ -336,7 +343,8 @@ def run(cfg: SearchBenchConfig, progress=None) -> dict:
     from .value_sources import fit_value_head
 
     leaves = fit_value_head(cfg, declared, out, progress) if cfg.leaf_sources else None
-    return report(cfg, declared, rows, log, out, measured_seconds=measured, leaf_sources=leaves)
+    return report(cfg, declared, rows, log, out, measured_seconds=measured, leaf_sources=leaves,
+                  worker_seconds=log.worker_seconds())
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -80,14 +80,15 @@ def teacher_styles(cfg) -> list[str]:
 
 
 def report(cfg, declared: dict, rows: dict, log, out: Path, measured_seconds: float = 0.0,
-           leaf_sources: dict | None = None) -> dict:
+           leaf_sources: dict | None = None, worker_seconds: float | None = None) -> dict:
     """Summaries, comparisons and targets; ``search.json``, ``search.png`` and ``search.md``."""
     from .config import machine
 
     unit, styles = declared["unit"]["weighted_tokens_per_problem"], teacher_styles(cfg)
     headline = declared["headline"]["mcts"]
     result: dict = {"machine": machine(), "declared": declared, "styles": styles, "modes": {},
-                    "measured_seconds": measured_seconds, "leaf_sources": leaf_sources}
+                    "measured_seconds": measured_seconds, "worker_seconds": worker_seconds,
+                    "workers": getattr(cfg, "workers", 1), "leaf_sources": leaf_sources}
     for mode, mode_rows in rows.items():
         entries = []
         for fam, spec, budget in mode_rows:
@@ -286,7 +287,11 @@ def markdown(result: dict) -> str:
             "" if t is None else f"{t['baseline']}: {t['difference']:+.3f} [{t['low']:+.3f}, {t['high']:+.3f}]") + " |")
     lines.append("\nTokens per second per row type: " + ", ".join(
         f"{k} {v:.0f}" for k, v in result["tokens_per_second"].items()))
-    lines.append(f"\nMeasured episodes took {result['measured_seconds'] / 60:.1f} minutes of wall time.")
+    line = f"\nThis run of the command played for {result['measured_seconds'] / 60:.1f} minutes of wall time"
+    if result.get("worker_seconds") is not None:  # a resumed run measured only part of the episodes
+        line += (f"; the measured episodes took {result['worker_seconds'] / 60:.1f} minutes of worker time in all "
+                 f"({result['workers']} workers, every run of the command)")
+    lines.append(line + ".")
     leaves = result.get("leaf_sources")
     if leaves:
         src = leaves["sources"]

@@ -138,8 +138,12 @@ def test_the_search_benchmark_declares_before_measuring_compares_paired_and_resu
                             "evaluation 4R: mcts beats the judge picking among the teachers' samples"}
     assert result["leaf_sources"]["sources"]["held_out_states"] > 0
     assert (tmp_path / "search.png").stat().st_size > 0 and "### self-play" in (tmp_path / "search.md").read_text()
+    chunks = {(r["mode"], r["spec"], r["chunk"], r["logged_at"]): r["chunk_seconds"] for r in measured}
+    assert result["worker_seconds"] > 0
+    assert result["worker_seconds"] == pytest.approx(sum(chunks.values()))  # every chunk once, the pilot's left out
     stored = (tmp_path / "episodes.jsonl").read_text()
-    run(cfg)
+    again = run(cfg)  # a resume plays nothing, and still reports the workers' time of every stored episode
+    assert again["worker_seconds"] == pytest.approx(result["worker_seconds"])
     assert (tmp_path / "episodes.jsonl").read_text() == stored
 
 
