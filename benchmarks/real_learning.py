@@ -1,97 +1,221 @@
-"""``python -m benchmarks.real_models --learning``: SmolLM2 trained past its start on the real stack.
+"""``python -m benchmarks.real_models --learning``: SmolLM2 trained on a task it cannot recall, against every control,
+three seeds (issue 37). Resumable: a finished arm is saved under ``runs/`` and skipped; an unfinished search arm
+resumes with the loop's own resume.
 
-Fixed before the run (:class:`RealLearningConfig`):
+**Declared** (``declared.json``, before any arm runs; a resume under another configuration is refused): the search
+arm (:data:`RealLearningConfig.search`), the loop, the trainer, the seeds, and the **time estimate**: a CPU pilot of
+the search on train prompts no arm plays, times the prompts, rounds and seeds.
 
-- SmolLM2-135M-Instruct is the primary, trained as a LoRA adapter; Gemma 3 270M and SmolLM2 are the teachers;
-  ``arith-words``; the judge is the protocol chosen on train answers (``--judge``) if its held-out ROC AUC reached
-  0.65, else off (the default: no real judge reached it; benchmarks/README.md).
-- Self-play: MCTS with the verifier scoring the leaves (train prompts), 2 simulations per step, 3 iterations of
-  32 prompts; SFT on the verified paths through the one route for training text (the primary's chat template),
-  with EWC and auto-replay.
-- Evaluation, batched, in the primary's own format: the start and the end on the 200 held-out problems, the
-  iterations between on a fixed 50-problem slice.
-- Beside it, the learning benchmark's RFT control (verified temperature-1 samples pooled from both teachers) at the
-  search run's weighted forwarded tokens of every model (teachers, primary, judge; :mod:`agents.compute`), same
-  trainer. (Last round's run counted the teachers' tokens only; its numbers in benchmarks/README.md are marked so.)
+**Arms** (:data:`ARMS`), each seed, the same trainer (LoRA SmolLM2 in its own format; EWC and auto-replay), the
+held-out accuracy on the task's 200 held-out problems and the general-ability probe (``probe-words``) after every
+round:
 
-Reported: the primary's start and end on the 200 problems with a paired-bootstrap 95 % interval and McNemar's p,
-its gain over the RFT control with its interval, peak memory and wall time (target: at most 60 minutes).
+1. ``search``: self-play by MCTS (2 simulations a step) under the mixture panel over both real models, the verifier
+   scoring the leaves; SFT on the verified paths;
+2. ``mixture-greedy``: the same panel without search (ensemble greedy), trained the same way, walking the train pool
+   until it has spent the search arm's weighted tokens of that round (this isolates the search from the panel);
+3. ``sft-greedy``: SFT on both teachers' pooled verified greedy answers to fresh prompts;
+4. ``rft``: pooled RFT (temperature-1 samples, verified, deduplicated) on the search arm's own prompts.
+
+Arms 2-4 get, round by round, the search arm's **weighted forwarded tokens of every model** (teachers, primary,
+judge: :mod:`agents.compute`). Parity is on tokens, so the controls run two at a time. Each arm runs in a fresh
+process, which reports its own peak memory and wall time.
+
+Reported (:func:`report`): accuracy per round per arm (mean over seeds, t-interval), the probe per round, and the
+targets, each with :func:`tokentree_env.stats.seeds_paired` (a difference counts only where the bootstrap over
+problems and the t-interval over seeds both exclude 0): arm 1 above arms 3 and 4; arm 1 above arm 2; the probe
+within its 95 % interval of its start (Wilson, at the start, for every arm).
 """
 
 from __future__ import annotations
 
+import json
 import resource
 import time
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from multiprocessing import get_context
 from pathlib import Path
 
 SMOL, GEMMA = "pkg:smollm2-135m-instruct", "pkg:gemma3-270m"
+ARMS = ("search", "mixture-greedy", "sft-greedy", "rft")
+COLOURS = {"search": "tab:red", "mixture-greedy": "tab:purple", "sft-greedy": "tab:blue", "rft": "tab:green"}
+LABELS = {"search": "1. MCTS self-play (verifier on the leaves), SFT",
+          "mixture-greedy": "2. mixture greedy (the panel, no search), same tokens",
+          "sft-greedy": "3. SFT on both teachers' verified greedy answers, same tokens",
+          "rft": "4. RFT on both teachers' pooled samples, same tokens"}
 
 
 @dataclass
 class RealLearningConfig:
-    """The real learning run's settings (fixed before it runs)."""
+    """The real learning run's settings (fixed before it runs; in the declared fingerprint)."""
 
+    task: str = "arith2-words"
+    seeds: int = 3
     judge: str | None = None
+    """Off: no real judge reached ROC AUC 0.65 on the task (benchmarks/README.md)."""
+    search: str = "mcts:2"
+    models: dict = field(default_factory=lambda: {"teachers": (GEMMA, SMOL), "primary": SMOL})
     loop: dict = field(default_factory=lambda: {
-        "iterations": 3, "prompts_per_iteration": 32, "repeats": 1, "simulations": 2, "lora": True,
-        "max_new_tokens": 16, "eval_size": 200, "eval_between": 50, "epochs": 4, "learning_rate": 2e-4,
-        "validation_size": 50, "selfplay_batch": 4})
+        "iterations": 3, "prompts_per_iteration": 32, "repeats": 1, "lora": True, "max_new_tokens": 24,
+        "eval_size": 500, "epochs": 4, "learning_rate": 2e-4, "validation_size": 50, "selfplay_batch": 4,
+        "general_task": "probe-words"})
+    """``eval_size`` 500: the task's whole held-out split (200) and the whole probe (500) after every round."""
     workers: int = 2
-    seed: int = 0
+    pilot_prompts: int = 8
+    out: str = "results/real-models/learning"
 
 
-def run(out: str = "results/real-models/learning", cfg: RealLearningConfig | None = None) -> dict:
-    """The search run and its RFT control (each resumed if stopped); the paired report."""
-    from tokentree_env.stats import mcnemar, paired_bootstrap
+def learning_config(cfg: RealLearningConfig):
+    """The learning benchmark's configuration that runs these arms."""
+    from .learning_arms import LearningConfig
 
-    from .learning_arms import LearningConfig, control_arm, search_arm
+    return LearningConfig(task=cfg.task, seeds=cfg.seeds, out=cfg.out, loop=dict(cfg.loop), workers=cfg.workers,
+                          models={**cfg.models, "judge": cfg.judge}, parts=("headline",), search=cfg.search,
+                          pilot_prompts=cfg.pilot_prompts)
+
+
+def run(cfg: RealLearningConfig | None = None, progress=print) -> dict:
+    """Declare; every seed's search arm, alone; then the controls two at a time; the report."""
+    from .learning_arms import declare
 
     cfg = cfg or RealLearningConfig()
+    learning = learning_config(cfg)
+    Path(cfg.out, "runs").mkdir(parents=True, exist_ok=True)
+    declared = declare(learning)
+    per_round = declared["budget"]["cpu_seconds_per_iteration"]
+    progress(f"declared: {cfg.search}; the search arms need about {per_round * cfg.loop['iterations'] * cfg.seeds / 3600:.1f} "
+             f"CPU hours (the pilot's estimate), the controls about as much again")
+    searches = []
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
+        for seed in range(cfg.seeds):  # alone on the machine: its self-play workers take the cores
+            searches.append(pool.submit(_arm, learning, "search", seed, None).result())
+            progress(f"search seed {seed}: {_curve_text(searches[-1])}")
+    jobs = [(arm, s) for s in searches for arm in ARMS[1:]]
+    results = list(searches)
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
+        for (arm, s), future in [(job, pool.submit(_arm, learning, job[0], job[1]["seed"], job[1])) for job in jobs]:
+            results.append(future.result())
+            progress(f"{arm} seed {s['seed']}: {_curve_text(results[-1])}")
+    summary = report(cfg, results)
+    Path(cfg.out, "learning.json").write_text(json.dumps(summary | {"runs": results}, default=str))
+    return summary
+
+
+def _arm(learning, arm: str, seed: int, search: dict | None) -> dict:
+    """One arm of one seed in this (fresh) process, with its wall time and peak memory."""
+    from .learning_arms import search_arm
+    from .learning_controls import control_arm
+
+    name = f"{arm}-seed{seed}"
+    done = Path(learning.out) / "runs" / f"{name}.json"
+    if done.exists():
+        return json.loads(done.read_text())
     started = time.perf_counter()
-    Path(out, "runs").mkdir(parents=True, exist_ok=True)
-    learning = LearningConfig(task="arith-words", seeds=1, out=out, loop=dict(cfg.loop), workers=cfg.workers,
-                              models={"teachers": (GEMMA, SMOL), "primary": SMOL, "judge": cfg.judge})
-    search = search_arm(learning, cfg.seed)
-    control = control_arm(learning, cfg.seed, "rft", search, by="tokens")
-    start, end = search["baseline"]["task_correct"], search["history"][-1]["task_correct"]
-    rft = control["history"][-1]["task_correct"]
-    result = {"config": asdict(cfg), "wall_seconds": time.perf_counter() - started,
-              "peak_memory_gb": _peak_gb(), "search": _curve(search), "rft": _curve(control),
-              "gain": paired_bootstrap(end, start) | {"p_value": mcnemar(end, start)["p_value"]},
-              "over_rft": paired_bootstrap(end, rft) | {"p_value": mcnemar(end, rft)["p_value"]},
-              "weighted_tokens": {"search": search["weighted_tokens"],
-                                  "rft": [h["weighted_tokens"] for h in control["history"]]},
-              "self_play_solved": [len(s) for s in search["solved"]]}
-    result["learned"] = result["gain"]["low"] > 0
+    if arm == "search":
+        result = search_arm(learning, seed, spec=learning.search, name=name)
+    elif arm == "mixture-greedy":  # the panel without search, matched round by round to the search's tokens
+        result = search_arm(replace(learning, workers=1), seed, spec="ensemble-greedy", name=name,
+                            overrides={"round_weighted_tokens": tuple(search["weighted_tokens"]),
+                                       "prompts_per_iteration": 10**6, "pool_walk": True})
+    else:
+        result = control_arm(learning, seed, arm, search, by="tokens")
+    result |= {"arm": arm, "name": name, "wall_seconds": time.perf_counter() - started, "peak_memory_gb": _peak_gb()}
+    done.write_text(json.dumps(result, default=str))
     return result
 
 
-def _curve(run: dict) -> list[dict]:
-    return [{"task_accuracy": h["task_accuracy"], "problems": len(h["task_correct"]),
-             "general_accuracy": h["general_accuracy"]} for h in [run["baseline"], *run["history"]]]
-
-
 def _peak_gb() -> float:
-    """Peak resident memory of this process and its finished children, in GB."""
+    """Peak resident memory of this process and its finished children (self-play workers), in GB."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) / 2**20  # kB -> GB
 
 
-def markdown(result: dict) -> str:
-    s, r = result["search"], result["rft"]
-    g, o = result["gain"], result["over_rft"]
-    lines = [f"| run | start ({s[0]['problems']}) | " + " | ".join(f"iteration {i} ({c['problems']})"
-                                                              for i, c in enumerate(s[1:], 1))
-             + " | `reverse` at the start | at the end |", "|---|" + "---|" * (len(s) + 2)]
-    for name, curve in (("search (MCTS self-play, SFT)", s), ("RFT control (same weighted tokens)", r)):
-        lines.append(f"| {name} | " + " | ".join(f"{c['task_accuracy']:.3f}" for c in curve)
-                     + f" | {curve[0]['general_accuracy']:.3f} | {curve[-1]['general_accuracy']:.3f} |")
-    lines += ["", (f"End minus start on the {s[0]['problems']} held-out problems: {g['difference']:+.3f} [{g['low']:+.3f}, "
-              f"{g['high']:+.3f}] (paired bootstrap 95 %), McNemar p = {g['p_value']:.2g}: "
-              f"{'learned' if result['learned'] else 'no gain beyond the noise'}. Against the RFT control: "
-              f"{o['difference']:+.3f} [{o['low']:+.3f}, {o['high']:+.3f}], p = {o['p_value']:.2g}. Self-play solved "
-              f"{result['self_play_solved']} per iteration; {result['wall_seconds'] / 60:.1f} minutes, peak memory "
-              f"{result['peak_memory_gb']:.1f} GB.")]
+def _curve_text(r: dict) -> str:
+    return " -> ".join(f"{h['task_accuracy']:.3f}" for h in [r["baseline"], *r["history"]])
+
+
+def report(cfg: RealLearningConfig, runs: list[dict]) -> dict:
+    """Accuracy and the probe per round per arm (over seeds), the paired targets; ``learning.md`` and
+    ``learning.png`` under ``cfg.out``."""
+    from tokentree_env.stats import seeds_paired, t_interval, wilson
+
+    by_arm: dict[str, list[dict]] = {}
+    for r in runs:
+        by_arm.setdefault(r["arm"], []).append(r)
+    arms = {}
+    for arm, rs in by_arm.items():
+        curves = [[h["task_accuracy"] for h in [r["baseline"], *r["history"]]] for r in rs]
+        probes = [[h["general_accuracy"] for h in [r["baseline"], *r["history"]]] for r in rs]
+        arms[arm] = {"accuracy": [t_interval(list(c)) for c in zip(*curves, strict=True)],
+                     "probe": [t_interval(list(p)) for p in zip(*probes, strict=True)],
+                     "per_seed": curves,
+                     "weighted_tokens": t_interval([sum(r.get("weighted_tokens") or [h.get("weighted_tokens") or 0
+                                                                                    for h in r["history"]]) for r in rs]),
+                     "wall_seconds": t_interval([r["wall_seconds"] for r in rs]),
+                     "peak_memory_gb": max(r["peak_memory_gb"] for r in rs),
+                     "final": {r["seed"]: dict(enumerate(r["history"][-1]["task_correct"])) for r in rs}}
+    paired = {f"search - {b}": seeds_paired(arms["search"]["final"], arms[b]["final"])
+              for b in ARMS[1:] if "search" in arms and b in arms}
+    from tokentree_env.tasks import load_task
+
+    size = len(load_task(cfg.loop.get("general_task", "reverse")).problems("heldout")[:cfg.loop["eval_size"]])
+    probe = {}
+    for arm, a in arms.items():  # the probe at the end against its start's 95 % interval (Wilson, n = eval_size)
+        start, end = a["probe"][0]["mean"], a["probe"][-1]["mean"]
+        low, high = wilson(start * size, size)
+        probe[arm] = {"start": start, "end": end, "interval": [low, high], "within": low <= end <= high}
+    targets = {"search above sft-greedy and rft": all(paired.get(f"search - {b}", {}).get("above")
+                                                      for b in ("sft-greedy", "rft")),
+               "search above mixture-greedy": bool(paired.get("search - mixture-greedy", {}).get("above")),
+               "probe within its start's interval": all(p["within"] for p in probe.values())}
+    summary = {"config": asdict(cfg), "arms": {k: {kk: vv for kk, vv in v.items() if kk != "final"}
+                                               for k, v in arms.items()},
+               "paired": paired, "probe": probe, "targets": targets}
+    Path(cfg.out, "learning.md").write_text(markdown(summary))
+    plot(summary, Path(cfg.out) / "learning.png")
+    return summary
+
+
+def markdown(summary: dict) -> str:
+    arms = summary["arms"]
+    rounds = len(next(iter(arms.values()))["accuracy"]) if arms else 0
+    lines = ["| arm | " + " | ".join(["start", *(f"round {i}" for i in range(1, rounds))])
+             + " | probe start -> end | weighted tokens | wall s | peak GB |", "|---|" + "---|" * (rounds + 4)]
+    for arm in (a for a in ARMS if a in arms):
+        a = arms[arm]
+        lines.append(f"| {LABELS[arm]} | " + " | ".join(
+            f"{c['mean']:.3f} [{c['low']:.3f}, {c['high']:.3f}]" for c in a["accuracy"])
+            + f" | {a['probe'][0]['mean']:.3f} -> {a['probe'][-1]['mean']:.3f} | {a['weighted_tokens']['mean']:,.0f}"
+            f" | {a['wall_seconds']['mean']:.0f} | {a['peak_memory_gb']:.1f} |")
+    lines += ["", "| comparison (last round) | difference | bootstrap over problems | t over seeds | shown |",
+              "|---|---|---|---|---|"]
+    for name, p in summary["paired"].items():
+        lines.append(f"| {name} | {p['difference']:+.3f} | [{p['bootstrap']['low']:+.3f}, {p['bootstrap']['high']:+.3f}]"
+                     f" | [{p['t']['low']:+.3f}, {p['t']['high']:+.3f}] | {'above' if p['above'] else 'no'} |")
+    lines += ["", "| target | met |", "|---|---|"]
+    lines += [f"| {name} | {'yes' if met else 'no'} |" for name, met in summary["targets"].items()]
     return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict, path: Path) -> None:
+    """Held-out accuracy per round, one colour per arm, the band over seeds (t-interval)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for arm in (a for a in ARMS if a in summary["arms"]):
+        acc = summary["arms"][arm]["accuracy"]
+        xs = list(range(len(acc)))
+        ax.plot(xs, [c["mean"] for c in acc], marker="o", color=COLOURS[arm], label=LABELS[arm])
+        ax.fill_between(xs, [c["low"] for c in acc], [c["high"] for c in acc], color=COLOURS[arm], alpha=0.15)
+    ax.set(xlabel="training round (0: the start)", ylabel="held-out accuracy, own format (band: 95 % over seeds)",
+           title="SmolLM2 on the held-out task, by arm", ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-speed", action="store_true", help="skip the speed ratios")
     parser.add_argument("--judge", action="store_true", help="every judge protocol's AUC; choose one on train answers")
     parser.add_argument("--mixture", action="store_true", help="ensemble greedy under the mixture on the real stack")
-    parser.add_argument("--learning", action="store_true", help="the real learning run (LoRA SmolLM2) and its control")
+    parser.add_argument("--learning", action="store_true",
+                        help="the real learning run: LoRA SmolLM2, search against three controls, 3 seeds (6-8 h)")
     parser.add_argument("--out", default="results/real-models")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -213,11 +214,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.learning:
         from agents.training.stopping import sigterm_as_interrupt
 
+        from .real_learning import RealLearningConfig
         from .real_learning import run as learning
 
         try:
             with sigterm_as_interrupt():  # SIGTERM unwinds like Ctrl-C: the self-play workers stop, not orphaned
-                result["learning"] = learning(out=f"{args.out}/learning")
+                result["learning"] = learning(RealLearningConfig(out=f"{args.out}/learning"))
         except KeyboardInterrupt:
             print(f"stopped; finished iterations are kept under {args.out}/learning/runs. Resume with the same command.")
             raise SystemExit(130) from None

@@ -62,6 +62,19 @@ def test_a_round_budget_stops_self_play_mid_round_and_the_round_trains_on_what_i
         TrainConfig(round_cpu_seconds=10.0, workers=2)
 
 
+def test_round_budgets_given_per_iteration_stop_each_round_at_its_own_and_survive_a_resume(tmp_path):
+    base = {"iterations": 2, "prompts_per_iteration": 6, "epochs": 1, "eval_size": 10, "validation_size": 10,
+            "teachers": ("zoo:teacher-qwen2",), "max_new_tokens": 14, "selfplay_batch": 1}
+    run = TrainingRun(TrainConfig(output_dir=str(tmp_path / "run"), round_weighted_tokens=(1, 1e12), **base))
+    run.run()
+    first, second = run.state["history"]
+    assert first["episodes"] == 1 and "weighted tokens" in first["round_stopped"]
+    assert second["episodes"] == 6 and second["round_stopped"] is None
+    assert TrainingRun.from_output_dir(tmp_path / "run").config.round_budget(0) == (None, 1.0)  # read back from JSON
+    with pytest.raises(ConfigError, match="one positive budget for each of the 2 iterations"):
+        TrainConfig(round_weighted_tokens=(1.0,), **base)
+
+
 @pytest.mark.parametrize(("field", "value", "says"), [("workers", -3, "workers must be >= 0"),
                                                        ("unsolved", "guess", "unsolved must be one of")])
 def test_a_train_config_refuses_a_value_it_cannot_run_naming_it(field, value, says):

@@ -88,8 +88,10 @@ class TrainConfig:
     episodes have spent it, and the round trains on what it has (the prompts left are not played). One process only
     (``workers=1``), so that no episode in flight is left uncharged. CPU time is noisy: where it stops varies a
     little from run to run (``round_weighted_tokens`` does not)."""
-    round_weighted_tokens: float | None = None
-    """The same in weighted forwarded tokens (every model's, in primary-token equivalents: :mod:`agents.compute`)."""
+    round_weighted_tokens: float | tuple[float, ...] | None = None
+    """The same in weighted forwarded tokens (every model's, in primary-token equivalents: :mod:`agents.compute`). A
+    sequence gives each iteration its own, one per iteration (a control matched round by round to another arm's
+    spend)."""
     panel: str = "mixture"
     """How the teachers' log-probs combine (:mod:`tokentree_env.scoring.panel`): "mixture", "mean" or "product"."""
     panel_alpha: float = DEFAULT_ALPHA
@@ -148,6 +150,11 @@ class TrainConfig:
     """Held-out problems measured between the start and the last iteration (a fixed slice, the first ones; None:
     ``eval_size`` every time)."""
 
+    def round_budget(self, iteration: int) -> tuple[float | None, float | None]:
+        """Iteration ``iteration``'s generation budget: (process CPU seconds, weighted tokens); None: no limit."""
+        tokens = self.round_weighted_tokens
+        return self.round_cpu_seconds, (tokens[iteration] if isinstance(tokens, tuple) else tokens)
+
     def __post_init__(self) -> None:
         self.signals = tuple(self.signals)
         self.teachers = tuple(self.teachers)
@@ -172,6 +179,11 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.workers must be >= 0 (0 = one per core), got {self.workers}")
         if self.unsolved not in UNSOLVED:
             raise ConfigError(f"TrainConfig.unsolved must be one of {UNSOLVED}, got {self.unsolved!r}")
+        if isinstance(self.round_weighted_tokens, (list, tuple)):
+            self.round_weighted_tokens = tuple(float(t) for t in self.round_weighted_tokens)
+            if len(self.round_weighted_tokens) != self.iterations or min(self.round_weighted_tokens) <= 0:
+                raise ConfigError(f"TrainConfig.round_weighted_tokens, given per iteration, needs one positive budget "
+                                  f"for each of the {self.iterations} iterations, got {list(self.round_weighted_tokens)}")
         round_budget = self.round_cpu_seconds is not None or self.round_weighted_tokens is not None
         if round_budget and (self.workers != 1 or self.backend != "local"):
             raise ConfigError(f"TrainConfig: a round budget stops self-play mid-round, which needs it in the loop's own "

@@ -228,7 +228,7 @@ class TrainingRun:
             bar.advance(job)
         todo = [(index, prompt, left) for index, prompt in enumerate(prompts)
                 if (left := [r for r in range(c.repeats) if (index, r) not in done])]
-        budget = self._round = RoundBudget(c.round_cpu_seconds, c.round_weighted_tokens, self.ledger.parameters,
+        budget = self._round = RoundBudget(*c.round_budget(iteration), self.ledger.parameters,
                                            self.ledger.reference, env.unwrapped)
         for chunk in ([] if budget.add(records, played_here=False) else self._play(lm, env, iteration, todo)):
             for record in chunk:
