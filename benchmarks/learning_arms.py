@@ -216,9 +216,10 @@ def _iteration_tokens(run, records: list[dict]) -> dict:
     from agents.compute import Ledger
 
     ledgers = []
-    for i in range(len(run.state["history"])):
+    for i, h in enumerate(run.state["history"]):
         ledger = Ledger(parameters=run.ledger.parameters, reference=run.ledger.reference)
         ledger.add_episodes(r for r in records if r["iteration"] == i)
+        ledger.add_tokens((h.get("round_unstored") or {}).get("forwarded_by_model") or {})  # in flight at a stop
         ledgers.append(ledger)
     return {"forwarded_by_model": [x.tokens for x in ledgers], "weighted_tokens": [x.weighted for x in ledgers]}
 

@@ -84,7 +84,7 @@ def control_arm(cfg, seed: int, arm: str, search: dict, by: str = "cpu",
     random.Random(f"control:{seed}").shuffle(fresh)
     by_prompt = {p.prompt: p for p in task.problems("train")}
     teachers = [HFTeacher(spec) for spec in config.teachers]
-    lm = load_primary(config.primary, config.lora)  # as the search arm trains it (a LoRA adapter when it does)
+    lm = load_primary(config.primary, config.lora, seed=config.seed)  # as the search arm's (its LoRA too)
     run.state["baseline"] = baseline = run.evaluate(lm)
     history, buffer, cursor, started, samples = [], [], 0, time.perf_counter(), []
     for iteration in range(len(search["history"])):

@@ -30,6 +30,7 @@ within its 95 % interval of its start (Wilson, at the start, for every arm).
 from __future__ import annotations
 
 import json
+import os
 import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -83,53 +84,111 @@ def run(cfg: RealLearningConfig | None = None, progress=print) -> dict:
     learning = learning_config(cfg)
     Path(cfg.out, "runs").mkdir(parents=True, exist_ok=True)
     declared = declare(learning)
-    per_round = declared["budget"]["cpu_seconds_per_iteration"]
-    progress(f"declared: {cfg.search}; the search arms need about {per_round * cfg.loop['iterations'] * cfg.seeds / 3600:.1f} "
-             f"CPU hours (the pilot's estimate), the controls about as much again")
+    estimate = Path(cfg.out, "estimate.json")
+    if not estimate.exists():  # written once, before any arm runs
+        hours = declared["budget"]["cpu_seconds_per_iteration"] * cfg.loop["iterations"] * cfg.seeds / 3600
+        estimate.write_text(json.dumps({"written_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+                                        "search_self_play_cpu_hours": hours, "covers": (
+            "the search arms' self-play CPU, from the declared pilot; the controls spend the same tokens; training "
+            "and evaluation (the task's held-out split and the probe after every round) are not in it")}))
+    progress(f"declared: {cfg.search}; the search arms' self-play needs about "
+             f"{json.loads(estimate.read_text())['search_self_play_cpu_hours']:.1f} CPU hours (estimate.json)")
     searches = []
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
+    with _pool(1) as pool:
         for seed in range(cfg.seeds):  # alone on the machine: its self-play workers take the cores
-            searches.append(pool.submit(_arm, learning, "search", seed, None).result())
+            searches.append(_stoppable(pool, [pool.submit(_arm, learning, "search", seed, None)])[0])
             progress(f"search seed {seed}: {_curve_text(searches[-1])}")
     jobs = [(arm, s) for s in searches for arm in ARMS[1:]]
-    results = list(searches)
-    with ProcessPoolExecutor(2, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
-        for (arm, s), future in [(job, pool.submit(_arm, learning, job[0], job[1]["seed"], job[1])) for job in jobs]:
-            results.append(future.result())
-            progress(f"{arm} seed {s['seed']}: {_curve_text(results[-1])}")
+    with _pool(2) as pool:  # token parity: two at a time does not change what an arm spends
+        done = _stoppable(pool, [pool.submit(_arm, learning, arm, s["seed"], s) for arm, s in jobs])
+    for (arm, s), r in zip(jobs, done, strict=True):
+        progress(f"{arm} seed {s['seed']}: {_curve_text(r)}")
+    results = searches + done
     summary = report(cfg, results)
     Path(cfg.out, "learning.json").write_text(json.dumps(summary | {"runs": results}, default=str))
     return summary
 
 
+def _pool(workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(workers, mp_context=get_context("spawn"), max_tasks_per_child=1)  # a process an arm
+
+
+def _stoppable(pool: ProcessPoolExecutor, futures: list) -> list[dict]:
+    """The futures' results; on Ctrl-C or SIGTERM the arms not started are cancelled and the running ones stopped
+    (each keeps what it finished: a rerun resumes)."""
+    try:
+        return [f.result() for f in futures]
+    except BaseException:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        raise
+
+
 def _arm(learning, arm: str, seed: int, search: dict | None) -> dict:
-    """One arm of one seed in this (fresh) process, with its wall time and peak memory."""
+    """One arm of one seed in this (fresh) process; its wall time and peak memory summed over every attempt (a
+    stopped arm resumes in a later one)."""
     from .learning_arms import search_arm
     from .learning_controls import control_arm
 
     name = f"{arm}-seed{seed}"
-    done = Path(learning.out) / "runs" / f"{name}.json"
+    runs = Path(learning.out) / "runs"
+    done, attempts = runs / f"{name}.arm.json", runs / f"{name}.attempts.jsonl"
     if done.exists():
         return json.loads(done.read_text())
-    started = time.perf_counter()
-    if arm == "search":
-        result = search_arm(learning, seed, spec=learning.search, name=name)
-    elif arm == "mixture-greedy":  # the panel without search, matched round by round to the search's tokens
-        result = search_arm(replace(learning, workers=1), seed, spec="ensemble-greedy", name=name,
-                            overrides={"round_weighted_tokens": tuple(search["weighted_tokens"]),
-                                       "prompts_per_iteration": 10**6, "pool_walk": True})
-    else:
-        result = control_arm(learning, seed, arm, search, by="tokens")
-    result |= {"arm": arm, "name": name, "wall_seconds": time.perf_counter() - started, "peak_memory_gb": _peak_gb()}
+    started, sampler = time.perf_counter(), _PeakMemory()
+    try:
+        if arm == "search":
+            result = search_arm(learning, seed, spec=learning.search, name=name)
+        elif arm == "mixture-greedy":  # the panel without search, matched round by round to the search's tokens
+            c = search["config"]
+            result = search_arm(replace(learning, workers=1), seed, spec="ensemble-greedy", name=name, overrides={
+                "round_weighted_tokens": tuple(search["weighted_tokens"]), "prompts_per_iteration": 10**6,
+                "pool_walk": True, "replay_rows": max(1, int(c["replay_fraction"] * c["prompts_per_iteration"]))})
+        else:
+            result = control_arm(learning, seed, arm, search, by="tokens")
+    finally:
+        with attempts.open("a") as f:
+            f.write(json.dumps({"wall_seconds": time.perf_counter() - started, "peak_memory_gb": sampler.stop()}) + "\n")
+    spent = [json.loads(line) for line in attempts.read_text().splitlines()]
+    result |= {"arm": arm, "name": name, "attempts": len(spent), "wall_seconds": sum(a["wall_seconds"] for a in spent),
+               "peak_memory_gb": max(a["peak_memory_gb"] for a in spent)}
     done.write_text(json.dumps(result, default=str))
     return result
 
 
-def _peak_gb() -> float:
-    """Peak resident memory of this process and its finished children (self-play workers), in GB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 2**20  # kB -> GB
+class _PeakMemory:
+    """The peak resident memory of this process and every process below it (self-play workers), summed at each
+    look, sampled every half second in a thread (Linux ``/proc``; elsewhere this process's own peak)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_kb, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            self.peak_kb = max(self.peak_kb, _tree_rss_kb(os.getpid()))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return max(self.peak_kb, own) / 2**20  # kB -> GB
+
+
+def _tree_rss_kb(pid: int) -> int:
+    """Resident kB of ``pid`` and its descendants now (0 where ``/proc`` cannot be read)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        rss = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except (OSError, ValueError):
+        return 0
+    return rss + sum(_tree_rss_kb(int(c)) for c in children)
 
 
 def _curve_text(r: dict) -> str:
@@ -169,7 +228,7 @@ def report(cfg: RealLearningConfig, runs: list[dict]) -> dict:
     targets = {"search above sft-greedy and rft": all(paired.get(f"search - {b}", {}).get("above")
                                                       for b in ("sft-greedy", "rft")),
                "search above mixture-greedy": bool(paired.get("search - mixture-greedy", {}).get("above")),
-               "probe within its start's interval": all(p["within"] for p in probe.values())}
+               "the search's probe within its start's interval": bool(probe.get("search", {}).get("within"))}
     summary = {"config": asdict(cfg), "arms": {k: {kk: vv for kk, vv in v.items() if kk != "final"}
                                                for k, v in arms.items()},
                "paired": paired, "probe": probe, "targets": targets}
@@ -181,13 +240,15 @@ def report(cfg: RealLearningConfig, runs: list[dict]) -> dict:
 def markdown(summary: dict) -> str:
     arms = summary["arms"]
     rounds = len(next(iter(arms.values()))["accuracy"]) if arms else 0
-    lines = ["| arm | " + " | ".join(["start", *(f"round {i}" for i in range(1, rounds))])
-             + " | probe start -> end | weighted tokens | wall s | peak GB |", "|---|" + "---|" * (rounds + 4)]
+    lines = [("The search arms ran alone (two self-play workers); the controls two at a time: their parity is on "
+              "weighted tokens, which running beside another arm does not change, so wall times differ in kind."), "",
+             "| arm | " + " | ".join(["start", *(f"round {i}" for i in range(1, rounds))])
+             + " | probe, every round | weighted tokens | wall s | peak GB |", "|---|" + "---|" * (rounds + 4)]
     for arm in (a for a in ARMS if a in arms):
         a = arms[arm]
         lines.append(f"| {LABELS[arm]} | " + " | ".join(
             f"{c['mean']:.3f} [{c['low']:.3f}, {c['high']:.3f}]" for c in a["accuracy"])
-            + f" | {a['probe'][0]['mean']:.3f} -> {a['probe'][-1]['mean']:.3f} | {a['weighted_tokens']['mean']:,.0f}"
+            + " | " + " -> ".join(f"{p['mean']:.3f}" for p in a["probe"]) + f" | {a['weighted_tokens']['mean']:,.0f}"
             f" | {a['wall_seconds']['mean']:.0f} | {a['peak_memory_gb']:.1f} |")
     lines += ["", "| comparison (last round) | difference | bootstrap over problems | t over seeds | shown |",
               "|---|---|---|---|---|"]

@@ -67,17 +67,22 @@ def fsync_tree(root: Path) -> None:
         fsync_path(folder)
 
 
-def load_primary(spec: str, lora: bool):
+def load_primary(spec: str, lora: bool, seed: int = 0):
     """The primary as the loop trains it: ``spec`` (a model spec or a checkpoint; a LoRA checkpoint loads base and
-    adapter), wrapped in a fresh LoRA adapter when ``lora`` is on and it has none yet."""
+    adapter), wrapped in a fresh LoRA adapter when ``lora`` is on and it has none yet, its initial weights drawn
+    from ``seed`` (the caller's torch random stream untouched)."""
+    import torch
+
     from tokentree_env.models import load_model
 
     lm = load_model(spec, trainable=lora)
     if lora and not hasattr(lm.model, "peft_config"):
         from peft import LoraConfig, get_peft_model
 
-        lm.model = get_peft_model(lm.model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear",
-                                                       task_type="CAUSAL_LM"))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            lm.model = get_peft_model(lm.model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear",
+                                                           task_type="CAUSAL_LM"))
         lm.model.eval()
     return lm
 

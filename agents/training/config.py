@@ -141,6 +141,9 @@ class TrainConfig:
     si: float = 0.0
     replay: str = "auto"
     replay_fraction: float = 0.5
+    replay_rows: int | None = None
+    """General-task rows replayed a round; None: ``replay_fraction`` of ``prompts_per_iteration`` (set it where a
+    round walks a pool until a budget stops it, so that replay does not grow with the pool)."""
     replay_tolerance: float = 0.05
     validation_size: int = 100
     """Train-split problems held back to decide auto-replay (never the held-out split)."""
@@ -175,6 +178,8 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig: gumbel=True picks the default search's kind, but agent={self.agent!r} was "
                               "set too; drop one of the two (or use --agent mcts-gumbel:S)")
         check_settings(self.search_spec, self.search_settings)
+        if self.replay_rows is not None and self.replay_rows < 1:
+            raise ConfigError(f"TrainConfig.replay_rows must be >= 1 (or None), got {self.replay_rows}")
         if self.workers < 0:
             raise ConfigError(f"TrainConfig.workers must be >= 0 (0 = one per core), got {self.workers}")
         if self.unsolved not in UNSOLVED:

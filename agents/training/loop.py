@@ -135,7 +135,7 @@ class TrainingRun:
         return env
 
     def _load_primary(self):
-        return checkpoint.load_primary(self._primary_spec(), self.config.lora)
+        return checkpoint.load_primary(self._primary_spec(), self.config.lora, seed=self.config.seed)
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -249,7 +249,8 @@ class TrainingRun:
                            primary_version=self.state["completed"], trees=str(trees) if trees else None,
                            out=str(self.dir / "selfplay-trees"), agent=c.search_spec,
                            settings=tuple(sorted((k, v) for k, v in c.search_settings.items() if v is not None)),
-                           seed=c.seed, iteration=iteration, batch=c.selfplay_batch, **{k: getattr(c, k) for k in (
+                           seed=c.seed, iteration=iteration, batch=c.selfplay_batch,
+                           round_budget=c.round_budget(iteration) != (None, None), **{k: getattr(c, k) for k in (
                                "coverage_first", "unsolved", "unsolved_samples", "sample_temperature")})
 
     def _play(self, lm, env, iteration: int, todo: list):

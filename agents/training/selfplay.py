@@ -51,6 +51,8 @@ class SelfPlayJob:
     unsolved_samples: int = 8
     """``unsolved="samples"``: samples per prompt at most, round-robin over the teachers."""
     sample_temperature: float = 1.0
+    round_budget: bool = False
+    """A round budget may stop the iteration mid-way: trees are prepared a chunk of prompts at a time."""
     env_kwargs: dict = field(default_factory=dict)
     """``TokenTreeEnv`` arguments (teachers, judge, task, split, ...), without the primary (worker processes)."""
     primary: str = ""
@@ -117,9 +119,11 @@ def play_episodes(env, items: Sequence[tuple[int, str, Sequence[int]]], job: Sel
 
     agent = make_agent(job.agent, seed=job.seed, self_play=True, **dict(job.settings))
     agents = [copy.deepcopy(agent) for _ in range(max(1, job.batch))]
-    if not job.coverage_first:
-        env.unwrapped.prepare([prompt for _, prompt, _ in items])
-        yield from _search(env, agents, items, job)
+    if not job.coverage_first:  # under a round budget a lockstep batch at a time: no tree for a prompt never played
+        step = max(1, job.batch) if job.round_budget else max(1, len(items))
+        for start in range(0, len(items), step):
+            env.unwrapped.prepare([prompt for _, prompt, _ in items[start:start + step]])
+            yield from _search(env, agents, items[start:start + step], job)
         return
     for start in range(0, len(items), COVERAGE_CHUNK):  # a chunk at a time (a round budget may stop within one)
         chunk = items[start:start + COVERAGE_CHUNK]

@@ -50,7 +50,8 @@ class RoundInputs:
 
     @property
     def replay_size(self) -> int:
-        return max(1, int(self.config.replay_fraction * self.config.prompts_per_iteration))
+        c = self.config
+        return c.replay_rows if c.replay_rows is not None else max(1, int(c.replay_fraction * c.prompts_per_iteration))
 
 
 class Signal(ABC):
