@@ -3,8 +3,9 @@ three seeds (issue 37). Resumable: a finished arm is saved under ``runs/`` and s
 resumes with the loop's own resume.
 
 **Declared** (``declared.json``, before any arm runs; a resume under another configuration is refused): the search
-arm (:data:`RealLearningConfig.search`), the loop, the trainer, the seeds, and the **time estimate**: a CPU pilot of
-the search on train prompts no arm plays, times the prompts, rounds and seeds.
+arm (:data:`RealLearningConfig.search`), the loop, the trainer, the seeds; then ``estimate.json``, before any arm
+runs: the search arms' self-play CPU hours from a CPU pilot of the search on a few train prompts (training and
+evaluation are not in it).
 
 **Arms** (:data:`ARMS`), each seed, the same trainer (LoRA SmolLM2 in its own format; EWC and auto-replay), the
 held-out accuracy on the task's 200 held-out problems and the general-ability probe (``probe-words``) after every
