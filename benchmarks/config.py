@@ -96,3 +96,10 @@ def quiet_worker() -> None:
 
     torch.set_num_threads(1)
     quiet_libraries()
+
+
+def quiet_console():
+    """A rich console that prints nothing (a benchmark's arms report through their own files)."""
+    from rich.console import Console
+
+    return Console(quiet=True)

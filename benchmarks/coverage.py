@@ -40,6 +40,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .config import quiet_console
 from .config import quiet_worker as _quiet
 from .learning_arms import LEARNING_TRAINER
 from .pass_at import pass_at_k
@@ -186,7 +187,7 @@ def arm_run(cfg: CoverageConfig, declared: dict, arm: str, seed: int, progress=p
                          **(cfg.train_kwargs() | ARMS[arm]))
     started = time.perf_counter()
     resume = (folder / "state.json").exists()
-    run = TrainingRun.from_output_dir(folder, console=_console()) if resume else TrainingRun(config, console=_console())
+    run = TrainingRun.from_output_dir(folder, console=quiet_console()) if resume else TrainingRun(config, console=quiet_console())
     run.run()
     records = list(run.store)
     result = {"arm": arm, "seed": seed, "name": name, "wall_seconds": time.perf_counter() - started,
@@ -231,12 +232,6 @@ def run_all(cfg: CoverageConfig, progress=print) -> list[dict]:
                                        seed=r["seed"])
             Path(cfg.out, "runs", f"{r['name']}.json").write_text(json.dumps(r))
     return runs
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(quiet=True)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -115,7 +115,7 @@ def check(cfg: CheckConfig, progress=print) -> dict:
     from tokentree_env.models import load_model
     from tokentree_env.tasks import load_task
 
-    from .config import machine
+    from .config import machine, quiet_console
     from .learning_arms import LEARNING_TRAINER
 
     torch.set_num_threads(1)
@@ -140,7 +140,7 @@ def check(cfg: CheckConfig, progress=print) -> dict:
     trainer = LEARNING_TRAINER | cfg.trainer
     config = TrainConfig(output_dir=str(out / "run"), task=cfg.task, primary=cfg.primary, judge=None,
                          teachers=tuple(t.name for t in teachers), seed=cfg.seed, **trainer)
-    run = TrainingRun(config, console=_quiet_console())
+    run = TrainingRun(config, console=quiet_console())
     lm = load_model(cfg.primary)
 
     def measure() -> dict:
@@ -220,9 +220,3 @@ def heldout_once(primary: str, task_name: str = "chain5", n: int = 200, max_new_
         answers = teacher.answers([p.prompt for p in held], max_new_tokens=max_new_tokens)
         teachers[teacher.name] = sum(task.verify(p, a) for p, a in zip(held, answers, strict=True)) / len(held)
     return {"primary": acc, "styles": styles, "teachers": teachers, "problems": n}
-
-
-def _quiet_console():
-    from rich.console import Console
-
-    return Console(quiet=True)

@@ -36,6 +36,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .config import quiet_console
 from .config import quiet_worker as _quiet
 from .learning_controls import control_arm, distinct_right
 from .pass_at import pass_at_k
@@ -81,12 +82,6 @@ class LearningConfig:
 
         defaults = default_models(self.task) | ({"max_new_tokens": 48} if self.task == "chain5" else {})
         return {"task": self.task, **LEARNING_TRAINER, **defaults, **self.models}
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(quiet=True)
 
 
 def _saved(path: Path) -> dict | None:
@@ -190,7 +185,7 @@ def search_arm(cfg: LearningConfig, seed: int, overrides: dict | None = None, na
                          **(cfg.train_kwargs() | cfg.loop | (overrides or {})))
     started = time.perf_counter()
     resume = (folder / "state.json").exists()
-    run = TrainingRun.from_output_dir(folder, console=_console()) if resume else TrainingRun(config, console=_console())
+    run = TrainingRun.from_output_dir(folder, console=quiet_console()) if resume else TrainingRun(config, console=quiet_console())
     run.run()
     records = list(run.store)
     result = {"arm": "search", "name": name, "seed": seed, "wall_seconds": time.perf_counter() - started,

@@ -56,15 +56,13 @@ def control_arm(cfg, seed: int, arm: str, search: dict, by: str = "cpu",
     generation budget: ``cpu_seconds`` of this process's CPU time (the declared budget; default: the search run's
     measured CPU seconds of that iteration), or with ``by="tokens"`` the search run's weighted forwarded tokens of
     every model. ``cfg`` is the search arm's :class:`~tokentree_benchmarks.learning_arms.LearningConfig`."""
-    from rich.console import Console
-
     from agents.training import TrainConfig, TrainingRun
     from agents.training.checkpoint import load_primary
     from tokentree_env.errors import ConfigError
     from tokentree_env.tasks import load_task
     from tokentree_env.teachers import HFTeacher
 
-    from .config import quiet_worker
+    from .config import quiet_console, quiet_worker
 
     quiet_worker()
     name = f"{arm}-{by}-seed{seed}"
@@ -77,7 +75,7 @@ def control_arm(cfg, seed: int, arm: str, search: dict, by: str = "cpu",
     folder = Path(cfg.out) / "runs" / name
     shutil.rmtree(folder, ignore_errors=True)
     config = TrainConfig(**{**search["config"], "output_dir": str(folder), "workers": 1})
-    run = TrainingRun(config, console=Console(quiet=True))
+    run = TrainingRun(config, console=quiet_console())
     task = load_task(config.task)
     held = {p.prompt for p in run.validation_problems(config.task)}
     fresh = [p for p in task.problems("train") if p.prompt not in held]
