@@ -130,6 +130,8 @@ def _stoppable(pool: ProcessPoolExecutor, futures: list) -> list[dict]:
 def _arm(learning, arm: str, seed: int, search: dict | None) -> dict:
     """One arm of one seed in this (fresh) process; its wall time and peak memory summed over every attempt (a
     stopped arm resumes in a later one)."""
+    from agents.training.stopping import sigterm_as_interrupt
+
     from .learning_arms import search_arm
     from .learning_controls import control_arm
 
@@ -139,19 +141,22 @@ def _arm(learning, arm: str, seed: int, search: dict | None) -> dict:
     if done.exists():
         return json.loads(done.read_text())
     started, sampler = time.perf_counter(), _PeakMemory()
-    try:
-        if arm == "search":
-            result = search_arm(learning, seed, spec=learning.search, name=name)
-        elif arm == "mixture-greedy":  # the panel without search, matched round by round to the search's tokens
-            c = search["config"]
-            result = search_arm(replace(learning, workers=1), seed, spec="ensemble-greedy", name=name, overrides={
-                "round_weighted_tokens": tuple(search["weighted_tokens"]), "prompts_per_iteration": 10**6,
-                "pool_walk": True, "replay_rows": max(1, int(c["replay_fraction"] * c["prompts_per_iteration"]))})
-        else:
-            result = control_arm(learning, seed, arm, search, by="tokens")
-    finally:
-        with attempts.open("a") as f:
-            f.write(json.dumps({"wall_seconds": time.perf_counter() - started, "peak_memory_gb": sampler.stop()}) + "\n")
+    with sigterm_as_interrupt():  # the driver's terminate() unwinds here too: the attempt is recorded
+        try:
+            if arm == "search":
+                result = search_arm(learning, seed, spec=learning.search, name=name)
+            elif arm == "mixture-greedy":  # the panel without search, matched round by round to its tokens
+                c = search["config"]
+                replay_rows = max(1, int(c["replay_fraction"] * c["prompts_per_iteration"]))
+                result = search_arm(replace(learning, workers=1), seed, spec="ensemble-greedy", name=name, overrides={
+                    "round_weighted_tokens": tuple(search["weighted_tokens"]), "prompts_per_iteration": 10**6,
+                    "pool_walk": True, "replay_rows": replay_rows})
+            else:
+                result = control_arm(learning, seed, arm, search, by="tokens")
+        finally:
+            attempt = {"wall_seconds": time.perf_counter() - started, "peak_memory_gb": sampler.stop()}
+            with attempts.open("a") as f:
+                f.write(json.dumps(attempt) + "\n")
     spent = [json.loads(line) for line in attempts.read_text().splitlines()]
     result |= {"arm": arm, "name": name, "attempts": len(spent), "wall_seconds": sum(a["wall_seconds"] for a in spent),
                "peak_memory_gb": max(a["peak_memory_gb"] for a in spent)}

@@ -2,6 +2,12 @@
 controls matched round by round to the search's weighted tokens of every model, the probe every round, resumable."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +72,47 @@ def test_a_config_declared_once_is_refused_under_another(tmp_path):
     declare(learning_config(cfg))
     with pytest.raises(ConfigError, match="another configuration"):
         declare(learning_config(RealLearningConfig(**{**cfg.__dict__, "search": "mcts:4"})))
+
+
+def test_an_arm_stopped_mid_run_resumes_where_it_stopped_and_counts_both_attempts(tmp_path):
+    """SIGTERM while the search arm trains its first round: the rerun plays nothing twice, finishes every arm, and the
+    stopped attempt's wall time counts (the test hook of :mod:`agents.training.stopping` holds the arm in training)."""
+    out, phases = tmp_path / "learning", tmp_path / "phases"
+    script = (
+        "import sys\n"
+        "from agents.training.stopping import sigterm_as_interrupt\n"
+        "from benchmarks.real_learning import RealLearningConfig, run\n"
+        f"cfg = RealLearningConfig(task='chain3', seeds=1, search='mcts:2', loop={TINY!r}, workers=1, pilot_prompts=2,"
+        f" models={{'teachers': ('zoo:teacher-qwen2', 'zoo:teacher-llama'), 'primary': 'zoo:primary'}}, out={str(out)!r})\n"
+        "try:\n"
+        "    with sigterm_as_interrupt():\n"
+        "        run(cfg, progress=lambda _: None)\n"
+        "except KeyboardInterrupt:\n"
+        "    sys.exit(130)\n")
+    env = os.environ | {"TOKENTREE_PHASE_FILE": str(phases), "TOKENTREE_PHASE_WAIT": "training=120"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=Path(__file__).parents[1],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (phases.exists() and "training" in phases.read_text().split()):
+        assert proc.poll() is None, f"the run ended before the search arm trained: {proc.stderr.read()[-2000:]}"
+        assert time.time() < deadline, "the search arm never reached training"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    runs = out / "runs"
+    stopped = [json.loads(line) for line in (runs / "search-seed0.attempts.jsonl").read_text().splitlines()]
+    assert len(stopped) == 1 and not (runs / "search-seed0.arm.json").exists()
+    played = (runs / "search-seed0" / "episodes.jsonl").read_text().splitlines()
+    assert len(played) == TINY["prompts_per_iteration"]  # round 0's self-play, stored before the stop
+
+    cfg = RealLearningConfig(task="chain3", seeds=1, search="mcts:2", loop=TINY, workers=1, pilot_prompts=2,
+                             models={"teachers": ("zoo:teacher-qwen2", "zoo:teacher-llama"), "primary": "zoo:primary"},
+                             out=str(out))
+    run(cfg, progress=lambda _: None)
+    search = json.loads((runs / "search-seed0.arm.json").read_text())
+    episodes = [json.loads(line) for line in (runs / "search-seed0" / "episodes.jsonl").read_text().splitlines()]
+    assert [e["iteration"] for e in episodes].count(0) == TINY["prompts_per_iteration"]  # round 0 not played again
+    assert len(search["history"]) == TINY["iterations"] and search["attempts"] == 2
+    assert search["wall_seconds"] == pytest.approx(stopped[0]["wall_seconds"] + json.loads(
+        (runs / "search-seed0.attempts.jsonl").read_text().splitlines()[1])["wall_seconds"])
+    assert {json.loads(p.read_text())["arm"] for p in runs.glob("*.arm.json")} == set(ARMS)
