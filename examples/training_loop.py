@@ -2,7 +2,7 @@
 
     python examples/training_loop.py [--iterations 2] [--prompts 40]
 
-``tokentree train`` runs the same loop on the built-in defaults (6 iterations x 600 prompts).
+``tokentree train`` runs the same loop on the built-in defaults (7 iterations x 600 prompts).
 """
 
 import argparse

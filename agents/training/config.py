@@ -28,7 +28,7 @@ class TrainConfig:
 
     # -- the run ------------------------------------------------------------------------------
     output_dir: str = "runs/tokentree"
-    iterations: int = 6
+    iterations: int = 7
     prompts_per_iteration: int = 600
     seed: int = 0
     # -- models and tasks ---------------------------------------------------------------------
