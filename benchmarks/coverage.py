@@ -10,10 +10,12 @@ plays), one per-round generation budget for every arm, in process CPU seconds an
 (:mod:`agents.compute`): the coverage-first search's cost per prompt times the prompts a round should buy it. The
 pilot also fixes the sampling arm's temperature (the most verified answers per weighted token of the samples
 alone among :data:`TEMPERATURES`, on the pilot's prompts no teacher solved) and its cap per prompt (the search's
-weighted tokens per unsolved prompt over a sample's). Every arm walks the pool until a budget stops it
-(``TrainConfig.round_cpu_seconds`` / ``round_weighted_tokens``, whichever is spent first; what was in flight at the
-stop is charged too), runs alone in one process, and trains with the same trainer; the report shows which budget
-stopped each round.
+weighted tokens per unsolved prompt over a sample's). The prompts per round are fixed (``prompts``, the next ones
+of the seed's walk, the same for every arm of a seed); the budget caps each round (``TrainConfig.round_cpu_seconds``
+/ ``round_weighted_tokens``, whichever is spent first; what was in flight at a stop is charged too, and the prompts
+a stop leaves come first in the next round). Every arm runs alone in one process and trains with the same trainer,
+replaying ``replay_fraction`` of the round's prompts in general-task rows; the report shows what each round spent of
+the budget and what stopped it.
 
 **Arms** (:data:`ARMS`), every one coverage-first (each round starts with the teachers' verified greedy answers):
 
@@ -21,7 +23,7 @@ stopped each round.
   targets (``sft``; ``distill`` of the improved policy at nodes of 4 visits or more, :data:`TREE_TARGETS`; ``dpo``
   against siblings verified wrong);
 - ``search-sft``: the same search, SFT on verified answers only (separates the search from the extra targets);
-- ``greedy``: the teachers' verified greedy answers alone (further into the pool for the same budget);
+- ``greedy``: the teachers' verified greedy answers alone, on the same prompts (it spends a part of the budget);
 - ``sampling``: the teachers' temperature samples on the unsolved prompts instead of the search (round-robin, each
   prompt stopping at its first verified sample), with its right-against-wrong pairs for ``dpo``;
 - ``student``: ``search`` with the primary in the panel from the second round.
@@ -66,13 +68,14 @@ class CoverageConfig:
     seeds: int = 3
     rounds: int = 4
     prompts: int = 256
-    """The prompts a round's budget buys the search by the pilot's measure (budget = the pilot's cost per prompt x
-    this). Every arm walks the pool until its budget stops it, so each spends the same compute a round."""
+    """The prompts of each round, fixed in advance (the next ones of the seed's walk of the pool, the same for every
+    arm); the round's budget is the pilot's cost per prompt of the search times this, and caps every arm."""
     search: str = "mcts:4"
     arms: tuple[str, ...] = tuple(ARMS)
     models: dict = field(default_factory=dict)
     """``teachers`` / ``primary`` / ``judge`` (default: the task's zoo test-bed)."""
-    pilot_prompts: int = 32
+    pilot_prompts: int = 96
+    """Pilot prompts (of the 100-problem validation slice, after one warm-up prompt)."""
     loop: dict = field(default_factory=lambda: {"eval_size": 200, "selfplay_batch": 8})
     """Further ``TrainConfig`` settings of every arm."""
     pass_at: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
@@ -179,7 +182,7 @@ def arm_run(cfg: CoverageConfig, declared: dict, arm: str, seed: int, progress=p
         return json.loads(done.read_text())
     folder = Path(cfg.out) / "runs" / name
     budget = declared["budget"]
-    config = TrainConfig(output_dir=str(folder), seed=seed, iterations=cfg.rounds, prompts_per_iteration=10**6,
+    config = TrainConfig(output_dir=str(folder), seed=seed, iterations=cfg.rounds, prompts_per_iteration=cfg.prompts,
                          round_cpu_seconds=budget["cpu_seconds_per_round"],
                          round_weighted_tokens=budget["weighted_tokens_per_round"],
                          unsolved_samples=declared["sampling"]["cap"],

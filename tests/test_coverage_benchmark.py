@@ -20,14 +20,18 @@ def test_the_coverage_comparison_declares_budgets_runs_every_arm_under_them_and_
                                                                   for s in (0, 1))
     for r in runs:
         for h, data in zip(r["history"], r["rounds"], strict=True):
-            # a round ends at its budget or when its prompts are played; the greedy arm walks until the budget
-            assert h["round_stopped"] or (r["arm"] != "greedy" and len(data["played"]) == 4)
+            # a round ends at its budget or when its fixed prompts are played
+            assert h["round_stopped"] or len(data["played"]) == 4
+            assert len(data["played"]) <= 4
             assert set(data["covered"]) <= set(data["played"])
         walked = [p for data in r["rounds"] for p in data["played"]]
         assert len(walked) == len(set(walked))  # a pool walk never plays a prompt twice
     assert {"search - greedy", "search - sampling"} == set(summary["paired"])
     assert all(len(a["coverage"]) == 2 and len(a["pass1"]) == 3 for a in summary["arms"].values())
     assert (out / "coverage.png").stat().st_size > 0 and "coverage-first sampling" in (out / "coverage.md").read_text()
+    for seed in (0, 1):  # every arm of a seed plays the same prompts, the next ones of the seed's walk
+        first = [r["rounds"][0]["played"] for r in runs if r["seed"] == seed and not r["history"][0]["round_stopped"]]
+        assert all(p == first[0] for p in first)
     saved = {p.name: p.stat().st_mtime for p in (out / "runs").glob("*.json")}
     coverage.main(argv)
     assert {p.name: p.stat().st_mtime for p in (out / "runs").glob("*.json")} == saved
