@@ -28,7 +28,13 @@ def test_the_coverage_comparison_declares_budgets_runs_every_arm_under_them_and_
         assert len(walked) == len(set(walked))  # a pool walk never plays a prompt twice
     assert {"search - greedy", "search - sampling"} == set(summary["paired"])
     assert all(len(a["coverage"]) == 2 and len(a["pass1"]) == 3 for a in summary["arms"].values())
-    assert (out / "coverage.png").stat().st_size > 0 and "coverage-first sampling" in (out / "coverage.md").read_text()
+    text = (out / "coverage.md").read_text()
+    assert (out / "coverage.png").stat().st_size > 0 and "coverage-first sampling" in text
+    assert "(of the budget)" in text and "Where each arm's data came from" in text
+    for arm, rows in summary["sources"].items():  # one stored episode per prompt played, by where its data came from
+        assert sum(row["prompts"] for row in rows.values()) == sum(len(d["played"]) for r in runs if r["arm"] == arm
+                                                                   for d in r["rounds"])
+        assert rows["teachers"]["prompts"] > 0  # every arm is coverage-first: the teachers answer first
     for seed in (0, 1):  # every arm of a seed plays the same prompts, the next ones of the seed's walk
         first = [r["rounds"][0]["played"] for r in runs if r["seed"] == seed and not r["history"][0]["round_stopped"]]
         assert all(p == first[0] for p in first)
