@@ -90,11 +90,12 @@ def test_an_arm_stopped_mid_run_resumes_where_it_stopped_and_counts_both_attempt
         "except KeyboardInterrupt:\n"
         "    sys.exit(130)\n")
     env = os.environ | {"TOKENTREE_PHASE_FILE": str(phases), "TOKENTREE_PHASE_WAIT": "training=120"}
+    log = tmp_path / "stderr.log"  # a file, not a pipe: a full pipe would block the run while it is waited on
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=Path(__file__).parents[1],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=log.open("w"), text=True)
     deadline = time.time() + 300
     while not (phases.exists() and "training" in phases.read_text().split()):
-        assert proc.poll() is None, f"the run ended before the search arm trained: {proc.stderr.read()[-2000:]}"
+        assert proc.poll() is None, f"the run ended before the search arm trained: {log.read_text()[-2000:]}"
         assert time.time() < deadline, "the search arm never reached training"
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
