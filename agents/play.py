@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
 
 from agents.base import Agent, PlanningAgent
 from agents.records import episode_result, step_record
@@ -80,7 +79,7 @@ def _play_batch(env, agents: Sequence[Agent], batch: Sequence[tuple[int, str]], 
             if terminated or truncated:
                 result = episode_result(env, s["agent"].name, s["state"], s["info"], s["records"], s["total"],
                                         s["started"], s["agent"].verified_answers())
-                yield asdict(result) | {"prompt_index": s["index"]}
+                yield result.to_json() | {"prompt_index": s["index"]}
             else:
                 still.append(s)
         live = still

@@ -78,7 +78,9 @@ def bare_forward_seconds(expander: Expander, tree, parent: int, token: int) -> f
         ids = model.own_ids(child_ctx)
         base = model._cached_prefix(ids)  # what the expansion itself starts from
         new = torch.tensor([ids[len(base.ids):]]) if base else torch.tensor([ids])
-        cache = DynamicCache(ddp_cache_data=[v.tensors() for v in base.kv]) if base else None
+        row = model.pool.slabs[base.kv.capacity][base.kv.row, :, :, :, :base.kv.length] if base else None
+        cache = DynamicCache(ddp_cache_data=[(row[i, 0, None], row[i, 1, None]) for i in range(model.n_layers)]) \
+            if base else None
         start = time.perf_counter()
         model.model(input_ids=new, cache=cache, use_cache=True)
         total += time.perf_counter() - start

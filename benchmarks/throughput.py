@@ -97,13 +97,13 @@ def expansion_vs_bare(stack: str, batch: int, device, dtype, repeats: int = 5) -
         expand_s.append(time.perf_counter() - began)
         began = time.perf_counter()
         for m in env.expander.models:  # the same rows through the bare model: gathered KV, one forward
-            from tokentree_env.teachers.kvstore import gather_cache
+            from tokentree_env.teachers.kvstore import PooledBatch
 
             prefix = max(len(b.ids) for b in bases[m])
             mask = torch.zeros(batch, prefix + 1, dtype=torch.long)
             for i, b in enumerate(bases[m]):
                 mask[i, : len(b.ids)], mask[i, prefix] = 1, 1
-            cache = gather_cache([b.kv for b in bases[m]], m.n_layers, m.max_positions)
+            cache = PooledBatch(m.pool, [b.kv for b in bases[m]], 1).cache()
             with torch.inference_mode():
                 m.model(input_ids=torch.tensor([[ids[-1]] for ids in rows[m]]), attention_mask=mask,
                         position_ids=torch.tensor([[len(b.ids)] for b in bases[m]]), cache=cache, use_cache=True)

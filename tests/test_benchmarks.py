@@ -254,3 +254,18 @@ def test_every_agent_family_has_its_own_colour_in_the_search_plot():
 
     colours = [to_hex(c) for c in FAMILY_COLOURS.values()]
     assert len(set(colours)) == len(colours)
+
+
+def test_the_engine_comparison_plays_the_workload_and_names_any_episode_that_changed(tmp_path, capsys):
+    from benchmarks import engine_ab
+
+    run = engine_ab.play(str(tmp_path / "a.json"), problems=2, batch=2)
+    assert run["episodes"] and run["cpu_per_episode"] > 0
+    changed = json.loads((tmp_path / "a.json").read_text())
+    changed["episodes"][1]["tokens"] = changed["episodes"][1]["tokens"][:-1]
+    changed["cpu_per_episode"] /= 2
+    (tmp_path / "b.json").write_text(json.dumps(changed))
+    assert engine_ab.compare(str(tmp_path / "a.json"), str(tmp_path / "a.json"))["differ"] == []
+    result = engine_ab.compare(str(tmp_path / "a.json"), str(tmp_path / "b.json"))
+    assert result["differ"] == [changed["episodes"][1]["prompt_index"]] and result["ratio"] == pytest.approx(0.5)
+    assert "same episodes: 1 of 2" in capsys.readouterr().out

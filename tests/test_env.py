@@ -282,6 +282,8 @@ def test_an_instruct_primary_gets_its_chat_template_applied_to_the_prompt():
 
 
 def test_prepared_trees_play_the_same_episodes_as_trees_built_at_reset():
+    """The same children, answers and references; the rewards to 1e-6 (``prepare`` decodes the prompts' reference
+    answers in one padded batch, whose reordered sums change the last digits of the cached log-probs)."""
     from tokentree_env.tasks import load_task
 
     prompts = [p.prompt for p in load_task("add2").problems("train")[:3]]
@@ -289,16 +291,19 @@ def test_prepared_trees_play_the_same_episodes_as_trees_built_at_reset():
     assert prepared.prepare(prompts) == 3
     assert prepared.prepare(prompts) == 0  # built once
     for prompt in prompts:
-        traces = []
+        traces, rewards = [], []
         for env in (plain, prepared):
             obs, info = env.reset(options={"prompt": prompt})
-            trace = [obs["candidates"].tolist()]
+            trace, paid = [obs["candidates"].tolist()], []
             terminated = truncated = False
             while not (terminated or truncated):
                 obs, reward, terminated, truncated, info = env.step(0)
-                trace.append((obs["candidates"].tolist(), round(reward, 9)))
+                trace.append(obs["candidates"].tolist())
+                paid.append(reward)
             traces.append((trace, info["text"], env.trees[prompt].reference_paths))
+            rewards.append(paid)
         assert traces[0] == traces[1]
+        np.testing.assert_allclose(rewards[0], rewards[1], rtol=0, atol=1e-6)
     plain.close()
     prepared.close()
 

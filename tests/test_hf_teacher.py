@@ -77,11 +77,11 @@ def test_a_revisited_tree_node_makes_no_model_call():
 
 def test_the_cache_is_bounded_in_bytes():
     primary = char_primary()
-    teacher = HFTeacher(loaded(primary), cache_bytes=20_000)
+    teacher = HFTeacher(loaded(primary), cache_bytes=200_000)
     teacher.bind(primary)
     for i in range(40):
         teacher.next_logprobs([_context(primary, f"{i}+{i}=")])
-    assert teacher.store.bytes <= 20_000 + max(s.nbytes for s in teacher.store._entries.values())
+    assert teacher.store.bytes <= 200_000 and 1 < len(teacher.store) < 40  # what it keeps fits; the rest was let go
 
 
 def test_a_context_longer_than_the_window_names_the_model():
@@ -133,7 +133,7 @@ def test_branching_copies_on_write_so_siblings_never_corrupt_each_other(arch):
         assert torch.allclose(cached, _full_recompute(teacher, primary, text), atol=1e-5), text
 
 
-def test_a_linear_path_shares_one_arena_instead_of_a_cache_per_node():
+def test_a_linear_path_shares_one_pool_row_instead_of_a_cache_per_node():
     primary = char_primary()
     teacher = HFTeacher(loaded(primary))
     teacher.bind(primary)
@@ -141,8 +141,8 @@ def test_a_linear_path_shares_one_arena_instead_of_a_cache_per_node():
     for piece in "47+13=60.":
         text += piece
         teacher.next_logprobs([_context(primary, text)])
-    arenas = {id(state.kv[0].arena) for state in teacher.store._entries.values()}
-    assert len(arenas) <= 2  # one chain: the prompt's arena, regrown once at most
+    rows = {(state.kv.capacity, state.kv.row) for state in teacher.store._entries.values()}
+    assert len(rows) <= 2  # one chain: the prompt's row, moved to a larger one once at most
 
 
 def test_a_same_tokenizer_teachers_reference_answer_matches_generate_and_leaves_its_path_cached():
@@ -177,6 +177,29 @@ def test_batched_reference_answers_equal_answers_one_prompt_at_a_time():
     answers = batched.answers(prompts, max_new_tokens=24, batch_size=8)  # prompts of several lengths, left-padded
     assert answers == [single.answer(p, max_new_tokens=24) for p in prompts]
     assert batched.counters == single.counters  # the same work charged per prompt
+
+
+def test_a_same_tokenizer_teachers_answers_decoded_in_lockstep_equal_one_at_a_time_and_charge_each_prompt_alike():
+    from tokentree_env.tasks import load_task
+
+    prompts = [p.prompt for task in ("add2", "chain3") for p in load_task(task).problems("train")[:10]]
+    together, alone = HFTeacher("zoo:teacher-qwen2"), HFTeacher("zoo:teacher-qwen2")
+    answers = together.answers(prompts, max_new_tokens=24, batch_size=8, owners=prompts)
+    assert answers == [alone.answers([p], max_new_tokens=24, owners=[p])[0] for p in prompts]
+    assert together.counters.ledger == alone.counters.ledger  # per prompt: its tokens, its calls, what it generated
+    assert together.counters.forward_calls < alone.counters.forward_calls  # a batched forward per step
+
+
+def test_a_measurement_reads_a_same_tokenizer_teachers_answers_in_batches_without_warming_its_cache():
+    from tokentree_env.tasks import load_task
+
+    prompts = [p.prompt for p in load_task("chain3").problems("train")[:12]]
+    measured, warmed = HFTeacher("zoo:teacher-qwen2"), HFTeacher("zoo:teacher-qwen2")
+    assert measured.answers(prompts, max_new_tokens=24, batch_size=8, warm_cache=False) == \
+        warmed.answers(prompts, max_new_tokens=24)
+    assert len(measured.store) == 0 < len(warmed.store)
+    assert (measured.counters.forwarded_tokens, measured.counters.generated_tokens) == \
+        (warmed.counters.forwarded_tokens, warmed.counters.generated_tokens)  # the same tokens charged
 
 
 def test_batched_generation_and_batched_forwards_warn_about_no_attention_mask(caplog):
@@ -263,3 +286,100 @@ def test_contexts_of_different_prompts_are_gathered_into_one_forward_and_match_s
     again = [t + "2" for t in longer]  # the gathered contexts are contiguous views that extend again
     for text, row in zip(again, teacher.next_logprobs([_context(primary, t) for t in again]), strict=True):
         assert torch.allclose(row, _full_recompute(teacher, primary, text), atol=1e-5)
+
+
+def test_a_gathered_batch_writes_each_row_back_in_place_where_its_prefix_ends_at_the_rows_tip():
+    """Contexts of different prompts extended in one gathered forward keep their rows (no prefix copied again); a
+    sibling of an already extended context gets a fresh row, and both read their own prefix."""
+    primary = char_primary()
+    teacher = HFTeacher(loaded(primary))
+    teacher.bind(primary)
+    prompts = ["12+35=", "7+1=", "99+99+99="]
+    teacher.next_logprobs([_context(primary, p) for p in prompts])
+    rows = [teacher.store.get(_context(primary, p).ids).kv for p in prompts]
+    longer = [p + d for p, d in zip(prompts, "481", strict=True)]
+    teacher.next_logprobs([_context(primary, t) for t in longer])
+    extended = [teacher.store.get(_context(primary, t).ids).kv for t in longer]
+    assert [(r.capacity, r.row) for r in extended] == [(r.capacity, r.row) for r in rows]
+    assert [r.length for r in extended] == [r.length + 1 for r in rows]
+    sibling = prompts[0] + "5"
+    cached = teacher.next_logprobs([_context(primary, sibling)])[0]
+    assert teacher.store.get(_context(primary, sibling).ids).kv.row != extended[0].row
+    assert torch.allclose(cached, _full_recompute(teacher, primary, sibling), atol=1e-5)
+    assert torch.allclose(teacher.next_logprobs([_context(primary, longer[0] + "7")])[0],
+                          _full_recompute(teacher, primary, longer[0] + "7"), atol=1e-5)
+
+
+def test_rows_the_cache_lets_go_are_reused_and_read_correctly_after_reuse():
+    """A small cache evicts; the rows it frees go back to the pool and are written again (the pool does not grow
+    with the contexts read), and a context read into a reused row still matches a full recompute."""
+    primary = char_primary()
+    teacher = HFTeacher(loaded(primary), cache_bytes=60_000)
+    teacher.bind(primary)
+    texts = [f"{i}+{2 * i}=" for i in range(60)]
+    for text in texts:
+        teacher.next_logprobs([_context(primary, text)])
+    rows = sum(teacher.pool.fresh.values())  # rows ever handed out
+    assert teacher.store.bytes <= 60_000 or len(teacher.store) == 1
+    assert rows < len(texts) / 4
+    for text in texts[:3]:  # long evicted: read again into reused rows
+        assert torch.allclose(teacher.next_logprobs([_context(primary, text)])[0],
+                              _full_recompute(teacher, primary, text), atol=1e-5)
+
+
+def test_reference_answers_decoded_inside_an_episodes_charging_charge_it_each_call_once():
+    from tokentree_env.tasks import load_task
+
+    prompts = [p.prompt for p in load_task("chain3").problems("train")[:8]]
+    together, alone = HFTeacher("zoo:teacher-qwen2"), HFTeacher("zoo:teacher-qwen2")
+    with together.counters.charging("episode"):
+        together.answers(prompts, max_new_tokens=24, batch_size=8)
+    with alone.counters.charging("episode"):
+        for prompt in prompts:
+            alone.answers([prompt], max_new_tokens=24)
+    assert alone.counters.ledger["episode"]["forward_calls"] == alone.counters.forward_calls  # a call is one call
+    assert together.counters.ledger == alone.counters.ledger
+
+
+def test_forwards_run_one_prefix_at_a_time_never_overwrite_a_later_ones_prefix_under_cache_pressure():
+    """With ``batch_across`` off, contexts of different prompts run one forward per prefix; a small cache evicts the
+    later prefixes' entries while the first runs, and their rows must not be handed to another context before they
+    are read."""
+    primary = char_primary()
+    teacher = HFTeacher(loaded(primary))
+    teacher.bind(primary)
+    teacher.batch_across = False
+    prompts = ["12+35=", "7+1=", "99+99+99=", "40+2="]
+    teacher.next_logprobs([_context(primary, p) for p in prompts])
+    teacher.store.max_bytes = teacher.pool.row_bytes(64) + 4_000  # one row and its log-probs
+    longer = [p + d for p, d in zip(prompts, "4812", strict=True)]
+    for text, row in zip(longer, teacher.next_logprobs([_context(primary, t) for t in longer]), strict=True):
+        assert torch.allclose(row, _full_recompute(teacher, primary, text), atol=1e-5), text
+
+
+def test_every_pool_row_is_either_pointed_into_by_the_cache_or_free_after_mixed_reads():
+    primary = char_primary()
+    teacher = HFTeacher(loaded(primary), cache_bytes=150_000)
+    teacher.bind(primary)
+    for i in range(12):
+        text = f"{i}+{i + 1}="
+        teacher.next_logprobs([_context(primary, text), _context(primary, text + "1")])
+        teacher.path_logprobs([_context(primary, text + "1"), _context(primary, text + "12")], [1, 1])
+    pool, store = teacher.pool, teacher.store
+    assert len(store._rows) + sum(len(rows) for rows in pool.free.values()) == sum(pool.fresh.values())
+    teacher.close()
+    assert len(store) == 0 and store.bytes == 0
+
+
+def test_a_row_a_new_state_points_into_is_never_freed_by_the_entry_it_replaces():
+    from tokentree_env.teachers.kvstore import CachedState, KVPool, KVRef, KVStore
+
+    pool, store = KVPool(n_layers=1, max_positions=64), KVStore()
+    like = torch.zeros(1, 2, 1, 1, 4, 2)  # (layers, 2, B, heads, T, head_dim)
+    kept, other = pool.alloc(64, like), pool.alloc(64, like)
+    logprobs = torch.zeros(3)
+    store.put(CachedState((1, 2), KVRef(pool, 64, kept, 2), logprobs))
+    # one forward's states: (1, 2) now in another row, and (1, 2, 3) written in place in the row (1, 2) was in
+    store.put_many([CachedState((1, 2), KVRef(pool, 64, other, 2), logprobs),
+                    CachedState((1, 2, 3), KVRef(pool, 64, kept, 3), logprobs)])
+    assert kept not in pool.free[64] and other not in pool.free[64]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
 
 from agents.records import episode_result, step_record
 from agents.search.driver import search_steps
@@ -92,7 +91,7 @@ def _episode(env, agent, index: int, prompt: str, repeat: int, seed: int, iterat
         total += reward
         if terminated or truncated:
             result = episode_result(env, agent.name, state, info, records, total, started, agent.verified_answers())
-            return asdict(result) | {"iteration": iteration, "prompt_index": index, "repeat": repeat}
+            return result.to_json() | {"iteration": iteration, "prompt_index": index, "repeat": repeat}
 
 
 __all__ = ["play_lockstep"]

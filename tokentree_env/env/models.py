@@ -3,14 +3,13 @@ objects become the primary, the teacher stack and the judge. Knows nothing of th
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tokentree_env.errors import ConfigError
 from tokentree_env.judge import Judge
 from tokentree_env.teachers import HFTeacher, Teacher
-from tokentree_env.teachers.base import CostCounter
+from tokentree_env.teachers.base import CostCounter, charging_all
 
 
 @dataclass
@@ -63,13 +62,9 @@ class EnvModels:
         """Forward calls, forwarded and generated tokens per model so far (teachers, primary, judge)."""
         return {name: counter.as_dict() for name, counter in self.counters().items()}
 
-    @contextmanager
-    def charging(self, owner) -> Iterator[None]:
+    def charging(self, owner):
         """Charge every model's work inside the block to ``owner`` (work that does not name its own owner)."""
-        with ExitStack() as stack:
-            for counter in self.counters().values():
-                stack.enter_context(counter.charging(owner))
-            yield
+        return charging_all(self.counters().values(), owner)
 
     def close(self) -> None:
         for model in dict.fromkeys([*self.teachers, self.primary]):

@@ -57,14 +57,17 @@ class CostCounter:
     _owner: Hashable | None = field(default=None, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, *, calls: int = 0, forwarded: int = 0, generated: int = 0, owner: Hashable | None = None) -> None:
-        """Count work; charge it to ``owner`` (default: the one set by :meth:`charging`, if any).
+    def add(self, *, calls: int = 0, forwarded: int = 0, generated: int = 0, owner: Hashable | None = None,
+            shared: bool = False) -> None:
+        """Count work; charge it to ``owner`` (default: the one set by :meth:`charging`, if any). ``shared``: work
+        already counted in the totals (one batched call that served several owners), charged to ``owner`` alone.
         Thread-safe: a remote teacher's requests count from its worker threads."""
         owner = owner if owner is not None else self._owner
         with self._lock:
-            self.forward_calls += calls
-            self.forwarded_tokens += forwarded
-            self.generated_tokens += generated
+            if not shared:
+                self.forward_calls += calls
+                self.forwarded_tokens += forwarded
+                self.generated_tokens += generated
             if owner is not None:
                 entry = self.ledger.setdefault(owner, dict.fromkeys(COST_FIELDS, 0))
                 entry["forward_calls"] += calls
@@ -82,12 +85,43 @@ class CostCounter:
         finally:
             self._owner = previous
 
+    @property
+    def owner(self) -> Hashable | None:
+        """The owner :meth:`charging` is charging now (None outside any)."""
+        return self._owner
+
+    @contextmanager
+    def detached(self) -> Iterator[None]:
+        """Inside the block, work that names no owner is charged to none (the totals only): for a batched call whose
+        rows' owners are charged one by one."""
+        previous, self._owner = self._owner, None
+        try:
+            yield
+        finally:
+            self._owner = previous
+
     def take(self, owner: Hashable) -> dict[str, int]:
         """The work charged to ``owner`` so far, removed from the ledger (zeros if none)."""
         return self.ledger.pop(owner, dict.fromkeys(COST_FIELDS, 0))
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COST_FIELDS}
+
+
+@contextmanager
+def charging_all(counters, owner: Hashable | None) -> Iterator[None]:
+    """:meth:`CostCounter.charging` of many counters in one block (one entry for all of them: the env enters it at
+    every transition)."""
+    counters = list(counters)
+    previous = [counter._owner for counter in counters]
+    if owner is not None:
+        for counter in counters:
+            counter._owner = owner
+    try:
+        yield
+    finally:
+        for counter, before in zip(counters, previous, strict=True):
+            counter._owner = before
 
 
 class Teacher(ABC):
@@ -162,24 +196,39 @@ def propose(
     zoo sizes a torch op costs more in dispatch than in arithmetic, and this runs once per node.
     """
     lp = np.asarray(logprobs, dtype=np.float64)
-    single = lp.ndim == 1
-    lp = lp[None] if single else lp
-    if allowed is not None:
-        lp = np.where(np.asarray(allowed, dtype=bool), lp, -np.inf)
-    if lp.shape[-1] > LARGE_VOCABULARY:
-        out = [_propose_large(row, k_right=k_right, k_wrong=k_wrong, top_p=top_p, rng=rng) for row in lp]
-        return out[0] if single else out
-    order = np.argsort(-lp, axis=-1, kind="stable")  # (M, V)
+    out = propose_many(lp[None, None] if lp.ndim == 1 else lp[None], k_right=k_right, k_wrong=k_wrong, top_p=top_p,
+                       rngs=[rng], allowed=allowed)[0]
+    return out[0] if lp.ndim == 1 else out
+
+
+def propose_many(logprobs, *, k_right: int, k_wrong: int, top_p: float, rngs: Sequence[random.Random],
+                 allowed=None) -> list[list[tuple[list[int], list[int]]]]:
+    """:func:`propose` for many nodes at once: ``logprobs`` ``(N, M, V)``, node ``n``'s wrong children drawn with
+    ``rngs[n]`` (model after model, as :func:`propose` draws them); the sorting is done for every node in one call.
+    """
+    mask = None if allowed is None else np.asarray(allowed, dtype=bool)
+    if np.shape(logprobs)[-1] > LARGE_VOCABULARY:  # a node at a time: a whole batch in float64 would be large
+        return [[_propose_large(row, k_right=k_right, k_wrong=k_wrong, top_p=top_p, rng=rng) for row in
+                 (np.asarray(node, dtype=np.float64) if mask is None
+                  else np.where(mask, np.asarray(node, dtype=np.float64), -np.inf))]
+                for node, rng in zip(logprobs, rngs, strict=True)]
+    lp = np.asarray(logprobs, dtype=np.float64)
+    if mask is not None:
+        lp = np.where(mask, lp, -np.inf)
+    order = np.argsort(-lp, axis=-1, kind="stable")  # (N, M, V)
     sorted_lp = np.take_along_axis(lp, order, axis=-1)
-    finite = np.isfinite(sorted_lp).sum(-1)
-    nucleus = (np.cumsum(np.exp(sorted_lp), axis=-1) < top_p).sum(-1) + 1
+    finite = np.isfinite(sorted_lp).sum(-1).tolist()
+    nucleus = ((np.cumsum(np.exp(sorted_lp), axis=-1) < top_p).sum(-1) + 1).tolist()
     out = []
-    for m in range(lp.shape[0]):
-        row = order[m, : finite[m]].tolist()
-        right = row[:k_right]
-        tail = row[max(int(nucleus[m]), len(right)):]
-        out.append((right, rng.sample(tail, min(k_wrong, len(tail)))))
-    return out[0] if single else out
+    for n, rng in enumerate(rngs):
+        node = []
+        for m, row in enumerate(order[n].tolist()):
+            row = row[: finite[n][m]]
+            right = row[:k_right]
+            tail = row[max(nucleus[n][m], len(right)):]
+            node.append((right, rng.sample(tail, min(k_wrong, len(tail)))))
+        out.append(node)
+    return out
 
 
 LARGE_VOCABULARY = 8192

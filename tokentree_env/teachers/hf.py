@@ -28,14 +28,14 @@ from tokentree_env.teachers.alignment import (
     to_primary_logprobs,
 )
 from tokentree_env.teachers.base import Context, Teacher
+from tokentree_env.teachers.cached_greedy import cached_greedy
 from tokentree_env.teachers.kvstore import (
     DEFAULT_CACHE_BYTES,
     CachedState,
-    GatherLayer,
+    KVPool,
+    KVRef,
     KVStore,
-    KVView,
-    arena_cache,
-    gather_cache,
+    PooledBatch,
 )
 
 HEAL_TOP_K = 256
@@ -75,6 +75,7 @@ class HFTeacher(Teacher):
         self.max_positions = self.lm.max_positions
         self.n_layers = self.model.config.get_text_config().num_hidden_layers
         self.store = KVStore(cache_bytes)
+        self.pool = KVPool(self.n_layers, self.max_positions, cache_bytes)
         self.system_prompt = system_prompt
         self.shares_primary_tokenizer = True
         self.heal = heal
@@ -82,6 +83,7 @@ class HFTeacher(Teacher):
         """Forward contexts with different cached prefixes (other prompts) in one padded batch."""
         self.every_prefix = False
         self._prompt_lengths: dict[str, int] = {}
+        self._formats: dict[tuple, str] = {}
         """Cache a state for every prefix a forward passes, and read a context from its longest cached prefix: for a
         model that reads whole paths now and then (the judge), so that a path shares its siblings' beginning."""
         self._healer: TokenHealer | None = None
@@ -115,10 +117,15 @@ class HFTeacher(Teacher):
 
         if not self._chat:
             return prompt, True
-        if self.shares_primary_tokenizer or not self.system_prompt:
-            return prompt_text(self.tokenizer, prompt), False
-        messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}]
-        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False), False
+        key = (prompt, self.system_prompt, self.shares_primary_tokenizer)
+        if key not in self._formats:  # a chat template is rendered once per prompt, not once per node
+            if self.shares_primary_tokenizer or not self.system_prompt:
+                self._formats[key] = prompt_text(self.tokenizer, prompt)
+            else:
+                messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": prompt}]
+                self._formats[key] = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                                                        tokenize=False)
+        return self._formats[key], False
 
     def own_ids(self, context: Context) -> tuple[int, ...]:
         """The context in this model's own tokens and format (never another model's ids): the primary's ids when it
@@ -183,15 +190,8 @@ class HFTeacher(Teacher):
             elif ids not in misses:
                 misses[ids] = self._cached_prefix(ids, floors[i] if floors is not None else None)
                 owner_of[ids] = owners[i] if owners is not None else None
-        bases = {(base.ids if base else None) for base in misses.values()}
-        if len(bases) <= 1 or not self.batch_across:
-            states = {}
-            for base_ids in bases:
-                base = self.store.get(base_ids) if base_ids is not None else None
-                group = [ids for ids, b in misses.items() if (b.ids if b else None) == base_ids]
-                states |= self._forward(base, group, [owner_of[ids] for ids in group], self.every_prefix)
-        else:
-            states = self._forward_gather(list(misses.items()), [owner_of[ids] for ids in misses], self.every_prefix)
+        states = self._forward(list(misses.items()), [owner_of[ids] for ids in misses], self.every_prefix) \
+            if misses else {}
         for i, ids in enumerate(rows):
             if results[i] is None:
                 results[i] = states[ids]
@@ -210,57 +210,49 @@ class HFTeacher(Teacher):
         return None
 
     @torch.inference_mode()  # cheaper per op than no_grad; cached KV is only read inside it again
-    def _forward(self, base: CachedState | None, rows: list[tuple[int, ...]],
-                 owners: Sequence | None = None, every: bool = False) -> dict[tuple[int, ...], CachedState]:
-        """One batched forward of each row's suffix after ``base`` (rows with the same ids once); caches and
-        returns the states; each row's tokens are charged to its owner."""
-        owners = dict(zip(rows, owners or [None] * len(rows), strict=True))
-        rows = list(owners)
-        start = len(base.ids) if base else 0
-        lengths = [len(r) - start for r in rows]
-        width = max(lengths)
-        # right padding repeats each row's last token: under causal attention it only affects the
-        # padded positions, and it is not the pad id that some models warn about without a mask
-        suffix = torch.tensor([list(r[start:]) + [r[-1]] * (width - len(r) + start) for r in rows])  # (B, S)
-        cache = arena_cache(base.kv if base else None, self.n_layers, self.max_positions)
-        out = self.model(input_ids=suffix.to(self.model.device), cache=cache, use_cache=True)
-        return self._finish(rows, lengths, out.logits, cache, [owners[r] for r in rows], every)
-
-    @torch.inference_mode()
-    def _forward_gather(self, items: list[tuple[tuple[int, ...], CachedState | None]],
-                        owners: Sequence, every: bool = False) -> dict[tuple[int, ...], CachedState]:
-        """One batched forward of rows whose cached prefixes differ: the prefixes are gathered into one padded KV
-        batch (:class:`~tokentree_env.teachers.kvstore.GatherLayer`), the gap is masked, positions continue each
-        row's own prefix."""
-        rows = [ids for ids, _ in items]
-        starts = [len(base.ids) if base else 0 for _, base in items]
+    def _forward(self, items: list[tuple[tuple[int, ...], CachedState | None]], owners: Sequence,
+                 every: bool = False) -> dict[tuple[int, ...], CachedState]:
+        """One batched forward of each row's suffix after its cached prefix (``base``; None: from the start), rows
+        with the same ids once. Rows whose prefixes differ (other prompts, other nodes) are gathered into one padded
+        batch (:class:`~tokentree_env.teachers.kvstore.PooledBatch`): the gap is masked and positions continue each
+        row's own prefix; rows that share one prefix need neither (``batch_across`` off: one batch per prefix).
+        Right padding repeats each row's last token: under causal attention it only affects the padded positions, and
+        it is not the pad id that some models warn about without a mask. Caches and returns the states; each row's
+        tokens are charged to its owner."""
+        owners = dict(zip((ids for ids, _ in items), owners, strict=True))
+        items = list(dict(items).items())
+        rows, bases = [ids for ids, _ in items], [base for _, base in items]
+        starts = [len(base.ids) if base else 0 for base in bases]
         lengths = [len(r) - s for r, s in zip(rows, starts, strict=True)]
         width, prefix = max(lengths), max(starts)
-        if prefix + width > self.max_positions:  # the padded batch would not fit the window: one batch per prefix
-            groups: dict = {}
-            for (ids, base), owner in zip(items, owners, strict=True):
-                entry = groups.setdefault(base.ids if base else None, (base, [], []))
-                entry[1].append(ids)
-                entry[2].append(owner)
-            return {k: v for base, group, who in groups.values()
-                    for k, v in self._forward(base, group, who, every).items()}
+        groups: dict = {}
+        for ids, base in items:
+            groups.setdefault(base.ids if base else None, []).append((ids, base))
+        if len(groups) > 1 and (prefix + width > self.max_positions or not self.batch_across):  # one batch per prefix
+            with self.store.pinned([base for base in bases if base is not None]):  # no group evicts another's base
+                return {k: v for group in groups.values()
+                        for k, v in self._forward(group, [owners[ids] for ids, _ in group], every).items()}
         suffix = torch.tensor([list(r[s:]) + [r[-1]] * (width - n) for r, s, n in zip(rows, starts, lengths, strict=True)])
-        mask = torch.zeros(len(rows), prefix + width, dtype=torch.long)  # (B, P + S): each row's prefix and new tokens
-        for i, (s, n) in enumerate(zip(starts, lengths, strict=True)):
-            mask[i, :s], mask[i, prefix:prefix + n] = 1, 1
-        positions = torch.tensor(starts)[:, None] + torch.arange(width)[None, :]  # (B, S)
-        cache = gather_cache([base.kv if base else None for _, base in items], self.n_layers, self.max_positions)
-        device = self.model.device
-        out = self.model(input_ids=suffix.to(device), attention_mask=mask.to(device),
-                         position_ids=positions.to(device), cache=cache, use_cache=True)
-        return self._finish(rows, lengths, out.logits, cache, owners, every)
+        batch = PooledBatch(self.pool, [base.kv if base else None for base in bases], width)
+        device, extra = self.model.device, {}
+        if len(groups) > 1:
+            at, begin, new = torch.arange(prefix + width), torch.tensor(starts)[:, None], torch.tensor(lengths)[:, None]
+            mask = ((at < begin) | ((at >= prefix) & (at < prefix + new))).long()  # (B, P + S): prefix and new tokens
+            positions = torch.tensor(starts)[:, None] + torch.arange(width)[None, :]  # (B, S)
+            extra = {"attention_mask": mask.to(device), "position_ids": positions.to(device)}
+        out = self.model(input_ids=suffix.to(device), cache=batch.cache(), use_cache=True, **extra)
+        return self._finish(rows, lengths, out.logits, batch, [owners[r] for r in rows], every)
 
-    def _finish(self, rows, lengths, logits_all, cache, owners, every: bool = False) -> dict[tuple[int, ...], CachedState]:
+    def _finish(self, rows, lengths, logits_all, batch: PooledBatch, owners,
+                every: bool = False) -> dict[tuple[int, ...], CachedState]:
         """Read each row's last real position (``every``: each of its new positions, one state per prefix), map it
         into the primary vocabulary, cache and return the states. Each row is charged the tokens it forwarded, to
         its owner (padding is not counted)."""
         self.counters.add(calls=1)
+        charged: dict = {}
         for n, owner in zip(lengths, owners, strict=True):
+            charged[owner] = charged.get(owner, 0) + n
+        for owner, n in charged.items():
             self.counters.add(forwarded=n, owner=owner)
         if every:  # one entry per new position: (row, position in the batch, the prefix it ends)
             entries = [(i, j, len(r) - n + j + 1) for i, (r, n) in enumerate(zip(rows, lengths, strict=True))
@@ -279,15 +271,14 @@ class HFTeacher(Teacher):
         if self._healer is not None:  # the model's own top tokens, for healing a context that ends here
             own = torch.log_softmax(logits, dim=-1).topk(min(HEAL_TOP_K, logits.shape[-1]))
             top = (own.indices, own.values)
-        per_layer = [layer.views(lengths) if isinstance(layer, GatherLayer) else layer.views([len(r) for r in rows])
-                     for layer in cache.layers]
+        refs, rows_lp = batch.commit(lengths), logprobs.unbind(0)
+        tops = [None] * len(entries) if top is None else list(zip(top[0].unbind(0), top[1].unbind(0), strict=True))
         states = {}
         for k, (i, _, length) in enumerate(entries):
-            ids = rows[i][:length]
-            kv = tuple(views[i] if length == len(rows[i]) else KVView(views[i].arena, views[i].row, length)
-                       for views in per_layer)
-            states[ids] = CachedState(ids, kv, logprobs[k], None if top is None else (top[0][k], top[1][k]))
-            self.store.put(states[ids])
+            ids, ref = rows[i][:length], refs[i]
+            kv = ref if length == len(rows[i]) else KVRef(ref.pool, ref.capacity, ref.row, length)
+            states[ids] = CachedState(ids, kv, rows_lp[k], tops[k])
+        self.store.put_many(list(states.values()), committed=refs)
         return states
 
     def path_logprobs(self, contexts: Sequence[Context], starts: Sequence[int]) -> list[torch.Tensor]:
@@ -308,11 +299,7 @@ class HFTeacher(Teacher):
                 base = next((s for k in range(needed[0] - 1, max(start, 1) - 1, -1) if (s := self.store.get(ids[:k]))),
                             None)
                 misses[ids], owners[ids] = base, context.owner
-        if len({base.ids if base else None for base in misses.values()}) <= 1:
-            base = next(iter(misses.values()), None)
-            states = self._forward(base, list(misses), [owners[ids] for ids in misses], every=True) if misses else {}
-        else:
-            states = self._forward_gather(list(misses.items()), [owners[ids] for ids in misses], every=True)
+        states = self._forward(list(misses.items()), [owners[ids] for ids in misses], every=True) if misses else {}
         have |= {ids: state.logprobs for ids, state in states.items()}
         return [torch.stack([have[ids[:k]] for k in range(max(1, start), len(ids) + 1)])
                 for ids, start in zip(rows, starts, strict=True)]
@@ -329,20 +316,17 @@ class HFTeacher(Teacher):
 
     @torch.no_grad()
     def answers(self, prompts: Sequence[str], *, max_new_tokens: int = 64, batch_size: int = 64,
-                owners: Sequence[Hashable] | None = None) -> list[str]:
+                owners: Sequence[Hashable] | None = None, warm_cache: bool = True) -> list[str]:
         """Greedy answers of many prompts: batched ``generate`` calls (``batch_size`` prompts, left-padded)
-        instead of one per prompt; a teacher sharing the primary's tokenizer decodes through its KV store
-        as in :meth:`answer`, one prompt at a time, which warms the cache its tree expansions read.
+        instead of one per prompt; a teacher sharing the primary's tokenizer decodes through its KV store instead
+        (``batch_size`` prompts in lockstep), which warms the cache its trees read (``warm_cache`` off: ``generate``
+        too, for a measurement that needs only the answers).
 
         Each row is charged what it forwarded (its prompt, then one token per further step; padding is
         not counted), to ``owners[i]`` as well when given."""
         owners = list(owners) if owners is not None else [None] * len(prompts)
-        if self.shares_primary_tokenizer and not self._chat:
-            out = []
-            for prompt, owner in zip(prompts, owners, strict=True):
-                with self.counters.charging(owner):
-                    out.append(self._cached_greedy(prompt, max_new_tokens))
-            return out
+        if self.shares_primary_tokenizer and not self._chat and warm_cache:
+            return cached_greedy(self, list(prompts), owners, max_new_tokens, batch_size)
         rows = [self.prompt_ids(p) for p in prompts]
         for prompt, ids in zip(prompts, rows, strict=True):
             if len(ids) >= self.max_positions:
@@ -374,21 +358,6 @@ class HFTeacher(Teacher):
         text, special = self.prompt_format(prompt)
         return list(self._encode(text, special))
 
-    def _cached_greedy(self, prompt: str, max_new_tokens: int) -> str:
-        ids = self._encode(*self.prompt_format(prompt))
-        budget = min(max_new_tokens, self.max_positions - len(ids))
-        if budget <= 0:
-            raise ContextTooLongError(f"prompt of {len(ids)} tokens fills the window of {self.name!r}")
-        out: list[int] = []
-        for _ in range(budget):
-            token = int(self.next_logprobs([Context(ids, "")])[0].argmax())
-            self.counters.add(generated=1)
-            if token == self.tokenizer.eos_token_id:
-                break
-            out.append(token)
-            ids = (*ids, token)
-        return self.tokenizer.decode(out, skip_special_tokens=True)
-
     def mark_updated(self) -> None:
         super().mark_updated()
         self.store.clear()
@@ -398,3 +367,4 @@ class HFTeacher(Teacher):
 
     def close(self) -> None:
         self.store.clear()
+        self.pool = KVPool(self.n_layers, self.max_positions, self.store.max_bytes)

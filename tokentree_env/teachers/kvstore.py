@@ -1,135 +1,136 @@
-"""Per-context model state (KV and next-token log-probs): append-in-place arenas and a byte-bounded LRU.
+"""Per-context model state (KV and next-token log-probs): a pool of KV rows and a byte-bounded LRU.
 
-Extending a context by one token must not copy its whole KV cache (``DynamicCache`` concatenates,
-so every step allocates and fills a fresh ``(T + 1)``-long tensor, and a tree keeping every node's
-cache pays that in memory too). Here a chain of contexts shares one **arena**: a buffer with spare
-capacity whose rows record how many positions are written. A context is a view
-``(arena, row, length)``; extending it writes the new positions in place when the view ends at the
-arena's tip, and copies the prefix into a new arena only when a sibling already wrote there
-(copy on write) or the capacity is exhausted (doubling, so amortised O(1) per token).
+Every context's keys and values live in one **row** of its model's :class:`KVPool`: slabs of rows by capacity (64,
+128, 256, ... positions, up to the model's window), a row holding every layer's keys and values. A context is a
+reference ``(capacity, row, length)`` (:class:`KVRef`). A forward (:class:`PooledBatch`):
+
+- **gathers** its rows' prefixes into one padded scratch batch (one indexed copy per layer when every row lives in
+  one slab, else one per slab), into a buffer that is reused from forward to forward;
+- lets the model append the new positions there (after the longest prefix; the caller masks each row's gap);
+- **writes back** each row's new positions: **in place**, after its prefix in its own row, when the prefix ends at
+  the row's tip (nothing past it written yet: a chain of contexts, a rollout, a node's first child) and the row
+  has room; otherwise into a fresh row, prefix and all (copy on write: a sibling wrote there first; or growth into
+  the next capacity).
+
+So a chain's KV is stored once however long it grows, and the rows the LRU frees are reused. (The design before
+this one gave every forward's rows a new buffer holding each row's whole prefix again: memory grew with the square of
+a path's length, and on this machine touching fresh memory costs a page fault per 4 KiB, which was the largest
+single cost of self-play: ``benchmarks/engine_ab.py``.) Every row is zeroed when first handed out, the scratch when
+made, and both are only ever written with a model's keys and values, so the positions a mask hides hold finite values
+(a masked weight times a NaN is still NaN).
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
-MIN_CAPACITY = 32
-GATHER_SLACK = 4
-"""Spare positions of a gathered batch's arena: its rows are mostly gathered again (other prompts) rather than
-extended in place, so it is sized to what it holds (zeroing a doubled arena cost about a tenth of self-play's CPU)."""
+MIN_CAPACITY = 64
+SLACK = 4
+"""Spare positions a fresh row gets beyond what it holds (a chain grows into them in place)."""
+SPARE_ROWS = 64
+"""Rows a slab reserves beyond what the cache's byte bound can keep alive (a batch's new rows, before eviction)."""
 
 
-class Arena:
-    """KV buffers ``(B, heads, capacity, head_dim)`` and, per row, how many positions are written."""
+class KVPool:
+    """One model's KV rows: per capacity ``C``, a slab ``(R, layers, 2, heads, C, head_dim)`` (keys, values); per row,
+    how many positions are written (``used``); rows the cache lets go are reused.
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, used: list[int]) -> None:
-        self.keys, self.values, self.used = keys, values, used
+    On the CPU a slab reserves the rows that ``reserve_bytes`` (the cache's bound) can keep alive, as untouched
+    memory: a row is zeroed, and its pages touched, when it is first handed out (pages never touched cost nothing);
+    on an accelerator, where memory is allocated when asked for, a slab starts small. Past its rows a slab doubles.
+    Every layer of a model has the same number of key-value heads and head size (as in every transformers model
+    this library loads).
+    """
 
-    @classmethod
-    def empty(cls, like: torch.Tensor, batch: int, capacity: int) -> Arena:
-        """An arena whose unwritten positions are 0: finite, because a gathered batch copies a row's whole span and
-        masks what lies past its context, and a masked weight times a NaN of uninitialised memory is still NaN."""
-        shape = (batch, like.shape[1], capacity, like.shape[3])
-        return cls(like.new_zeros(shape), like.new_zeros(shape), [0] * batch)
+    def __init__(self, n_layers: int, max_positions: int, reserve_bytes: int = 0) -> None:
+        self.n_layers, self.max_positions, self.reserve_bytes = n_layers, max_positions, reserve_bytes
+        self.slabs: dict[int, torch.Tensor] = {}
+        self.used: dict[int, list[int]] = {}
+        self.free: dict[int, list[int]] = {}
+        self.fresh: dict[int, int] = {}  # per slab: rows below this were handed out (and zeroed) before
+        self._scratch: torch.Tensor | None = None
 
-    @property
-    def capacity(self) -> int:
-        return self.keys.shape[2]
+    def capacity_for(self, positions: int) -> int:
+        """The smallest capacity holding ``positions`` (at most the model's window)."""
+        capacity = MIN_CAPACITY
+        while capacity < positions:
+            capacity *= 2
+        return max(min(capacity, self.max_positions), min(positions, self.max_positions))
+
+    def row_bytes(self, capacity: int) -> int:
+        return self.slabs[capacity][0].nbytes
+
+    def alloc(self, capacity: int, like: torch.Tensor) -> int:
+        """A free row of ``capacity`` (``like``: a ``(layers, 2, B, heads, T, head_dim)`` tensor of the model's)."""
+        if capacity not in self.slabs:
+            _, _, _, heads, _, dim = like.shape
+            shape = (self.n_layers, 2, heads, capacity, dim)
+            fits = self.reserve_bytes // (like.element_size() * math.prod(shape))
+            rows = fits + SPARE_ROWS if like.device.type == "cpu" else max(1, min(SPARE_ROWS, fits))
+            self.slabs[capacity] = like.new_empty((rows, *shape))
+            self.used[capacity], self.free[capacity], self.fresh[capacity] = [0] * rows, [], 0
+        if self.free[capacity]:
+            row = self.free[capacity].pop()
+        else:
+            slab, row = self.slabs[capacity], self.fresh[capacity]
+            if row == slab.shape[0]:  # past the reserve: double the slab (references are rows, so they stay valid)
+                grown = slab.new_empty((2 * row, *slab.shape[1:]))
+                grown[:row] = slab
+                self.slabs[capacity], slab = grown, grown
+                self.used[capacity] += [0] * row
+            slab[row].zero_()
+            self.fresh[capacity] = row + 1
+        self.used[capacity][row] = 0
+        return row
+
+    def release(self, capacity: int, row: int) -> None:
+        self.used[capacity][row] = 0
+        self.free[capacity].append(row)
+
+    def scratch(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """A reused buffer of ``shape`` (zeroed when first made; after that it holds earlier keys and values)."""
+        size = 1
+        for n in shape:
+            size *= n
+        buffer = self._scratch
+        if buffer is None or buffer.numel() < size or buffer.dtype != like.dtype or buffer.device != like.device:
+            grown = size if buffer is None else max(size, 2 * buffer.numel())
+            self._scratch = buffer = like.new_zeros(grown)
+        return buffer[:size].view(shape)
 
 
-@dataclass
-class KVView:
-    """One context's KV in one layer: the first ``length`` positions of ``arena`` row ``row``."""
+class KVRef(NamedTuple):
+    """One context's KV: the first ``length`` positions of row ``row`` of ``pool``'s slab of ``capacity``."""
 
-    arena: Arena
+    pool: KVPool
+    capacity: int
     row: int
     length: int
 
-    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        a, r, n = self.arena, self.row, self.length
-        return a.keys[r:r + 1, :, :n], a.values[r:r + 1, :, :n]
-
     @property
     def nbytes(self) -> int:
-        k = self.arena.keys
-        return 2 * self.length * k.shape[1] * k.shape[3] * k.element_size()
+        """Bytes of its own positions."""
+        return self.pool.row_bytes(self.capacity) // self.capacity * self.length
 
 
-class ArenaLayer(DynamicLayer):
-    """A ``DynamicLayer`` that appends into arenas instead of concatenating.
+class PooledLayer(DynamicLayer):
+    """Layer ``index`` of a :class:`PooledBatch` (a ``DynamicLayer`` whose keys and values live in the batch)."""
 
-    Every batch row starts from the same ``base`` view (or from nothing, for a fresh context);
-    after the forward, :meth:`views` gives each row's view of its extended context.
-    """
-
-    def __init__(self, base: KVView | None = None, max_positions: int = 2**31) -> None:
+    def __init__(self, batch: PooledBatch, index: int) -> None:
         super().__init__()
-        self.base, self.max_positions = base, max_positions
-        self.arena: Arena | None = None
-        self.row_offset = 0
-        self.length = base.length if base else 0
-        if base is not None:
-            self.is_initialized = True
-            self.keys, self.values = base.tensors()
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        batch, new = key_states.shape[0], key_states.shape[2]
-        start, end = self.length, self.length + new
-        base = self.base
-        if self.arena is None and base is not None and batch == 1 and base.arena.used[base.row] == start \
-                and end <= base.arena.capacity:
-            self.arena, self.row_offset = base.arena, base.row  # the base ends at the arena's tip: append
-        elif self.arena is None or end > self.arena.capacity:
-            arena = Arena.empty(key_states, batch, min(self.max_positions, max(MIN_CAPACITY, 2 * end)))
-            if start:  # copy the prefix once (a 1-row base broadcasts over the batch)
-                arena.keys[:, :, :start] = self.keys
-                arena.values[:, :, :start] = self.values
-            arena.used = [start] * batch
-            self.arena, self.row_offset = arena, 0
-        rows = slice(self.row_offset, self.row_offset + batch)
-        self.arena.keys[rows, :, start:end] = key_states
-        self.arena.values[rows, :, start:end] = value_states
-        for r in range(self.row_offset, self.row_offset + batch):
-            self.arena.used[r] = max(self.arena.used[r], end)
-        self.length = end
-        self.keys = self.arena.keys[rows, :, :end]
-        self.values = self.arena.values[rows, :, :end]
+        self.batch, self.index = batch, index
+        self.length = batch.prefix
         self.is_initialized = True
-        return self.keys, self.values
-
-    def views(self, lengths: list[int]) -> list[KVView]:
-        """Each batch row's view, cut to its own length (rows were right-padded to one width)."""
-        for i, n in enumerate(lengths):  # positions beyond a row's length held padding: free them
-            self.arena.used[self.row_offset + i] = n
-        return [KVView(self.arena, self.row_offset + i, n) for i, n in enumerate(lengths)]
-
-
-class GatherLayer(DynamicLayer):
-    """Rows with *different* cached prefixes (other prompts, other nodes) in one batch.
-
-    Row ``i``'s prefix (length ``L_i``) is copied to positions ``[0, L_i)`` of a new arena (one indexed copy for all
-    the rows that live in one source arena, as the rows of one earlier batch do) and the new positions of every row
-    are written after the longest prefix, ``[P, P + S)``; the caller's attention mask hides the gap ``[L_i, P)`` (it
-    holds finite values: arenas start zeroed) and its position ids continue each row at ``L_i``. After the forward,
-    :meth:`views` moves each row's new positions down to follow its own prefix (one indexed copy), so every context
-    is again a contiguous view that later steps extend in place. Gathering costs one copy of each prefix: measured by
-    ``python -m benchmarks.throughput``.
-    """
-
-    def __init__(self, bases: list[KVView | None], max_positions: int = 2**31) -> None:
-        super().__init__()
-        self.bases, self.max_positions = bases, max_positions
-        self.prefix = max((b.length for b in bases if b is not None), default=0)
-        self.length = self.prefix
-        self.arena: Arena | None = None
-        self.is_initialized = True
-        self.keys = self.values = None
 
     def get_seq_length(self) -> int:
         return self.length
@@ -138,98 +139,139 @@ class GatherLayer(DynamicLayer):
         return self.length + query_length, 0
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        batch, new = key_states.shape[0], key_states.shape[2]
-        start, end = self.prefix, self.prefix + new
-        arena = Arena.empty(key_states, batch, min(self.max_positions, end + GATHER_SLACK))
-        if start:  # every row's prefix in one copy per source arena (rows of one batch share theirs)
-            for source, rows, slots in _by_arena(self.bases):
-                width = min(start, source.capacity)
-                index = torch.tensor(rows)
-                arena.keys[slots, :, :width] = source.keys[:, :, :width].index_select(0, index)
-                arena.values[slots, :, :width] = source.values[:, :, :width].index_select(0, index)
-                # positions past a row's own prefix hold another context's keys: finite, and masked by the caller
-        arena.keys[:, :, start:end] = key_states
-        arena.values[:, :, start:end] = value_states
-        self.arena, self.length = arena, end
-        self.keys, self.values = arena.keys[:, :, :end], arena.values[:, :, :end]
+        self.keys, self.values = self.batch.append(self.index, key_states, value_states)
+        self.length = self.keys.shape[2]
         return self.keys, self.values
 
-    def views(self, lengths: list[int]) -> list[KVView]:
-        """Each row's view: its prefix, then its own ``lengths[i]`` new positions moved down to follow it (one indexed
-        copy for every row that ends before the longest prefix)."""
-        starts = [base.length if base is not None else 0 for base in self.bases]
-        rows, dst, src = [], [], []
-        for i, (start, n) in enumerate(zip(starts, lengths, strict=True)):
-            if start < self.prefix:
-                rows += [i] * n
+
+class PooledBatch:
+    """One forward's KV: row ``i`` continues ``bases[i]`` (a :class:`KVRef`, or None for a fresh context) by up to
+    ``width`` new positions. :meth:`cache` is the model's cache; :meth:`commit` writes the new positions back."""
+
+    def __init__(self, pool: KVPool, bases: list[KVRef | None], width: int) -> None:
+        self.pool, self.bases, self.width = pool, bases, width
+        self.prefix = max((b.length for b in bases if b is not None), default=0)
+        self.kv: torch.Tensor | None = None  # (layers, 2, B, heads, prefix + width, head_dim)
+        base = bases[0] if len(bases) == 1 else None
+        self.direct = base is not None and pool.used[base.capacity][base.row] == base.length \
+            and base.length + width <= base.capacity
+        """One row whose prefix ends at its row's tip, with room: the forward reads and writes that row itself."""
+
+    def cache(self) -> DynamicCache:
+        cache = DynamicCache()
+        cache.layers = [PooledLayer(self, i) for i in range(self.pool.n_layers)]
+        return cache
+
+    def append(self, layer: int, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        start, end = self.prefix, self.prefix + keys.shape[2]
+        if self.direct:
+            base = self.bases[0]
+            slab = self.pool.slabs[base.capacity]
+            slab[base.row, layer, 0, :, start:end] = keys[0]
+            slab[base.row, layer, 1, :, start:end] = values[0]
+            return slab[base.row:base.row + 1, layer, 0, :, :end], slab[base.row:base.row + 1, layer, 1, :, :end]
+        if self.kv is None:
+            self._gather(keys)
+        self.kv[layer, 0, :, :, start:end] = keys
+        self.kv[layer, 1, :, :, start:end] = values
+        return self.kv[layer, 0, :, :, :end], self.kv[layer, 1, :, :, :end]
+
+    def _gather(self, like: torch.Tensor) -> None:
+        """Every row's prefix into the scratch batch: one indexed copy per slab its rows live in."""
+        batch, heads, _, dim = like.shape
+        self.kv = self.pool.scratch((self.pool.n_layers, 2, batch, heads, self.prefix + self.width, dim), like)
+        by_slab: dict[int, tuple[list[int], list[int]]] = {}
+        for slot, base in enumerate(self.bases):
+            if base is not None and base.length:
+                rows, slots = by_slab.setdefault(base.capacity, ([], []))
+                rows.append(base.row)
+                slots.append(slot)
+        span = self.prefix + self.width
+        for capacity, (rows, slots) in by_slab.items():
+            slab = self.pool.slabs[capacity]
+            index = torch.tensor(rows, device=slab.device)
+            if len(slots) == batch and capacity >= span:  # every row from one slab: a copy per layer, keys and values
+                for layer in range(self.pool.n_layers):  # (positions past a row's own: another context's, masked)
+                    for kv in (0, 1):
+                        torch.index_select(slab[:, layer, kv, :, :span], 0, index, out=self.kv[layer, kv])
+                continue
+            width = min(self.prefix, capacity)  # past a row's own prefix: another context's keys, finite and masked
+            rows_first = slab[:, :, :, :, :width].index_select(0, index).permute(1, 2, 0, 3, 4, 5)
+            self.kv[:, :, :, :, :width].index_copy_(2, torch.tensor(slots, device=slab.device), rows_first)
+
+    def commit(self, lengths: list[int]) -> list[KVRef]:
+        """Write each row's ``lengths[i]`` new positions back to the pool (in place where its prefix ends at its row's
+        tip and the row has room, else into a fresh row with its prefix); each row's context."""
+        pool = self.pool
+        if self.direct:
+            base = self.bases[0]
+            pool.used[base.capacity][base.row] = base.length + lengths[0]
+            return [KVRef(pool, base.capacity, base.row, base.length + lengths[0])]
+        moves: dict[int, tuple[list[int], list[int], list[int], list[int]]] = {}
+        out, prefix, used = [], self.prefix, pool.used
+        for slot, (base, n) in enumerate(zip(self.bases, lengths, strict=True)):
+            if base is not None and used[base.capacity][base.row] == base.length and base.length + n <= base.capacity:
+                capacity, row, start = base.capacity, base.row, base.length  # in place: its new positions only
+                rows, dst, slots, src = moves.setdefault(capacity, ([], [], [], []))
+                rows += [row] * n
                 dst += range(start, start + n)
-                src += range(self.prefix, self.prefix + n)
-        if rows:
-            rows_t, dst_t, src_t = torch.tensor(rows), torch.tensor(dst), torch.tensor(src)
-            self.arena.keys[rows_t, :, dst_t] = self.arena.keys[rows_t, :, src_t]
-            self.arena.values[rows_t, :, dst_t] = self.arena.values[rows_t, :, src_t]
-        out = []
-        for i, (start, n) in enumerate(zip(starts, lengths, strict=True)):
-            self.arena.used[i] = start + n
-            out.append(KVView(self.arena, i, start + n))
+                slots += [slot] * n
+                src += range(prefix, prefix + n)
+            else:  # a fresh row: its prefix, then its new positions
+                start = base.length if base is not None else 0
+                capacity = pool.capacity_for(start + n + SLACK)
+                row = pool.alloc(capacity, self.kv)
+                rows, dst, slots, src = moves.setdefault(capacity, ([], [], [], []))
+                rows += [row] * (start + n)
+                dst += range(start + n)
+                slots += [slot] * (start + n)
+                src += [*range(start), *range(prefix, prefix + n)]
+            used[capacity][row] = start + n
+            out.append(KVRef(pool, capacity, row, start + n))
+        rows_first = self.kv.permute(2, 0, 1, 3, 4, 5)
+        for capacity, (rows, dst, slots, src) in moves.items():
+            if rows:
+                device = self.kv.device
+                pool.slabs[capacity][torch.tensor(rows, device=device), :, :, :, torch.tensor(dst, device=device)] = \
+                    rows_first[torch.tensor(slots, device=device), :, :, :, torch.tensor(src, device=device)]
         return out
-
-
-def _by_arena(bases: list[KVView | None]) -> list[tuple[Arena, list[int], list[int]]]:
-    """The rows of ``bases`` grouped by the arena they live in: ``(arena, its rows, their slots in the batch)``."""
-    groups: dict[int, tuple[Arena, list[int], list[int]]] = {}
-    for slot, base in enumerate(bases):
-        if base is not None and base.length:
-            entry = groups.setdefault(id(base.arena), (base.arena, [], []))
-            entry[1].append(base.row)
-            entry[2].append(slot)
-    return list(groups.values())
-
-
-def gather_cache(bases: list[tuple[KVView, ...] | None], n_layers: int, max_positions: int) -> DynamicCache:
-    """A ``DynamicCache`` of :class:`GatherLayer` s for rows with per-row prefixes (a view per layer, or None)."""
-    cache = DynamicCache()
-    cache.layers = [GatherLayer([b[layer] if b is not None else None for b in bases], max_positions)
-                    for layer in range(n_layers)]
-    return cache
-
-
-def arena_cache(base: tuple[KVView, ...] | None, n_layers: int, max_positions: int) -> DynamicCache:
-    """A ``DynamicCache`` of :class:`ArenaLayer` s, every row starting from ``base`` (a view per layer)."""
-    cache = DynamicCache()
-    cache.layers = [ArenaLayer(base[i] if base else None, max_positions) for i in range(n_layers)]
-    return cache
 
 
 @dataclass
 class CachedState:
-    """One model's state after reading a context: its own token ids, a KV view per layer, the next-token
+    """One model's state after reading a context: its own token ids, its KV (:class:`KVRef`), the next-token
     log-probs in the primary vocabulary ``(V_p,)``, and (token healing) the model's own top next tokens
     ``(ids (k,), log-probs (k,))``."""
 
     ids: tuple[int, ...]
-    kv: tuple[KVView, ...]
+    kv: KVRef
     logprobs: torch.Tensor
     top: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the context's own KV positions and log-probs (arena slack not counted)."""
+        """Bytes of the context's own KV positions and log-probs (a row's spare capacity not counted)."""
+        return self.kv.nbytes + self.own_nbytes
+
+    @property
+    def own_nbytes(self) -> int:
+        """Bytes of its log-probs (and healing top tokens): what it holds beside its pool row."""
         top = 0 if self.top is None else sum(t.numel() * t.element_size() for t in self.top)
-        return sum(v.nbytes for v in self.kv) + self.logprobs.numel() * self.logprobs.element_size() + top
+        return self.logprobs.numel() * self.logprobs.element_size() + top
 
 
 class KVStore:
-    """LRU map ``own token ids -> CachedState`` holding at most ``max_bytes`` (by :attr:`CachedState.nbytes`).
+    """LRU map ``own token ids -> CachedState`` holding at most ``max_bytes``.
 
-    States along a chain share an arena, so the true footprint is about that of the longest
-    context per chain, up to twice that for the arena's spare capacity.
+    Bytes are those the entries keep alive: each pool row their states point into, counted once, whole (states along
+    a chain share a row), plus each entry's log-probs. A row no entry points into any more goes back to its pool.
     """
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.max_bytes = int(max_bytes)
         self.bytes = 0
         self._entries: OrderedDict[tuple[int, ...], CachedState] = OrderedDict()
+        self._rows: dict[tuple[int, int, int], int] = {}  # (pool, capacity, row) -> entries pointing into it
 
     def get(self, ids: tuple[int, ...]) -> CachedState | None:
         state = self._entries.get(ids)
@@ -238,24 +280,60 @@ class KVStore:
         return state
 
     def put(self, state: CachedState) -> None:
-        old = self._entries.pop(state.ids, None)
-        if old is not None:
-            self.bytes -= old.nbytes
-        self._entries[state.ids] = state
-        self.bytes += state.nbytes
+        self.put_many([state])
+
+    def put_many(self, states: list[CachedState], committed: list[KVRef] = ()) -> None:
+        """Add ``states`` (all of them before anything is evicted: a new state may share the row of an old one).
+        ``committed``: the rows a forward wrote; one no state points into (a row whose states a longer row's
+        replaced, in a forward that caches every prefix) goes back to its pool."""
+        for state in states:  # every new state's row held first: an entry replaced must not free a row one uses
+            self._hold((id(state.kv.pool), state.kv.capacity, state.kv.row), state.kv)
+        for state in states:
+            self.discard(state.ids)
+            self._entries[state.ids] = state
+            self.bytes += state.own_nbytes
+        for ref in committed:
+            if (id(ref.pool), ref.capacity, ref.row) not in self._rows:
+                ref.pool.release(ref.capacity, ref.row)
         while self.bytes > self.max_bytes and len(self._entries) > 1:
-            _, evicted = self._entries.popitem(last=False)
-            self.bytes -= evicted.nbytes
+            self.discard(next(iter(self._entries)))
+
+    @contextmanager
+    def pinned(self, states: list[CachedState]) -> Iterator[None]:
+        """Inside the block the rows of ``states`` are not given back to their pool, even if their entries are
+        evicted (forwards run one after another that read them)."""
+        keys = [(id(s.kv.pool), s.kv.capacity, s.kv.row) for s in states]
+        for key, state in zip(keys, states, strict=True):
+            self._hold(key, state.kv)
+        try:
+            yield
+        finally:
+            for key, state in zip(keys, states, strict=True):
+                self._drop(key, state.kv)
+
+    def _hold(self, key: tuple, ref: KVRef) -> None:
+        if self._rows.get(key, 0) == 0:
+            self.bytes += ref.pool.row_bytes(ref.capacity)
+        self._rows[key] = self._rows.get(key, 0) + 1
+
+    def _drop(self, key: tuple, ref: KVRef) -> None:
+        self._rows[key] -= 1
+        if self._rows[key] == 0:
+            del self._rows[key]
+            self.bytes -= ref.pool.row_bytes(ref.capacity)
+            ref.pool.release(ref.capacity, ref.row)
 
     def discard(self, ids: tuple[int, ...]) -> None:
         """Drop one entry if present."""
         old = self._entries.pop(ids, None)
-        if old is not None:
-            self.bytes -= old.nbytes
+        if old is None:
+            return
+        self.bytes -= old.own_nbytes
+        self._drop((id(old.kv.pool), old.kv.capacity, old.kv.row), old.kv)
 
     def clear(self) -> None:
-        self._entries.clear()
-        self.bytes = 0
+        for ids in list(self._entries):
+            self.discard(ids)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -22,7 +22,7 @@ from tokentree_env.errors import ConfigError, PromptError
 from tokentree_env.models.prompts import has_chat_template, prompt_ids, prompt_text
 from tokentree_env.scoring.panel import Panel, PanelConfig
 from tokentree_env.teachers.alignment import UNMAPPED_LOGPROB
-from tokentree_env.teachers.base import Teacher, propose
+from tokentree_env.teachers.base import Teacher, propose_many
 from tokentree_env.tree.slate import Slate, merge_proposals
 from tokentree_env.tree.tree import ROOT, TokenTree
 
@@ -243,9 +243,13 @@ class Expander:
         trees = {id(t): t for t, _ in pairs}
         if todo:
             contexts = [trees[t].context(n, self.decode) for t, n in todo]
-            logprobs = self._all_logprobs(contexts)  # (M, B, V_p)
+            logprobs = self._all_logprobs(contexts).numpy()  # (M, B, V_p)
+            c = self.config
+            rngs = [random.Random(hash((c.seed, trees[t].nodes[n].ids))) for t, n in todo]  # int tuples hash alike
+            drawn = propose_many(logprobs[self.proposer_columns].transpose(1, 0, 2), k_right=c.k_right,
+                                 k_wrong=c.k_wrong, top_p=c.top_p, rngs=rngs, allowed=self.allowed)
             for b, (t, node) in enumerate(todo):
-                trees[t].set_slate(node, self._slate(trees[t], node, logprobs[:, b]))
+                trees[t].set_slate(node, self._slate(trees[t], node, logprobs[:, b], iter(drawn[b])))
         return [t.nodes[n].slate for t, n in pairs]
 
     def _all_logprobs(self, contexts: list) -> torch.Tensor:
@@ -262,12 +266,9 @@ class Expander:
         near = {id(m): m.next_logprobs(contexts) for m in self.models if id(m) not in futures}
         return torch.stack([futures[id(m)].result() if id(m) in futures else near[id(m)] for m in self.models])
 
-    def _slate(self, tree: TokenTree, node: int, logprobs: torch.Tensor) -> Slate:
-        rng = random.Random(hash((self.config.seed, tree.nodes[node].ids)))  # int tuples hash the same everywhere
+    def _slate(self, tree: TokenTree, node: int, logprobs: np.ndarray, drawn) -> Slate:
+        """A node's slate from every model's log-probs ``(M, V_p)`` and the proposers' proposals (in column order)."""
         c = self.config
-        logprobs = logprobs.numpy()  # (M, V_p), once per node
-        drawn = iter(propose(logprobs[self.proposer_columns], k_right=c.k_right, k_wrong=c.k_wrong,
-                             top_p=c.top_p, rng=rng, allowed=self.allowed))
         proposals = [next(drawn) if m in self.proposer_columns else ([], []) for m in range(len(self.models))]
         weights, columns = self.log_weights(tree, node), self.teacher_columns
         keepers = dict.fromkeys([*columns, *([self.primary_column] if c.primary_proposes else [])])
