@@ -13,6 +13,7 @@ of them, which is how an engine is compared with the one before it::
     python benchmarks/engine_ab.py results/engine/after.json
     python benchmarks/engine_ab.py --compare results/engine/before.json results/engine/after.json
 
+``--stack real --problems 4 --batch 4`` plays the real learning run's self-play instead (:data:`REAL`).
 ``--compare`` says whether the two played the same episodes (each episode's tokens, every step's candidates, the
 steps and the end) and the ratio of their CPU seconds per episode. Run the two alternately, twice each, with nothing
 else on the machine: CPU seconds vary between runs.
@@ -29,8 +30,15 @@ SAME = ("tokens", "completion", "steps", "terminal_reason")
 """What two engines' episodes must share, besides every step's candidates."""
 
 
-def play(out: str, problems: int = 64, batch: int = 64) -> dict:
-    """Play the workload; write and return its CPU seconds and episodes."""
+REAL = {"teachers": ["pkg:gemma3-270m", "pkg:smollm2-135m-instruct"], "primary": "pkg:smollm2-135m-instruct",
+        "judge": None, "task": "arith2-words", "max_new_tokens": 24, "agent": "mcts:2"}
+"""``--stack real``: the real learning run's self-play (both real models as teachers, SmolLM2 as the primary, no
+judge, ``mcts:2``; its primary without LoRA)."""
+
+
+def play(out: str, problems: int = 64, batch: int = 64, stack: str = "chain5") -> dict:
+    """Play the workload (``stack``: ``"chain5"``, the zoo's, or ``"real"``, :data:`REAL`); write and return its CPU
+    seconds and episodes."""
     import torch
 
     from agents.training.selfplay import SelfPlayJob, play_episodes
@@ -39,12 +47,15 @@ def play(out: str, problems: int = 64, batch: int = 64) -> dict:
     from tokentree_env.zoo.catalog import default_models
 
     torch.set_num_threads(1)
-    models = default_models("chain5")
-    env = TokenTreeEnv(teachers=list(models["teachers"]), primary=models["primary"], judge=models["judge"],
-                       task="chain5", split="train", max_new_tokens=48, planner_verifier=True)
-    items = [(i, p.prompt, [0]) for i, p in enumerate(load_task("chain5").problems("train")[:problems])]
+    if stack == "real":
+        w = dict(REAL)
+    else:
+        w = {**default_models("chain5"), "task": "chain5", "max_new_tokens": 48, "agent": "mcts:4"}
+    env = TokenTreeEnv(teachers=list(w["teachers"]), primary=w["primary"], judge=w["judge"], task=w["task"],
+                       split="train", max_new_tokens=w["max_new_tokens"], planner_verifier=True)
+    items = [(i, p.prompt, [0]) for i, p in enumerate(load_task(w["task"]).problems("train")[:problems])]
     began = time.process_time()
-    episodes = list(play_episodes(env, items, SelfPlayJob(agent="mcts:4", batch=batch)))
+    episodes = list(play_episodes(env, items, SelfPlayJob(agent=w["agent"], batch=batch)))
     cpu = time.process_time() - began
     result = {"problems": problems, "batch": batch, "cpu_seconds": cpu, "cpu_per_episode": cpu / len(episodes),
               "forwarded_tokens": sum(e["forwarded_tokens"] for e in episodes),
@@ -78,13 +89,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("out", nargs="?", help="where to write this engine's run (JSON)")
     parser.add_argument("--problems", type=int, default=64)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--stack", choices=["chain5", "real"], default="chain5",
+                        help="the zoo's chain5 stack (default) or the real learning run's models (REAL)")
     parser.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="compare two runs written before")
     args = parser.parse_args(argv)
     if args.compare:
         return compare(*args.compare)
     if not args.out:
         parser.error("give a file to write the run to, or --compare BEFORE AFTER")
-    return play(args.out, args.problems, args.batch)
+    return play(args.out, args.problems, args.batch, args.stack)
 
 
 if __name__ == "__main__":
