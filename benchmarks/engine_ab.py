@@ -36,26 +36,31 @@ REAL = {"teachers": ["pkg:gemma3-270m", "pkg:smollm2-135m-instruct"], "primary":
 judge, ``mcts:2``; its primary without LoRA)."""
 
 
-def play(out: str, problems: int = 64, batch: int = 64, stack: str = "chain5") -> dict:
-    """Play the workload (``stack``: ``"chain5"``, the zoo's, or ``"real"``, :data:`REAL`); write and return its CPU
-    seconds and episodes."""
-    import torch
-
-    from agents.training.selfplay import SelfPlayJob, play_episodes
+def workload(stack: str = "chain5", problems: int = 64):
+    """The workload's env, its ``(prompt index, prompt, repeats)`` items and its search spec (``stack``: ``"chain5"``,
+    the zoo's, or ``"real"``, :data:`REAL`)."""
     from tokentree_env.env import TokenTreeEnv
     from tokentree_env.tasks import load_task
     from tokentree_env.zoo.catalog import default_models
 
-    torch.set_num_threads(1)
-    if stack == "real":
-        w = dict(REAL)
-    else:
-        w = {**default_models("chain5"), "task": "chain5", "max_new_tokens": 48, "agent": "mcts:4"}
+    w = dict(REAL) if stack == "real" else \
+        {**default_models("chain5"), "task": "chain5", "max_new_tokens": 48, "agent": "mcts:4"}
     env = TokenTreeEnv(teachers=list(w["teachers"]), primary=w["primary"], judge=w["judge"], task=w["task"],
                        split="train", max_new_tokens=w["max_new_tokens"], planner_verifier=True)
     items = [(i, p.prompt, [0]) for i, p in enumerate(load_task(w["task"]).problems("train")[:problems])]
+    return env, items, w["agent"]
+
+
+def play(out: str, problems: int = 64, batch: int = 64, stack: str = "chain5") -> dict:
+    """Play the workload (:func:`workload`); write and return its CPU seconds and episodes."""
+    import torch
+
+    from agents.training.selfplay import SelfPlayJob, play_episodes
+
+    torch.set_num_threads(1)
+    env, items, agent = workload(stack, problems)
     began = time.process_time()
-    episodes = list(play_episodes(env, items, SelfPlayJob(agent=w["agent"], batch=batch)))
+    episodes = list(play_episodes(env, items, SelfPlayJob(agent=agent, batch=batch)))
     cpu = time.process_time() - began
     result = {"problems": problems, "batch": batch, "cpu_seconds": cpu, "cpu_per_episode": cpu / len(episodes),
               "forwarded_tokens": sum(e["forwarded_tokens"] for e in episodes),

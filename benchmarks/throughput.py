@@ -225,17 +225,13 @@ def profile_self_play(problems: int, batch: int, top: int = 25) -> str:
     import pstats
 
     from agents.training.selfplay import SelfPlayJob, play_episodes
-    from tokentree_env.env import TokenTreeEnv
-    from tokentree_env.tasks import load_task
-    from tokentree_env.zoo.catalog import default_models
 
-    models = default_models("chain5")
-    env = TokenTreeEnv(teachers=list(models["teachers"]), primary=models["primary"], judge=models["judge"],
-                       task="chain5", split="train", max_new_tokens=48, planner_verifier=True)
-    items = [(i, p.prompt, [0]) for i, p in enumerate(load_task("chain5").problems("train")[:problems])]
+    from .engine_ab import workload
+
+    env, items, agent = workload("chain5", problems)  # the engine A/B's workload
     profiler = cProfile.Profile(time.process_time)
     profiler.enable()
-    list(play_episodes(env, items, SelfPlayJob(agent="mcts:4", batch=batch)))
+    list(play_episodes(env, items, SelfPlayJob(agent=agent, batch=batch)))
     profiler.disable()
     out = io.StringIO()
     for order in ("tottime", "cumulative"):

@@ -74,16 +74,10 @@ class CostCounter:
                 entry["forwarded_tokens"] += forwarded
                 entry["generated_tokens"] += generated
 
-    @contextmanager
-    def charging(self, owner: Hashable | None) -> Iterator[None]:
+    def charging(self, owner: Hashable | None):
         """Charge the work counted inside the block to ``owner`` (nested blocks: the innermost; ``None`` keeps the
         enclosing owner)."""
-        previous = self._owner
-        self._owner = owner if owner is not None else previous
-        try:
-            yield
-        finally:
-            self._owner = previous
+        return charging_all([self], owner)
 
     @property
     def owner(self) -> Hashable | None:

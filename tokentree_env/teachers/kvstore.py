@@ -117,11 +117,6 @@ class KVRef(NamedTuple):
     row: int
     length: int
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes of its own positions."""
-        return self.pool.row_bytes(self.capacity) // self.capacity * self.length
-
 
 class PooledLayer(DynamicLayer):
     """Layer ``index`` of a :class:`PooledBatch` (a ``DynamicLayer`` whose keys and values live in the batch)."""
@@ -247,11 +242,6 @@ class CachedState:
     kv: KVRef
     logprobs: torch.Tensor
     top: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the context's own KV positions and log-probs (a row's spare capacity not counted)."""
-        return self.kv.nbytes + self.own_nbytes
 
     @property
     def own_nbytes(self) -> int:
