@@ -46,6 +46,9 @@ def tiny_model(tokenizer, arch="llama", seed=0):
                "pad_token_id": tokenizer.pad_token_id, "vocab_size": len(tokenizer)}
     if arch == "gpt2":
         config = GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, **ids)
+    elif arch == "llama-gqa":  # grouped-query attention, as SmolLM2 and gemma3 have
+        config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                             num_key_value_heads=1, max_position_embeddings=64, **ids)
     else:
         config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                              num_key_value_heads=2, max_position_embeddings=64, **ids)
@@ -56,3 +59,23 @@ def loaded(tokenizer, arch="llama", seed=0, name=None):
     from tokentree_env.models import LoadedModel
 
     return LoadedModel(name or f"tiny-{arch}-{seed}", tiny_model(tokenizer, arch, seed), tokenizer, "")
+
+
+def text_context(primary, text):
+    """A context of ``text`` in the primary tokenizer's ids."""
+    from tokentree_env.teachers.base import Context
+
+    return Context(tuple(primary(text)["input_ids"]), text)
+
+
+def full_recompute(teacher, primary, text):
+    """A teacher's next-token log-probs after ``text`` in the primary's vocabulary, read from scratch (no cache)."""
+    import torch
+
+    from tokentree_env.teachers.alignment import piece_to_primary_map, to_primary_logprobs
+
+    ids = teacher.tokenizer(text, return_tensors="pt")["input_ids"]
+    logits = teacher.model(input_ids=ids).logits[:, -1]
+    if teacher.shares_primary_tokenizer:
+        return torch.log_softmax(logits, -1)[0]
+    return to_primary_logprobs(logits, piece_to_primary_map(teacher.tokenizer, primary), len(primary))[0]

@@ -179,6 +179,34 @@ def test_an_episodes_cost_excludes_other_prompts_prepared_during_it(env):
     assert charged == alone.episode_costs()["forwarded_tokens"]
 
 
+def test_prepared_roots_are_expanded_ahead_and_charged_to_each_prompts_first_episode_as_at_reset():
+    """``prepare(roots=True)`` expands every root in one batch per model: a reset then makes no model call for the
+    root, and each prompt's first episode is charged what an unprepared env charges it, calls included. Without
+    ``roots`` a root waits for its episode (a prompt prepared but never played costs no root)."""
+    from tokentree_env.tree import ROOT
+
+    prompts = ["12+35+20=", "7+1+4=", "44+22+11+9="]
+    prepared, plain = TokenTreeEnv(**SMALL), TokenTreeEnv(**SMALL)
+    plain.prepare(prompts[:1])
+    assert plain.trees[prompts[0]].nodes[ROOT].slate is None
+    prepared.prepare(prompts, roots=True)
+    assert all(prepared.trees[p].nodes[ROOT].slate is not None for p in prompts)
+    for prompt in prompts:
+        calls = {n: c["forward_calls"] for n, c in prepared.costs().items()}
+        obs, _ = prepared.reset(options={"prompt": prompt})
+        assert {n: c["forward_calls"] for n, c in prepared.costs().items()} == calls  # the root came ready
+        info = finish(prepared, obs)
+        alone = TokenTreeEnv(**SMALL)
+        expected = finish(alone, alone.reset(options={"prompt": prompt})[0])
+        assert info["episode_cost"] == expected["episode_cost"]
+        assert info["episode_cost"]["forward_calls"] > 0
+        assert info["episode_cost_by_model"] == expected["episode_cost_by_model"]
+        assert info["text"] == expected["text"]
+        alone.close()
+    prepared.close()
+    plain.close()
+
+
 def test_a_batched_answer_is_charged_only_the_tokens_its_row_forwarded():
     from tokentree_env.teachers import HFTeacher
 

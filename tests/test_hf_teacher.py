@@ -3,24 +3,10 @@
 import pytest
 import torch
 
-from tests.helpers import char_primary, loaded, pair_tokenizer
+from tests.helpers import char_primary, full_recompute, loaded, pair_tokenizer, text_context
 from tokentree_env.errors import ConfigError, ContextTooLongError, ModelOutputError
 from tokentree_env.teachers import HFTeacher
-from tokentree_env.teachers.alignment import piece_to_primary_map, to_primary_logprobs
-from tokentree_env.teachers.base import Context
 from tokentree_env.tree import Expander, TokenTree
-
-
-def _context(primary, text):
-    return Context(tuple(primary(text)["input_ids"]), text)
-
-
-def _full_recompute(teacher, primary, text):
-    ids = teacher.tokenizer(text, return_tensors="pt")["input_ids"]
-    logits = teacher.model(input_ids=ids).logits[:, -1]
-    if teacher.shares_primary_tokenizer:
-        return torch.log_softmax(logits, -1)[0]
-    return to_primary_logprobs(logits, piece_to_primary_map(teacher.tokenizer, primary), len(primary))[0]
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
@@ -32,8 +18,8 @@ def test_cached_step_by_step_logprobs_equal_a_full_recompute(arch, foreign):
     text = "12+35="
     for piece in ["4", "7", "+", "1", "3", "=", "1", "2", "."]:
         text += piece
-        cached = teacher.next_logprobs([_context(primary, text)])[0]
-        full = _full_recompute(teacher, primary, text)
+        cached = teacher.next_logprobs([text_context(primary, text)])[0]
+        full = full_recompute(teacher, primary, text)
         finite = torch.isfinite(full)
         assert torch.equal(finite, torch.isfinite(cached))
         assert torch.allclose(cached[finite], full[finite], atol=1e-5)
@@ -43,23 +29,23 @@ def test_siblings_are_forwarded_in_one_batch_and_match_separate_forwards():
     primary = char_primary()
     teacher = HFTeacher(loaded(primary))
     teacher.bind(primary)
-    teacher.next_logprobs([_context(primary, "12+35=")])
+    teacher.next_logprobs([text_context(primary, "12+35=")])
     calls = teacher.counters.forward_calls
-    siblings = [_context(primary, "12+35=" + d) for d in "0123456789"]
+    siblings = [text_context(primary, "12+35=" + d) for d in "0123456789"]
     batched = teacher.next_logprobs(siblings)
     assert teacher.counters.forward_calls == calls + 1
     assert teacher.counters.forwarded_tokens == len(primary("12+35=")["input_ids"]) + 10  # no re-encoding
     for context, row in zip(siblings, batched, strict=True):
-        assert torch.allclose(row, _full_recompute(teacher, primary, context.text), atol=1e-5)
+        assert torch.allclose(row, full_recompute(teacher, primary, context.text), atol=1e-5)
 
 
 def test_a_revisited_context_makes_no_model_call():
     primary = char_primary()
     teacher = HFTeacher(loaded(primary))
     teacher.bind(primary)
-    first = teacher.next_logprobs([_context(primary, "1+1=")])
+    first = teacher.next_logprobs([text_context(primary, "1+1=")])
     calls = teacher.counters.as_dict()
-    again = teacher.next_logprobs([_context(primary, "1+1=")])
+    again = teacher.next_logprobs([text_context(primary, "1+1=")])
     assert teacher.counters.as_dict() == calls
     assert torch.equal(first, again)
 
@@ -80,7 +66,7 @@ def test_the_cache_is_bounded_in_bytes():
     teacher = HFTeacher(loaded(primary), cache_bytes=200_000)
     teacher.bind(primary)
     for i in range(40):
-        teacher.next_logprobs([_context(primary, f"{i}+{i}=")])
+        teacher.next_logprobs([text_context(primary, f"{i}+{i}=")])
     assert teacher.store.bytes <= 200_000 and 1 < len(teacher.store) < 40  # what it keeps fits; the rest was let go
 
 
@@ -89,7 +75,7 @@ def test_a_context_longer_than_the_window_names_the_model():
     teacher = HFTeacher(loaded(primary, name="tiny-window"))
     teacher.bind(primary)
     with pytest.raises(ContextTooLongError, match="tiny-window"):
-        teacher.next_logprobs([_context(primary, "1" * 100)])
+        teacher.next_logprobs([text_context(primary, "1" * 100)])
 
 
 def test_nan_logits_raise_a_typed_error_naming_the_model():
@@ -100,7 +86,7 @@ def test_nan_logits_raise_a_typed_error_naming_the_model():
     teacher = HFTeacher(lm)
     teacher.bind(primary)
     with pytest.raises(ModelOutputError, match="broken"):
-        teacher.next_logprobs([_context(primary, "1+1=")])
+        teacher.next_logprobs([text_context(primary, "1+1=")])
 
 
 def test_an_empty_teacher_list_is_refused():
@@ -129,8 +115,8 @@ def test_branching_copies_on_write_so_siblings_never_corrupt_each_other(arch):
     teacher = HFTeacher(loaded(primary, arch))
     teacher.bind(primary)
     for text in ["12+3", "12+35", "12+34", "12+35=", "12+34=", "12+35=4", "12+3"]:
-        cached = teacher.next_logprobs([_context(primary, text)])[0]
-        assert torch.allclose(cached, _full_recompute(teacher, primary, text), atol=1e-5), text
+        cached = teacher.next_logprobs([text_context(primary, text)])[0]
+        assert torch.allclose(cached, full_recompute(teacher, primary, text), atol=1e-5), text
 
 
 def test_a_linear_path_shares_one_pool_row_instead_of_a_cache_per_node():
@@ -140,7 +126,7 @@ def test_a_linear_path_shares_one_pool_row_instead_of_a_cache_per_node():
     text = "12+35="
     for piece in "47+13=60.":
         text += piece
-        teacher.next_logprobs([_context(primary, text)])
+        teacher.next_logprobs([text_context(primary, text)])
     rows = {(state.kv.capacity, state.kv.row) for state in teacher.store._entries.values()}
     assert len(rows) <= 2  # one chain: the prompt's row, moved to a larger one once at most
 
@@ -258,73 +244,13 @@ def test_a_healing_teacher_reads_the_prefix_state_and_returns_a_distribution():
     primary = char_primary()
     teacher = HFTeacher(loaded(pair_tokenizer()))
     teacher.bind(primary)
-    out = teacher.next_logprobs([_context(primary, "12+3")])[0]
+    out = teacher.next_logprobs([text_context(primary, "12+3")])[0]
     unhealed = HFTeacher(teacher.lm, heal=False)
     unhealed.bind(primary)
-    plain = unhealed.next_logprobs([_context(primary, "12+3")])[0]
+    plain = unhealed.next_logprobs([text_context(primary, "12+3")])[0]
     assert 0.0 < out.exp().sum() <= 1.0 + 1e-4  # mass on pieces that map nowhere (specials) stays off the vocabulary
     assert not torch.allclose(out, plain)
     assert teacher.store.get(tuple(teacher.tokenizer("12+")["input_ids"])) is not None  # q0 came from "12+"
-
-
-@pytest.mark.parametrize("arch", ["llama", "gpt2"])
-def test_contexts_of_different_prompts_are_gathered_into_one_forward_and_match_separate_forwards(arch):
-    """Lockstep play: contexts whose cached prefixes differ (other prompts, other depths) run in one padded batch
-    with the gap masked; their log-probs, and those of the contexts that extend them, match a full recompute
-    within 1e-5 (the tolerance of a padded batch's reordered sums)."""
-    primary = char_primary()
-    teacher = HFTeacher(loaded(primary, arch))
-    teacher.bind(primary)
-    prompts = ["12+35=", "7+1=", "99+99+99="]
-    teacher.next_logprobs([_context(primary, p) for p in prompts])  # three prefixes, cached
-    calls = teacher.counters.forward_calls
-    longer = [p + d for p, d in zip(prompts, "481", strict=True)]
-    batched = teacher.next_logprobs([_context(primary, t) for t in longer])
-    assert teacher.counters.forward_calls == calls + 1  # one forward for three prefixes
-    for text, row in zip(longer, batched, strict=True):
-        assert torch.allclose(row, _full_recompute(teacher, primary, text), atol=1e-5)
-    again = [t + "2" for t in longer]  # the gathered contexts are contiguous views that extend again
-    for text, row in zip(again, teacher.next_logprobs([_context(primary, t) for t in again]), strict=True):
-        assert torch.allclose(row, _full_recompute(teacher, primary, text), atol=1e-5)
-
-
-def test_a_gathered_batch_writes_each_row_back_in_place_where_its_prefix_ends_at_the_rows_tip():
-    """Contexts of different prompts extended in one gathered forward keep their rows (no prefix copied again); a
-    sibling of an already extended context gets a fresh row, and both read their own prefix."""
-    primary = char_primary()
-    teacher = HFTeacher(loaded(primary))
-    teacher.bind(primary)
-    prompts = ["12+35=", "7+1=", "99+99+99="]
-    teacher.next_logprobs([_context(primary, p) for p in prompts])
-    rows = [teacher.store.get(_context(primary, p).ids).kv for p in prompts]
-    longer = [p + d for p, d in zip(prompts, "481", strict=True)]
-    teacher.next_logprobs([_context(primary, t) for t in longer])
-    extended = [teacher.store.get(_context(primary, t).ids).kv for t in longer]
-    assert [(r.capacity, r.row) for r in extended] == [(r.capacity, r.row) for r in rows]
-    assert [r.length for r in extended] == [r.length + 1 for r in rows]
-    sibling = prompts[0] + "5"
-    cached = teacher.next_logprobs([_context(primary, sibling)])[0]
-    assert teacher.store.get(_context(primary, sibling).ids).kv.row != extended[0].row
-    assert torch.allclose(cached, _full_recompute(teacher, primary, sibling), atol=1e-5)
-    assert torch.allclose(teacher.next_logprobs([_context(primary, longer[0] + "7")])[0],
-                          _full_recompute(teacher, primary, longer[0] + "7"), atol=1e-5)
-
-
-def test_rows_the_cache_lets_go_are_reused_and_read_correctly_after_reuse():
-    """A small cache evicts; the rows it frees go back to the pool and are written again (the pool does not grow
-    with the contexts read), and a context read into a reused row still matches a full recompute."""
-    primary = char_primary()
-    teacher = HFTeacher(loaded(primary), cache_bytes=60_000)
-    teacher.bind(primary)
-    texts = [f"{i}+{2 * i}=" for i in range(60)]
-    for text in texts:
-        teacher.next_logprobs([_context(primary, text)])
-    rows = sum(teacher.pool.fresh.values())  # rows ever handed out
-    assert teacher.store.bytes <= 60_000 or len(teacher.store) == 1
-    assert rows < len(texts) / 4
-    for text in texts[:3]:  # long evicted: read again into reused rows
-        assert torch.allclose(teacher.next_logprobs([_context(primary, text)])[0],
-                              _full_recompute(teacher, primary, text), atol=1e-5)
 
 
 def test_reference_answers_decoded_inside_an_episodes_charging_charge_it_each_call_once():
@@ -339,47 +265,3 @@ def test_reference_answers_decoded_inside_an_episodes_charging_charge_it_each_ca
             alone.answers([prompt], max_new_tokens=24)
     assert alone.counters.ledger["episode"]["forward_calls"] == alone.counters.forward_calls  # a call is one call
     assert together.counters.ledger == alone.counters.ledger
-
-
-def test_forwards_run_one_prefix_at_a_time_never_overwrite_a_later_ones_prefix_under_cache_pressure():
-    """With ``batch_across`` off, contexts of different prompts run one forward per prefix; a small cache evicts the
-    later prefixes' entries while the first runs, and their rows must not be handed to another context before they
-    are read."""
-    primary = char_primary()
-    teacher = HFTeacher(loaded(primary))
-    teacher.bind(primary)
-    teacher.batch_across = False
-    prompts = ["12+35=", "7+1=", "99+99+99=", "40+2="]
-    teacher.next_logprobs([_context(primary, p) for p in prompts])
-    teacher.store.max_bytes = teacher.pool.row_bytes(64) + 4_000  # one row and its log-probs
-    longer = [p + d for p, d in zip(prompts, "4812", strict=True)]
-    for text, row in zip(longer, teacher.next_logprobs([_context(primary, t) for t in longer]), strict=True):
-        assert torch.allclose(row, _full_recompute(teacher, primary, text), atol=1e-5), text
-
-
-def test_every_pool_row_is_either_pointed_into_by_the_cache_or_free_after_mixed_reads():
-    primary = char_primary()
-    teacher = HFTeacher(loaded(primary), cache_bytes=150_000)
-    teacher.bind(primary)
-    for i in range(12):
-        text = f"{i}+{i + 1}="
-        teacher.next_logprobs([_context(primary, text), _context(primary, text + "1")])
-        teacher.path_logprobs([_context(primary, text + "1"), _context(primary, text + "12")], [1, 1])
-    pool, store = teacher.pool, teacher.store
-    assert len(store._rows) + sum(len(rows) for rows in pool.free.values()) == sum(pool.fresh.values())
-    teacher.close()
-    assert len(store) == 0 and store.bytes == 0
-
-
-def test_a_row_a_new_state_points_into_is_never_freed_by_the_entry_it_replaces():
-    from tokentree_env.teachers.kvstore import CachedState, KVPool, KVRef, KVStore
-
-    pool, store = KVPool(n_layers=1, max_positions=64), KVStore()
-    like = torch.zeros(1, 2, 1, 1, 4, 2)  # (layers, 2, B, heads, T, head_dim)
-    kept, other = pool.alloc(64, like), pool.alloc(64, like)
-    logprobs = torch.zeros(3)
-    store.put(CachedState((1, 2), KVRef(pool, 64, kept, 2), logprobs))
-    # one forward's states: (1, 2) now in another row, and (1, 2, 3) written in place in the row (1, 2) was in
-    store.put_many([CachedState((1, 2), KVRef(pool, 64, other, 2), logprobs),
-                    CachedState((1, 2, 3), KVRef(pool, 64, kept, 3), logprobs)])
-    assert kept not in pool.free[64] and other not in pool.free[64]

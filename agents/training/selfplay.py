@@ -122,7 +122,7 @@ def play_episodes(env, items: Sequence[tuple[int, str, Sequence[int]]], job: Sel
     if not job.coverage_first:  # under a round budget a lockstep batch at a time: no tree for a prompt never played
         step = max(1, job.batch) if job.round_budget else max(1, len(items))
         for start in range(0, len(items), step):
-            env.unwrapped.prepare([prompt for _, prompt, _ in items[start:start + step]])
+            env.unwrapped.prepare([prompt for _, prompt, _ in items[start:start + step]], roots=True)
             yield from _search(env, agents, items[start:start + step], job)
         return
     for start in range(0, len(items), COVERAGE_CHUNK):  # a chunk at a time (a round budget may stop within one)

@@ -57,6 +57,7 @@ class ObservationBuilder:
         tok = expander.tokenizer
         self.vocab_size = max(len(tok), max(tok.get_vocab().values()) + 1)
         self.token_texts = TokenTexts(tok)
+        self._pieces: dict[int, str] = {}  # token id -> the tokenizer's piece, for provenance
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
         self.low = FEATURE_LOW
         self.high = np.array([1.0, 1.0, weightage_cap, 0.0, 0.0, 1.0, 1.0, 1.0], dtype=np.float32)
@@ -89,6 +90,12 @@ class ObservationBuilder:
                 self._references[tree.prompt] = self.similarity.reference(paths, [self.expander.decode(p) for p in paths])
         self.expander.expand(tree, [ROOT])
 
+    def _piece(self, token: int) -> str:
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self.expander.tokenizer.convert_ids_to_tokens(token)
+        return piece
+
     def _static(self, tree: TokenTree, node: int):
         """Per-node parts of the observation and info that do not change with weightage (cached)."""
         key = (tree.prompt, node)
@@ -112,14 +119,13 @@ class ObservationBuilder:
         mask = np.zeros(self.width, dtype=np.int8)
         mask[:n] = 1
         names = [m.name for m in ex.models]
-        provenance = [{"token": int(t), "text": ex.tokenizer.convert_ids_to_tokens(int(t)),
-                       "direction": "right" if r else "wrong", "votes": int(v), "reference": bool(ref),
-                       "proposed_by": [names[m] for m in np.flatnonzero(p)]}
-                      for t, r, v, ref, p in zip(tokens, slate.right, slate.votes, slate.reference, slate.proposed,
-                                                 strict=True)]
+        provenance = [{"token": t, "text": self._piece(t), "direction": "right" if r else "wrong", "votes": v,
+                       "reference": ref, "proposed_by": [name for name, on in zip(names, p, strict=True) if on]}
+                      for t, r, v, ref, p in zip(tokens.tolist(), slate.right.tolist(), slate.votes.tolist(),
+                                                 slate.reference.tolist(), slate.proposed.tolist(), strict=True)]
         weights = np.exp(ex.log_weights(tree, node))
-        panel = {"rule": ex.panel.config.rule, "weights": weights.tolist(), "writer": int(np.argmax(weights)),
-                 "teacher_logprobs": slate.logprobs[:, ex.teacher_columns].tolist()}
+        panel = {"rule": ex.panel.config.rule, "weights": weights, "writer": int(np.argmax(weights)),
+                 "teacher_logprobs": slate.logprobs[:, ex.teacher_columns]}  # arrays: info() lists them afresh
         found = (slate, feats, candidates, mask, sim, provenance, panel)
         self._node_cache[key] = found
         return found
@@ -165,7 +171,7 @@ class ObservationBuilder:
             info["candidates"] = [p["text"] for p in provenance]
             info["directions"] = [p["direction"] for p in provenance]
             info["provenance"] = provenance
-            info["panel"] = {**panel, "weights": list(panel["weights"]),  # fresh per call: callers may keep infos
-                             "teacher_logprobs": [list(row) for row in panel["teacher_logprobs"]]}
+            info["panel"] = {**panel, "weights": panel["weights"].tolist(),  # fresh per call: callers may keep infos
+                             "teacher_logprobs": panel["teacher_logprobs"].tolist()}
         return info
 

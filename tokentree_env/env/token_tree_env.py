@@ -294,11 +294,12 @@ class TokenTreeEnv(AgentViews, TreePersistence, RolloutAPI, gym.Env):
             raise EnvStateError(f"set_state() needs an EnvState of this env's trees, got {state!r:.80}")
         self._state = state
 
-    def prepare(self, prompts: Sequence[str]) -> int:
-        """Build the trees of many prompts ahead of their episodes, in batches (the teachers' reference answers,
-        the judge's workings); the episodes are the same as without. Each prompt's share of the work is charged to
-        its first episode. Returns how many trees it built."""
-        return self.store.prepare(prompts, verdicts=self.judge_verdict)
+    def prepare(self, prompts: Sequence[str], *, roots: bool = False) -> int:
+        """Build the trees of many prompts ahead of their episodes, in batches (the teachers' reference answers, the
+        judge's workings, and with ``roots`` the roots' slates: for prompts that are all about to be played); the
+        episodes are the same as without. Each prompt's share of the work is charged to its first episode. Returns how
+        many trees it built."""
+        return self.store.prepare(prompts, verdicts=self.judge_verdict, roots=roots)
 
     def prefetch(self, states: Sequence[EnvState], actions: Sequence[int]) -> None:
         """Lockstep batching: the model work of the transitions ``(states[i], actions[i])`` of any prompts, in one

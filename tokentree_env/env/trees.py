@@ -4,7 +4,8 @@ and merged exactly, with each batch's preparation cost charged to the prompt's f
 Compute accounting (DESIGN §10, ``docs/design.md``): building a tree at ``reset`` happens inside the
 episode's cost window. :meth:`TreeStore.prepare` builds many trees ahead of their episodes in batches;
 what each prompt's rows forwarded there (its teachers' reference answers, the judge's working) is
-recorded per prompt and charged to **the first episode played on that prompt** (:meth:`take_pending`).
+recorded per prompt (with ``roots``, its root's slate too) and charged to **the first episode played on that
+prompt** (:meth:`take_pending`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 
 from tokentree_env.env.state import tree_filename
 from tokentree_env.errors import EnvStateError
-from tokentree_env.tree import Expander, TokenTree, WeightageRule
+from tokentree_env.teachers.base import splitting_calls
+from tokentree_env.tree import ROOT, Expander, TokenTree, WeightageRule
 
 
 class TreeStore:
@@ -72,22 +74,32 @@ class TreeStore:
         self.updates["episodes"] += 1
         return count
 
-    def prepare(self, prompts: Sequence[str], *, verdicts: bool = True) -> int:
-        """Build the trees of many prompts in batches, and the judge's workings when ``verdicts``; record
-        each prompt's share of the work for its first episode. Returns how many trees it built."""
+    def prepare(self, prompts: Sequence[str], *, verdicts: bool = True, roots: bool = False) -> int:
+        """Build the trees of many prompts in batches, the judge's workings when ``verdicts``, and with ``roots`` every
+        root's slate (one batch per model, for prompts about to be played: a reset would expand each alone); record
+        each prompt's share of the work for its first episode, the calls it alone would have made included. Returns
+        how many trees it built."""
         prompts = list(dict.fromkeys(prompts))
         todo = [p for p in prompts if p not in self.trees]
         owners = [("prepare", p) for p in todo]
-        if todo:
-            trees = self.expander.new_trees(todo, references=self.references, max_new_tokens=self.max_new_tokens,
-                                            owners=owners, allow_lossy=self.allow_lossy_prompts)
+        if not todo:
+            return 0
+        trees = self.expander.new_trees(todo, references=self.references, max_new_tokens=self.max_new_tokens,
+                                        owners=owners, allow_lossy=self.allow_lossy_prompts)
+        self.trees.update(zip(todo, trees, strict=True))
+        try:  # whatever fails below, the work done so far is owed by each prompt's first episode, once
+            if roots:
+                for tree, owner in zip(trees, owners, strict=True):  # the roots' rows are preparation too
+                    tree.owner = owner
+                with splitting_calls(self._counters().values()):
+                    self.expander.expand_many([(tree, ROOT) for tree in trees])
+            if self.judge is not None and verdicts and hasattr(self.judge, "prepare"):
+                self.judge.prepare(todo, owners=owners)
+        finally:
             for tree in trees:
                 tree.owner = self.owner(tree.prompt)
-            self.trees.update(zip(todo, trees, strict=True))
-        if self.judge is not None and verdicts and hasattr(self.judge, "prepare"):
-            self.judge.prepare(todo, owners=owners)
-        for prompt, owner in zip(todo, owners, strict=True):
-            self.pending[prompt] = {name: counters.take(owner) for name, counters in self._counters().items()}
+            for prompt, owner in zip(todo, owners, strict=True):
+                self.pending[prompt] = {name: counters.take(owner) for name, counters in self._counters().items()}
         return len(todo)
 
     def take_pending(self, prompt: str) -> dict[str, dict[str, int]]:

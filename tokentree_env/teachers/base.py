@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +55,7 @@ class CostCounter:
     generated_tokens: int = 0
     ledger: dict[Hashable, dict[str, int]] = field(default_factory=dict, repr=False, compare=False)
     _owner: Hashable | None = field(default=None, repr=False, compare=False)
+    _split: bool = field(default=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, *, calls: int = 0, forwarded: int = 0, generated: int = 0, owner: Hashable | None = None,
@@ -73,6 +74,17 @@ class CostCounter:
                 entry["forward_calls"] += calls
                 entry["forwarded_tokens"] += forwarded
                 entry["generated_tokens"] += generated
+
+    def call(self, owners: Iterable[Hashable | None] = ()) -> None:
+        """Count one (batched) call that forwarded rows for ``owners``: in the totals, charged to the owner of
+        :meth:`charging`; inside :func:`splitting_calls`, charged instead to each of ``owners`` (shared)."""
+        if not self._split:
+            self.add(calls=1)
+            return
+        with self._lock:
+            self.forward_calls += 1
+        for owner in dict.fromkeys(o for o in owners if o is not None):
+            self.add(calls=1, owner=owner, shared=True)
 
     def charging(self, owner: Hashable | None):
         """Charge the work counted inside the block to ``owner`` (nested blocks: the innermost; ``None`` keeps the
@@ -102,20 +114,30 @@ class CostCounter:
         return {name: getattr(self, name) for name in COST_FIELDS}
 
 
-@contextmanager
-def charging_all(counters, owner: Hashable | None) -> Iterator[None]:
+def charging_all(counters, owner: Hashable | None):
     """:meth:`CostCounter.charging` of many counters in one block (one entry for all of them: the env enters it at
     every transition)."""
+    return nullcontext() if owner is None else _setting(counters, "_owner", owner)
+
+
+def splitting_calls(counters):
+    """Inside the block, each call of these counters (:meth:`CostCounter.call`) is charged to every owner it forwarded
+    rows for: work done in one batch ahead of several episodes charges each the calls that it alone would have made."""
+    return _setting(counters, "_split", True)
+
+
+@contextmanager
+def _setting(counters, name: str, value) -> Iterator[None]:
+    """Every counter's attribute ``name`` set to ``value`` inside the block, and back after it."""
     counters = list(counters)
-    previous = [counter._owner for counter in counters]
-    if owner is not None:
-        for counter in counters:
-            counter._owner = owner
+    previous = [getattr(counter, name) for counter in counters]
+    for counter in counters:
+        setattr(counter, name, value)
     try:
         yield
     finally:
         for counter, before in zip(counters, previous, strict=True):
-            counter._owner = before
+            setattr(counter, name, before)
 
 
 class Teacher(ABC):

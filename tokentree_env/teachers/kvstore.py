@@ -26,7 +26,6 @@ import math
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -232,22 +231,42 @@ class PooledBatch:
         return out
 
 
-@dataclass
 class CachedState:
-    """One model's state after reading a context: its own token ids, its KV (:class:`KVRef`), the next-token
-    log-probs in the primary vocabulary ``(V_p,)``, and (token healing) the model's own top next tokens
-    ``(ids (k,), log-probs (k,))``."""
+    """One model's state after reading a context: its own token ids ``ids``, its KV ``kv`` (:class:`KVRef`), the
+    next-token log-probs in the primary vocabulary (:attr:`logprobs`), and (token healing) the model's own top next
+    tokens (:attr:`top`).
 
-    ids: tuple[int, ...]
-    kv: KVRef
-    logprobs: torch.Tensor
-    top: tuple[torch.Tensor, torch.Tensor] | None = None
+    ``logprobs``: the state's own ``(V_p,)``; or, with ``row``, its forward's ``(E, V_p)``, of which row ``row`` is this
+    state's (and ``tops``, the forward's ``(ids (E, k), log-probs (E, k))`` top tokens). A forward's states share its
+    tensors and read their row only when asked: a forward that caches every prefix makes many states, and few of them
+    are ever read (a state that a later context is read from needs only its KV).
+    """
+
+    __slots__ = ("_logprobs", "_row", "ids", "kv", "tops")
+
+    def __init__(self, ids: tuple[int, ...], kv: KVRef, logprobs: torch.Tensor,
+                 tops: tuple[torch.Tensor, torch.Tensor] | None = None, row: int | None = None) -> None:
+        if tops is not None and row is None:
+            raise ValueError("CachedState: top tokens come from a forward's batch; give the state's row too")
+        self.ids, self.kv, self._logprobs, self._row, self.tops = ids, kv, logprobs, row, tops
+
+    @property
+    def logprobs(self) -> torch.Tensor:
+        """The next-token log-probs in the primary vocabulary, ``(V_p,)``."""
+        return self._logprobs if self._row is None else self._logprobs[self._row]
+
+    @property
+    def top(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The model's own top next tokens after this context, ``(ids (k,), log-probs (k,))``."""
+        return None if self.tops is None else (self.tops[0][self._row], self.tops[1][self._row])
 
     @property
     def own_nbytes(self) -> int:
-        """Bytes of its log-probs (and healing top tokens): what it holds beside its pool row."""
-        top = 0 if self.top is None else sum(t.numel() * t.element_size() for t in self.top)
-        return self.logprobs.numel() * self.logprobs.element_size() + top
+        """Bytes of its log-probs (and healing top tokens), its row's share of shared tensors: what it holds beside
+        its pool row."""
+        lp = self._logprobs
+        top = 0 if self.tops is None else sum(t.shape[-1] * t.element_size() for t in self.tops)
+        return lp.shape[-1] * lp.element_size() + top
 
 
 class KVStore:

@@ -91,42 +91,47 @@ def merge_proposals(
     """
     n_models = len(proposals)
     votes: dict[int, int] = {}
-    proposed: dict[int, set[int]] = {}
+    proposed: dict[int, int] = {}  # token -> bit m set when model m proposed it
     for m, (right, wrong) in enumerate(proposals):
+        bit = 1 << m
         for t in right:
             votes[t] = votes.get(t, 0) + 1
         for t in (*right, *wrong):
-            proposed.setdefault(t, set()).add(m)
+            proposed[t] = proposed.get(t, 0) | bit
     refs = list(dict.fromkeys(int(t) for t in reference_tokens))
     for t in refs:
-        proposed.setdefault(t, set())
+        proposed.setdefault(t, 0)
     candidates = list(proposed)
     lp = np.maximum(np.asarray(logprobs)[:, candidates], UNMAPPED_LOGPROB).T.astype(np.float32, copy=False)  # (C, M)
     row = {t: i for i, t in enumerate(candidates)}
     score = np.asarray(panel(lp), dtype=np.float32)  # (C,)
+    negated = (-score).tolist()  # exactly -float(score[i])
 
     def key(t: int) -> tuple[float, int]:
-        return (-float(score[row[t]]), -votes.get(t, 0))
+        return (negated[row[t]], -votes.get(t, 0))
 
-    right_tokens = sorted((t for t in candidates if t not in refs and votes.get(t, 0) > 0), key=key)
-    wrong_tokens = sorted((t for t in candidates if t not in refs and votes.get(t, 0) == 0), key=key)
+    is_ref = set(refs)
+    right_tokens = sorted((t for t in candidates if t not in is_ref and t in votes), key=key)
+    wrong_tokens = sorted((t for t in candidates if t not in is_ref and t not in votes), key=key)
     room = max(0, width - len(refs))
     keep_wrong = min(len(wrong_tokens), wrong_slots if wrong_slots is not None else max(1, width // 4))
     right_room = max(room - keep_wrong, room - len(wrong_tokens))
-    kept = {t for t in keep_tokens if t in votes and t not in refs}
+    kept = {t for t in keep_tokens if t in votes and t not in is_ref}
     cut = [t for t in right_tokens if t not in kept][: max(0, right_room - len(kept))]
     right_tokens = [t for t in right_tokens if t in kept or t in cut]
     wrong_tokens = wrong_tokens[: max(0, room - len(right_tokens))]
     tokens = (refs + right_tokens + wrong_tokens)[:width]
     rows = [row[t] for t in tokens]
+    counts = np.asarray([votes.get(t, 0) for t in tokens], dtype=np.int32)
+    reference = np.asarray([t in is_ref for t in tokens], dtype=bool)
+    bits = np.asarray([proposed[t] for t in tokens], dtype=np.int64 if n_models < 63 else object)
     return Slate(
         tokens=np.asarray(tokens, dtype=np.int64),
-        right=np.asarray([t in refs or votes.get(t, 0) > 0 for t in tokens], dtype=bool),
-        votes=np.asarray([votes.get(t, 0) for t in tokens], dtype=np.int32),
-        proposed=np.asarray([[m in proposed[t] for m in range(n_models)] for t in tokens], dtype=bool).reshape(
-            len(tokens), n_models),
+        right=reference | (counts > 0),
+        votes=counts,
+        proposed=((bits[:, None] >> np.arange(n_models)) & 1).astype(bool),
         logprobs=lp[rows].reshape(len(tokens), n_models),
-        reference=np.asarray([t in refs for t in tokens], dtype=bool),
+        reference=reference,
         primary_version=primary_version,
         panel=score[rows],
     )
