@@ -187,6 +187,23 @@ def test_lockstep_self_play_chooses_the_same_tokens_as_one_episode_at_a_time():
     assert sum(r["forwarded_tokens"] for r in four) == counted
 
 
+def test_lockstep_play_relaxes_the_garbage_collector_while_it_plays_and_restores_it_when_stopped():
+    import gc
+
+    from agents.search.lockstep import GC_THRESHOLDS
+    from agents.training.selfplay import SelfPlayJob, play_episodes
+    from tokentree_env.tasks import builtin_task
+
+    items = [(i, p.prompt, [0]) for i, p in enumerate(builtin_task("chain3").problems("train")[:3])]
+    before = gc.get_threshold()
+    assert before != GC_THRESHOLDS
+    play = play_episodes(TokenTreeEnv(**SMALL, planner_verifier=True), items, SelfPlayJob(agent="mcts:2", batch=2))
+    next(play)
+    assert gc.get_threshold() == GC_THRESHOLDS
+    play.close()  # stopped after one episode
+    assert gc.get_threshold() == before
+
+
 def _panel_weights(records) -> np.ndarray:
     """Every step's panel weights of stored episode records, flattened."""
     weights = [w for r in records for step in r["records"] for w in _field(step, "panel_weights")]

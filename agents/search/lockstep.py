@@ -12,11 +12,30 @@ padded batch can change in a log-prob; the tests check the tokens).
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from agents.records import episode_result, step_record
 from agents.search.driver import search_steps
+
+GC_THRESHOLDS = (100_000, 50, 1000)
+"""The garbage collector's thresholds while lockstep play runs (CPython's default: 700, 10, 10). A search makes
+millions of long-lived, acyclic objects (nodes, states, slates) that the default thresholds scan again and again,
+about a tenth of self-play's CPU on the zoo stack, to free almost nothing (some ten thousand objects per 64 episodes);
+reference counting frees the rest as ever. Restored when play ends or stops (:func:`relaxed_gc`)."""
+
+
+@contextmanager
+def relaxed_gc(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> Iterator[None]:
+    """Inside the block the garbage collector runs with ``thresholds``; the ones before are restored after it."""
+    before = gc.get_threshold()
+    gc.set_threshold(*thresholds)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def play_lockstep(env, agents: Sequence, items: Sequence[tuple[int, str, Sequence[int]]], *, seed: int,
@@ -25,7 +44,13 @@ def play_lockstep(env, agents: Sequence, items: Sequence[tuple[int, str, Sequenc
     plays its prompt's repeats one after another with ``agents[k]`` (an :class:`~agents.search.MCTSAgent`). Each
     episode's search is seeded by ``(seed, iteration, prompt index, repeat)`` as in one-at-a-time self-play.
     Yields one record per finished episode (the fields of ``EpisodeResult``, plus ``iteration``, ``prompt_index``,
-    ``repeat``), as they finish."""
+    ``repeat``), as they finish. While it plays, the garbage collector runs with :data:`GC_THRESHOLDS`."""
+    with relaxed_gc():
+        yield from _play(env, agents, items, seed=seed, iteration=iteration)
+
+
+def _play(env, agents: Sequence, items: Sequence[tuple[int, str, Sequence[int]]], *, seed: int,
+          iteration: int) -> Iterator[dict]:
     queue = [(index, prompt, repeat) for index, prompt, repeats in items for repeat in repeats]
     slots: list[tuple | None] = [None] * len(agents)  # (generator, its request, prompt)
     finished: list[dict] = []
