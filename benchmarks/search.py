@@ -91,7 +91,7 @@ def _in_env(cfg: SearchBenchConfig, mode: str, spec: str, chunk: list[tuple[int,
     kwargs |= {"teachers": models["teachers"], "primary": models["primary"],
                "judge": models["judge"] if kwargs.get("judge") else None}
     env = TokenTreeEnv(**kwargs)
-    env.prepare([p for _, p in chunk], roots=True)  # batched answers and roots, charged to each prompt's episode
+    env.prepare([p for _, p in chunk])  # batched reference answers, charged to each prompt's episode
     agents = [make_agent(spec.replace("-mean", "").replace("-product", "") if spec in PANEL_RULE else spec,
                          seed=cfg.seed) for _ in range(LOCKSTEP)]
     fmt, out = env.task.answer_format, []

@@ -118,3 +118,33 @@ def test_at_a_round_stop_the_ledger_holds_every_token_the_env_forwarded(tmp_path
     resumed = TrainingRun.from_output_dir(tmp_path / "run")
     resumed.run()  # finished: the ledger is rebuilt from the store and the state, the same
     assert resumed.ledger.tokens == run.ledger.tokens
+
+
+def test_a_batched_call_counts_once_and_is_split_among_its_owners_only_inside_splitting_calls():
+    from tokentree_env.teachers.base import CostCounter, splitting_calls
+
+    counter = CostCounter()
+    with counter.charging("episode"):
+        counter.call(["a", "b"])  # outside: the ambient owner, as a plain call
+        with splitting_calls([counter]):
+            counter.call(["a", "b", "a", None])  # inside: each owner once, no ambient owner
+    assert counter.forward_calls == 2
+    assert counter.ledger["episode"]["forward_calls"] == 1
+    assert counter.ledger["a"]["forward_calls"] == counter.ledger["b"]["forward_calls"] == 1
+    counter.call(["a"])
+    assert counter.ledger["a"]["forward_calls"] == 1  # restored after the block
+
+
+def test_overlapping_lockstep_plays_restore_the_collectors_thresholds_when_the_last_one_ends():
+    import gc
+
+    from agents.search.lockstep import GC_THRESHOLDS, relaxed_gc
+
+    before = gc.get_threshold()
+    first, second = relaxed_gc(), relaxed_gc()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first ends before the second
+    assert gc.get_threshold() == GC_THRESHOLDS
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before

@@ -13,6 +13,7 @@ padded batch can change in a log-prob; the tests check the tokens).
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,15 +28,26 @@ about a tenth of self-play's CPU on the zoo stack, to free almost nothing (some 
 reference counting frees the rest as ever. Restored when play ends or stops (:func:`relaxed_gc`)."""
 
 
+_relaxed = {"depth": 0, "before": None}
+_relaxed_lock = threading.Lock()
+
+
 @contextmanager
 def relaxed_gc(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> Iterator[None]:
-    """Inside the block the garbage collector runs with ``thresholds``; the ones before are restored after it."""
-    before = gc.get_threshold()
-    gc.set_threshold(*thresholds)
+    """Inside the block the garbage collector runs with ``thresholds``; the thresholds from before the outermost of
+    overlapping blocks (interleaved plays, threads) are restored when the last of them ends."""
+    with _relaxed_lock:
+        if _relaxed["depth"] == 0:
+            _relaxed["before"] = gc.get_threshold()
+            gc.set_threshold(*thresholds)
+        _relaxed["depth"] += 1
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        with _relaxed_lock:
+            _relaxed["depth"] -= 1
+            if _relaxed["depth"] == 0:
+                gc.set_threshold(*_relaxed["before"])
 
 
 def play_lockstep(env, agents: Sequence, items: Sequence[tuple[int, str, Sequence[int]]], *, seed: int,

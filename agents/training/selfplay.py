@@ -121,8 +121,9 @@ def play_episodes(env, items: Sequence[tuple[int, str, Sequence[int]]], job: Sel
     agents = [copy.deepcopy(agent) for _ in range(max(1, job.batch))]
     if not job.coverage_first:  # under a round budget a lockstep batch at a time: no tree for a prompt never played
         step = max(1, job.batch) if job.round_budget else max(1, len(items))
+        roots = step <= max(1, job.batch)  # the roots of one lockstep batch at once, not of a whole round's prompts
         for start in range(0, len(items), step):
-            env.unwrapped.prepare([prompt for _, prompt, _ in items[start:start + step]], roots=True)
+            env.unwrapped.prepare([prompt for _, prompt, _ in items[start:start + step]], roots=roots)
             yield from _search(env, agents, items[start:start + step], job)
         return
     for start in range(0, len(items), COVERAGE_CHUNK):  # a chunk at a time (a round budget may stop within one)

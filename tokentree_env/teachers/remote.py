@@ -311,7 +311,8 @@ class OpenAITeacher(Teacher):
                 owner_of.setdefault(c.text, c.owner)
         missing = list(owner_of)
         if missing:
-            self.counters.add(calls=len(missing))
+            for text in missing:  # a request is a call, for its context's owner where a batch is split
+                self.counters.call([owner_of[text]])
             rows = self._pool.map(lambda text: self._request_logprobs(text, owner_of[text]), missing)
             for text, row in zip(missing, rows, strict=True):
                 self._cache[text] = row

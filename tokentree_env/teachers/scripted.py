@@ -27,7 +27,7 @@ class ScriptedTeacher(Teacher):
         for i, context in enumerate(contexts):
             for token, p in self.distribution(context.text).items():
                 out[i, token] = torch.tensor(p).log()
-        self.counters.add(calls=1)
+        self.counters.call([context.owner for context in contexts])
         for context in contexts:
             self.counters.add(forwarded=1, owner=context.owner)
         return out
