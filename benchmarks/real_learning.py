@@ -140,7 +140,9 @@ def _arm(learning, arm: str, seed: int, search: dict | None) -> dict:
     done, attempts = runs / f"{name}.arm.json", runs / f"{name}.attempts.jsonl"
     if done.exists():
         return json.loads(done.read_text())
-    started, sampler = time.perf_counter(), _PeakMemory()
+    live = runs / f"{name}.attempt-live.json"
+    _recover_killed(live, attempts)
+    started, sampler = time.perf_counter(), _PeakMemory(live)
     with sigterm_as_interrupt():  # the driver's terminate() unwinds here too: the attempt is recorded
         try:
             if arm == "search":
@@ -157,6 +159,7 @@ def _arm(learning, arm: str, seed: int, search: dict | None) -> dict:
             attempt = {"wall_seconds": time.perf_counter() - started, "peak_memory_gb": sampler.stop()}
             with attempts.open("a") as f:
                 f.write(json.dumps(attempt) + "\n")
+            live.unlink(missing_ok=True)
     spent = [json.loads(line) for line in attempts.read_text().splitlines()]
     result |= {"arm": arm, "name": name, "attempts": len(spent), "wall_seconds": sum(a["wall_seconds"] for a in spent),
                "peak_memory_gb": max(a["peak_memory_gb"] for a in spent)}
@@ -164,20 +167,38 @@ def _arm(learning, arm: str, seed: int, search: dict | None) -> dict:
     return result
 
 
+def _recover_killed(live: Path, attempts: Path) -> None:
+    """An attempt killed outright (SIGKILL, a machine going away) never reached its ``finally``: its last heartbeat
+    (``live``) becomes its line in ``attempts``, marked killed, so the arm's wall time and peak memory count it."""
+    if live.exists():
+        beat = json.loads(live.read_text())
+        with attempts.open("a") as f:
+            f.write(json.dumps(beat | {"killed": True}) + "\n")
+        live.unlink()
+
+
 class _PeakMemory:
     """The peak resident memory of this process and every process below it (self-play workers), summed at each
-    look, sampled every half second in a thread (Linux ``/proc``; elsewhere this process's own peak)."""
+    look, sampled every half second in a thread (Linux ``/proc``; elsewhere this process's own peak). With ``live``,
+    every ``beat`` seconds it also writes the attempt's wall time and peak so far there (:func:`_recover_killed`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, live: Path | None = None, beat: float = 30.0) -> None:
         import threading
 
-        self.peak_kb, self._stop = 0, threading.Event()
+        self.peak_kb, self._stop, self._live, self._beat = 0, threading.Event(), live, beat
+        self._started = time.perf_counter()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
 
     def _watch(self) -> None:
+        last = self._started
         while not self._stop.wait(0.5):
             self.peak_kb = max(self.peak_kb, _tree_rss_kb(os.getpid()))
+            if self._live is not None and time.perf_counter() - last >= self._beat:
+                last = time.perf_counter()
+                beat = {"wall_seconds": last - self._started, "peak_memory_gb": self.peak_kb / 2**20}
+                self._live.with_suffix(".tmp").write_text(json.dumps(beat))
+                self._live.with_suffix(".tmp").replace(self._live)  # whole or absent, never half written
 
     def stop(self) -> float:
         self._stop.set()

@@ -253,6 +253,31 @@ def test_a_healing_teacher_reads_the_prefix_state_and_returns_a_distribution():
     assert teacher.store.get(tuple(teacher.tokenizer("12+")["input_ids"])) is not None  # q0 came from "12+"
 
 
+@pytest.mark.parametrize("top_k", [4, 256])
+def test_a_states_top_tokens_are_its_models_own_top_log_probs_kept_or_computed_when_read(top_k, monkeypatch):
+    """Healing reads a cached state's own top tokens: the top ``k`` of the model's log-softmax after the context.
+    A forward keeps them, or (where its logits take no more memory) keeps its logits and computes a row's top tokens
+    when read; both give the model's own."""
+    from tokentree_env.teachers import hf
+    from tokentree_env.teachers.kvstore import OwnLogits
+
+    monkeypatch.setattr(hf, "HEAL_TOP_K", top_k)
+    primary = char_primary()
+    teacher = HFTeacher(loaded(pair_tokenizer()))
+    teacher.bind(primary)
+    texts = ["12+3", "7+1=", "13+35="]
+    teacher.next_logprobs([text_context(primary, t) for t in texts])
+    for text in texts:
+        ids = teacher.own_ids(text_context(primary, text))
+        state = teacher.store.get(ids)
+        with torch.no_grad():
+            logits = teacher.model(torch.tensor([ids])).logits[0, -1].float()
+        k = min(top_k, logits.shape[-1])
+        assert isinstance(state.tops, OwnLogits) == (logits.shape[-1] * 4 <= k * 12)  # computed when read: k = 256
+        want, (ids_got, values_got) = torch.log_softmax(logits, dim=-1).topk(k), state.top
+        assert torch.equal(ids_got[:3], want.indices[:3]) and torch.allclose(values_got, want.values, atol=1e-5)
+
+
 def test_reference_answers_decoded_inside_an_episodes_charging_charge_it_each_call_once():
     from tokentree_env.tasks import load_task
 

@@ -151,3 +151,52 @@ def test_a_row_a_new_state_points_into_is_never_freed_by_the_entry_it_replaces()
     store.put_many([CachedState((1, 2), KVRef(pool, 64, other, 2), logprobs),
                     CachedState((1, 2, 3), KVRef(pool, 64, kept, 3), logprobs)])
     assert kept not in pool.free[64] and other not in pool.free[64]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_a_row_is_never_read_past_what_was_written_into_it(arch, monkeypatch):
+    """Rows are handed out unzeroed: a pool whose fresh memory is all NaN reads the same log-probs as a full
+    recompute, through gathered batches of rows of different lengths, in-place extensions, copy-on-write siblings,
+    every prefix of a path, and rows reused after eviction."""
+    from tokentree_env.teachers import kvstore
+
+    primary = char_primary()
+    new_empty = torch.Tensor.new_empty
+    monkeypatch.setattr(torch.Tensor, "new_empty", lambda self, *a, **k: new_empty(self, *a, **k).fill_(float("nan")))
+    monkeypatch.setattr(kvstore, "SPARE_ROWS", 1)  # a small slab, so that it doubles while rows are written
+    teacher = HFTeacher(loaded(primary, arch), cache_bytes=120_000)
+    teacher.bind(primary)
+    teacher.next_logprobs([text_context(primary, "1")])
+    reserved = teacher.pool.slabs[64].shape[0]
+    prompts = ["12+35=", "7+1=", "99+99+99+99+99+99+99=", "40+2="]
+    reads = [list(prompts), [p + "4" for p in prompts], [p + "48" for p in prompts], [p + "5" for p in prompts]]
+    for round_ in reads:
+        for text, row in zip(round_, teacher.next_logprobs([text_context(primary, t) for t in round_]), strict=True):
+            assert torch.isfinite(row).any() and torch.allclose(row, full_recompute(teacher, primary, text),
+                                                                 atol=1e-5), text
+    path = text_context(primary, prompts[1] + "123")
+    specials = len(path.ids) - len(path.text)  # the tokenizer's own tokens before the text (one character a token)
+    for k, row in enumerate(teacher.path_logprobs([path], [5])[0]):  # after each prefix of 5 tokens and more
+        assert torch.allclose(row, full_recompute(teacher, primary, path.text[: 5 + k - specials]), atol=1e-5)
+    assert teacher.pool.slabs[64].shape[0] > reserved  # the slab grew (into poisoned memory) while rows were written
+    assert torch.isnan(teacher.pool.slabs[64][-1]).all()  # the poison was there to read
+
+
+def test_top_tokens_computed_when_read_are_the_whole_batchs_bit_for_bit_and_counted_as_kept_ones():
+    """A state holding its forward's logits (:class:`OwnLogits`) gives, when read, exactly the top tokens the whole
+    batch's log-softmax and top-k give its row (ties included), and the cache counts it as the kept tokens, so it
+    evicts as it did when they were kept."""
+    from tokentree_env.teachers.kvstore import CachedState, KVPool, KVRef, OwnLogits
+
+    torch.manual_seed(0)
+    ref = KVRef(KVPool(n_layers=1, max_positions=64), 64, 0, 1)
+    for vocabulary, scale in [(100, 1.0), (288, 4.0), (262, 0.0)]:  # scale 0: every logit ties
+        logits = (torch.randn(7, vocabulary) * scale).round(decimals=1)
+        k = min(256, vocabulary)
+        batch = torch.log_softmax(logits, dim=-1).topk(k)
+        lp = torch.zeros(7, 5)
+        for row in range(7):
+            lazy = CachedState((row,), ref, lp, OwnLogits(logits, k), row)
+            kept = CachedState((row,), ref, lp, (batch.indices, batch.values), row)
+            assert torch.equal(lazy.top[0], batch.indices[row]) and torch.equal(lazy.top[1], batch.values[row])
+            assert lazy.own_nbytes == kept.own_nbytes

@@ -36,6 +36,25 @@ def test_wrong_children_come_from_outside_the_top_p_mass_and_are_reproducible():
     assert again == propose(lp, k_right=1, k_wrong=2, top_p=0.85, rng=random.Random(7))
 
 
+def test_wrong_children_are_what_sampling_the_sorted_tail_itself_draws():
+    """The wrong children are ``random.sample`` of the tail (the tokens past the nucleus, most likely first), with
+    the generator left where that draw leaves it: a seed gives the same children whatever reads the tail."""
+    rs = np.random.RandomState(0)
+    for trial in range(50):
+        lp = rs.randn(2, 40) * 3
+        lp -= np.log(np.exp(lp).sum(-1, keepdims=True))
+        lp[0, rs.rand(40) < 0.3] = -np.inf
+        got_rng, want_rng = random.Random(trial), random.Random(trial)
+        got = propose(lp, k_right=2, k_wrong=3, top_p=0.8, rng=got_rng)
+        for (right, wrong), row in zip(got, lp, strict=True):
+            order = [int(t) for t in np.argsort(-row, kind="stable") if np.isfinite(row[t])]
+            nucleus = int((np.cumsum(np.exp(row[order])) < 0.8).sum()) + 1
+            tail = order[max(nucleus, 2):]
+            assert right == order[:2]
+            assert wrong == want_rng.sample(tail, min(3, len(tail)))
+        assert got_rng.random() == want_rng.random()
+
+
 def test_unreachable_and_disallowed_tokens_are_never_proposed():
     lp = _logprobs([0.6, 0.4, 0.0, 0.0])
     allowed = torch.tensor([True, False, True, True])

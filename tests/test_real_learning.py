@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agents.compute import weighted_tokens
-from benchmarks.real_learning import ARMS, RealLearningConfig, run
+from benchmarks.real_learning import ARMS, RealLearningConfig, _recover_killed, run
 
 TINY = {"iterations": 2, "prompts_per_iteration": 3, "repeats": 1, "lora": False, "max_new_tokens": 16,
         "eval_size": 10, "epochs": 1, "learning_rate": 2e-3, "validation_size": 10, "selfplay_batch": 2,
@@ -117,3 +117,24 @@ def test_an_arm_stopped_mid_run_resumes_where_it_stopped_and_counts_both_attempt
     assert search["wall_seconds"] == pytest.approx(stopped[0]["wall_seconds"] + json.loads(
         (runs / "search-seed0.attempts.jsonl").read_text().splitlines()[1])["wall_seconds"])
     assert {json.loads(p.read_text())["arm"] for p in runs.glob("*.arm.json")} == set(ARMS)
+
+
+def test_an_attempt_killed_outright_counts_from_its_last_heartbeat(tmp_path):
+    """SIGKILL skips every ``finally``: the attempt's heartbeat (wall time and peak memory so far, rewritten whole)
+    is what the next attempt finds, and it becomes the killed attempt's line, so the arm's totals still count it."""
+    live, attempts = tmp_path / "search-seed0.attempt-live.json", tmp_path / "search-seed0.attempts.jsonl"
+    script = ("import time\nfrom pathlib import Path\nfrom benchmarks.real_learning import _PeakMemory\n"
+              f"sampler = _PeakMemory(Path({str(live)!r}), beat=0.2)\nblock = bytearray(50 * 2**20)\ntime.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parents[1])
+    deadline = time.time() + 60
+    while not (live.exists() and json.loads(live.read_text())["wall_seconds"] > 0.5):
+        assert proc.poll() is None and time.time() < deadline, "no heartbeat"
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait(timeout=10)
+    _recover_killed(live, attempts)
+    [killed] = [json.loads(line) for line in attempts.read_text().splitlines()]
+    assert killed["killed"] and killed["wall_seconds"] > 0.5 and killed["peak_memory_gb"] > 0.05  # the 50 MB block
+    assert not live.exists()
+    _recover_killed(live, attempts)  # nothing left to recover: nothing added
+    assert len(attempts.read_text().splitlines()) == 1

@@ -169,6 +169,7 @@ class Judge:
                                 for p, a, ok in examples) if self.protocol == "fewshot" else ""
         self._verdicts: dict[tuple[str, str], float] = {}  # verdicts are deterministic: ask once
         self._works: dict[str, str] = {}  # the judge's working of each prompt ("worked" protocol)
+        self._heads: dict[str, list[int]] = {}  # each prompt's ids ("likelihood" protocol), encoded once
 
     @property
     def counters(self):
@@ -215,10 +216,14 @@ class Judge:
         """The ``"likelihood"`` verdicts of ``(prompt, answer)`` pairs read through the judge's KV cache (a judge that
         shares the primary's tokenizer): :func:`likelihood_verdicts`'s value, but a prompt is read once and answers
         that share a beginning (a search's siblings) share its forward."""
-        tok, contexts, starts, tails = self.teacher.tokenizer, [], [], []
+        teacher, contexts, starts, tails = self.teacher, [], [], []
         for (prompt, answer), owner in zip(pairs, owners, strict=True):
-            head = list(tok(prompt)["input_ids"])
-            tail = list(tok(answer.strip(), add_special_tokens=False)["input_ids"]) + [tok.eos_token_id]
+            if prompt not in self._heads:
+                if len(self._heads) > CACHE_LIMIT:
+                    self._heads.clear()
+                self._heads[prompt] = list(teacher.encode(prompt))
+            head = self._heads[prompt]
+            tail = [*teacher.encode(answer.strip(), special=False), teacher.tokenizer.eos_token_id]
             contexts.append(Context(tuple(head + tail[:-1]), prompt + answer.strip(), owner))
             starts.append(len(head))
             tails.append(tail)

@@ -235,14 +235,17 @@ def propose_many(logprobs, *, k_right: int, k_wrong: int, top_p: float, rngs: Se
     sorted_lp = np.take_along_axis(lp, order, axis=-1)
     finite = np.isfinite(sorted_lp).sum(-1).tolist()
     nucleus = ((np.cumsum(np.exp(sorted_lp), axis=-1) < top_p).sum(-1) + 1).tolist()
+    heads, flat, (_, models, vocabulary) = order[..., :k_right].tolist(), order.reshape(-1), order.shape
     out = []
     for n, rng in enumerate(rngs):
         node = []
-        for m, row in enumerate(order[n].tolist()):
-            row = row[: finite[n][m]]
-            right = row[:k_right]
-            tail = row[max(nucleus[n][m], len(right)):]
-            node.append((right, rng.sample(tail, min(k_wrong, len(tail)))))
+        for m in range(models):
+            right = heads[n][m][: finite[n][m]]
+            start = max(nucleus[n][m], len(right))
+            size = max(0, finite[n][m] - start)  # the tail: ranks start .. finite - 1; only the drawn ranks are read
+            drawn = rng.sample(range(size), min(k_wrong, size))  # draws as sampling the tail's list itself would
+            offset = (n * models + m) * vocabulary + start  # the tail's first rank in the flat order
+            node.append((right, [flat.item(offset + j) for j in drawn]))
         out.append(node)
     return out
 

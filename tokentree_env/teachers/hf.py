@@ -35,6 +35,7 @@ from tokentree_env.teachers.kvstore import (
     KVPool,
     KVRef,
     KVStore,
+    OwnLogits,
     PooledBatch,
 )
 
@@ -137,18 +138,19 @@ class HFTeacher(Teacher):
             ids = context.ids
         elif context.prompt is not None:
             head, special = self.prompt_format(context.prompt)
-            ids = self._encode(head + context.answer, special)
+            ids = self.encode(head + context.answer, special)
         else:
-            ids = self._encode(context.text)
+            ids = self.encode(context.text)
         if len(ids) > self.max_positions:
             raise ContextTooLongError(
                 f"context of {len(ids)} tokens is longer than the window of model {self.name!r} "
                 f"({self.max_positions} positions); lower max_new_tokens or use a shorter prompt")
         return ids
 
-    def _encode(self, text: str, special: bool = True) -> tuple[int, ...]:
-        """Own ids of ``text`` (with the tokenizer's special tokens when ``special``); the Rust backend directly when
-        there is one (the Python ``__call__`` costs ~15x more, on the hot path of every expansion)."""
+    def encode(self, text: str, special: bool = True) -> tuple[int, ...]:
+        """This model's own ids of ``text`` (with its tokenizer's special tokens when ``special``), as its tokenizer's
+        plain ``__call__`` gives them (no truncation or padding); through the Rust backend directly when there is one
+        (``__call__`` costs ~15x more, on the hot path of every expansion)."""
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is not None:
             return tuple(backend.encode(text, add_special_tokens=special).ids)
@@ -280,7 +282,7 @@ class HFTeacher(Teacher):
             entries = [(i, n - 1, len(r)) for i, (r, n) in enumerate(zip(rows, lengths, strict=True))]
         logits = logits_all[torch.tensor([e[0] for e in entries]), torch.tensor([e[1] for e in entries])]  # (E, V_t)
         logits = logits.float().cpu()
-        if not torch.isfinite(logits).all():
+        if not torch.isfinite(logits.sum()) and not torch.isfinite(logits).all():  # a sum is 10x cheaper to check
             raise ModelOutputError(f"model {self.name!r} returned NaN/inf logits; check its weights and dtype")
         if self._map is None:  # rows past the tokenizer (a model vocabulary padded for speed) are not tokens
             logprobs = torch.log_softmax(logits[:, : self._primary_size], dim=-1)
@@ -288,8 +290,12 @@ class HFTeacher(Teacher):
             logprobs = to_primary_logprobs(logits, self._map, self._primary_size)
         top = None
         if self._healer is not None:  # the model's own top tokens, for healing a context that ends here
-            own = torch.log_softmax(logits, dim=-1).topk(min(HEAL_TOP_K, logits.shape[-1]))
-            top = (own.indices, own.values)
+            top_k = min(HEAL_TOP_K, logits.shape[-1])
+            if logits.shape[-1] * logits.element_size() <= OwnLogits.top_nbytes(top_k):  # no larger: top when read
+                top = OwnLogits(logits, top_k)
+            else:
+                own = torch.log_softmax(logits, dim=-1).topk(top_k)
+                top = (own.indices, own.values)
         refs = batch.commit(lengths)
         states = {}
         for k, (i, _, length) in enumerate(entries):
@@ -374,7 +380,7 @@ class HFTeacher(Teacher):
         """The model's own input ids for answering ``prompt``: its own format (:meth:`prompt_format`), as its
         expansions read it."""
         text, special = self.prompt_format(prompt)
-        return list(self._encode(text, special))
+        return list(self.encode(text, special))
 
     def mark_updated(self) -> None:
         super().mark_updated()

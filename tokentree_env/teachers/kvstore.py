@@ -4,8 +4,8 @@ Every context's keys and values live in one **row** of its model's :class:`KVPoo
 128, 256, ... positions, up to the model's window), a row holding every layer's keys and values. A context is a
 reference ``(capacity, row, length)`` (:class:`KVRef`). A forward (:class:`PooledBatch`):
 
-- **gathers** its rows' prefixes into one padded scratch batch (one indexed copy per layer when every row lives in
-  one slab, else one per slab), into a buffer that is reused from forward to forward;
+- **gathers** its rows' prefixes into one padded scratch batch (a slice copy per row: long contiguous runs), into a
+  buffer that is reused from forward to forward;
 - lets the model append the new positions there (after the longest prefix; the caller masks each row's gap);
 - **writes back** each row's new positions: **in place**, after its prefix in its own row, when the prefix ends at
   the row's tip (nothing past it written yet: a chain of contexts, a rollout, a node's first child) and the row
@@ -15,9 +15,9 @@ reference ``(capacity, row, length)`` (:class:`KVRef`). A forward (:class:`Poole
 So a chain's KV is stored once however long it grows, and the rows the LRU frees are reused. (The design before
 this one gave every forward's rows a new buffer holding each row's whole prefix again: memory grew with the square of
 a path's length, and on this machine touching fresh memory costs a page fault per 4 KiB, which was the largest
-single cost of self-play: ``benchmarks/engine_ab.py``.) Every row is zeroed when first handed out, the scratch when
-made, and both are only ever written with a model's keys and values, so the positions a mask hides hold finite values
-(a masked weight times a NaN is still NaN).
+single cost of self-play: ``benchmarks/engine_ab.py``.) A row is only ever read up to the length written into it, so
+rows are not zeroed. The scratch is zeroed when made and after that only written with a model's keys and values, so
+the positions a mask hides hold finite values (a masked weight times a NaN is still NaN).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class KVPool:
     how many positions are written (``used``); rows the cache lets go are reused.
 
     On the CPU a slab reserves the rows that ``reserve_bytes`` (the cache's bound) can keep alive, as untouched
-    memory: a row is zeroed, and its pages touched, when it is first handed out (pages never touched cost nothing);
+    memory: a row's pages are touched when it is first written (pages never touched cost nothing);
     on an accelerator, where memory is allocated when asked for, a slab starts small. Past its rows a slab doubles.
     Every layer of a model has the same number of key-value heads and head size (as in every transformers model
     this library loads).
@@ -56,7 +56,7 @@ class KVPool:
         self.slabs: dict[int, torch.Tensor] = {}
         self.used: dict[int, list[int]] = {}
         self.free: dict[int, list[int]] = {}
-        self.fresh: dict[int, int] = {}  # per slab: rows below this were handed out (and zeroed) before
+        self.fresh: dict[int, int] = {}  # per slab: rows below this were handed out before
         self._scratch: torch.Tensor | None = None
 
     def capacity_for(self, positions: int) -> int:
@@ -87,8 +87,7 @@ class KVPool:
                 grown[:row] = slab
                 self.slabs[capacity], slab = grown, grown
                 self.used[capacity] += [0] * row
-            slab[row].zero_()
-            self.fresh[capacity] = row + 1
+            self.fresh[capacity] = row + 1  # not zeroed: a row is only read up to the length written into it
         self.used[capacity][row] = 0
         return row
 
@@ -171,27 +170,16 @@ class PooledBatch:
         return self.kv[layer, 0, :, :, :end], self.kv[layer, 1, :, :, :end]
 
     def _gather(self, like: torch.Tensor) -> None:
-        """Every row's prefix into the scratch batch: one indexed copy per slab its rows live in."""
+        """Every row's own prefix into the scratch batch, one slice copy a row (each layer's keys and values for a head
+        are one contiguous run in the slab and the batch: a row copy moves long runs, where one indexed copy of many
+        rows moves short ones, and twice). Past a row's own prefix the batch holds earlier forwards' keys and values:
+        finite (the scratch starts zeroed), and masked."""
         batch, heads, _, dim = like.shape
-        self.kv = self.pool.scratch((self.pool.n_layers, 2, batch, heads, self.prefix + self.width, dim), like)
-        by_slab: dict[int, tuple[list[int], list[int]]] = {}
+        self.kv = kv = self.pool.scratch((self.pool.n_layers, 2, batch, heads, self.prefix + self.width, dim), like)
+        slabs = self.pool.slabs
         for slot, base in enumerate(self.bases):
             if base is not None and base.length:
-                rows, slots = by_slab.setdefault(base.capacity, ([], []))
-                rows.append(base.row)
-                slots.append(slot)
-        span = self.prefix + self.width
-        for capacity, (rows, slots) in by_slab.items():
-            slab = self.pool.slabs[capacity]
-            index = torch.tensor(rows, device=slab.device)
-            if len(slots) == batch and capacity >= span:  # every row from one slab: a copy per layer, keys and values
-                for layer in range(self.pool.n_layers):  # (positions past a row's own: another context's, masked)
-                    for kv in (0, 1):
-                        torch.index_select(slab[:, layer, kv, :, :span], 0, index, out=self.kv[layer, kv])
-                continue
-            width = min(self.prefix, capacity)  # past a row's own prefix: another context's keys, finite and masked
-            rows_first = slab[:, :, :, :, :width].index_select(0, index).permute(1, 2, 0, 3, 4, 5)
-            self.kv[:, :, :, :, :width].index_copy_(2, torch.tensor(slots, device=slab.device), rows_first)
+                kv[:, :, slot, :, :base.length] = slabs[base.capacity][base.row, :, :, :, :base.length]
 
     def commit(self, lengths: list[int]) -> list[KVRef]:
         """Write each row's ``lengths[i]`` new positions back to the pool (in place where its prefix ends at its row's
@@ -211,24 +199,40 @@ class PooledBatch:
                 dst += range(start, start + n)
                 slots += [slot] * n
                 src += range(prefix, prefix + n)
-            else:  # a fresh row: its prefix, then its new positions
+            else:  # a fresh row: its prefix, then its new positions (two slices; the slab read after alloc grows it)
                 start = base.length if base is not None else 0
                 capacity = pool.capacity_for(start + n + SLACK)
                 row = pool.alloc(capacity, self.kv)
-                rows, dst, slots, src = moves.setdefault(capacity, ([], [], [], []))
-                rows += [row] * (start + n)
-                dst += range(start + n)
-                slots += [slot] * (start + n)
-                src += [*range(start), *range(prefix, prefix + n)]
+                slab = pool.slabs[capacity]
+                if start:
+                    slab[row, :, :, :, :start] = self.kv[:, :, slot, :, :start]
+                slab[row, :, :, :, start:start + n] = self.kv[:, :, slot, :, prefix:prefix + n]
             used[capacity][row] = start + n
             out.append(KVRef(pool, capacity, row, start + n))
-        rows_first = self.kv.permute(2, 0, 1, 3, 4, 5)
-        for capacity, (rows, dst, slots, src) in moves.items():
-            if rows:
-                device = self.kv.device
-                pool.slabs[capacity][torch.tensor(rows, device=device), :, :, :, torch.tensor(dst, device=device)] = \
-                    rows_first[torch.tensor(slots, device=device), :, :, :, torch.tensor(src, device=device)]
+        rows_first, device = self.kv.permute(2, 0, 1, 3, 4, 5), self.kv.device
+        for capacity, (rows, dst, slots, src) in moves.items():  # the rows written in place, a slab at a time
+            if not rows:
+                continue
+            if src.count(prefix) == len(src):  # only the first new column moves (a token a row): select its rows
+                source = rows_first[:, :, :, :, prefix].index_select(0, torch.tensor(slots, device=device))
+            else:
+                source = rows_first[torch.tensor(slots, device=device), :, :, :, torch.tensor(src, device=device)]
+            pool.slabs[capacity][torch.tensor(rows, device=device), :, :, :, torch.tensor(dst, device=device)] = source
         return out
+
+
+class OwnLogits(NamedTuple):
+    """A forward's logits in the model's own vocabulary ``(E, V_t)``, kept in place of its rows' top ``k`` tokens
+    where they take no more memory (small vocabularies): a row's top tokens are computed when read, and token healing
+    reads few (35 of 35,000 in ``benchmarks/engine_ab.py``)."""
+
+    logits: torch.Tensor
+    k: int
+
+    @staticmethod
+    def top_nbytes(k: int) -> int:
+        """Bytes of a row's top ``k`` tokens: int64 ids and float32 log-probs."""
+        return k * (8 + 4)
 
 
 class CachedState:
@@ -237,15 +241,16 @@ class CachedState:
     tokens (:attr:`top`).
 
     ``logprobs``: the state's own ``(V_p,)``; or, with ``row``, its forward's ``(E, V_p)``, of which row ``row`` is this
-    state's (and ``tops``, the forward's ``(ids (E, k), log-probs (E, k))`` top tokens). A forward's states share its
-    tensors and read their row only when asked: a forward that caches every prefix makes many states, and few of them
-    are ever read (a state that a later context is read from needs only its KV).
+    state's (and ``tops``, the forward's ``(ids (E, k), log-probs (E, k))`` top tokens, or its :class:`OwnLogits`,
+    from which a row's are computed when read). A forward's states share its tensors and read their row only when
+    asked: a forward that caches every prefix makes many states, and few of them are ever read (a state that a later
+    context is read from needs only its KV).
     """
 
     __slots__ = ("_logprobs", "_row", "ids", "kv", "tops")
 
     def __init__(self, ids: tuple[int, ...], kv: KVRef, logprobs: torch.Tensor,
-                 tops: tuple[torch.Tensor, torch.Tensor] | None = None, row: int | None = None) -> None:
+                 tops: tuple[torch.Tensor, torch.Tensor] | OwnLogits | None = None, row: int | None = None) -> None:
         if tops is not None and row is None:
             raise ValueError("CachedState: top tokens come from a forward's batch; give the state's row too")
         self.ids, self.kv, self._logprobs, self._row, self.tops = ids, kv, logprobs, row, tops
@@ -258,6 +263,9 @@ class CachedState:
     @property
     def top(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The model's own top next tokens after this context, ``(ids (k,), log-probs (k,))``."""
+        if isinstance(self.tops, OwnLogits):  # the row's log-softmax and top-k: bit for bit the whole batch's row
+            own = torch.log_softmax(self.tops.logits[self._row], dim=-1).topk(self.tops.k)
+            return own.indices, own.values
         return None if self.tops is None else (self.tops[0][self._row], self.tops[1][self._row])
 
     @property
@@ -265,7 +273,10 @@ class CachedState:
         """Bytes of its log-probs (and healing top tokens), its row's share of shared tensors: what it holds beside
         its pool row."""
         lp = self._logprobs
-        top = 0 if self.tops is None else sum(t.shape[-1] * t.element_size() for t in self.tops)
+        if isinstance(self.tops, OwnLogits):  # counted as the top tokens it stands for (no more than its logits):
+            top = OwnLogits.top_nbytes(self.tops.k)  # the cache evicts as it did when the tokens were kept
+        else:
+            top = 0 if self.tops is None else sum(t.shape[-1] * t.element_size() for t in self.tops)
         return lp.shape[-1] * lp.element_size() + top
 
 
