@@ -56,7 +56,7 @@ def control_arm(cfg, seed: int, arm: str, search: dict, by: str = "cpu",
     generation budget: ``cpu_seconds`` of this process's CPU time (the declared budget; default: the search run's
     measured CPU seconds of that iteration), or with ``by="tokens"`` the search run's weighted forwarded tokens of
     every model. ``cfg`` is the search arm's :class:`~tokentree_benchmarks.learning_arms.LearningConfig`."""
-    from agents.training import TrainConfig, TrainingRun
+    from agents.training import TrainConfig, TrainingRun, checkpoint
     from agents.training.checkpoint import load_primary
     from tokentree_env.errors import ConfigError
     from tokentree_env.tasks import load_task
@@ -73,19 +73,27 @@ def control_arm(cfg, seed: int, arm: str, search: dict, by: str = "cpu",
         raise ConfigError(f"{cfg.out}: the search arm's record predates weighted token parity (it counted the "
                           "teachers only); start a new run (another --out)")
     folder = Path(cfg.out) / "runs" / name
-    shutil.rmtree(folder, ignore_errors=True)
     config = TrainConfig(**{**search["config"], "output_dir": str(folder), "workers": 1})
-    run = TrainingRun(config, console=quiet_console())
+    resume = _resumable(folder, config)
+    if not resume:
+        shutil.rmtree(folder, ignore_errors=True)
+    run = TrainingRun(config, resume=resume, console=quiet_console())
     task = load_task(config.task)
     held = {p.prompt for p in run.validation_problems(config.task)}
     fresh = [p for p in task.problems("train") if p.prompt not in held]
     random.Random(f"control:{seed}").shuffle(fresh)
     by_prompt = {p.prompt: p for p in task.problems("train")}
     teachers = [HFTeacher(spec) for spec in config.teachers]
-    lm = load_primary(config.primary, config.lora, seed=config.seed)  # as the search arm's (its LoRA too)
-    run.state["baseline"] = baseline = run.evaluate(lm)
-    history, buffer, cursor, started, samples = [], [], 0, time.perf_counter(), []
-    for iteration in range(len(search["history"])):
+    completed = run.state["completed"]  # rounds a stopped attempt finished: not run again
+    lm = load_primary(checkpoint.primary_path(folder, completed, config.primary), config.lora, seed=config.seed)
+    started = time.perf_counter()
+    if run.state["baseline"] is None:
+        run.state["baseline"] = run.evaluate(lm)
+        checkpoint.save_state(folder, run.state)
+    baseline = run.state["baseline"]
+    kept = run.state.setdefault("control", {"buffer": [], "cursor": 0, "samples": []})
+    history, buffer, cursor, samples = run.state["history"], kept["buffer"], kept["cursor"], kept["samples"]
+    for iteration in range(completed, len(search["history"])):
         limit = ({"tokens": search["weighted_tokens"][iteration]} if by == "tokens" else
                  {"seconds": cpu_seconds if cpu_seconds is not None else search["cpu_seconds"][iteration]})
         budget = Budget(**limit, teachers=teachers, reference=search["reference_parameters"])
@@ -110,18 +118,31 @@ def control_arm(cfg, seed: int, arm: str, search: dict, by: str = "cpu",
                                       "train_seconds": time.perf_counter() - trained,
                                       "mean_hard_reward": sum(r["hard_reward"] for r in records) / max(1, len(records))}
         history.append(metrics)
-        run.state["history"] = history
-    checkpoint = folder / "final-primary"
-    lm.model.save_pretrained(checkpoint)
-    lm.tokenizer.save_pretrained(checkpoint)
+        kept["cursor"], run.state["completed"] = cursor, iteration + 1
+        checkpoint.save_checkpoint(folder, iteration, lm, None, run.state)  # the round survives a kill
+    final = folder / "final-primary"
+    lm.model.save_pretrained(final)
+    lm.tokenizer.save_pretrained(final)
     result = {"arm": arm, "by": by, "name": name, "seed": seed, "wall_seconds": time.perf_counter() - started,
-              "baseline": baseline, "history": history, "rft_right": samples, "final_primary": str(checkpoint)}
+              "baseline": baseline, "history": history, "rft_right": samples, "final_primary": str(final)}
     done.write_text(json.dumps(result))
     return result
 
 
 CHUNK = 16
 """Prompts in one unit of a control's work (one teacher's batch): the budget is checked after every unit."""
+
+
+def _resumable(folder: Path, config) -> bool:
+    """Whether ``folder`` holds a stopped attempt of this control under the same configuration (its finished rounds
+    are kept: the next attempt goes on from its last checkpoint)."""
+    from dataclasses import asdict
+
+    from agents.training.checkpoint import load_state
+
+    if not (folder / "state.json").exists():
+        return False
+    return load_state(folder).get("config") == json.loads(json.dumps(asdict(config)))
 
 
 def _greedy_records(teachers, task, fresh, cursor, budget, max_new_tokens):

@@ -138,3 +138,51 @@ def test_an_attempt_killed_outright_counts_from_its_last_heartbeat(tmp_path):
     assert not live.exists()
     _recover_killed(live, attempts)  # nothing left to recover: nothing added
     assert len(attempts.read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("arm", ["sft-greedy", "rft"])
+def test_a_control_stopped_after_a_round_goes_on_from_it_and_ends_as_an_unstopped_one(tmp_path, monkeypatch, arm):
+    """A control keeps each finished round (its primary's LoRA adapter, its data and cursor): stopped in its second
+    round's generation, the next attempt neither evaluates the start again nor regenerates the first round, and it ends
+    with the same data, charges and accuracies as an attempt that was never stopped."""
+    from dataclasses import replace
+
+    import benchmarks.learning_controls as controls
+    from agents.training import TrainingRun
+    from benchmarks.learning_arms import search_arm
+    from benchmarks.real_learning import learning_config
+
+    cfg = RealLearningConfig(task="chain3", seeds=1, search="mcts:2", loop={**TINY, "lora": True}, workers=1,
+                             pilot_prompts=2, out=str(tmp_path / "search"),
+                             models={"teachers": ("zoo:teacher-qwen2", "zoo:teacher-llama"), "primary": "zoo:primary"})
+    search = search_arm(learning_config(cfg), 0, spec=cfg.search)
+    unstopped = controls.control_arm(replace(learning_config(cfg), out=str(tmp_path / "unstopped")), 0, arm, search,
+                                     by="tokens")
+
+    stopped_cfg = replace(learning_config(cfg), out=str(tmp_path / "stopped"))
+    generate = {"sft-greedy": "_greedy_records", "rft": "_rft_records"}[arm]
+    real, calls, evaluations, stop = getattr(controls, generate), [], [], [2]
+
+    class Stopped(Exception):
+        pass
+
+    def counted(*args, **kwargs):  # the first attempt stops in its second round's generation
+        calls.append(1)
+        if len(calls) == stop[0]:
+            raise Stopped
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(controls, generate, counted)
+    with pytest.raises(Stopped):
+        controls.control_arm(stopped_cfg, 0, arm, search, by="tokens")
+    calls.clear()
+    stop[0] = None
+    evaluate = TrainingRun.evaluate
+    monkeypatch.setattr(TrainingRun, "evaluate", lambda self, *a, **k: evaluations.append(1) or evaluate(self, *a, **k))
+    resumed = controls.control_arm(stopped_cfg, 0, arm, search, by="tokens")
+    assert len(calls) == 1 and len(evaluations) == 1  # only the second round: generated, trained and measured
+    timing = {"generation_cpu_seconds", "train_seconds", "train_cpu_seconds", "evaluation_seconds", "cpu_seconds"}
+    for a, b in zip(unstopped["history"], resumed["history"], strict=True):
+        assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
+    assert resumed["baseline"] == unstopped["baseline"] and resumed["rft_right"] == unstopped["rft_right"]
+    assert all(h["weighted_tokens"] > 0 for h in resumed["history"])  # each round generated under its budget

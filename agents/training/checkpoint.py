@@ -33,15 +33,16 @@ def trees_path(run_dir: Path, completed: int) -> Path | None:
 
 
 def save_checkpoint(run_dir: Path, iteration: int, lm, env, state: dict) -> None:
-    """Primary and trees into a temporary folder, flushed to disk (every file, then the folders), renamed into place
-    and the rename flushed; only then the state file, atomically. So after a power loss ``state.json`` never names a
-    checkpoint whose files are not on the disk."""
+    """Primary and trees (``env``'s; None: a run without trees) into a temporary folder, flushed to disk (every file,
+    then the folders), renamed into place and the rename flushed; only then the state file, atomically. So after a
+    power loss ``state.json`` never names a checkpoint whose files are not on the disk."""
     final = checkpoint_dir(run_dir, iteration)
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     lm.model.save_pretrained(tmp / "primary")  # a PEFT model saves its adapter
     lm.tokenizer.save_pretrained(tmp / "primary")
-    env.save_trees(tmp / "trees")
+    if env is not None:
+        env.save_trees(tmp / "trees")
     fsync_tree(tmp)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
