@@ -201,7 +201,9 @@ def search_arm(cfg: LearningConfig, seed: int, overrides: dict | None = None, na
               "prompts": [sorted({r["prompt"] for r in records if r["iteration"] == i})
                           for i in range(len(run.state["history"]))],
               "final_primary": str(folder / "checkpoints" / f"iter-{config.iterations - 1}" / "primary")}
-    done.write_text(json.dumps(result))
+    from tokentree_env.tree.tree import save_json_atomic
+
+    save_json_atomic(result, done)  # whole or absent, never half written
     return result
 
 

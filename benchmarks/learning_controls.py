@@ -55,12 +55,18 @@ def control_arm(cfg, seed: int, arm: str, search: dict, by: str = "cpu",
     """SFT on verified teacher answers (``sft-greedy``) or on verified samples (``rft``), each iteration under a
     generation budget: ``cpu_seconds`` of this process's CPU time (the declared budget; default: the search run's
     measured CPU seconds of that iteration), or with ``by="tokens"`` the search run's weighted forwarded tokens of
-    every model. ``cfg`` is the search arm's :class:`~tokentree_benchmarks.learning_arms.LearningConfig`."""
+    every model. ``cfg`` is the search arm's :class:`~tokentree_benchmarks.learning_arms.LearningConfig`.
+
+    Resumable: each finished round is checkpointed (the primary, the data so far, the fresh-prompt cursor, the
+    start's evaluation; :func:`_resumable`), and a stopped attempt's rounds are not run again; under token parity a
+    resumed control ends as one never stopped. ``wall_seconds`` sums the attempts' time from the start's evaluation
+    to their last finished round. To run a finished control again, delete its ``runs/`` folder and file."""
     from agents.training import TrainConfig, TrainingRun, checkpoint
     from agents.training.checkpoint import load_primary
     from tokentree_env.errors import ConfigError
     from tokentree_env.tasks import load_task
     from tokentree_env.teachers import HFTeacher
+    from tokentree_env.tree.tree import save_json_atomic
 
     from .config import quiet_console, quiet_worker
 
@@ -74,7 +80,8 @@ def control_arm(cfg, seed: int, arm: str, search: dict, by: str = "cpu",
                           "teachers only); start a new run (another --out)")
     folder = Path(cfg.out) / "runs" / name
     config = TrainConfig(**{**search["config"], "output_dir": str(folder), "workers": 1})
-    resume = _resumable(folder, config)
+    follows = _fingerprint(arm, by, cpu_seconds, search)
+    resume = _resumable(folder, config, follows)
     if not resume:
         shutil.rmtree(folder, ignore_errors=True)
     run = TrainingRun(config, resume=resume, console=quiet_console())
@@ -86,16 +93,18 @@ def control_arm(cfg, seed: int, arm: str, search: dict, by: str = "cpu",
     teachers = [HFTeacher(spec) for spec in config.teachers]
     completed = run.state["completed"]  # rounds a stopped attempt finished: not run again
     lm = load_primary(checkpoint.primary_path(folder, completed, config.primary), config.lora, seed=config.seed)
-    started = time.perf_counter()
+    kept = run.state.setdefault("control", {"follows": follows, "buffer": [], "cursor": 0, "samples": [],
+                                            "wall_seconds": 0.0})
     if run.state["baseline"] is None:
         run.state["baseline"] = run.evaluate(lm)
         checkpoint.save_state(folder, run.state)
-    baseline = run.state["baseline"]
-    kept = run.state.setdefault("control", {"buffer": [], "cursor": 0, "samples": []})
+    baseline, started, before = run.state["baseline"], time.perf_counter(), kept["wall_seconds"]
     history, buffer, cursor, samples = run.state["history"], kept["buffer"], kept["cursor"], kept["samples"]
     for iteration in range(completed, len(search["history"])):
         limit = ({"tokens": search["weighted_tokens"][iteration]} if by == "tokens" else
                  {"seconds": cpu_seconds if cpu_seconds is not None else search["cpu_seconds"][iteration]})
+        for teacher in teachers:  # a round is charged the same whether or not an earlier one ran in this process
+            teacher.clear_caches()
         budget = Budget(**limit, teachers=teachers, reference=search["reference_parameters"])
         if arm == "sft-greedy":
             records, cursor = _greedy_records(teachers, task, fresh, cursor, budget, config.max_new_tokens)
@@ -119,13 +128,15 @@ def control_arm(cfg, seed: int, arm: str, search: dict, by: str = "cpu",
                                       "mean_hard_reward": sum(r["hard_reward"] for r in records) / max(1, len(records))}
         history.append(metrics)
         kept["cursor"], run.state["completed"] = cursor, iteration + 1
+        kept["wall_seconds"] = before + time.perf_counter() - started
         checkpoint.save_checkpoint(folder, iteration, lm, None, run.state)  # the round survives a kill
     final = folder / "final-primary"
     lm.model.save_pretrained(final)
     lm.tokenizer.save_pretrained(final)
-    result = {"arm": arm, "by": by, "name": name, "seed": seed, "wall_seconds": time.perf_counter() - started,
+    result = {"arm": arm, "by": by, "name": name, "seed": seed,
+              "wall_seconds": before + time.perf_counter() - started,
               "baseline": baseline, "history": history, "rft_right": samples, "final_primary": str(final)}
-    done.write_text(json.dumps(result))
+    save_json_atomic(result, done)  # whole or absent: a kill while writing it leaves the rounds to finish from
     return result
 
 
@@ -133,16 +144,35 @@ CHUNK = 16
 """Prompts in one unit of a control's work (one teacher's batch): the budget is checked after every unit."""
 
 
-def _resumable(folder: Path, config) -> bool:
-    """Whether ``folder`` holds a stopped attempt of this control under the same configuration (its finished rounds
-    are kept: the next attempt goes on from its last checkpoint)."""
+def _fingerprint(arm: str, by: str, cpu_seconds: float | None, search: dict) -> dict:
+    """What a control's rounds follow besides its training configuration: its arm, its budgets and the search
+    arm's rounds it is matched to."""
+    keys = ("weighted_tokens", "cpu_seconds", "prompts", "reference_parameters")
+    return json.loads(json.dumps({"arm": arm, "by": by, "cpu_seconds": cpu_seconds,
+                                  "search": {k: search.get(k) for k in keys}}))
+
+
+def _resumable(folder: Path, config, follows: dict) -> bool:
+    """Whether ``folder`` holds a stopped attempt of this same control: the next attempt goes on from its last
+    finished round. An attempt that finished no round starts over; one that did, under another configuration or
+    following another search record, is refused rather than deleted. Under synaptic intelligence (``si > 0``),
+    whose importance builds up in memory across rounds, a stopped control starts over (as every one did before)."""
     from dataclasses import asdict
 
     from agents.training.checkpoint import load_state
+    from tokentree_env.errors import ConfigError
 
-    if not (folder / "state.json").exists():
+    if not (folder / "state.json").exists() or config.si > 0:
         return False
-    return load_state(folder).get("config") == json.loads(json.dumps(asdict(config)))
+    saved = load_state(folder)
+    where = ("output_dir", "workers")  # not what the rounds computed
+    same = ({k: v for k, v in saved.get("config", {}).items() if k not in where}
+            == {k: v for k, v in json.loads(json.dumps(asdict(config))).items() if k not in where}
+            and saved.get("control", {}).get("follows") == follows)
+    if not same and saved.get("completed", 0) > 0:
+        raise ConfigError(f"{folder} holds {saved['completed']} finished round(s) of a control under another "
+                          "configuration or search record; delete that folder to run it again")
+    return same
 
 
 def _greedy_records(teachers, task, fresh, cursor, budget, max_new_tokens):

@@ -163,7 +163,9 @@ def _arm(learning, arm: str, seed: int, search: dict | None) -> dict:
     spent = [json.loads(line) for line in attempts.read_text().splitlines()]
     result |= {"arm": arm, "name": name, "attempts": len(spent), "wall_seconds": sum(a["wall_seconds"] for a in spent),
                "peak_memory_gb": max(a["peak_memory_gb"] for a in spent)}
-    done.write_text(json.dumps(result, default=str))
+    from tokentree_env.tree.tree import save_json_atomic
+
+    save_json_atomic(json.loads(json.dumps(result, default=str)), done)  # whole or absent, never half written
     return result
 
 

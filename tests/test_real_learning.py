@@ -149,8 +149,10 @@ def test_a_control_stopped_after_a_round_goes_on_from_it_and_ends_as_an_unstoppe
 
     import benchmarks.learning_controls as controls
     from agents.training import TrainingRun
+    from agents.training.checkpoint import load_state
     from benchmarks.learning_arms import search_arm
     from benchmarks.real_learning import learning_config
+    from tokentree_env.errors import ConfigError
 
     cfg = RealLearningConfig(task="chain3", seeds=1, search="mcts:2", loop={**TINY, "lora": True}, workers=1,
                              pilot_prompts=2, out=str(tmp_path / "search"),
@@ -181,8 +183,31 @@ def test_a_control_stopped_after_a_round_goes_on_from_it_and_ends_as_an_unstoppe
     monkeypatch.setattr(TrainingRun, "evaluate", lambda self, *a, **k: evaluations.append(1) or evaluate(self, *a, **k))
     resumed = controls.control_arm(stopped_cfg, 0, arm, search, by="tokens")
     assert len(calls) == 1 and len(evaluations) == 1  # only the second round: generated, trained and measured
-    timing = {"generation_cpu_seconds", "train_seconds", "train_cpu_seconds", "evaluation_seconds", "cpu_seconds"}
     for a, b in zip(unstopped["history"], resumed["history"], strict=True):
-        assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
+        assert {k: v for k, v in a.items() if k not in TIMING} == {k: v for k, v in b.items() if k not in TIMING}
     assert resumed["baseline"] == unstopped["baseline"] and resumed["rft_right"] == unstopped["rft_right"]
     assert all(h["weighted_tokens"] > 0 for h in resumed["history"])  # each round generated under its budget
+    folders = [tmp_path / out / "runs" / f"{arm}-tokens-seed0" for out in ("unstopped", "stopped")]
+    assert _adapter(folders[0]) == _adapter(folders[1])  # the same primary, bit for bit
+    kept = [{k: v for k, v in load_state(f)["control"].items() if k != "wall_seconds"} for f in folders]
+    assert kept[0] == kept[1] and kept[1]["buffer"]  # the same data and cursor, kept with the rounds
+
+    (tmp_path / "stopped" / "runs" / f"{arm}-tokens-seed0.json").unlink()  # killed after its last round
+    assert controls.control_arm(stopped_cfg, 0, arm, search, by="tokens")["history"] == resumed["history"]
+    assert len(calls) == 1 and len(evaluations) == 1  # nothing generated or measured again
+    (tmp_path / "stopped" / "runs" / f"{arm}-tokens-seed0.json").unlink()
+    other = {**search, "weighted_tokens": [2 * t for t in search["weighted_tokens"]]}
+    with pytest.raises(ConfigError, match="delete that folder"):  # finished rounds of another budget: kept, refused
+        controls.control_arm(stopped_cfg, 0, arm, other, by="tokens")
+    assert (folders[1] / "state.json").exists()
+
+
+TIMING = {"generation_cpu_seconds", "train_seconds"}
+"""A round's measured times: the rest of its record is the same on any run of it."""
+
+
+def _adapter(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    weights = load_file(folder / "final-primary" / "adapter_model.safetensors")
+    return {k: v.numpy().tobytes() for k, v in weights.items()}
