@@ -105,7 +105,9 @@ def run(cfg: RealLearningConfig | None = None, progress=print) -> dict:
     for (arm, s), r in zip(jobs, done, strict=True):
         progress(f"{arm} seed {s['seed']}: {_curve_text(r)}")
     results = searches + done
-    summary = report(cfg, results)
+    from .real_remeasure import remeasure
+
+    summary = report(cfg, results, remeasure(cfg, results, progress))
     Path(cfg.out, "learning.json").write_text(json.dumps(summary | {"runs": results}, default=str))
     return summary
 
@@ -224,9 +226,22 @@ def _curve_text(r: dict) -> str:
     return " -> ".join(f"{h['task_accuracy']:.3f}" for h in [r["baseline"], *r["history"]])
 
 
-def report(cfg: RealLearningConfig, runs: list[dict]) -> dict:
+def report(cfg: RealLearningConfig, runs: list[dict], remeasured: dict[str, list[dict]] | None = None) -> dict:
     """Accuracy and the probe per round per arm (over seeds), the paired targets; ``learning.md`` and
-    ``learning.png`` under ``cfg.out``."""
+    ``learning.png`` under ``cfg.out``. With ``remeasured`` (:func:`~tokentree_benchmarks.real_remeasure.remeasure`:
+    every round at the run's answer length), the summary is of those measurements and ``as_run`` holds the run's
+    own."""
+    from .real_remeasure import as_remeasured
+
+    as_run = _summary(cfg, runs)
+    summary = as_run if remeasured is None else \
+        _summary(cfg, [as_remeasured(r, remeasured[r["name"]]) for r in runs]) | {"as_run": as_run}
+    Path(cfg.out, "learning.md").write_text(markdown(summary))
+    plot(summary, Path(cfg.out) / "learning.png")
+    return summary
+
+
+def _summary(cfg: RealLearningConfig, runs: list[dict]) -> dict:
     from tokentree_env.stats import seeds_paired, t_interval, wilson
 
     by_arm: dict[str, list[dict]] = {}
@@ -261,12 +276,21 @@ def report(cfg: RealLearningConfig, runs: list[dict]) -> dict:
     summary = {"config": asdict(cfg), "arms": {k: {kk: vv for kk, vv in v.items() if kk != "final"}
                                                for k, v in arms.items()},
                "paired": paired, "probe": probe, "targets": targets}
-    Path(cfg.out, "learning.md").write_text(markdown(summary))
-    plot(summary, Path(cfg.out) / "learning.png")
     return summary
 
 
 def markdown(summary: dict) -> str:
+    """The tables; with ``as_run``, those at the run's answer length first, then the run's own measurements."""
+    if "as_run" not in summary:
+        return _tables(summary)
+    tokens = summary["config"]["loop"]["max_new_tokens"]
+    return (f"**At the run's answer length** ({tokens} new tokens; each round's saved primary measured again, "
+            "`benchmarks/real_remeasure.py`):\n\n" + _tables(summary)
+            + "\n**As the run measured** (48 new tokens, past the answer length: the base model is scored on what it "
+              "writes after its answer):\n\n" + _tables(summary["as_run"]))
+
+
+def _tables(summary: dict) -> str:
     arms = summary["arms"]
     rounds = len(next(iter(arms.values()))["accuracy"]) if arms else 0
     lines = [("The search arms ran alone (two self-play workers); the controls two at a time: their parity is on "
@@ -302,8 +326,10 @@ def plot(summary: dict, path: Path) -> None:
         xs = list(range(len(acc)))
         ax.plot(xs, [c["mean"] for c in acc], marker="o", color=COLOURS[arm], label=LABELS[arm])
         ax.fill_between(xs, [c["low"] for c in acc], [c["high"] for c in acc], color=COLOURS[arm], alpha=0.15)
-    ax.set(xlabel="training round (0: the start)", ylabel="held-out accuracy, own format (band: 95 % over seeds)",
-           title="SmolLM2 on the held-out task, by arm", ylim=(0, 1))
+    length = (f"{summary['config']['loop']['max_new_tokens']} new tokens" if "as_run" in summary
+              else "as the run measured")
+    ax.set(xlabel="training round (0: the start)", ylim=(0, 1), title="SmolLM2 on the held-out task, by arm",
+           ylabel=f"held-out accuracy, own format, {length} (band: 95 % over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

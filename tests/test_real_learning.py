@@ -45,6 +45,13 @@ def test_every_arm_of_every_seed_runs_matched_to_the_search_and_a_rerun_resumes(
             else:
                 spent = [h["weighted_tokens"] for h in r["history"]]
                 assert all(s >= b > 0 for s, b in zip(spent, search["weighted_tokens"], strict=True))
+    measured = tmp_path / "learning" / "runs" / "remeasured"  # every round's saved primary, measured again
+    for r in runs:
+        again = [json.loads((measured / f"{r['name']}-round{i + 1}.json").read_text()) for i in range(2)]
+        assert [m["task_correct"] for m in again] == [h["task_correct"] for h in r["history"]]
+        assert [m["general_accuracy"] for m in again] == [h["general_accuracy"] for h in r["history"]]
+        assert json.loads((measured / "start.json").read_text())["task_correct"] == r["baseline"]["task_correct"]
+    assert summary["arms"] == summary["as_run"]["arms"]  # the run measured at its answer length: nothing moves
     assert set(summary["paired"]) == {f"search - {a}" for a in ARMS[1:]}
     assert summary["targets"]["the search's probe within its start's interval"] == summary["probe"]["search"]["within"]
     assert (tmp_path / "learning" / "learning.png").stat().st_size > 0
@@ -211,3 +218,14 @@ def _adapter(folder: Path) -> dict:
 
     weights = load_file(folder / "final-primary" / "adapter_model.safetensors")
     return {k: v.numpy().tobytes() for k, v in weights.items()}
+
+
+def test_an_arm_without_a_saved_primary_for_each_round_cannot_be_measured_again(tmp_path):
+    from benchmarks.real_remeasure import checkpoints
+
+    record = {"name": "sft-greedy-seed0", "final_primary": str(tmp_path / "sft" / "final-primary"), "history": [{}, {}]}
+    (tmp_path / "sft" / "checkpoints" / "iter-0" / "primary").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="iter-1.*rerun it"):
+        checkpoints(record)
+    (tmp_path / "sft" / "checkpoints" / "iter-1" / "primary").mkdir(parents=True)
+    assert [p.parent.name for p in checkpoints(record)] == ["iter-0", "iter-1"]

@@ -265,3 +265,18 @@ def test_between_the_start_and_the_end_the_task_is_measured_on_a_fixed_slice(tmp
     run.run()
     sizes = [len(h["task_correct"]) for h in [run.state["baseline"], *run.state["history"]]]
     assert sizes == [10, 4, 10]
+
+
+def test_the_primary_is_measured_within_the_runs_answer_length(tmp_path):
+    """Held-out answers get the run's ``max_new_tokens``, as its episodes do: a model that runs on past its answer is
+    not scored on what it adds (the real learning run measured at 48 tokens answers it plays and trains at 24)."""
+    from agents.training.measure import greedy_results
+    from tokentree_env.models import load_model
+    from tokentree_env.tasks import builtin_task
+
+    run = TrainingRun(_tiny(tmp_path, max_new_tokens=5, eval_size=20))
+    lm = load_model("zoo:primary")
+    measured = run.evaluate(lm)["task_correct"]
+    heldout = builtin_task("chain3").problems("heldout")[:20]
+    assert measured == greedy_results(lm, "chain3", heldout, max_new_tokens=5)
+    assert measured != greedy_results(lm, "chain3", heldout, max_new_tokens=48)  # the length decides here

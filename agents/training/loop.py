@@ -351,17 +351,17 @@ class TrainingRun:
         """The primary on its own (greedy, no teachers, no search): held-out accuracy on the task and the
         general task (what is reported; ``task_correct`` holds each task problem's result, for paired tests), and
         validation accuracy on both (what auto-replay reads). Between the start and the last iteration the task is
-        measured on its first ``eval_between`` held-out problems when that is set (a fixed slice)."""
+        measured on its first ``eval_between`` held-out problems when that is set (a fixed slice). Answers get the
+        run's ``max_new_tokens``, as in its episodes (a longer budget scores a model that runs on by what it adds)."""
         from agents.training.measure import greedy_results
 
-        c = self.config
-        out = {}
+        c, out = self.config, {}
         for key, name in (("task", c.task), ("general", c.general_task)):
             task = self._load(name)
             size = c.eval_size if final or c.eval_between is None or key == "general" else c.eval_between
-            results = greedy_results(lm, task, task.problems("heldout")[:size])
+            results = greedy_results(lm, task, task.problems("heldout")[:size], max_new_tokens=c.max_new_tokens)
             out[f"{key}_accuracy"] = sum(results) / max(1, len(results))
-            validation = greedy_results(lm, task, self.validation_problems(name))
+            validation = greedy_results(lm, task, self.validation_problems(name), max_new_tokens=c.max_new_tokens)
             out[f"validation_{key}_accuracy"] = sum(validation) / max(1, len(validation))
             if key == "task":
                 out["task_correct"] = results
@@ -371,7 +371,8 @@ class TrainingRun:
         """The teachers' own greedy held-out accuracy on the task (the closing line compares the primary)."""
         from agents.training.measure import teacher_accuracies
 
-        accs = teacher_accuracies(self.config.teachers, self.task, self.config.eval_size)
+        c = self.config
+        accs = teacher_accuracies(c.teachers, self.task, c.eval_size, max_new_tokens=c.max_new_tokens)
         return {"accuracies": accs, "best": max(accs.values()) if accs else None}
 
     def _episode_metrics(self, records: list[dict]) -> dict:

@@ -34,10 +34,11 @@ def greedy_results(lm, task, problems: Sequence, *, max_new_tokens: int = 48) ->
     return out
 
 
-def teacher_accuracies(teachers: Sequence[str], task_name, n: int) -> dict[str, float]:
+def teacher_accuracies(teachers: Sequence[str], task_name, n: int, *, max_new_tokens: int = 48) -> dict[str, float]:
     """Each local teacher's greedy held-out accuracy on the first ``n`` held-out problems, answering as it does
-    in the env (its chat template, when it has one); remote teachers are skipped. Batched ``generate`` for every
-    model (no tree reads these answers, so nothing is decoded through a KV store to warm it)."""
+    in the env (its chat template, when it has one) in ``max_new_tokens``; remote teachers are skipped. Batched
+    ``generate`` for every model (no tree reads these answers, so nothing is decoded through a KV store to warm
+    it)."""
     from tokentree_env.tasks import load_task
     from tokentree_env.teachers import HFTeacher
 
@@ -47,6 +48,7 @@ def teacher_accuracies(teachers: Sequence[str], task_name, n: int) -> dict[str, 
     for spec in teachers:
         if spec.startswith("openai:"):
             continue
-        answers = HFTeacher(spec).answers([p.prompt for p in problems], max_new_tokens=48, warm_cache=False)
+        answers = HFTeacher(spec).answers([p.prompt for p in problems], max_new_tokens=max_new_tokens,
+                                                warm_cache=False)
         out[spec] = sum(task.verify(p, a) for p, a in zip(problems, answers, strict=True)) / max(1, len(problems))
     return out
