@@ -229,13 +229,16 @@ def _curve_text(r: dict) -> str:
 def report(cfg: RealLearningConfig, runs: list[dict], remeasured: dict[str, list[dict]] | None = None) -> dict:
     """Accuracy and the probe per round per arm (over seeds), the paired targets; ``learning.md`` and
     ``learning.png`` under ``cfg.out``. With ``remeasured`` (:func:`~tokentree_benchmarks.real_remeasure.remeasure`:
-    every round at the run's answer length), the summary is of those measurements and ``as_run`` holds the run's
-    own."""
-    from .real_remeasure import as_remeasured
+    every round at the run's answer length), the summary is of those measurements, and ``as_run`` holds the run's own
+    measurements of the arm-runs it measured at another length (their curves only: they are not every seed)."""
+    from .real_remeasure import as_remeasured, measured_at_length
 
-    as_run = _summary(cfg, runs)
-    summary = as_run if remeasured is None else \
-        _summary(cfg, [as_remeasured(r, remeasured[r["name"]]) for r in runs]) | {"as_run": as_run}
+    if remeasured is None:
+        summary = _summary(cfg, runs)
+    else:
+        other = [r for r in runs if not measured_at_length(r, cfg.loop["max_new_tokens"])]
+        summary = _summary(cfg, [as_remeasured(r, remeasured[r["name"]]) for r in runs]) | (
+            {"as_run": _summary(cfg, other)} if other else {})
     Path(cfg.out, "learning.md").write_text(markdown(summary))
     plot(summary, Path(cfg.out) / "learning.png")
     return summary
@@ -284,25 +287,28 @@ def markdown(summary: dict) -> str:
     if "as_run" not in summary:
         return _tables(summary)
     tokens = summary["config"]["loop"]["max_new_tokens"]
-    return (f"**At the run's answer length** ({tokens} new tokens; each round's saved primary measured again, "
-            "`benchmarks/real_remeasure.py`):\n\n" + _tables(summary)
-            + "\n**As the run measured** (48 new tokens, past the answer length: the base model is scored on what it "
-              "writes after its answer):\n\n" + _tables(summary["as_run"]))
+    return (f"**At the run's answer length** ({tokens} new tokens; arm-runs the run measured at 48 measured again from "
+            "each round's saved primary, `benchmarks/real_remeasure.py`):\n\n" + _tables(summary)
+            + "\n**As the run measured them** (48 new tokens, past the answer length: SmolLM2 is scored on what it "
+              "writes after its answer), the arm-runs it measured so:\n\n" + _tables(summary["as_run"], full=False))
 
 
-def _tables(summary: dict) -> str:
+def _tables(summary: dict, full: bool = True) -> str:
+    """The accuracy table; with ``full``, the comparisons and targets too."""
     arms = summary["arms"]
     rounds = len(next(iter(arms.values()))["accuracy"]) if arms else 0
     lines = [("The search arms ran alone (two self-play workers); the controls two at a time: their parity is on "
               "weighted tokens, which running beside another arm does not change, so wall times differ in kind."), "",
-             "| arm | " + " | ".join(["start", *(f"round {i}" for i in range(1, rounds))])
-             + " | probe, every round | weighted tokens | wall s | peak GB |", "|---|" + "---|" * (rounds + 4)]
+             "| arm | seeds | " + " | ".join(["start", *(f"round {i}" for i in range(1, rounds))])
+             + " | probe, every round | weighted tokens | wall s | peak GB |", "|---|---|" + "---|" * (rounds + 4)]
     for arm in (a for a in ARMS if a in arms):
         a = arms[arm]
-        lines.append(f"| {LABELS[arm]} | " + " | ".join(
+        lines.append(f"| {LABELS[arm]} | {len(a['per_seed'])} | " + " | ".join(
             f"{c['mean']:.3f} [{c['low']:.3f}, {c['high']:.3f}]" for c in a["accuracy"])
             + " | " + " -> ".join(f"{p['mean']:.3f}" for p in a["probe"]) + f" | {a['weighted_tokens']['mean']:,.0f}"
             f" | {a['wall_seconds']['mean']:.0f} | {a['peak_memory_gb']:.1f} |")
+    if not full:
+        return "\n".join(lines) + "\n"
     lines += ["", "| comparison (last round) | difference | bootstrap over problems | t over seeds | shown |",
               "|---|---|---|---|---|"]
     for name, p in summary["paired"].items():

@@ -7,7 +7,9 @@ calibration measured 0.260. The evaluation is a pure measurement (no arm's data 
 every round), so measuring each round's saved primary again gives what the run would have reported at 24 tokens.
 
 The start is measured once: every arm of every seed starts from the same model (a fresh LoRA adapter adds exactly 0).
-Each measurement is written to ``runs/remeasured/`` when it is done, so a stopped pass goes on where it stopped.
+Each measurement is written to ``runs/remeasured/`` when it is done, so a stopped pass goes on where it stopped. Arms
+the run measured at its length (``max_new_tokens`` in their records: the loop's evaluation since it took the run's
+length) keep their own measurements.
 """
 
 from __future__ import annotations
@@ -33,25 +35,38 @@ def checkpoints(record: dict) -> list[Path]:
     return paths
 
 
-def remeasure(cfg, records: list[dict], progress=print) -> dict[str, list[dict]]:
-    """Each record's start and rounds measured at ``cfg.loop["max_new_tokens"]``: per arm-run name, a list (start,
-    round 1, ...) of ``task_accuracy``, ``task_correct`` and ``general_accuracy``."""
+OLD_LENGTH = 48
+"""What the loop measured at before it took the run's length (a record without ``max_new_tokens``)."""
+
+
+def measured_at_length(record: dict, tokens: int) -> bool:
+    """Whether the run measured every round of ``record`` at ``tokens`` new tokens."""
+    return all(h.get("max_new_tokens", OLD_LENGTH) == tokens for h in [record["baseline"], *record["history"]])
+
+
+def remeasure(cfg, records: list[dict], progress=print, force: bool = False) -> dict[str, list[dict]]:
+    """The start and rounds of each record measured at ``cfg.loop["max_new_tokens"]``, again from its saved primaries
+    where the run measured it at another length (every record with ``force``): per arm-run name, a list (start,
+    round 1, ...) of ``task_accuracy``, ``task_correct`` and ``general_accuracy``. A record the run measured at the
+    length keeps its own (measuring it again gives the same: tested)."""
     out = Path(cfg.out) / "runs" / "remeasured"
-    out.mkdir(parents=True, exist_ok=True)
-    primary = cfg.models["primary"]
-    jobs = {START: (primary, out / f"{START}.json")}
-    for r in records:
+    tokens = cfg.loop["max_new_tokens"]
+    again = [r for r in records if force or not measured_at_length(r, tokens)]
+    jobs = {START: (cfg.models["primary"], out / f"{START}.json")} if again else {}
+    for r in again:
         for i, path in enumerate(checkpoints(r)):
             jobs[f"{r['name']}-round{i + 1}"] = (str(path), out / f"{r['name']}-round{i + 1}.json")
     todo = [(cfg, spec, str(file)) for spec, file in jobs.values() if not file.exists()]
     if todo:
-        progress(f"measuring {len(todo)} saved primaries again at {cfg.loop['max_new_tokens']} new tokens")
+        out.mkdir(parents=True, exist_ok=True)
+        progress(f"measuring {len(todo)} saved primaries again at {tokens} new tokens")
         with ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
             for _ in pool.map(_measure, todo):
                 pass
     read = {key: json.loads(file.read_text()) for key, (_, file) in jobs.items()}
-    return {r["name"]: [read[START], *(read[f"{r['name']}-round{i + 1}"] for i in range(len(r["history"])))]
-            for r in records}
+    own = {r["name"]: [r["baseline"], *r["history"]] for r in records if r not in again}
+    return own | {r["name"]: [read[START], *(read[f"{r['name']}-round{i + 1}"] for i in range(len(r["history"])))]
+                  for r in again}
 
 
 def _measure(job) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from agents.compute import weighted_tokens
-from benchmarks.real_learning import ARMS, RealLearningConfig, _recover_killed, run
+from benchmarks.real_learning import ARMS, RealLearningConfig, _recover_killed, report, run
+from benchmarks.real_remeasure import remeasure
 
 TINY = {"iterations": 2, "prompts_per_iteration": 3, "repeats": 1, "lora": False, "max_new_tokens": 16,
         "eval_size": 10, "epochs": 1, "learning_rate": 2e-3, "validation_size": 10, "selfplay_batch": 2,
@@ -45,19 +46,27 @@ def test_every_arm_of_every_seed_runs_matched_to_the_search_and_a_rerun_resumes(
             else:
                 spent = [h["weighted_tokens"] for h in r["history"]]
                 assert all(s >= b > 0 for s, b in zip(spent, search["weighted_tokens"], strict=True))
-    measured = tmp_path / "learning" / "runs" / "remeasured"  # every round's saved primary, measured again
+    assert "as_run" not in summary  # the run measured every arm at its answer length: nothing to measure again
+    again = remeasure(cfg, runs, progress=lambda _: None, force=True)  # every round's saved primary, measured again
     for r in runs:
-        again = [json.loads((measured / f"{r['name']}-round{i + 1}.json").read_text()) for i in range(2)]
-        assert [m["task_correct"] for m in again] == [h["task_correct"] for h in r["history"]]
-        assert [m["general_accuracy"] for m in again] == [h["general_accuracy"] for h in r["history"]]
-        assert json.loads((measured / "start.json").read_text())["task_correct"] == r["baseline"]["task_correct"]
-    assert summary["arms"] == summary["as_run"]["arms"]  # the run measured at its answer length: nothing moves
+        rounds = [r["baseline"], *r["history"]]
+        assert [m["task_correct"] for m in again[r["name"]]] == [h["task_correct"] for h in rounds]
+        assert [m["general_accuracy"] for m in again[r["name"]]] == [h["general_accuracy"] for h in rounds]
+    old = [r | {"baseline": _at_48(r["baseline"]), "history": [_at_48(h) for h in r["history"]]} if r["seed"] == 1
+           else r for r in runs]  # seed 1 as if measured before the loop took the run's length
+    mixed = report(cfg, old, remeasure(cfg, old, progress=lambda _: None))
+    assert mixed["arms"] == summary["arms"] and {a: len(v["per_seed"]) for a, v in mixed["as_run"]["arms"].items()} \
+        == dict.fromkeys(ARMS, 1)
     assert set(summary["paired"]) == {f"search - {a}" for a in ARMS[1:]}
     assert summary["targets"]["the search's probe within its start's interval"] == summary["probe"]["search"]["within"]
     assert (tmp_path / "learning" / "learning.png").stat().st_size > 0
     saved = {p.name: p.stat().st_mtime for p in (tmp_path / "learning" / "runs").glob("*.json")}
     run(cfg, progress=lambda _: None)
     assert {p.name: p.stat().st_mtime for p in (tmp_path / "learning" / "runs").glob("*.json")} == saved
+
+
+def _at_48(measurement: dict) -> dict:
+    return {k: v for k, v in measurement.items() if k != "max_new_tokens"}
 
 
 def _rounds(tmp_path, r) -> list[list[dict]]:

@@ -365,7 +365,7 @@ class TrainingRun:
             out[f"validation_{key}_accuracy"] = sum(validation) / max(1, len(validation))
             if key == "task":
                 out["task_correct"] = results
-        return out
+        return out | {"max_new_tokens": c.max_new_tokens}
 
     def _teacher_reference(self) -> dict:
         """The teachers' own greedy held-out accuracy on the task (the closing line compares the primary)."""
