@@ -280,3 +280,27 @@ def test_the_primary_is_measured_within_the_runs_answer_length(tmp_path):
     heldout = builtin_task("chain3").problems("heldout")[:20]
     assert measured == greedy_results(lm, "chain3", heldout, max_new_tokens=5)
     assert measured != greedy_results(lm, "chain3", heldout, max_new_tokens=48)  # the length decides here
+
+
+def test_an_answer_after_a_prompt_longer_than_128_tokens_is_learned(tmp_path):
+    """SFT rows are never cut: a chat-format prompt with worked examples runs past 128 tokens, and a row cut there
+    keeps only its prompt, so its answer would teach nothing (the real learning run trained on nothing but replay)."""
+    from agents.training.checkpoint import load_primary
+
+    run = TrainingRun(_tiny(tmp_path, replay="off", ewc=0.0, epochs=10, learning_rate=1e-2))
+    lm = load_primary("zoo:primary", lora=False)
+    prompt = lm.tokenizer("12+35+20=" * 20 + "1+2=")["input_ids"]
+    answer = lm.tokenizer("3")["input_ids"]
+    assert len(prompt) > 128 and len(prompt) + len(answer) < lm.model.config.max_position_embeddings
+    record = {"prompt": "long", "prompt_ids": prompt, "tokens": answer, "completion": "3", "hard_reward": 1.0,
+              "episode_return": 1.0}
+
+    def answer_logprob() -> float:
+        ids = torch.tensor([prompt + answer])
+        with torch.no_grad():
+            logits = lm.model(input_ids=ids).logits[0, len(prompt) - 1:-1]
+        return float(torch.log_softmax(logits, -1).gather(1, torch.tensor(answer)[:, None]).sum())
+
+    before = answer_logprob()
+    run.train_round(lm, [record])
+    assert answer_logprob() > before + 1.0

@@ -3,7 +3,9 @@
 A signal turns the episode buffer into rows of its own format, builds general-task **replay** rows in
 the same format, and trains the primary with a TRL trainer that carries the round's guards (EWC / SI
 penalties in its loss, SI's callback). The loop builds every signal's data before any trains, so
-replay targets that read the primary (distillation) see the pre-round model.
+replay targets that read the primary (distillation) see the pre-round model. Rows are never truncated: a row cut
+to a length keeps its prompt's beginning and loses its answer, which then teaches nothing (a chat-format prompt
+with worked examples is longer than the 128 tokens the SFT and DPO rows were once cut to).
 
 | name | rows | trainer | replay rows |
 |---|---|---|---|
@@ -138,7 +140,7 @@ class SFTSignal(Signal):
         from agents.training.trainers import TreeSFTTrainer
 
         r = self.inputs
-        return TreeSFTTrainer(model=r.model, args=SFTConfig(max_length=128, completion_only_loss=True, **self.args()),
+        return TreeSFTTrainer(model=r.model, args=SFTConfig(max_length=None, completion_only_loss=True, **self.args()),
                               train_dataset=data, processing_class=r.tokenizer, **self.guarded())
 
 
@@ -164,7 +166,7 @@ class DPOSignal(Signal):
         from agents.training.trainers import TreeDPOTrainer
 
         r = self.inputs
-        return TreeDPOTrainer(model=r.model, args=DPOConfig(max_length=128, **self.args()), train_dataset=data,
+        return TreeDPOTrainer(model=r.model, args=DPOConfig(max_length=None, **self.args()), train_dataset=data,
                               processing_class=r.tokenizer, **self.guarded())
 
 
@@ -191,7 +193,7 @@ class DistillSignal(Signal):
         from agents.training.trainers import VisitDistillationTrainer
 
         r = self.inputs
-        return VisitDistillationTrainer(model=r.model, args=SFTConfig(**self.args()), train_dataset=data,
+        return VisitDistillationTrainer(model=r.model, args=SFTConfig(max_length=None, **self.args()), train_dataset=data,
                                         processing_class=r.tokenizer, **self.guarded())
 
 
