@@ -105,9 +105,7 @@ def run(cfg: RealLearningConfig | None = None, progress=print) -> dict:
     for (arm, s), r in zip(jobs, done, strict=True):
         progress(f"{arm} seed {s['seed']}: {_curve_text(r)}")
     results = searches + done
-    from .real_remeasure import remeasure
-
-    summary = report(cfg, results, remeasure(cfg, results, progress))
+    summary = report(cfg, results)
     Path(cfg.out, "learning.json").write_text(json.dumps(summary | {"runs": results}, default=str))
     return summary
 
@@ -226,25 +224,9 @@ def _curve_text(r: dict) -> str:
     return " -> ".join(f"{h['task_accuracy']:.3f}" for h in [r["baseline"], *r["history"]])
 
 
-def report(cfg: RealLearningConfig, runs: list[dict], remeasured: dict[str, list[dict]] | None = None) -> dict:
+def report(cfg: RealLearningConfig, runs: list[dict]) -> dict:
     """Accuracy and the probe per round per arm (over seeds), the paired targets; ``learning.md`` and
-    ``learning.png`` under ``cfg.out``. With ``remeasured`` (:func:`~tokentree_benchmarks.real_remeasure.remeasure`:
-    every round at the run's answer length), the summary is of those measurements, and ``as_run`` holds the run's own
-    measurements of the arm-runs it measured at another length (their curves only: they are not every seed)."""
-    from .real_remeasure import as_remeasured, measured_at_length
-
-    if remeasured is None:
-        summary = _summary(cfg, runs)
-    else:
-        other = [r for r in runs if not measured_at_length(r, cfg.loop["max_new_tokens"])]
-        summary = _summary(cfg, [as_remeasured(r, remeasured[r["name"]]) for r in runs]) | (
-            {"as_run": _summary(cfg, other)} if other else {})
-    Path(cfg.out, "learning.md").write_text(markdown(summary))
-    plot(summary, Path(cfg.out) / "learning.png")
-    return summary
-
-
-def _summary(cfg: RealLearningConfig, runs: list[dict]) -> dict:
+    ``learning.png`` under ``cfg.out``."""
     from tokentree_env.stats import seeds_paired, t_interval, wilson
 
     by_arm: dict[str, list[dict]] = {}
@@ -279,36 +261,24 @@ def _summary(cfg: RealLearningConfig, runs: list[dict]) -> dict:
     summary = {"config": asdict(cfg), "arms": {k: {kk: vv for kk, vv in v.items() if kk != "final"}
                                                for k, v in arms.items()},
                "paired": paired, "probe": probe, "targets": targets}
+    Path(cfg.out, "learning.md").write_text(markdown(summary))
+    plot(summary, Path(cfg.out) / "learning.png")
     return summary
 
 
 def markdown(summary: dict) -> str:
-    """The tables; with ``as_run``, those at the run's answer length first, then the run's own measurements."""
-    if "as_run" not in summary:
-        return _tables(summary)
-    tokens = summary["config"]["loop"]["max_new_tokens"]
-    return (f"**At the run's answer length** ({tokens} new tokens; arm-runs the run measured at 48 measured again from "
-            "each round's saved primary, `benchmarks/real_remeasure.py`):\n\n" + _tables(summary)
-            + "\n**As the run measured them** (48 new tokens, past the answer length: SmolLM2 is scored on what it "
-              "writes after its answer), the arm-runs it measured so:\n\n" + _tables(summary["as_run"], full=False))
-
-
-def _tables(summary: dict, full: bool = True) -> str:
-    """The accuracy table; with ``full``, the comparisons and targets too."""
     arms = summary["arms"]
     rounds = len(next(iter(arms.values()))["accuracy"]) if arms else 0
     lines = [("The search arms ran alone (two self-play workers); the controls two at a time: their parity is on "
               "weighted tokens, which running beside another arm does not change, so wall times differ in kind."), "",
-             "| arm | seeds | " + " | ".join(["start", *(f"round {i}" for i in range(1, rounds))])
-             + " | probe, every round | weighted tokens | wall s | peak GB |", "|---|---|" + "---|" * (rounds + 4)]
+             "| arm | " + " | ".join(["start", *(f"round {i}" for i in range(1, rounds))])
+             + " | probe, every round | weighted tokens | wall s | peak GB |", "|---|" + "---|" * (rounds + 4)]
     for arm in (a for a in ARMS if a in arms):
         a = arms[arm]
-        lines.append(f"| {LABELS[arm]} | {len(a['per_seed'])} | " + " | ".join(
+        lines.append(f"| {LABELS[arm]} | " + " | ".join(
             f"{c['mean']:.3f} [{c['low']:.3f}, {c['high']:.3f}]" for c in a["accuracy"])
             + " | " + " -> ".join(f"{p['mean']:.3f}" for p in a["probe"]) + f" | {a['weighted_tokens']['mean']:,.0f}"
             f" | {a['wall_seconds']['mean']:.0f} | {a['peak_memory_gb']:.1f} |")
-    if not full:
-        return "\n".join(lines) + "\n"
     lines += ["", "| comparison (last round) | difference | bootstrap over problems | t over seeds | shown |",
               "|---|---|---|---|---|"]
     for name, p in summary["paired"].items():
@@ -332,10 +302,8 @@ def plot(summary: dict, path: Path) -> None:
         xs = list(range(len(acc)))
         ax.plot(xs, [c["mean"] for c in acc], marker="o", color=COLOURS[arm], label=LABELS[arm])
         ax.fill_between(xs, [c["low"] for c in acc], [c["high"] for c in acc], color=COLOURS[arm], alpha=0.15)
-    length = (f"{summary['config']['loop']['max_new_tokens']} new tokens" if "as_run" in summary
-              else "as the run measured")
-    ax.set(xlabel="training round (0: the start)", ylim=(0, 1), title="SmolLM2 on the held-out task, by arm",
-           ylabel=f"held-out accuracy, own format, {length} (band: 95 % over seeds)")
+    ax.set(xlabel="training round (0: the start)", ylabel="held-out accuracy, own format (band: 95 % over seeds)",
+           title="SmolLM2 on the held-out task, by arm", ylim=(0, 1))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from agents.compute import weighted_tokens
-from benchmarks.real_learning import ARMS, RealLearningConfig, _recover_killed, report, run
-from benchmarks.real_remeasure import remeasure
+from benchmarks.real_learning import ARMS, RealLearningConfig, _recover_killed, run
 
 TINY = {"iterations": 2, "prompts_per_iteration": 3, "repeats": 1, "lora": False, "max_new_tokens": 16,
         "eval_size": 10, "epochs": 1, "learning_rate": 2e-3, "validation_size": 10, "selfplay_batch": 2,
@@ -46,27 +45,12 @@ def test_every_arm_of_every_seed_runs_matched_to_the_search_and_a_rerun_resumes(
             else:
                 spent = [h["weighted_tokens"] for h in r["history"]]
                 assert all(s >= b > 0 for s, b in zip(spent, search["weighted_tokens"], strict=True))
-    assert "as_run" not in summary  # the run measured every arm at its answer length: nothing to measure again
-    again = remeasure(cfg, runs, progress=lambda _: None, force=True)  # every round's saved primary, measured again
-    for r in runs:
-        rounds = [r["baseline"], *r["history"]]
-        assert [m["task_correct"] for m in again[r["name"]]] == [h["task_correct"] for h in rounds]
-        assert [m["general_accuracy"] for m in again[r["name"]]] == [h["general_accuracy"] for h in rounds]
-    old = [r | {"baseline": _at_48(r["baseline"]), "history": [_at_48(h) for h in r["history"]]} if r["seed"] == 1
-           else r for r in runs]  # seed 1 as if measured before the loop took the run's length
-    mixed = report(cfg, old, remeasure(cfg, old, progress=lambda _: None))
-    assert mixed["arms"] == summary["arms"] and {a: len(v["per_seed"]) for a, v in mixed["as_run"]["arms"].items()} \
-        == dict.fromkeys(ARMS, 1)
     assert set(summary["paired"]) == {f"search - {a}" for a in ARMS[1:]}
     assert summary["targets"]["the search's probe within its start's interval"] == summary["probe"]["search"]["within"]
     assert (tmp_path / "learning" / "learning.png").stat().st_size > 0
     saved = {p.name: p.stat().st_mtime for p in (tmp_path / "learning" / "runs").glob("*.json")}
     run(cfg, progress=lambda _: None)
     assert {p.name: p.stat().st_mtime for p in (tmp_path / "learning" / "runs").glob("*.json")} == saved
-
-
-def _at_48(measurement: dict) -> dict:
-    return {k: v for k, v in measurement.items() if k != "max_new_tokens"}
 
 
 def _rounds(tmp_path, r) -> list[list[dict]]:
@@ -227,14 +211,3 @@ def _adapter(folder: Path) -> dict:
 
     weights = load_file(folder / "final-primary" / "adapter_model.safetensors")
     return {k: v.numpy().tobytes() for k, v in weights.items()}
-
-
-def test_an_arm_without_a_saved_primary_for_each_round_cannot_be_measured_again(tmp_path):
-    from benchmarks.real_remeasure import checkpoints
-
-    record = {"name": "sft-greedy-seed0", "final_primary": str(tmp_path / "sft" / "final-primary"), "history": [{}, {}]}
-    (tmp_path / "sft" / "checkpoints" / "iter-0" / "primary").mkdir(parents=True)
-    with pytest.raises(FileNotFoundError, match="iter-1.*rerun it"):
-        checkpoints(record)
-    (tmp_path / "sft" / "checkpoints" / "iter-1" / "primary").mkdir(parents=True)
-    assert [p.parent.name for p in checkpoints(record)] == ["iter-0", "iter-1"]
