@@ -169,20 +169,28 @@ def _cpu_pilot(cfg: LearningConfig, spec: str) -> float:
 
 
 # -- the search arm -----------------------------------------------------------------------------------
+def arm_config(cfg: LearningConfig, folder: Path, seed: int, spec: str | None = None, overrides: dict | None = None):
+    """The ``TrainConfig`` of an arm that trains in ``folder``: the benchmark's trainer and loop, self-play by ``spec``
+    (every arm's, and the learnability checks' that must train as the arms do)."""
+    from agents.training import TrainConfig
+
+    return TrainConfig(output_dir=str(folder), seed=seed, workers=cfg.workers, planner_verifier=True, agent=spec,
+                       **(cfg.train_kwargs() | cfg.loop | (overrides or {})))
+
+
 def search_arm(cfg: LearningConfig, seed: int, overrides: dict | None = None, name: str | None = None,
                spec: str | None = None) -> dict:
     """One training run with self-play by ``spec`` (default: MCTS as the loop configures it), resumed if it was
     stopped; its state and costs."""
     _quiet()
-    from agents.training import TrainConfig, TrainingRun
+    from agents.training import TrainingRun
 
     name = name or f"search-seed{seed}"
     done = Path(cfg.out) / "runs" / f"{name}.json"
     if (saved := _saved(done)) is not None:
         return saved
     folder = Path(cfg.out) / "runs" / name
-    config = TrainConfig(output_dir=str(folder), seed=seed, workers=cfg.workers, planner_verifier=True, agent=spec,
-                         **(cfg.train_kwargs() | cfg.loop | (overrides or {})))
+    config = arm_config(cfg, folder, seed, spec, overrides)
     started = time.perf_counter()
     resume = (folder / "state.json").exists()
     run = TrainingRun.from_output_dir(folder, console=quiet_console()) if resume else TrainingRun(config, console=quiet_console())

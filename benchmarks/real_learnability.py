@@ -24,7 +24,7 @@ import argparse
 import json
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 
@@ -45,13 +45,14 @@ def check(cfg: RealCheckConfig | None = None, progress=print) -> dict:
     """Run the check; write ``check.json`` and ``check.md`` under ``cfg.out``; return the result."""
     import torch
 
-    from agents.training import TrainConfig, TrainingRun
+    from agents.training import TrainingRun
     from agents.training.checkpoint import load_primary
     from agents.training.measure import greedy_results
     from tokentree_env.stats import paired_bootstrap
     from tokentree_env.tasks import load_task
 
     from .config import machine, quiet_console
+    from .learning_arms import arm_config
     from .real_learning import RealLearningConfig, learning_config
 
     cfg = cfg or RealCheckConfig()
@@ -59,8 +60,7 @@ def check(cfg: RealCheckConfig | None = None, progress=print) -> dict:
     started, real = time.perf_counter(), RealLearningConfig()
     learning = learning_config(real)
     out = Path(cfg.out)
-    config = TrainConfig(output_dir=str(out / "run"), seed=cfg.seed, workers=1, planner_verifier=True,
-                         agent=real.search, **(learning.train_kwargs() | real.loop))
+    config = arm_config(replace(learning, workers=1), out / "run", cfg.seed, real.search)
     run = TrainingRun(config, console=quiet_console())
     task, probe = load_task(config.task), load_task(config.general_task)
     excluded = {p.prompt for p in run.validation_problems(config.task)}
