@@ -98,3 +98,20 @@ def test_the_judge_reads_a_batch_whole_even_when_its_cache_holds_less_than_one_a
     answers = ["47-12=35+85=120-30=90+19=109.", "47-12=35+85=120-30=91+19=110."]
     read = judge.verdicts([PROMPTS[0]] * 2, answers)
     np.testing.assert_allclose(read, likelihood_verdicts(judge.teacher.lm, [PROMPTS[0]] * 2, answers), rtol=1e-5)
+
+
+def test_the_writers_rollouts_play_the_same_episodes_for_the_same_seed_in_lockstep_or_one_at_a_time():
+    """The fast rollout policy on: a seed fixes every episode, token for token and visit for visit, whichever
+    episodes share its batch (the root noise makes the seed matter: another seed visits otherwise)."""
+    config = MCTSConfig(num_simulations=2, rollout="writer", dirichlet_fraction=0.25)
+    together, again = _play(_env(), config), _play(_env(), config)
+    alone = [next(play_lockstep(_env(), [MCTSAgent(config)], [(i, p, [0])], seed=seed, iteration=0))
+             for seed in (0, 1) for i, p in enumerate(PROMPTS)]
+    alone, other_seed = alone[:len(PROMPTS)], alone[len(PROMPTS):]
+
+    def visits(records):
+        return [[s["visits"] for s in r["records"]] for r in records]
+
+    assert [r["tokens"] for r in together] == [r["tokens"] for r in again] == [r["tokens"] for r in alone]
+    assert visits(together) == visits(again) == visits(alone)
+    assert visits(other_seed) != visits(alone)
